@@ -1,0 +1,288 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Queue names the worker can serve. `@jobfleet/contracts` owns the queue definitions; this list
+ * is repeated here only because config depends on nothing of ours (a test keeps them equal).
+ */
+const WORKER_QUEUES = ['calendar-sync'] as const;
+export type QueueName = (typeof WORKER_QUEUES)[number];
+
+/** Development defaults. Production refuses to start while any of them is in use. */
+export const DEV_TENANT_ID = 'dev';
+export const DEV_API_KEY = 'jf_dev_local_only_key';
+export const DEV_ADMIN_PASSWORD = 'admin';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly issues: readonly string[],
+  ) {
+    super(`${message}:\n  - ${issues.join('\n  - ')}`);
+  }
+}
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number) => z.coerce.number().int().min(min);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const envSchema = z.object({
+  // development | test | production; production turns on the safety checks below.
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  // pino level.
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Name used in logs and metrics (service label).
+  SERVICE_NAME: z.string().min(1).default('jobfleet'),
+
+  // Redis for queues, rate limits and caches. Unset: the standalone start finds or starts one.
+  REDIS_URL: optionalString,
+  // Key prefix for every BullMQ key; hash-tag it (e.g. {jobfleet}) on Redis Cluster.
+  QUEUE_PREFIX: z.string().min(1).default('jobfleet'),
+
+  // Postgres connection string. Unset: embedded PGlite under DATA_DIR (development only).
+  DATABASE_URL: optionalString,
+  // Maximum connections in the pg pool of one process.
+  DATABASE_POOL_MAX: int(1).default(10),
+  // Where embedded data (PGlite, a locally started Redis) lives.
+  DATA_DIR: z.string().min(1).default('./.data'),
+
+  // HTTP listen address of the API.
+  API_HOST: z.string().min(1).default('0.0.0.0'),
+  API_PORT: int(0).max(65535).default(3000),
+  // Largest accepted request body, bytes.
+  API_BODY_LIMIT_BYTES: int(1024).default(256 * 1024),
+  // Basic-auth user and password for /admin/queues (Bull Board); an admin-scoped API key also works.
+  ADMIN_USER: z.string().min(1).default('admin'),
+  ADMIN_PASSWORD: optionalString,
+  // Timeout for each dependency ping in /health/ready.
+  READY_TIMEOUT_MS: int(50).default(1000),
+
+  // Seed a development tenant with a well-known API key (never in production).
+  DEV_TENANT_ENABLED: bool.optional(),
+  DEV_API_KEY: z.string().min(16).default(DEV_API_KEY),
+
+  // How long an Idempotency-Key is remembered.
+  IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
+
+  // Job retention in Redis (Postgres keeps the history): age in seconds and count, per state.
+  JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS: int(0).default(3600),
+  JOBS_REMOVE_ON_COMPLETE_COUNT: int(0).default(10_000),
+  JOBS_REMOVE_ON_FAIL_AGE_SECONDS: int(0).default(7 * 24 * 3600),
+  JOBS_REMOVE_ON_FAIL_COUNT: int(0).default(50_000),
+  // Base delay of the exponential backoff between attempts.
+  JOBS_BACKOFF_DELAY_MS: int(0).default(1000),
+
+  // Comma-separated queues this worker process serves; default all.
+  QUEUES: optionalString,
+  // Identity of this worker in logs and lock audit rows.
+  WORKER_ID: optionalString,
+  HOSTNAME: optionalString,
+  // SIGTERM: time active jobs get to finish before the worker closes hard.
+  SHUTDOWN_TIMEOUT_MS: int(0).default(25_000),
+  // Defaults for every queue; <QUEUE>_CONCURRENCY etc. (e.g. CALENDAR_SYNC_CONCURRENCY) override per queue.
+  WORKER_CONCURRENCY: int(1).default(10),
+  WORKER_LOCK_DURATION_MS: int(1000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: int(1000).default(30_000),
+  WORKER_MAX_STALLED_COUNT: int(0).default(2),
+  WORKER_ATTEMPTS: int(1).default(8),
+
+  // sandbox: fake Google Calendar in-process; live: the configured endpoints.
+  CONNECTORS_MODE: z.enum(['sandbox', 'live']).optional(),
+  // Google Calendar API root (the googleapis rootUrl).
+  GOOGLE_CALENDAR_ROOT_URL: z.url().default('https://www.googleapis.com/'),
+  // service-account (key file, JWT exchanged at GOOGLE_TOKEN_URL) or access-token (static bearer).
+  GOOGLE_AUTH_MODE: z.enum(['service-account', 'access-token']).default('access-token'),
+  GOOGLE_SERVICE_ACCOUNT_KEY_FILE: optionalString,
+  GOOGLE_TOKEN_URL: z.url().default('https://oauth2.googleapis.com/token'),
+  GOOGLE_ACCESS_TOKEN: optionalString,
+  // Per-request timeout for Calendar calls.
+  GOOGLE_TIMEOUT_MS: int(100).default(15_000),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+export interface WorkerQueueSettings {
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+  attempts: number;
+}
+
+export type CalendarAuth =
+  | { kind: 'service-account'; keyFile: string; tokenUrl: string }
+  | { kind: 'access-token'; token: string };
+
+export interface Config {
+  nodeEnv: Env['NODE_ENV'];
+  serviceName: string;
+  logLevel: Env['LOG_LEVEL'];
+  redis: { url: string | undefined; prefix: string };
+  database: { url: string | undefined; poolMax: number; dataDir: string };
+  api: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    adminUser: string;
+    adminPassword: string;
+    readyTimeoutMs: number;
+  };
+  devTenant: { enabled: boolean; tenantId: string; apiKey: string };
+  idempotency: { ttlSeconds: number };
+  jobs: {
+    removeOnComplete: { age: number; count: number };
+    removeOnFail: { age: number; count: number };
+    backoffDelayMs: number;
+  };
+  worker: {
+    id: string;
+    queues: readonly QueueName[];
+    shutdownTimeoutMs: number;
+    perQueue: Readonly<Record<QueueName, WorkerQueueSettings>>;
+  };
+  connectors: { mode: 'sandbox' | 'live' };
+  calendar: { rootUrl: string; auth: CalendarAuth; timeoutMs: number };
+}
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+function queueEnvPrefix(queue: QueueName): string {
+  return queue.toUpperCase().replace(/-/g, '_');
+}
+
+function perQueueSettings(env: Env, source: Source, issues: string[]): Record<QueueName, WorkerQueueSettings> {
+  const overrides = z.object({
+    CONCURRENCY: int(1).optional(),
+    LOCK_DURATION_MS: int(1000).optional(),
+    STALLED_INTERVAL_MS: int(1000).optional(),
+    MAX_STALLED_COUNT: int(0).optional(),
+    ATTEMPTS: int(1).optional(),
+  });
+  const entries = WORKER_QUEUES.map((queue) => {
+    const prefix = queueEnvPrefix(queue);
+    const raw = Object.fromEntries(
+      Object.keys(overrides.shape).map((k) => [k, source[`${prefix}_${k}`] || undefined]),
+    );
+    const parsed = overrides.safeParse(raw);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) issues.push(`${prefix}_${issue.path.join('.')}: ${issue.message}`);
+    }
+    const o = parsed.success ? parsed.data : {};
+    const settings: WorkerQueueSettings = {
+      concurrency: o.CONCURRENCY ?? env.WORKER_CONCURRENCY,
+      lockDurationMs: o.LOCK_DURATION_MS ?? env.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: o.STALLED_INTERVAL_MS ?? env.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: o.MAX_STALLED_COUNT ?? env.WORKER_MAX_STALLED_COUNT,
+      attempts: o.ATTEMPTS ?? env.WORKER_ATTEMPTS,
+    };
+    return [queue, settings] as const;
+  });
+  return Object.fromEntries(entries) as Record<QueueName, WorkerQueueSettings>;
+}
+
+function parseQueues(raw: string | undefined, issues: string[]): QueueName[] {
+  if (raw === undefined || raw === '*') return [...WORKER_QUEUES];
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = new Set<string>(WORKER_QUEUES);
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) issues.push(`QUEUES: unknown queue(s) ${unknown.join(', ')}; known: ${WORKER_QUEUES.join(', ')}`);
+  return names.filter((n): n is QueueName => known.has(n));
+}
+
+function calendarAuth(env: Env, issues: string[]): CalendarAuth {
+  if (env.GOOGLE_AUTH_MODE === 'service-account') {
+    if (!env.GOOGLE_SERVICE_ACCOUNT_KEY_FILE) {
+      issues.push('GOOGLE_SERVICE_ACCOUNT_KEY_FILE: required when GOOGLE_AUTH_MODE=service-account');
+    }
+    return { kind: 'service-account', keyFile: env.GOOGLE_SERVICE_ACCOUNT_KEY_FILE ?? '', tokenUrl: env.GOOGLE_TOKEN_URL };
+  }
+  // The fake Calendar accepts any bearer token; a live deployment must set a real one.
+  return { kind: 'access-token', token: env.GOOGLE_ACCESS_TOKEN ?? 'sandbox-token' };
+}
+
+/** Rules that keep development conveniences out of production; each names its variable. */
+function productionIssues(env: Env, config: Config): string[] {
+  const issues: string[] = [];
+  if (env.ADMIN_PASSWORD === undefined) issues.push('ADMIN_PASSWORD: must be set in production');
+  else if (env.ADMIN_PASSWORD === DEV_ADMIN_PASSWORD || env.ADMIN_PASSWORD.length < 16) {
+    issues.push('ADMIN_PASSWORD: the default or a short (<16 chars) password is refused in production');
+  }
+  if (config.devTenant.enabled) issues.push('DEV_TENANT_ENABLED: the development tenant is refused in production');
+  if (config.connectors.mode === 'sandbox') issues.push('CONNECTORS_MODE: sandbox connectors are refused in production (set live)');
+  if (!env.DATABASE_URL) issues.push('DATABASE_URL: must be set in production (embedded PGlite is for development)');
+  if (!env.REDIS_URL) issues.push('REDIS_URL: must be set in production');
+  if (env.GOOGLE_AUTH_MODE === 'access-token' && !env.GOOGLE_ACCESS_TOKEN) {
+    issues.push('GOOGLE_ACCESS_TOKEN: must be set in production when GOOGLE_AUTH_MODE=access-token');
+  }
+  return issues;
+}
+
+/**
+ * Parses the environment once at boot. Throws a ConfigError naming every bad variable.
+ * The result is frozen: pass it down, never read process.env elsewhere.
+ */
+export function loadConfig(source: Source = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      'Invalid configuration',
+      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    );
+  }
+  const env = parsed.data;
+  const issues: string[] = [];
+  const production = env.NODE_ENV === 'production';
+
+  const config: Config = {
+    nodeEnv: env.NODE_ENV,
+    serviceName: env.SERVICE_NAME,
+    logLevel: env.LOG_LEVEL,
+    redis: { url: env.REDIS_URL, prefix: env.QUEUE_PREFIX },
+    database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX, dataDir: env.DATA_DIR },
+    api: {
+      host: env.API_HOST,
+      port: env.API_PORT,
+      bodyLimitBytes: env.API_BODY_LIMIT_BYTES,
+      adminUser: env.ADMIN_USER,
+      adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
+      readyTimeoutMs: env.READY_TIMEOUT_MS,
+    },
+    devTenant: {
+      enabled: env.DEV_TENANT_ENABLED ?? !production,
+      tenantId: DEV_TENANT_ID,
+      apiKey: env.DEV_API_KEY,
+    },
+    idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS },
+    jobs: {
+      removeOnComplete: { age: env.JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS, count: env.JOBS_REMOVE_ON_COMPLETE_COUNT },
+      removeOnFail: { age: env.JOBS_REMOVE_ON_FAIL_AGE_SECONDS, count: env.JOBS_REMOVE_ON_FAIL_COUNT },
+      backoffDelayMs: env.JOBS_BACKOFF_DELAY_MS,
+    },
+    worker: {
+      id: env.WORKER_ID ?? `${env.HOSTNAME ?? hostname()}:${process.pid}`,
+      queues: parseQueues(env.QUEUES, issues),
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      perQueue: perQueueSettings(env, source, issues),
+    },
+    connectors: { mode: env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox') },
+    calendar: { rootUrl: env.GOOGLE_CALENDAR_ROOT_URL, auth: calendarAuth(env, issues), timeoutMs: env.GOOGLE_TIMEOUT_MS },
+  };
+
+  if (production) issues.push(...productionIssues(env, config));
+  if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+/** Google Calendar accepts RFC 3339 date-times; we require an explicit offset or Z. */
+const dateTime = z.iso.datetime({ offset: true });
+// IANA zone names; validated again by Intl so typos fail at the edge, not at Google.
+const timeZone = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'unknown IANA time zone');
+
+const eventTime = z.strictObject({ dateTime, timeZone });
+
+export const calendarSyncActions = ['create', 'update', 'cancel'] as const;
+export type CalendarSyncAction = (typeof calendarSyncActions)[number];
+
+/** What a producer POSTs to /v1/jobs/calendar-sync. */
+export const calendarSyncRequestSchema = z
+  .strictObject({
+    reservationId: z.string().min(1).max(200).regex(/^[\w.:-]+$/, 'letters, digits, _ . : - only'),
+    action: z.enum(calendarSyncActions),
+    calendarId: z.string().min(1).max(320),
+    // Monotonic per reservation: an older version never overwrites a newer one.
+    version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    summary: z.string().min(1).max(1024).optional(),
+    description: z.string().max(8192).optional(),
+    location: z.string().max(1024).optional(),
+    start: eventTime.optional(),
+    end: eventTime.optional(),
+    attendees: z
+      .array(z.strictObject({ email: z.email(), displayName: z.string().max(256).optional() }))
+      .max(100)
+      .optional(),
+  })
+  .superRefine((req, ctx) => {
+    if (req.action === 'cancel') return;
+    for (const field of ['summary', 'start', 'end'] as const) {
+      if (req[field] === undefined) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `required when action is ${req.action}` });
+      }
+    }
+    if (req.start && req.end && Date.parse(req.end.dateTime) <= Date.parse(req.start.dateTime)) {
+      ctx.addIssue({ code: 'custom', path: ['end', 'dateTime'], message: 'must be after start.dateTime' });
+    }
+  });
+export type CalendarSyncRequest = z.infer<typeof calendarSyncRequestSchema>;
+
+/** What sits in Redis: the request plus who asked and under which key. */
+export const calendarSyncJobSchema = z.object({
+  tenantId: z.string().min(1),
+  idempotencyKey: z.string().min(1),
+  request: calendarSyncRequestSchema,
+  // Optional so jobs enqueued before a field was added still parse.
+  enqueuedAt: z.iso.datetime().optional(),
+});
+export type CalendarSyncJob = z.infer<typeof calendarSyncJobSchema>;
+
+export interface CalendarSyncResult {
+  eventId: string;
+  outcome: 'created' | 'updated' | 'unchanged' | 'cancelled' | 'already-cancelled' | 'stale';
+  version: number;
+}

@@ -1,0 +1,64 @@
+/**
+ * Failure vocabulary shared by connectors and the worker. The worker maps these onto BullMQ:
+ * PermanentError -> UnrecoverableError (fail now), RateLimitedError -> retry after the hinted delay,
+ * anything else -> retry with exponential backoff.
+ */
+export abstract class JobfleetError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+  /** Extra fields stored with the failure (status codes, dependency error codes). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options.details ?? {};
+  }
+}
+
+/** Can never succeed as sent: bad payload, 4xx from the dependency. */
+export class PermanentError extends JobfleetError {
+  readonly code: string;
+  readonly retryable = false;
+  constructor(code: string, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** The dependency failed in a way that may pass: 5xx, timeout, connection reset. */
+export class DependencyUnavailableError extends JobfleetError {
+  readonly code = 'DEPENDENCY_UNAVAILABLE';
+  readonly retryable = true;
+  constructor(
+    readonly dependency: string,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(`${dependency}: ${message}`, options);
+  }
+}
+
+/** The dependency asked us to slow down; `retryAfterMs` is its hint when it gave one. */
+export class RateLimitedError extends JobfleetError {
+  readonly code = 'RATE_LIMITED';
+  readonly retryable = true;
+  constructor(
+    readonly dependency: string,
+    readonly retryAfterMs: number | undefined,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(`${dependency}: rate limited`, options);
+  }
+}
+
+/** Turns whatever was thrown into an Error, once, at the boundary that catches it. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === 'string') return new Error(thrown);
+  try {
+    return new Error(`Non-error thrown: ${JSON.stringify(thrown)}`);
+  } catch {
+    return new Error(`Non-error thrown: ${String(thrown)}`);
+  }
+}

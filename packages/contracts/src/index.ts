@@ -1,0 +1,9 @@
+export { QUEUE_NAMES, QUEUES, isQueueName } from './queues';
+export type { QueueName, QueueDefinition } from './queues';
+export {
+  calendarSyncRequestSchema,
+  calendarSyncJobSchema,
+  calendarSyncActions,
+} from './calendar-sync';
+export type { CalendarSyncRequest, CalendarSyncJob, CalendarSyncResult, CalendarSyncAction } from './calendar-sync';
+export { JobfleetError, PermanentError, DependencyUnavailableError, RateLimitedError, coerceError } from './errors';

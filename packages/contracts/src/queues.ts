@@ -1,0 +1,20 @@
+/** Every queue the fleet knows. Adding one here forces a processor to exist (see the worker registry). */
+export const QUEUE_NAMES = ['calendar-sync'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export function isQueueName(value: string): value is QueueName {
+  return (QUEUE_NAMES as readonly string[]).includes(value);
+}
+
+/** Static per-queue facts; tunables (attempts, concurrency, retention) come from config. */
+export interface QueueDefinition {
+  name: QueueName;
+  /** The `sync_status.kind` a job of this queue reports under. */
+  syncKind: string;
+  /** Hard upper bound for one attempt of a job, enforced by the worker. */
+  attemptTimeoutMs: number;
+}
+
+export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
+  'calendar-sync': { name: 'calendar-sync', syncKind: 'reservation', attemptTimeoutMs: 60_000 },
+};

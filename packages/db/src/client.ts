@@ -1,0 +1,110 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { sql, type SQL } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import * as schema from './schema';
+
+export type Schema = typeof schema;
+/** The drizzle handle every repository takes; the same type for node-postgres and PGlite. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface DatabaseOptions {
+  /** Postgres connection string; undefined selects embedded PGlite under `dataDir`. */
+  url: string | undefined;
+  dataDir: string;
+  poolMax?: number;
+  /** Called for errors on idle pool clients (a restarted server), which must not crash the process. */
+  onPoolError?: (error: Error) => void;
+}
+
+export interface Database {
+  db: Db;
+  dialect: 'postgres' | 'pglite';
+  /** Applies the committed SQL migrations (serialised across processes by an advisory lock). */
+  migrate(): Promise<void>;
+  /** Raw SQL returning rows; both drivers answer `{ rows }`. Prefer the query builder. */
+  rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /** `select 1` bounded by `timeoutMs`; rejects on timeout or error. */
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const MIGRATIONS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../migrations');
+// Any constant shared by every jobfleet process; serialises migrations during a rolling deploy.
+const MIGRATION_LOCK_ID = 7_415_002_001;
+
+export function openDatabase(options: DatabaseOptions): Database {
+  const { url } = options;
+  return url === undefined ? openPglite(options.dataDir) : openPostgres({ ...options, url });
+}
+
+function openPostgres(options: DatabaseOptions & { url: string }): Database {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax ?? 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  pool.on('error', (error) => options.onPoolError?.(error));
+  const db = drizzlePg(pool, { schema });
+  return {
+    db,
+    dialect: 'postgres',
+    rows: (query) => rowsOf(db, query),
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+        try {
+          await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]);
+        }
+      } finally {
+        client.release();
+      }
+    },
+    ping: (timeoutMs) => withTimeout(pool.query('select 1').then(() => undefined), timeoutMs, 'postgres ping'),
+    close: () => pool.end(),
+  };
+}
+
+function openPglite(dataDir: string): Database {
+  const dir = resolve(dataDir, 'pglite');
+  mkdirSync(dir, { recursive: true });
+  const client = new PGlite(dir);
+  const db = drizzlePglite(client, { schema });
+  return {
+    db,
+    dialect: 'pglite',
+    rows: (query) => rowsOf(db, query),
+    // PGlite is single-process, so no lock is needed.
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
+    ping: (timeoutMs) => withTimeout(db.execute(sql`select 1`).then(() => undefined), timeoutMs, 'pglite ping'),
+    close: () => client.close(),
+  };
+}
+
+async function rowsOf<T>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

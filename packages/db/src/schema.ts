@@ -1,0 +1,96 @@
+import { sql } from 'drizzle-orm';
+import {
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+// The single source of the tables. After editing, run `npm run db:generate` and commit the SQL.
+
+export const tenants = pgTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    // sha256 hex of the key; the key itself is shown once at creation and never stored.
+    keyHash: text('key_hash').notNull(),
+    // Short non-secret prefix so operators can tell keys apart in listings.
+    keyPrefix: text('key_prefix').notNull(),
+    name: text('name').notNull(),
+    scopes: text('scopes').array().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash_uq').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId)],
+);
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    // Scope of the key: the endpoint it was used on (e.g. "calendar-sync").
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    // sha256 of the canonical request body: same key + other body is refused.
+    requestHash: text('request_hash').notNull(),
+    jobId: text('job_id').notNull(),
+    // null while the first request is still being accepted (a concurrent duplicate gets 409).
+    statusCode: smallint('status_code'),
+    response: jsonb('response'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.scope, t.key] }),
+    index('idempotency_keys_expires_idx').on(t.expiresAt),
+    index('idempotency_keys_job_idx').on(t.jobId),
+  ],
+);
+
+export const syncStatusValues = ['pending', 'running', 'synced', 'failed'] as const;
+export type SyncStatusValue = (typeof syncStatusValues)[number];
+
+export const syncStatus = pgTable(
+  'sync_status',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    // What is synced: "reservation", "afip-invoice", ...
+    kind: text('kind').notNull(),
+    entityId: text('entity_id').notNull(),
+    status: text('status', { enum: syncStatusValues }).notNull(),
+    // Highest payload version seen; older versions never overwrite newer ones.
+    version: integer('version').notNull().default(0),
+    jobId: text('job_id'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: jsonb('last_error'),
+    // Id of the effect at the dependency (Calendar event id, CAE, ...).
+    externalRef: text('external_ref'),
+    lastSyncedAt: timestamp('last_synced_at', { withTimezone: true }),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.kind, t.entityId] }),
+    index('sync_status_tenant_status_idx').on(t.tenantId, t.kind, t.status, t.updatedAt),
+    index('sync_status_job_idx').on(t.jobId),
+    check('sync_status_status_ck', sql`${t.status} in ('pending','running','synced','failed')`),
+  ],
+);
