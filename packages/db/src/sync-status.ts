@@ -1,0 +1,89 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db } from './client';
+import { syncStatus, type SyncStatusValue } from './schema';
+
+export type SyncStatusRow = typeof syncStatus.$inferSelect;
+
+export interface SyncEntity {
+  tenantId: string;
+  kind: string;
+  entityId: string;
+  /** Payload version; a write never lowers the stored version (out-of-order jobs). */
+  version: number;
+  jobId: string;
+}
+
+/** Stored as `last_error`: enough to explain the failure without the logs. */
+export interface StoredError {
+  name: string;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  at: string;
+}
+
+interface Transition {
+  status: SyncStatusValue;
+  attempts?: number;
+  lastError?: StoredError | null;
+  externalRef?: string;
+  synced?: boolean;
+}
+
+async function write(db: Db, entity: SyncEntity, t: Transition): Promise<boolean> {
+  const now = new Date();
+  const values = {
+    tenantId: entity.tenantId,
+    kind: entity.kind,
+    entityId: entity.entityId,
+    version: entity.version,
+    jobId: entity.jobId,
+    status: t.status,
+    attempts: t.attempts ?? 0,
+    lastError: t.lastError ?? null,
+    externalRef: t.externalRef ?? null,
+    lastSyncedAt: t.synced ? now : null,
+    updatedAt: now,
+  };
+  const set: Record<string, unknown> = {
+    status: t.status,
+    version: entity.version,
+    jobId: entity.jobId,
+    updatedAt: now,
+  };
+  if (t.attempts !== undefined) set.attempts = t.attempts;
+  if (t.lastError !== undefined) set.lastError = t.lastError;
+  if (t.externalRef !== undefined) set.externalRef = t.externalRef;
+  if (t.synced) set.lastSyncedAt = now;
+  const rows = await db
+    .insert(syncStatus)
+    .values(values)
+    .onConflictDoUpdate({
+      target: [syncStatus.tenantId, syncStatus.kind, syncStatus.entityId],
+      set,
+      // A job for an older version must not overwrite what a newer one recorded.
+      setWhere: sql`${syncStatus.version} <= ${entity.version}`,
+    })
+    .returning({ version: syncStatus.version });
+  return rows.length > 0;
+}
+
+/** Each returns false when a newer version already owns the row (the write was skipped). */
+export const syncStatusRepository = {
+  recordEnqueued: (db: Db, entity: SyncEntity) => write(db, entity, { status: 'pending', attempts: 0, lastError: null }),
+  recordRunning: (db: Db, entity: SyncEntity, attempt: number) => write(db, entity, { status: 'running', attempts: attempt }),
+  recordSynced: (db: Db, entity: SyncEntity, attempt: number, externalRef: string) =>
+    write(db, entity, { status: 'synced', attempts: attempt, lastError: null, externalRef, synced: true }),
+  /** `final`: no attempt is left, the row ends `failed`; otherwise it waits for the retry as `pending`. */
+  recordFailure: (db: Db, entity: SyncEntity, attempt: number, error: StoredError, final: boolean) =>
+    write(db, entity, { status: final ? 'failed' : 'pending', attempts: attempt, lastError: error }),
+
+  async get(db: Db, tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow | undefined> {
+    const rows = await db
+      .select()
+      .from(syncStatus)
+      .where(and(eq(syncStatus.tenantId, tenantId), eq(syncStatus.kind, kind), eq(syncStatus.entityId, entityId)))
+      .limit(1);
+    return rows[0];
+  },
+};
