@@ -83,6 +83,8 @@ const envSchema = z.object({
   // Identity of this worker in logs and lock audit rows.
   WORKER_ID: optionalString,
   HOSTNAME: optionalString,
+  // Port of the worker's own /metrics and /health endpoints (0 = random, off = disabled).
+  WORKER_METRICS_PORT: z.union([z.literal('off'), int(0).max(65535)]).default(9464),
   // SIGTERM: time active jobs get to finish before the worker closes hard.
   SHUTDOWN_TIMEOUT_MS: int(0).default(25_000),
   // Defaults for every queue; <QUEUE>_CONCURRENCY etc. (e.g. CALENDAR_SYNC_CONCURRENCY) override per queue.
@@ -144,6 +146,8 @@ export interface Config {
     id: string;
     queues: readonly QueueName[];
     shutdownTimeoutMs: number;
+    /** undefined: the worker serves no HTTP endpoint (standalone mode shares the API's). */
+    metricsPort: number | undefined;
     perQueue: Readonly<Record<QueueName, WorkerQueueSettings>>;
   };
   connectors: { mode: 'sandbox' | 'live' };
@@ -268,6 +272,7 @@ export function loadConfig(source: Source = process.env): Config {
       id: env.WORKER_ID ?? `${env.HOSTNAME ?? hostname()}:${process.pid}`,
       queues: parseQueues(env.QUEUES, issues),
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      metricsPort: env.WORKER_METRICS_PORT === 'off' ? undefined : env.WORKER_METRICS_PORT,
       perQueue: perQueueSettings(env, source, issues),
     },
     connectors: { mode: env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox') },

@@ -1,0 +1,73 @@
+import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig } from './config';
+
+const production = {
+  NODE_ENV: 'production',
+  ADMIN_PASSWORD: 'a-long-production-secret',
+  DATABASE_URL: 'postgres://db/jobfleet',
+  REDIS_URL: 'redis://redis:6379',
+  GOOGLE_ACCESS_TOKEN: 'ya29.token',
+};
+
+function issuesOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('gives development everything embedded: dev tenant, sandbox connectors, no external services', () => {
+    const config = loadConfig({});
+    expect(config.nodeEnv).toBe('development');
+    expect(config.devTenant.enabled).toBe(true);
+    expect(config.connectors.mode).toBe('sandbox');
+    expect(config.database.url).toBeUndefined();
+    expect(config.worker.queues).toEqual(['calendar-sync']);
+    expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);
+  });
+
+  it('accepts a complete production environment', () => {
+    const config = loadConfig(production);
+    expect(config.connectors.mode).toBe('live');
+    expect(config.devTenant.enabled).toBe(false);
+  });
+
+  it.each([
+    ['ADMIN_PASSWORD', { ADMIN_PASSWORD: undefined }],
+    ['ADMIN_PASSWORD', { ADMIN_PASSWORD: DEV_ADMIN_PASSWORD }],
+    ['DEV_TENANT_ENABLED', { DEV_TENANT_ENABLED: 'true' }],
+    ['CONNECTORS_MODE', { CONNECTORS_MODE: 'sandbox' }],
+    ['DATABASE_URL', { DATABASE_URL: undefined }],
+    ['REDIS_URL', { REDIS_URL: undefined }],
+  ])('refuses production with an unsafe %s', (variable, change) => {
+    const env = Object.fromEntries(
+      Object.entries({ ...production, ...change }).filter((e): e is [string, string] => e[1] !== undefined),
+    );
+    expect(issuesOf(env).some((issue) => issue.startsWith(`${variable}:`))).toBe(true);
+  });
+
+  it('applies per-queue overrides over the worker defaults', () => {
+    const config = loadConfig({ WORKER_CONCURRENCY: '4', CALENDAR_SYNC_CONCURRENCY: '25', CALENDAR_SYNC_MAX_STALLED_COUNT: '5' });
+    expect(config.worker.perQueue['calendar-sync']).toMatchObject({ concurrency: 25, maxStalledCount: 5 });
+  });
+
+  it('names every invalid variable', () => {
+    const issues = issuesOf({ API_PORT: 'eighty', QUEUES: 'calendar-sync,nope', CALENDAR_SYNC_CONCURRENCY: '0' });
+    expect(issues.join('\n')).toMatch(/API_PORT/);
+    const later = issuesOf({ QUEUES: 'calendar-sync,nope', CALENDAR_SYNC_CONCURRENCY: '0' });
+    expect(later.join('\n')).toMatch(/QUEUES: unknown queue\(s\) nope/);
+    expect(later.join('\n')).toMatch(/CALENDAR_SYNC_CONCURRENCY/);
+  });
+
+  it('requires a key file for service-account auth', () => {
+    expect(issuesOf({ GOOGLE_AUTH_MODE: 'service-account' }).join()).toMatch(/GOOGLE_SERVICE_ACCOUNT_KEY_FILE/);
+  });
+});

@@ -1,0 +1,38 @@
+import { loadConfig } from '@jobfleet/config';
+import { calendarSyncRequestSchema } from './calendar-sync';
+import { QUEUE_NAMES } from './queues';
+
+const create = {
+  reservationId: 'res-1',
+  action: 'create',
+  calendarId: 'primary',
+  version: 1,
+  summary: 'Table for two',
+  start: { dateTime: '2026-12-01T20:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
+  end: { dateTime: '2026-12-01T22:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
+};
+
+describe('contracts', () => {
+  it('config serves exactly the queues contracts define', () => {
+    expect([...loadConfig({}).worker.queues].sort()).toEqual([...QUEUE_NAMES].sort());
+  });
+
+  it('accepts a complete create and a bare cancel', () => {
+    expect(calendarSyncRequestSchema.safeParse(create).success).toBe(true);
+    expect(calendarSyncRequestSchema.safeParse({ reservationId: 'r', action: 'cancel', calendarId: 'c', version: 2 }).success).toBe(true);
+  });
+
+  it.each([
+    ['unknown field', { ...create, colour: 'red' }, ''],
+    ['end before start', { ...create, end: { ...create.end, dateTime: '2026-12-01T19:00:00-03:00' } }, 'end.dateTime'],
+    ['date without offset', { ...create, start: { ...create.start, dateTime: '2026-12-01T20:00:00' } }, 'start.dateTime'],
+    ['unknown time zone', { ...create, start: { ...create.start, timeZone: 'Mars/Olympus' } }, 'start.timeZone'],
+    ['create without summary', { ...create, summary: undefined }, 'summary'],
+    ['negative version', { ...create, version: -1 }, 'version'],
+    ['bad attendee email', { ...create, attendees: [{ email: 'nope' }] }, 'attendees.0.email'],
+  ])('rejects %s and names the field', (_label, body, path) => {
+    const parsed = calendarSyncRequestSchema.safeParse(body);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues.map((i) => i.path.join('.'))).toContain(path);
+  });
+});
