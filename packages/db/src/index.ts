@@ -4,3 +4,13 @@ export * as schema from './schema';
 export type { SyncStatusValue } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow, StoredError } from './sync-status';
+export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey } from './tenants';
+export type { ApiKeyScope, ApiKeyPrincipal } from './tenants';
+export {
+  beginIdempotentRequest,
+  completeIdempotentRequest,
+  abandonIdempotentRequest,
+  findIdempotencyRecordByJobId,
+  pruneExpiredIdempotencyKeys,
+} from './idempotency';
+export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';

@@ -1,0 +1,31 @@
+# One image for every jobfleet process; the command picks the role (api or worker).
+# Packages export TypeScript source and run through tsx, so there is no build stage to drift.
+FROM node:24-bookworm-slim AS base
+# pg_dump/pg_restore for the backup queue; tini reaps children and forwards SIGTERM.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+
+FROM base AS deps
+COPY package.json package-lock.json ./
+COPY apps/api/package.json apps/api/
+COPY apps/worker/package.json apps/worker/
+COPY apps/standalone/package.json apps/standalone/
+COPY packages/config/package.json packages/config/
+COPY packages/contracts/package.json packages/contracts/
+COPY packages/db/package.json packages/db/
+COPY packages/queue/package.json packages/queue/
+COPY packages/observability/package.json packages/observability/
+COPY packages/calendar/package.json packages/calendar/
+# Dev dependencies stay: tsx runs the sources (and node@24 is the pinned runtime).
+RUN npm ci --no-audit --no-fund
+
+FROM base
+COPY --from=deps /app/node_modules ./node_modules
+COPY . .
+USER node
+EXPOSE 3000 9464
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node_modules/.bin/tsx", "apps/api/src/main.ts"]

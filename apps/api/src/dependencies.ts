@@ -1,0 +1,70 @@
+import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
+
+export type Dependency = 'redis' | 'postgres';
+
+/**
+ * Upper bound on one call to a dependency from a request. Redis answers in well under a millisecond
+ * when healthy, so 1.5 s only ever trips on an outage and keeps a 503 fast; Postgres gets the pool's
+ * own connection timeout, since a burst of requests may queue for a pooled connection.
+ */
+export const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 1500, postgres: 5000 };
+
+export class DeadlineExceededError extends Error {
+  override readonly name = 'DeadlineExceededError';
+}
+
+/** Rejects when `work` has not settled within `ms`; the work itself is not cancelled. */
+export async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceededError(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// SQLSTATE classes that mean "the server is not there or not serving": connection exception,
+// insufficient resources, operator intervention (shutdown), system error.
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P|58)/;
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+// pg's own messages when it cannot reach or keep a connection (it gives them no code).
+const PG_CONNECTION_MESSAGE = /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error/i;
+
+/**
+ * Whether a database error means "Postgres is unavailable" rather than a bug in our query: a SQLSTATE
+ * of the classes above, a socket error, pg's connection messages, or our deadline.
+ * Drizzle wraps driver errors, so the cause chain is searched.
+ */
+function isPostgresUnavailable(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof DeadlineExceededError || PG_CONNECTION_MESSAGE.test(e.message)) return true;
+    // Node's socket errors name the failed system call; an AggregateError of them (one per address) does not.
+    if ('syscall' in e) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    if (SQLSTATE.test(code)) return UNAVAILABLE_SQLSTATE.test(code);
+    if (/^E[A-Z]+$/.test(code)) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs a call to a dependency under a deadline and turns its outage into DependencyUnavailableError
+ * (a 503 with Retry-After). Redis errors all count as outages: our commands are fixed, so a failure
+ * is the connection's. Postgres errors count only when they are about availability.
+ */
+export async function callDependency<T>(dependency: Dependency, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+  try {
+    return await withDeadline(work(), timeoutMs, dependency);
+  } catch (thrown) {
+    const error = coerceError(thrown);
+    if (dependency === 'redis' || isPostgresUnavailable(error)) {
+      throw new DependencyUnavailableError(dependency, error.message, { cause: error });
+    }
+    throw error;
+  }
+}

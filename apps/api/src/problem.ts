@@ -1,0 +1,132 @@
+import { DependencyUnavailableError } from '@jobfleet/contracts';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+
+// Every error answer is one RFC 9457 shape, produced here and nowhere else.
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface ProblemField {
+  path: string;
+  message: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: ProblemField[];
+}
+
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Seconds a client should wait before retrying after a 503. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/** An error that is answered as a problem; throw it from any hook or handler. */
+export class HttpProblem extends Error {
+  override readonly name = 'HttpProblem';
+  readonly status: number;
+  readonly type: string;
+  readonly errors: ProblemField[] | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    status: number,
+    detail: string,
+    options: { type?: string; errors?: ProblemField[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = status;
+    this.type = options.type ?? 'about:blank';
+    this.errors = options.errors;
+    this.headers = options.headers ?? {};
+  }
+
+  toProblem(): Problem {
+    return {
+      type: this.type,
+      title: TITLES[this.status] ?? 'Error',
+      status: this.status,
+      detail: this.message,
+      ...(this.errors === undefined ? {} : { errors: this.errors }),
+    };
+  }
+}
+
+/** zod issues as a 400 with one entry per issue, paths dotted (`start.dateTime`, `attendees.0.email`). */
+export function validationProblem(what: string, error: z.ZodError): HttpProblem {
+  return new HttpProblem(400, `${what} is invalid`, {
+    type: '/problems/validation',
+    errors: error.issues.map((issue) => ({
+      path: issue.path.map(String).join('.'),
+      message: issue.message,
+    })),
+  });
+}
+
+/** Parses with zod or throws the 400 problem. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationProblem(what, parsed.error);
+  return parsed.data;
+}
+
+export function unavailableProblem(error: DependencyUnavailableError): HttpProblem {
+  return new HttpProblem(503, `${error.dependency} is unavailable; retry later`, {
+    type: '/problems/dependency-unavailable',
+    headers: { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
+    cause: error,
+  });
+}
+
+function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyReply {
+  return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(problem.toProblem());
+}
+
+/** Fastify's own errors (body parsing, limits, content type) carry a 4xx statusCode worth passing on. */
+function isClientError(error: unknown): error is FastifyError & { statusCode: number } {
+  const status = (error as Partial<FastifyError> | null)?.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
+function fromUnknown(error: unknown): HttpProblem | undefined {
+  if (error instanceof HttpProblem) return error;
+  if (error instanceof DependencyUnavailableError) return unavailableProblem(error);
+  if (error instanceof z.ZodError) return validationProblem('The request', error);
+  if (isClientError(error)) {
+    return new HttpProblem(error.statusCode, error.message, { type: error.code ? `/problems/${error.code}` : undefined });
+  }
+  return undefined;
+}
+
+/** Installs the one error handler and the 404 handler of the app. */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const problem = fromUnknown(error);
+    if (problem !== undefined) {
+      if (problem.status >= 500) request.log.warn({ err: problem.cause ?? problem }, problem.message);
+      return sendProblem(reply, problem);
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    // The detail of an unexpected failure stays in the logs: it may reveal internals.
+    return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

@@ -1,0 +1,62 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Database } from '@jobfleet/db';
+import type { Metrics } from '@jobfleet/observability';
+import type { Redis } from 'ioredis';
+
+export interface WorkerHttpDeps {
+  metrics: Metrics;
+  database: Database;
+  redis: Redis;
+  readyTimeoutMs: number;
+}
+
+/**
+ * The worker's own small endpoint for Prometheus (/metrics) and Kubernetes probes
+ * (/health/live, /health/ready). Readiness pings Redis and Postgres only.
+ */
+export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    const send = (status: number, body: string, type = 'application/json') => {
+      res.writeHead(status, { 'content-type': type }).end(body);
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') return send(405, JSON.stringify({ title: 'Method Not Allowed', status: 405 }));
+    switch (path) {
+      case '/metrics':
+        deps.metrics.registry
+          .metrics()
+          .then((text) => send(200, text, deps.metrics.registry.contentType))
+          .catch((error: unknown) => send(500, JSON.stringify({ title: 'metrics failed', detail: String(error) })));
+        return;
+      case '/health/live':
+        return send(200, JSON.stringify({ status: 'ok' }));
+      case '/health/ready':
+        readiness(deps).then((checks) => {
+          const ok = Object.values(checks).every((c) => c === 'ok');
+          send(ok ? 200 : 503, JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks }));
+        });
+        return;
+      default:
+        return send(404, JSON.stringify({ title: 'Not Found', status: 404 }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function readiness(deps: WorkerHttpDeps): Promise<Record<'redis' | 'postgres', string>> {
+  const bounded = (work: Promise<unknown>) =>
+    Promise.race([
+      work.then(() => 'ok'),
+      new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), deps.readyTimeoutMs).unref()),
+    ]).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+  const [redis, postgres] = await Promise.all([
+    bounded(deps.redis.ping()),
+    bounded(deps.database.ping(deps.readyTimeoutMs)),
+  ]);
+  return { redis, postgres };
+}

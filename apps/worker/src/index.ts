@@ -1,0 +1,3 @@
+export { startWorkers } from './worker';
+export type { WorkerFleet, WorkerFleetDeps } from './worker';
+export { startWorkerHttp } from './http';

@@ -1,0 +1,47 @@
+import { createCalendarClient } from '@jobfleet/calendar';
+import { loadConfig } from '@jobfleet/config';
+import { openDatabase } from '@jobfleet/db';
+import { createLogger, createMetrics } from '@jobfleet/observability';
+import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
+import { startWorkerHttp } from './http';
+import { startWorkers } from './worker';
+
+// Entry point of a worker container: serves the queues named in QUEUES (default all).
+const config = loadConfig();
+const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
+if (!config.redis.url) {
+  logger.fatal('REDIS_URL is required for a worker process (only `npm start` finds or starts Redis itself)');
+  process.exit(1);
+}
+const metrics = createMetrics();
+const database = openDatabase({
+  ...config.database,
+  onPoolError: (err) => logger.warn({ err }, 'idle Postgres connection failed'),
+});
+await database.migrate();
+const connection = createRedisConnection(config.redis.url, 'worker', { name: 'worker' });
+const fleet = startWorkers({
+  config,
+  database,
+  connection,
+  logger,
+  metrics,
+  calendar: createCalendarClient(config.calendar),
+});
+const http =
+  config.worker.metricsPort === undefined
+    ? undefined
+    : await startWorkerHttp({ metrics, database, redis: connection, readyTimeoutMs: config.api.readyTimeoutMs }, config.worker.metricsPort);
+if (http) logger.info({ port: http.port }, 'worker metrics and health listening');
+
+onShutdownSignal(
+  async (signal) => {
+    logger.info({ signal }, 'shutting down: no new jobs, finishing active ones');
+    const { forced } = await fleet.close();
+    if (forced) logger.warn('shutdown timeout reached: active jobs left to stalled-job recovery');
+    http?.server.close();
+    connection.disconnect();
+    await database.close();
+  },
+  { logger },
+);

@@ -1,0 +1,30 @@
+import { syncReservation, type CalendarClient } from '@jobfleet/calendar';
+import { calendarSyncJobSchema, QUEUES, type CalendarSyncJob, type CalendarSyncResult } from '@jobfleet/contracts';
+import type { Database } from '@jobfleet/db';
+import type { Logger } from '@jobfleet/observability';
+import type { JobProcessor } from '../processor';
+import { parsePayload, trackSyncStatus } from '../sync-tracking';
+
+export interface CalendarSyncDeps {
+  database: Database;
+  calendar: CalendarClient;
+  logger: Logger;
+}
+
+/** Glue only: parse the job, run the domain function, keep the reservation's sync_status true. */
+export function calendarSyncProcessor(deps: CalendarSyncDeps): JobProcessor<CalendarSyncResult> {
+  return async (job, context) => {
+    const data: CalendarSyncJob = parsePayload(calendarSyncJobSchema, job.data);
+    const entity = {
+      tenantId: data.tenantId,
+      kind: QUEUES['calendar-sync'].syncKind,
+      entityId: data.request.reservationId,
+      version: data.request.version,
+      jobId: job.id ?? 'unknown',
+    };
+    return trackSyncStatus(deps, entity, context, async () => {
+      const result = await syncReservation(data, { calendar: deps.calendar });
+      return { result, externalRef: result.eventId };
+    });
+  };
+}
