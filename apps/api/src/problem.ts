@@ -1,5 +1,5 @@
 import { DependencyUnavailableError } from '@jobfleet/contracts';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 // Every error answer is one RFC 9457 shape, produced here and nowhere else.
@@ -72,10 +72,12 @@ export class HttpProblem extends Error {
 export function validationProblem(what: string, error: z.ZodError): HttpProblem {
   return new HttpProblem(400, `${what} is invalid`, {
     type: '/problems/validation',
-    errors: error.issues.map((issue) => ({
-      path: issue.path.map(String).join('.'),
-      message: issue.message,
-    })),
+    errors: error.issues.flatMap((issue) =>
+      // One entry per unknown field, at its own path, rather than one for the object holding them.
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: [...issue.path, key].map(String).join('.'), message: 'unknown field' }))
+        : [{ path: issue.path.map(String).join('.'), message: issue.message }],
+    ),
   });
 }
 
@@ -114,18 +116,24 @@ function fromUnknown(error: unknown): HttpProblem | undefined {
   return undefined;
 }
 
+/**
+ * Answers any error as a problem. The app's error handler uses it; so do hooks running inside
+ * plugins that install their own error handler (Bull Board), where a throw would not reach ours.
+ */
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const problem = fromUnknown(error);
+  if (problem !== undefined) {
+    if (problem.status >= 500) request.log.warn({ err: problem.cause ?? problem }, problem.message);
+    return sendProblem(reply, problem);
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  // The detail of an unexpected failure stays in the logs: it may reveal internals.
+  return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
+}
+
 /** Installs the one error handler and the 404 handler of the app. */
 export function installProblemHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const problem = fromUnknown(error);
-    if (problem !== undefined) {
-      if (problem.status >= 500) request.log.warn({ err: problem.cause ?? problem }, problem.message);
-      return sendProblem(reply, problem);
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    // The detail of an unexpected failure stays in the logs: it may reveal internals.
-    return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
-  });
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0]}`)),
   );

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '@jobfleet/config';
+import { loadConfigOrExit } from '@jobfleet/config';
 import { API_KEY_SCOPES, createApiKey, createTenant, openDatabase, revokeApiKey, type ApiKeyScope } from '@jobfleet/db';
 
 const USAGE = `usage: npm run jobfleet -- <command>
@@ -26,7 +26,7 @@ const { positionals, values } = parseArgs({
   options: { name: { type: 'string' }, scopes: { type: 'string' } },
 });
 const [command, sub, target] = positionals;
-const config = loadConfig();
+const config = loadConfigOrExit();
 const database = openDatabase(config.database);
 try {
   await database.migrate();

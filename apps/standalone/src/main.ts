@@ -1,7 +1,7 @@
 import { buildApi } from '@jobfleet/api';
 import { createCalendarClient } from '@jobfleet/calendar';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
-import { loadConfig, type Config } from '@jobfleet/config';
+import { loadConfigOrExit, type Config } from '@jobfleet/config';
 import { ensureDevTenant, openDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
@@ -9,7 +9,7 @@ import { startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
 
 // `npm start`: API, workers and (in sandbox mode) the fake Google Calendar in one process.
-const config = loadConfig();
+const config = loadConfigOrExit();
 const logger = createLogger({ level: config.logLevel, serviceName: config.serviceName });
 const metrics = createMetrics();
 

@@ -1,5 +1,5 @@
 import { createCalendarClient } from '@jobfleet/calendar';
-import { loadConfig } from '@jobfleet/config';
+import { loadConfigOrExit } from '@jobfleet/config';
 import { openDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
@@ -7,7 +7,7 @@ import { startWorkerHttp } from './http';
 import { startWorkers } from './worker';
 
 // Entry point of a worker container: serves the queues named in QUEUES (default all).
-const config = loadConfig();
+const config = loadConfigOrExit();
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
 if (!config.redis.url) {
   logger.fatal('REDIS_URL is required for a worker process (only `npm start` finds or starts Redis itself)');

@@ -284,6 +284,20 @@ export function loadConfig(source: Source = process.env): Config {
   return deepFreeze(config);
 }
 
+/**
+ * For process entry points: a bad environment is printed plainly (no logger exists before the
+ * config does) and the process exits 1 instead of crash-looping with a stack trace.
+ */
+export function loadConfigOrExit(source: Source = process.env): Config {
+  try {
+    return loadConfig(source);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}
+
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v);

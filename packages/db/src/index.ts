@@ -4,7 +4,7 @@ export * as schema from './schema';
 export type { SyncStatusValue } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow, StoredError } from './sync-status';
-export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey } from './tenants';
+export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
 export type { ApiKeyScope, ApiKeyPrincipal } from './tenants';
 export {
   beginIdempotentRequest,
@@ -14,3 +14,4 @@ export {
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
 export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';
+export { findSyncStatusByJobId } from './sync-status-lookup';

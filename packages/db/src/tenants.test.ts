@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { schema } from './index';
-import { authenticateApiKey, createApiKey, createTenant, revokeApiKey } from './tenants';
+import { API_KEY_SCOPES, authenticateApiKey, createApiKey, createTenant, ensureDevTenant, revokeApiKey } from './tenants';
 
 describe('tenants and API keys', () => {
   let testDb: TestDatabase;
@@ -60,5 +60,13 @@ describe('tenants and API keys', () => {
     const created = await createApiKey(db, { tenantId: 'acme', name: 'odd', scopes: ['jobs:read'] });
     await db.update(schema.apiKeys).set({ scopes: ['jobs:read', 'root'] }).where(eq(schema.apiKeys.id, created.id));
     expect((await authenticateApiKey(db, created.key))?.scopes).toEqual(['jobs:read']);
+  });
+
+  it('seeds the development tenant and key at every boot without failing', async () => {
+    const { db } = testDb.database;
+    const dev = { tenantId: 'dev', apiKey: 'jf_dev_local_only_key' };
+    await ensureDevTenant(db, dev);
+    await ensureDevTenant(db, dev);
+    await expect(authenticateApiKey(db, dev.apiKey)).resolves.toMatchObject({ tenantId: 'dev', scopes: API_KEY_SCOPES });
   });
 });

@@ -88,3 +88,9 @@ export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
     .returning({ id: apiKeys.id });
   return rows.length > 0;
 }
+
+/** Seeds the development tenant and its well-known key with every scope (idempotent; never in production). */
+export async function ensureDevTenant(db: Db, dev: { tenantId: string; apiKey: string }): Promise<void> {
+  await createTenant(db, { id: dev.tenantId, name: 'Development' });
+  await createApiKey(db, { tenantId: dev.tenantId, name: 'development', scopes: API_KEY_SCOPES, key: dev.apiKey });
+}

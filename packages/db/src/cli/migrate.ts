@@ -1,8 +1,8 @@
-import { loadConfig } from '@jobfleet/config';
+import { loadConfigOrExit } from '@jobfleet/config';
 import { openDatabase } from '../client';
 
 // `npm run db:migrate`: applies the committed migrations once per rollout (advisory-locked).
-const config = loadConfig();
+const config = loadConfigOrExit();
 const database = openDatabase(config.database);
 try {
   await database.migrate();

@@ -1,0 +1,65 @@
+import type { Config } from '@jobfleet/config';
+import type { QueueName } from '@jobfleet/contracts';
+import type { Database } from '@jobfleet/db';
+import type { Logger, Metrics } from '@jobfleet/observability';
+import type { Queue } from 'bullmq';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { registerDocs } from './openapi';
+import { createAuth } from './plugins/auth';
+import { installProblemHandlers } from './problem';
+import { registerAdminRoutes } from './routes/admin';
+import { registerHealthRoutes } from './routes/health';
+import { registerJobRoutes } from './routes/jobs';
+import { registerSyncRoutes } from './routes/sync';
+
+export interface ApiDeps {
+  config: Config;
+  database: Database;
+  queues: Record<QueueName, Queue>;
+  /** The producer connection (fails fast when Redis is down); pinged by /health/ready. */
+  redis: Redis;
+  logger: Logger;
+  metrics: Metrics;
+  /** How long an API key lookup is reused, i.e. how late a revocation may bite. Default 5000 ms. */
+  authCacheTtlMs?: number;
+}
+
+/**
+ * The HTTP API, ready to `listen` or `inject`. It borrows its dependencies: closing the app closes
+ * none of them, so the caller closes queues, Redis and the database after `app.close()`.
+ */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const { config, database, queues, redis, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: config.api.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+  });
+
+  // zod is the one validator: handlers parse, so errors come out as our problem+json. Route
+  // schemas exist for the OpenAPI document only and must neither validate nor reshape responses.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  installProblemHandlers(app);
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the raw URL, so ids do not explode the label set.
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route };
+    metrics.httpRequests.inc({ ...labels, status_code: String(reply.statusCode) });
+    metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  const auth = createAuth({
+    db: database.db,
+    cacheTtlMs: deps.authCacheTtlMs,
+    admin: { user: config.api.adminUser, password: config.api.adminPassword },
+  });
+  registerHealthRoutes(app, { database, redis, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
+  registerJobRoutes(app, { config, db: database.db, queues, auth });
+  registerSyncRoutes(app, { db: database.db, auth });
+  await registerAdminRoutes(app, { queues, auth });
+  return app;
+}

@@ -1,0 +1,2 @@
+export { buildApi } from './app';
+export type { ApiDeps } from './app';

@@ -1,0 +1,183 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { calendarSyncRequestSchema } from '@jobfleet/contracts';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import { z } from 'zod';
+import { PROBLEM_CONTENT_TYPE } from './problem';
+
+// Route schemas here only document: zod validates in the handlers (see buildApi's validator
+// compiler), so the JSON Schemas are derived from the zod schemas instead of written twice.
+
+const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input' });
+
+const apiKeySecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
+
+const problem = (description: string) => ({
+  description,
+  content: {
+    [PROBLEM_CONTENT_TYPE]: {
+      schema: {
+        type: 'object',
+        required: ['type', 'title', 'status', 'detail'],
+        properties: {
+          type: { type: 'string' },
+          title: { type: 'string' },
+          status: { type: 'integer' },
+          detail: { type: 'string' },
+          errors: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { path: { type: 'string' }, message: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+  },
+});
+
+const authProblems = {
+  401: problem('Missing, unknown or revoked API key'),
+  403: problem('The key lacks the scope, or the resource belongs to another tenant'),
+  503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
+};
+
+const object = (properties: Record<string, unknown>, description?: string) => ({
+  type: 'object',
+  ...(description === undefined ? {} : { description }),
+  properties,
+});
+const nullable = (type: string) => ({ type, nullable: true });
+
+const syncStatusProperties = {
+  status: { type: 'string', enum: ['pending', 'running', 'synced', 'failed'] },
+  version: { type: 'integer' },
+  attempts: { type: 'integer' },
+  lastError: { type: 'object', nullable: true, additionalProperties: true },
+  externalRef: nullable('string'),
+  lastSyncedAt: { type: 'string', format: 'date-time', nullable: true },
+  updatedAt: { type: 'string', format: 'date-time' },
+  jobId: nullable('string'),
+  links: { type: 'object', additionalProperties: { type: 'string' } },
+};
+
+/** One documentation schema per route, keyed by what the route does. */
+export const docs = {
+  enqueueCalendarSync: {
+    tags: ['jobs'],
+    summary: 'Queue a reservation → Google Calendar sync',
+    description:
+      'Idempotent: the same Idempotency-Key with the same body replays the first answer (Idempotent-Replayed: true), ' +
+      'with another body is refused (422), while the first is still being accepted is refused (409). ' +
+      'Without the header the key is `reservation:<reservationId>:v<version>`.',
+    security: apiKeySecurity,
+    headers: object({
+      'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
+    }),
+    body: jsonSchema(calendarSyncRequestSchema),
+    response: {
+      202: object(
+        {
+          jobId: { type: 'string' },
+          queue: { type: 'string' },
+          status: { type: 'string', enum: ['queued'] },
+          idempotencyKey: { type: 'string' },
+          links: object({ self: { type: 'string' }, sync: { type: 'string' } }),
+        },
+        'Accepted (or replayed); Location names the job',
+      ),
+      400: problem('Invalid body or Idempotency-Key header'),
+      409: problem('A request with this Idempotency-Key is still being accepted'),
+      413: problem('Body larger than the configured limit'),
+      415: problem('Body is not application/json'),
+      422: problem('The Idempotency-Key was already used with a different body'),
+      ...authProblems,
+    },
+  },
+  getJob: {
+    tags: ['jobs'],
+    summary: 'A job: state, attempts, result or error',
+    security: apiKeySecurity,
+    params: object({ id: { type: 'string' } }),
+    response: {
+      200: object(
+        {
+          id: { type: 'string' },
+          queue: { type: 'string' },
+          state: { type: 'string', description: 'BullMQ state, or expired-from-queue once Redis no longer retains it' },
+          attempts: { type: 'integer' },
+          maxAttempts: { type: 'integer' },
+          createdAt: { type: 'string', format: 'date-time' },
+          processedAt: { type: 'string', format: 'date-time', nullable: true },
+          finishedAt: { type: 'string', format: 'date-time', nullable: true },
+          data: {},
+          result: {},
+          error: { type: 'object', nullable: true, properties: { message: { type: 'string' }, stack: { type: 'string' } } },
+          sync: object(syncStatusProperties),
+          links: { type: 'object', additionalProperties: { type: 'string' } },
+        },
+        'Fields a job no longer in Redis cannot give are absent; `sync` then carries the stored status',
+      ),
+      404: problem('No such job'),
+      ...authProblems,
+    },
+  },
+  reservationSync: {
+    tags: ['sync'],
+    summary: "A reservation's Calendar sync status",
+    security: apiKeySecurity,
+    params: object({ id: { type: 'string' } }),
+    response: {
+      200: object({ reservationId: { type: 'string' }, ...syncStatusProperties }),
+      404: problem('No sync status for this reservation'),
+      ...authProblems,
+    },
+  },
+  syncStatus: {
+    tags: ['sync'],
+    summary: "Any entity's sync status",
+    security: apiKeySecurity,
+    params: object({ kind: { type: 'string', example: 'reservation' }, entityId: { type: 'string' } }),
+    response: {
+      200: object({ kind: { type: 'string' }, entityId: { type: 'string' }, ...syncStatusProperties }),
+      404: problem('Unknown kind, or no sync status for this entity'),
+      ...authProblems,
+    },
+  },
+  live: { tags: ['ops'], summary: 'Liveness: 200 while the process runs' },
+  ready: {
+    tags: ['ops'],
+    summary: 'Readiness: Redis and Postgres answer a ping in time',
+    response: {
+      200: object({ status: { type: 'string' }, checks: { type: 'object' } }),
+      503: object({ status: { type: 'string' }, checks: { type: 'object' } }, 'A dependency failed; checks say which'),
+    },
+  },
+  metrics: { tags: ['ops'], summary: 'Prometheus metrics (text exposition format)' },
+} satisfies Record<string, FastifySchema>;
+
+/** OpenAPI 3 at /docs/json and the Swagger UI at /docs. Register before the routes. */
+export async function registerDocs(app: FastifyInstance, info: { title: string; version: string }): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { ...info, description: 'Takes jobs from producers and queues them for the jobfleet workers.' },
+      tags: [
+        { name: 'jobs', description: 'Queue jobs and follow them' },
+        { name: 'sync', description: 'What has been synced, per entity' },
+        { name: 'ops', description: 'Health and metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key as a bearer token' },
+          apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+          adminBasic: { type: 'http', scheme: 'basic', description: '/admin/queues (Bull Board) only' },
+        },
+      },
+    },
+    // Bull Board's and the UI's own routes stay out of the document.
+    hideUntagged: true,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}

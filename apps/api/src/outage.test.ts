@@ -1,0 +1,53 @@
+import { beginIdempotentRequest, findIdempotencyRecordByJobId } from '@jobfleet/db';
+import { jobIdFor } from '@jobfleet/queue';
+import { reservation, closedPort, startTestApi, type TestApi } from './testing/harness';
+
+describe('with Redis down', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi({ label: 'api-outage', redisUrl: `redis://127.0.0.1:${await closedPort()}` });
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it('answers a POST quickly with 503 and Retry-After, and frees the Idempotency-Key', async () => {
+    const started = Date.now();
+    const answer = await api.post(reservation('res-outage'), { 'idempotency-key': 'outage-1' });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(answer.statusCode).toBe(503);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+    expect(answer.json()).toMatchObject({ status: 503, detail: expect.stringMatching(/redis/) });
+
+    // Not 409: the failed attempt left no in-flight record behind.
+    const retry = await api.post(reservation('res-outage'), { 'idempotency-key': 'outage-1' });
+    expect(retry.statusCode).toBe(503);
+    await expect(findIdempotencyRecordByJobId(api.testDb.database.db, jobIdFor('acme', 'outage-1'))).resolves.toBeUndefined();
+  });
+
+  it('is not ready, naming redis, but still live', async () => {
+    const ready = await api.app.inject('/health/ready');
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toMatchObject({ status: 'unavailable', checks: { redis: { status: 'failed' }, database: { status: 'ok' } } });
+    expect((await api.app.inject('/health/live')).statusCode).toBe(200);
+  });
+
+  it('answers a lookup of a known job with 503 rather than hanging', async () => {
+    const jobId = 'acme-known-job';
+    await beginIdempotentRequest(api.testDb.database.db, {
+      tenantId: 'acme',
+      scope: 'calendar-sync',
+      key: 'known',
+      requestHash: 'h',
+      jobId,
+      ttlSeconds: 60,
+      staleAfterSeconds: 60,
+    });
+    const started = Date.now();
+    const answer = await api.get(`/v1/jobs/${jobId}`);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(answer.statusCode).toBe(503);
+    expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+  });
+});

@@ -1,0 +1,198 @@
+import type { Config } from '@jobfleet/config';
+import { QUEUES, calendarSyncRequestSchema, isQueueName, type CalendarSyncJob, type QueueName } from '@jobfleet/contracts';
+import {
+  abandonIdempotentRequest,
+  beginIdempotentRequest,
+  completeIdempotentRequest,
+  findIdempotencyRecordByJobId,
+  findSyncStatusByJobId,
+  syncStatusRepository,
+  type Db,
+  type IdempotencyKeyRef,
+} from '@jobfleet/db';
+import { enqueue, jobIdFor } from '@jobfleet/queue';
+import type { Job, Queue } from 'bullmq';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { canonicalJson, sha256Hex } from '../canonical-json';
+import { DEPENDENCY_TIMEOUT_MS, callDependency } from '../dependencies';
+import { docs } from '../openapi';
+import type { Auth } from '../plugins/auth';
+import { HttpProblem, parseOrThrow } from '../problem';
+import { syncLink, syncStatusView } from './sync';
+
+export interface JobRoutesDeps {
+  config: Config;
+  db: Db;
+  queues: Record<QueueName, Queue>;
+  auth: Auth;
+}
+
+/**
+ * An unfinished idempotency row older than this belongs to a replica that died mid-request.
+ * Accepting a job takes one bounded Redis call and three Postgres writes, far below this.
+ */
+const STALE_IN_FLIGHT_SECONDS = 30;
+// How many lines of a failed job's stack the API shows; the rest is in the worker's logs.
+const STACK_LINES = 6;
+
+// RFC 9110 field value without spaces; 255 leaves room for UUIDs, hashes and composite keys.
+const idempotencyHeader = z.strictObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1 to 255 visible ASCII characters')
+    .optional(),
+});
+const jobParams = z.strictObject({ id: z.string().min(1).max(512) });
+
+/** What an accepted request stored; replays send exactly this. */
+const storedResponse = z.object({ headers: z.record(z.string(), z.string()), body: z.unknown() });
+type StoredResponse = z.infer<typeof storedResponse>;
+
+const pg = <T>(work: () => Promise<T>) => callDependency('postgres', DEPENDENCY_TIMEOUT_MS.postgres, work);
+const redis = <T>(work: () => Promise<T>) => callDependency('redis', DEPENDENCY_TIMEOUT_MS.redis, work);
+
+const jobLink = (jobId: string) => `/v1/jobs/${encodeURIComponent(jobId)}`;
+const isoOrNull = (ms: number | undefined) => (ms === undefined || ms === 0 ? null : new Date(ms).toISOString());
+
+function sendStored(reply: FastifyReply, statusCode: number, stored: StoredResponse, replayed: boolean): FastifyReply {
+  reply.code(statusCode).headers(stored.headers).type('application/json');
+  if (replayed) reply.header('idempotent-replayed', 'true');
+  // Canonical text: jsonb does not keep key order, and a replay must match the first answer byte for byte.
+  return reply.send(canonicalJson(stored.body));
+}
+
+async function jobView(queue: QueueName, job: Job) {
+  const state = await redis(() => job.getState());
+  const lastStack = job.stacktrace?.at(-1);
+  return {
+    id: job.id,
+    queue,
+    state,
+    attempts: job.attemptsMade,
+    maxAttempts: job.opts.attempts ?? 1,
+    createdAt: new Date(job.timestamp).toISOString(),
+    processedAt: isoOrNull(job.processedOn),
+    finishedAt: isoOrNull(job.finishedOn),
+    data: job.data as unknown,
+    result: (job.returnvalue as unknown) ?? null,
+    error: job.failedReason
+      ? { message: job.failedReason, stack: lastStack?.split('\n').slice(0, STACK_LINES).join('\n') ?? null }
+      : null,
+  };
+}
+
+export function registerJobRoutes(app: FastifyInstance, { config, db, queues, auth }: JobRoutesDeps): void {
+  async function accept(request: FastifyRequest, reply: FastifyReply) {
+    const { tenantId } = auth.principal(request);
+    const header = parseOrThrow(
+      idempotencyHeader,
+      { 'idempotency-key': request.headers['idempotency-key'] },
+      'The Idempotency-Key header',
+    )['idempotency-key'];
+    const body = parseOrThrow(calendarSyncRequestSchema, request.body, 'The request body');
+    const queue = 'calendar-sync' satisfies QueueName;
+    const { syncKind } = QUEUES[queue];
+    // Without a key, the reservation version is the natural one: a resend of the same version is a replay.
+    const idempotencyKey = header ?? `reservation:${body.reservationId}:v${body.version}`;
+    const ref: IdempotencyKeyRef = { tenantId, scope: queue, key: idempotencyKey };
+    const jobId = jobIdFor(tenantId, idempotencyKey);
+
+    const outcome = await pg(() =>
+      beginIdempotentRequest(db, {
+        ...ref,
+        requestHash: sha256Hex(canonicalJson(body)),
+        jobId,
+        ttlSeconds: config.idempotency.ttlSeconds,
+        staleAfterSeconds: STALE_IN_FLIGHT_SECONDS,
+      }),
+    );
+    switch (outcome.kind) {
+      case 'new':
+        break;
+      case 'replay':
+        return sendStored(reply, outcome.statusCode, storedResponse.parse(outcome.response), true);
+      case 'in-flight':
+        throw new HttpProblem(409, `A request with Idempotency-Key "${idempotencyKey}" is still being accepted`, {
+          type: '/problems/idempotency-in-flight',
+          headers: { 'retry-after': '1' },
+        });
+      case 'mismatch':
+        throw new HttpProblem(
+          422,
+          `Idempotency-Key "${idempotencyKey}" was already used with a different request body`,
+          { type: '/problems/idempotency-mismatch' },
+        );
+      default:
+        return outcome satisfies never;
+    }
+
+    const stored: StoredResponse = {
+      headers: { location: jobLink(jobId) },
+      body: {
+        jobId,
+        queue,
+        status: 'queued',
+        idempotencyKey,
+        links: { self: jobLink(jobId), sync: syncLink(syncKind, body.reservationId) },
+      },
+    };
+    const data: CalendarSyncJob = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
+    try {
+      // A timed-out enqueue may still land; the retry then meets it under the same job id.
+      await redis(() => enqueue(queues[queue], { jobId, name: body.action, data }));
+      await pg(() =>
+        syncStatusRepository.recordEnqueued(db, {
+          tenantId,
+          kind: syncKind,
+          entityId: body.reservationId,
+          version: body.version,
+          jobId,
+        }),
+      );
+      await pg(() => completeIdempotentRequest(db, { ...ref, statusCode: 202, response: stored }));
+    } catch (error) {
+      // Nothing was promised yet: free the key so the client's retry is not refused as in flight.
+      // If Postgres is what failed, the row goes stale and the retry takes it over.
+      await pg(() => abandonIdempotentRequest(db, ref)).catch((abandonError: unknown) =>
+        request.log.warn({ err: abandonError, idempotencyKey }, 'could not abandon the idempotency key'),
+      );
+      throw error;
+    }
+    return sendStored(reply, 202, stored, false);
+  }
+
+  app.post(
+    '/v1/jobs/calendar-sync',
+    { onRequest: auth.requireScope('jobs:write'), schema: docs.enqueueCalendarSync },
+    accept,
+  );
+
+  app.get('/v1/jobs/:id', { onRequest: auth.requireScope('jobs:read'), schema: docs.getJob }, async (request) => {
+    const { id } = parseOrThrow(jobParams, request.params, 'The path');
+    const { tenantId } = auth.principal(request);
+    // Postgres knows every job's owner for as long as Redis might still hold it (the idempotency TTL).
+    const record = await pg(() => findIdempotencyRecordByJobId(db, id));
+    if (record === undefined || !isQueueName(record.scope)) throw new HttpProblem(404, `No job "${id}"`);
+    if (record.tenantId !== tenantId) throw new HttpProblem(403, `Job "${id}" belongs to another tenant`);
+    const queue = record.scope;
+
+    const [job, sync] = await Promise.all([
+      redis(() => queues[queue].getJob(id)),
+      pg(() => findSyncStatusByJobId(db, tenantId, id)),
+    ]);
+    const links = { self: jobLink(id), ...(sync === undefined ? {} : { sync: syncLink(sync.kind, sync.entityId) }) };
+    if (job === undefined) {
+      // Retention removed it from Redis; the stored status is what is left.
+      return {
+        id,
+        queue,
+        state: 'expired-from-queue',
+        createdAt: record.createdAt.toISOString(),
+        sync: sync === undefined ? null : syncStatusView(sync),
+        links,
+      };
+    }
+    return { ...(await jobView(queue, job)), links };
+  });
+}

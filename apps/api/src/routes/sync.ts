@@ -1,0 +1,78 @@
+import { QUEUES, calendarSyncRequestSchema } from '@jobfleet/contracts';
+import { syncStatusRepository, type Db, type SyncStatusRow } from '@jobfleet/db';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { DEPENDENCY_TIMEOUT_MS, callDependency } from '../dependencies';
+import type { Auth } from '../plugins/auth';
+import { HttpProblem, parseOrThrow } from '../problem';
+import { docs } from '../openapi';
+
+export interface SyncRoutesDeps {
+  db: Db;
+  auth: Auth;
+}
+
+const RESERVATION_KIND = QUEUES['calendar-sync'].syncKind;
+const SYNC_KINDS: ReadonlySet<string> = new Set(Object.values(QUEUES).map((q) => q.syncKind));
+
+const reservationParams = z.strictObject({ id: calendarSyncRequestSchema.shape.reservationId });
+const syncParams = z.strictObject({
+  kind: z.string().min(1).max(64),
+  entityId: z.string().min(1).max(200),
+});
+
+/** Where an entity's sync status is read; reservations have their own, friendlier path. */
+export function syncLink(kind: string, entityId: string): string {
+  const id = encodeURIComponent(entityId);
+  return kind === RESERVATION_KIND ? `/v1/reservations/${id}/sync` : `/v1/sync/${encodeURIComponent(kind)}/${id}`;
+}
+
+/** The public view of a sync_status row (tenant and kind are implied by the request). */
+export function syncStatusView(row: SyncStatusRow) {
+  return {
+    status: row.status,
+    version: row.version,
+    attempts: row.attempts,
+    lastError: row.lastError ?? null,
+    externalRef: row.externalRef,
+    lastSyncedAt: row.lastSyncedAt?.toISOString() ?? null,
+    updatedAt: row.updatedAt.toISOString(),
+    jobId: row.jobId,
+    links: {
+      self: syncLink(row.kind, row.entityId),
+      ...(row.jobId === null ? {} : { job: `/v1/jobs/${encodeURIComponent(row.jobId)}` }),
+    },
+  };
+}
+
+export function registerSyncRoutes(app: FastifyInstance, { db, auth }: SyncRoutesDeps): void {
+  async function find(tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow> {
+    const row = await callDependency('postgres', DEPENDENCY_TIMEOUT_MS.postgres, () =>
+      syncStatusRepository.get(db, tenantId, kind, entityId),
+    );
+    // Other tenants' rows are simply not in the caller's namespace: 404, not 403.
+    if (row === undefined) throw new HttpProblem(404, `No sync status for ${kind} "${entityId}"`);
+    return row;
+  }
+
+  app.get(
+    '/v1/reservations/:id/sync',
+    { onRequest: auth.requireScope('jobs:read'), schema: docs.reservationSync },
+    async (request) => {
+      const { id } = parseOrThrow(reservationParams, request.params, 'The path');
+      const row = await find(auth.principal(request).tenantId, RESERVATION_KIND, id);
+      return { reservationId: row.entityId, ...syncStatusView(row) };
+    },
+  );
+
+  app.get(
+    '/v1/sync/:kind/:entityId',
+    { onRequest: auth.requireScope('jobs:read'), schema: docs.syncStatus },
+    async (request) => {
+      const { kind, entityId } = parseOrThrow(syncParams, request.params, 'The path');
+      if (!SYNC_KINDS.has(kind)) throw new HttpProblem(404, `Unknown sync kind "${kind}"`);
+      const row = await find(auth.principal(request).tenantId, kind, entityId);
+      return { kind: row.kind, entityId: row.entityId, ...syncStatusView(row) };
+    },
+  );
+}

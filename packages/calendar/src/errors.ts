@@ -1,0 +1,126 @@
+import { Common } from 'googleapis';
+import { z } from 'zod';
+import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError } from '@jobfleet/contracts';
+import { assertNever } from './exhaustive';
+
+/** The `dependency` named in our errors, metrics and logs. */
+export const CALENDAR_DEPENDENCY = 'google-calendar';
+
+export type CalendarOperation = 'insert' | 'get' | 'patch' | 'delete';
+
+/** What one failed request told us, read once from whatever the googleapis client threw. */
+export type CalendarFailure =
+  | { kind: 'http'; status: number; reason: string | undefined; message: string; retryAfterMs: number | undefined }
+  | { kind: 'network'; code: string; message: string }
+  | { kind: 'local'; error: Error };
+
+// Calendar errors: {"error":{"code","message","errors":[{"domain","reason","message"}]}};
+// the OAuth token endpoint: {"error":"invalid_grant","error_description":"..."}.
+const googleErrorBodySchema = z.object({
+  error: z.union([
+    z.object({
+      message: z.string().optional(),
+      errors: z.array(z.object({ reason: z.string().optional() })).optional(),
+    }),
+    z.string(),
+  ]),
+  error_description: z.string().optional(),
+});
+
+/** 403 reasons that mean "slow down" rather than "not allowed"; Google's guide says back off on each. */
+const RATE_LIMIT_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'quotaExceeded']);
+
+/** Failures of the connection itself: the request may or may not have reached Google. */
+const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET', // also "socket hang up"
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'TimeoutError', // gaxios: our per-request timeout fired
+  'AbortError', // gaxios: the request was aborted
+]);
+
+export function describeFailure(thrown: unknown): CalendarFailure {
+  if (!(thrown instanceof Common.GaxiosError)) return { kind: 'local', error: coerceError(thrown) };
+  const response = thrown.response;
+  if (response) {
+    const { reason, message } = readErrorBody(response.data);
+    return {
+      kind: 'http',
+      status: response.status,
+      reason,
+      message: message ?? thrown.message,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    };
+  }
+  const code = networkErrorCode(thrown);
+  return code === undefined ? { kind: 'local', error: thrown } : { kind: 'network', code, message: thrown.message };
+}
+
+/** The one mapping from a failed Calendar request to the fleet's error vocabulary; keeps `thrown` as `cause`. */
+export function toCalendarError(failure: CalendarFailure, operation: CalendarOperation, thrown: unknown): Error {
+  switch (failure.kind) {
+    case 'http': {
+      const { status, reason, message } = failure;
+      const options = { cause: thrown, details: { status, reason, operation } };
+      if (status === 429 || (status === 403 && reason !== undefined && RATE_LIMIT_REASONS.has(reason))) {
+        return new RateLimitedError(CALENDAR_DEPENDENCY, failure.retryAfterMs, options);
+      }
+      const text = `${operation} answered HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`;
+      if (status >= 400 && status < 500 && status !== 408) {
+        return new PermanentError(`CALENDAR_${constantCase(reason ?? `http ${status}`)}`, text, options);
+      }
+      // 5xx, 408, and anything a healthy Google never sends.
+      return new DependencyUnavailableError(CALENDAR_DEPENDENCY, text, options);
+    }
+    case 'network':
+      return new DependencyUnavailableError(CALENDAR_DEPENDENCY, `${operation} failed: ${failure.message}`, {
+        cause: thrown,
+        details: { status: undefined, reason: failure.code, operation },
+      });
+    case 'local':
+      // Never reached Google (a bug, an unusable key): not ours to classify; the worker retries it as unknown.
+      return failure.error;
+    default:
+      return assertNever(failure);
+  }
+}
+
+function readErrorBody(data: unknown): { reason: string | undefined; message: string | undefined } {
+  const parsed = googleErrorBodySchema.safeParse(data);
+  if (!parsed.success) return { reason: undefined, message: undefined };
+  const { error, error_description } = parsed.data;
+  return typeof error === 'string'
+    ? { reason: error, message: error_description }
+    : { reason: error.errors?.[0]?.reason, message: error.message };
+}
+
+function networkErrorCode(error: Error): string | undefined {
+  // gaxios copies the code of the error it wraps, but not always from deeper causes.
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code: unknown = 'code' in current ? current.code : undefined;
+    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
+  }
+  return undefined;
+}
+
+/** Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** `notFound` -> `NOT_FOUND`, `invalid_grant` -> `INVALID_GRANT`, `http 400` -> `HTTP_400`. */
+function constantCase(text: string): string {
+  return text
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .toUpperCase();
+}

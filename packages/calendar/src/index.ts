@@ -1,0 +1,11 @@
+export { createCalendarClient } from './client';
+export type {
+  CalendarAttendee,
+  CalendarClient,
+  CalendarClientOptions,
+  CalendarEvent,
+  CalendarEventInput,
+  CalendarEventTime,
+} from './client';
+export { calendarEventId, syncReservation } from './sync-reservation';
+export type { SyncReservationDeps, SyncReservationJob } from './sync-reservation';

@@ -1,0 +1,141 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * What became of one attempt of a job, the `outcome` label of `jobs_total`:
+ * - `completed`: the processor returned;
+ * - `retried`: it failed and BullMQ will run it again after the backoff;
+ * - `failed`: it failed for good (permanent error, last attempt, or stalled too often);
+ * - `delayed`: the processor re-scheduled it (DelayedError and friends), spending no attempt;
+ * - `interrupted`: a hard shutdown abandoned it; stalled-job recovery runs it again.
+ * Stalls are counted apart, in `jobs_stalled_total`, by the worker that detects them.
+ */
+export const JOB_OUTCOMES = ['completed', 'retried', 'failed', 'delayed', 'interrupted'] as const;
+export type JobOutcome = (typeof JOB_OUTCOMES)[number];
+
+/** The `state` label of `queue_jobs`. */
+export const QUEUE_JOB_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'failed',
+  'completed',
+  'paused',
+  'waiting-children',
+] as const;
+export type QueueJobState = (typeof QUEUE_JOB_STATES)[number];
+
+export interface MetricsOptions {
+  /** Prepended to every metric name, process metrics included. Default: none. */
+  prefix?: string;
+  /** Labels added to every series of this registry (e.g. `{ service: 'api' }`). Default: none. */
+  defaultLabels?: Record<string, string>;
+}
+
+export interface Metrics {
+  /** This instance's own registry; serve `registry.metrics()` with `registry.contentType`. */
+  readonly registry: Registry;
+  /** `jobs_total{queue,outcome}`: attempts by outcome (see JOB_OUTCOMES). */
+  readonly jobsTotal: Counter<'queue' | 'outcome'>;
+  /** `job_duration_seconds{queue}`: processing time of each attempt. */
+  readonly jobDuration: Histogram<'queue'>;
+  /** `job_wait_seconds{queue}`: from enqueue (plus any requested delay) to the first start. */
+  readonly jobWait: Histogram<'queue'>;
+  /** `jobs_stalled_total{queue}`: jobs found stalled (lock lost) and moved back to wait. */
+  readonly jobsStalled: Counter<'queue'>;
+  /** `queue_jobs{queue,state}`: jobs per state, read from Redis at scrape time (registerQueueGauges). */
+  readonly queueJobs: Gauge<'queue' | 'state'>;
+  /** `queue_metrics_collect_errors_total{queue}`: scrapes that could not read a queue's counts. */
+  readonly queueCollectErrors: Counter<'queue'>;
+  /** `http_requests_total{method,route,status_code}`. */
+  readonly httpRequests: Counter<'method' | 'route' | 'status_code'>;
+  /** `http_request_duration_seconds{method,route}`. */
+  readonly httpRequestDuration: Histogram<'method' | 'route'>;
+  /**
+   * Adds work that runs each time `queue_jobs` is read, i.e. at scrape time, never on a job's
+   * path. Returns a function that removes it.
+   */
+  onQueueJobsCollect(collect: () => Promise<void>): () => void;
+}
+
+// Jobs range from milliseconds (calendar) to an hour (backups).
+const JOB_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600];
+const HTTP_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A registry of its own (never prom-client's global one) with process metrics and ours. */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const prefix = options.prefix ?? '';
+  const registry = new Registry();
+  if (options.defaultLabels) registry.setDefaultLabels(options.defaultLabels);
+  collectDefaultMetrics({ register: registry, prefix });
+  const registers = [registry];
+
+  const queueJobsCollectors = new Set<() => Promise<void>>();
+  // The collection under way, so a scrape's read of the error counter waits for the errors it finds.
+  let queueJobsCollecting: Promise<void> | undefined;
+  const queueJobs = new Gauge({
+    name: `${prefix}queue_jobs`,
+    help: 'Jobs per queue and state, read from Redis at scrape time',
+    labelNames: ['queue', 'state'] as const,
+    registers,
+    async collect() {
+      queueJobsCollecting = Promise.all([...queueJobsCollectors].map((collect) => collect())).then(() => undefined);
+      await queueJobsCollecting;
+    },
+  });
+
+  return {
+    registry,
+    jobsTotal: new Counter({
+      name: `${prefix}jobs_total`,
+      help: `Job attempts by outcome (${JOB_OUTCOMES.join('|')})`,
+      labelNames: ['queue', 'outcome'] as const,
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: `${prefix}job_duration_seconds`,
+      help: 'Processing time of one job attempt',
+      labelNames: ['queue'] as const,
+      buckets: JOB_SECONDS_BUCKETS,
+      registers,
+    }),
+    jobWait: new Histogram({
+      name: `${prefix}job_wait_seconds`,
+      help: 'Time from enqueue (plus any requested delay) to the first start of a job',
+      labelNames: ['queue'] as const,
+      buckets: JOB_SECONDS_BUCKETS,
+      registers,
+    }),
+    jobsStalled: new Counter({
+      name: `${prefix}jobs_stalled_total`,
+      help: 'Jobs found stalled (worker lost its lock) and moved back to wait',
+      labelNames: ['queue'] as const,
+      registers,
+    }),
+    queueJobs,
+    queueCollectErrors: new Counter({
+      name: `${prefix}queue_metrics_collect_errors_total`,
+      help: 'Scrapes that could not read the job counts of a queue',
+      labelNames: ['queue'] as const,
+      registers,
+      collect: () => queueJobsCollecting,
+    }),
+    httpRequests: new Counter({
+      name: `${prefix}http_requests_total`,
+      help: 'HTTP requests by method, route template and status code',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      registers,
+    }),
+    httpRequestDuration: new Histogram({
+      name: `${prefix}http_request_duration_seconds`,
+      help: 'HTTP request duration by method and route template',
+      labelNames: ['method', 'route'] as const,
+      buckets: HTTP_SECONDS_BUCKETS,
+      registers,
+    }),
+    onQueueJobsCollect(collect) {
+      queueJobsCollectors.add(collect);
+      return () => queueJobsCollectors.delete(collect);
+    },
+  };
+}

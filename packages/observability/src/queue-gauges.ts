@@ -1,0 +1,84 @@
+import { QUEUE_JOB_STATES, type Metrics, type QueueJobState } from './metrics';
+
+type CountedState = Exclude<QueueJobState, 'paused'>;
+// BullMQ 6 has no `paused` list: a paused queue keeps its jobs in wait/prioritized and flags its meta key.
+const COUNTED_STATES: readonly CountedState[] = QUEUE_JOB_STATES.filter((s): s is CountedState => s !== 'paused');
+
+/** What the gauge reads from a queue; a BullMQ `Queue` is one. */
+export interface JobCountSource {
+  readonly name: string;
+  getJobCounts(...types: CountedState[]): Promise<Record<string, number>>;
+  isPaused(): Promise<boolean>;
+}
+
+export interface QueueGaugeOptions {
+  /** How long one scrape waits for a queue's counts before counting an error. Default 2000 ms. */
+  timeoutMs?: number;
+}
+
+/**
+ * Makes `queue_jobs{queue,state}` read each queue's counts from Redis when scraped. While a queue
+ * is paused its waiting and prioritized jobs show as `paused`, so waiting + prioritized is always
+ * work a worker could take now (what autoscaling reads). A queue whose counts cannot be read within
+ * the timeout is left out of that scrape and counted in `queue_metrics_collect_errors_total`.
+ * Returns a function that stops reading these queues.
+ */
+export function registerQueueGauges(
+  metrics: Metrics,
+  queues: readonly JobCountSource[],
+  options: QueueGaugeOptions = {},
+): () => void {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  return metrics.onQueueJobsCollect(async () => {
+    await Promise.all(
+      queues.map(async (queue) => {
+        try {
+          const [counts, paused] = await withTimeout(
+            Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused()]),
+            timeoutMs,
+          );
+          for (const state of QUEUE_JOB_STATES) {
+            metrics.queueJobs.set({ queue: queue.name, state }, stateCount(state, counts, paused));
+          }
+        } catch {
+          // Stale numbers would mislead more than a gap does.
+          for (const state of QUEUE_JOB_STATES) metrics.queueJobs.remove({ queue: queue.name, state });
+          metrics.queueCollectErrors.inc({ queue: queue.name });
+        }
+      }),
+    );
+  });
+}
+
+function stateCount(state: QueueJobState, counts: Record<string, number>, paused: boolean): number {
+  const count = (s: CountedState) => counts[s] ?? 0;
+  switch (state) {
+    case 'paused':
+      return paused ? count('waiting') + count('prioritized') : 0;
+    case 'waiting':
+    case 'prioritized':
+      return paused ? 0 : count(state);
+    case 'active':
+    case 'delayed':
+    case 'failed':
+    case 'completed':
+    case 'waiting-children':
+      return count(state);
+    default: {
+      const unknown: never = state;
+      throw new Error(`unknown job state ${String(unknown)}`);
+    }
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

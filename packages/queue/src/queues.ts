@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import type { Config } from '@jobfleet/config';
+import { QUEUE_NAMES, type QueueName } from '@jobfleet/contracts';
+import type { Logger } from '@jobfleet/observability';
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+export type QueueConfig = Pick<Config, 'jobs' | 'worker'>;
+
+/** Default options of every job of `queue`: attempts, jittered exponential backoff, bounded retention. */
+export function jobOptionsFor(queue: QueueName, config: QueueConfig): JobsOptions {
+  const { jobs } = config;
+  return {
+    attempts: config.worker.perQueue[queue].attempts,
+    // jitter 0.5: each delay is drawn from [d/2, d], so retries after an outage spread out.
+    backoff: { type: 'exponential', delay: jobs.backoffDelayMs, jitter: 0.5 },
+    removeOnComplete: { ...jobs.removeOnComplete },
+    removeOnFail: { ...jobs.removeOnFail },
+  };
+}
+
+export interface CreateQueuesOptions {
+  /** A producer-role connection; shared by the queues and left open by closeQueues. */
+  connection: Redis;
+  /** Key prefix of every queue (hash-tag it on Redis Cluster). */
+  prefix: string;
+  config: QueueConfig;
+  /** Logs queue errors at warn. Default: ignored (they repeat the connection's own errors). */
+  logger?: Logger;
+}
+
+/** One BullMQ Queue per known queue name, each with its default job options. */
+export function createQueues(options: CreateQueuesOptions): Record<QueueName, Queue> {
+  const entries = QUEUE_NAMES.map((name) => {
+    const queue = new Queue(name, {
+      connection: options.connection,
+      prefix: options.prefix,
+      defaultJobOptions: jobOptionsFor(name, options.config),
+    });
+    queue.on('error', (err: Error) => options.logger?.warn({ err, queue: name }, 'queue error'));
+    return [name, queue] as const;
+  });
+  return Object.fromEntries(entries) as Record<QueueName, Queue>;
+}
+
+/** Closes every queue; the shared connection stays open for its owner to close. */
+export async function closeQueues(queues: Readonly<Record<string, Queue>> | readonly Queue[]): Promise<void> {
+  const results = await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
+  const errors = results.flatMap((r): unknown[] => (r.status === 'rejected' ? [r.reason] : []));
+  if (errors.length > 0) throw new AggregateError(errors, 'closing queues failed');
+}
+
+// BullMQ 6.7 refuses custom ids that are integer-like or contain ':' (Job.validateOptions).
+const UNSAFE_ID_CHARS = /[^\w.-]/g;
+const MAX_TENANT_CHARS = 64;
+
+/**
+ * The job id of (tenant, idempotency key): `<tenant>-<sha256 hex>`, the same on every call, so Redis
+ * itself refuses a duplicate while the first job is retained. The tenant part is for reading only
+ * (characters BullMQ could refuse become `_`); the hash covers the exact tenant and key.
+ */
+export function jobIdFor(tenantId: string, idempotencyKey: string): string {
+  const digest = createHash('sha256').update(JSON.stringify([tenantId, idempotencyKey])).digest('hex');
+  const readable = tenantId.replace(UNSAFE_ID_CHARS, '_').slice(0, MAX_TENANT_CHARS);
+  return `${readable}-${digest}`;
+}
+
+export interface EnqueueJob {
+  /** From jobIdFor. */
+  jobId: string;
+  name: string;
+  data: unknown;
+}
+
+/**
+ * Adds a job under its id. `created` is false when a job with that id was already there: BullMQ then
+ * keeps the stored job, answers with the id and no error, and returns our own unsaved copy, so we
+ * read the stored job back and compare creation timestamps. Two producers adding the same id in the
+ * same millisecond would both see `created: true`; the API's Postgres idempotency record refuses
+ * that case first (409 while the first request is being accepted). A job already removed again when
+ * read back counts as created.
+ */
+export async function enqueue(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
+  const sent = await queue.add(job.name, job.data, { jobId: job.jobId });
+  const stored = await queue.getJob(job.jobId);
+  return { jobId: job.jobId, created: stored === undefined || stored.timestamp === sent.timestamp };
+}

@@ -1,0 +1,193 @@
+import type { WorkerQueueSettings } from '@jobfleet/config';
+import { JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
+import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
+import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { AttemptTimeoutError, WorkerClosingError } from './errors';
+
+export interface ProcessorContext {
+  /**
+   * Fires when the attempt passes its timeout (reason AttemptTimeoutError), the job is cancelled
+   * (PermanentError JOB_CANCELLED) or the worker closes hard (WorkerClosingError). The attempt ends
+   * then, whether or not the processor stops.
+   */
+  signal: AbortSignal;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** No attempt is left after this one: a failure now is final. */
+  finalAttempt: boolean;
+  /** The worker's logger bound to this job: queue, jobId, attempt, tenantId. */
+  logger: Logger;
+}
+
+export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
+
+export interface CreateWorkerOptions<T, R> {
+  queue: QueueName;
+  /**
+   * A worker-role connection. BullMQ sends commands on it and duplicates it for the blocking
+   * fetch; closing the worker leaves it open for its owner to close afterwards.
+   */
+  connection: Redis;
+  prefix: string;
+  settings: WorkerQueueSettings;
+  /** Hard bound of one attempt (`QUEUES[queue].attemptTimeoutMs`). */
+  attemptTimeoutMs: number;
+  /**
+   * Runs one attempt. A PermanentError (any JobfleetError with `retryable: false`) or
+   * UnrecoverableError fails the job at once; DelayedError and BullMQ's other flow errors pass
+   * through; anything else is retried with the job's backoff until its attempts run out.
+   */
+  processor: JobProcessor<T, R>;
+  logger: Logger;
+  metrics: Metrics;
+  /** Start fetching jobs at once. Default true; otherwise call `worker.run()`. */
+  autorun?: boolean;
+}
+
+/** The reason a hard close gives BullMQ's per-job abort controllers. */
+const CLOSING_HARD = 'jobfleet:worker-closing-hard';
+
+class JobfleetWorker<T, R> extends Worker<T, R> {
+  /**
+   * BullMQ's close(true) neither aborts running processors nor, when a graceful close() is already
+   * pending, forces anything: it returns the pending promise. Aborting the attempts first ends them
+   * (left active for stalled-job recovery), which lets either close finish.
+   */
+  override close(force = false): Promise<void> {
+    if (force) this.cancelAllJobs(CLOSING_HARD);
+    return super.close(force);
+  }
+}
+
+/** A BullMQ worker around `processor`: attempt timeout, error mapping, metrics and logs. */
+export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T, R> {
+  const { queue, metrics, processor, attemptTimeoutMs } = options;
+  const logger = options.logger.child({ queue });
+  // Errors this wrapper already counted and logged; the `failed` event reports only the others.
+  const reported = new WeakSet<Error>();
+
+  async function runAttempt(job: Job<T, R>, jobSignal: AbortSignal | undefined): Promise<R> {
+    const attempt = job.attemptsMade + 1;
+    const finalAttempt = attempt >= Math.max(job.opts.attempts ?? 1, 1);
+    const jobLogger = logger.child({ jobId: job.id, attempt, tenantId: tenantOf(job.data) });
+    // Stalled re-runs and retries start again later; only the first start measures queueing.
+    if (job.attemptsStarted <= 1) metrics.jobWait.observe({ queue }, waitSeconds(job));
+    jobLogger.debug('job started');
+    const started = performance.now();
+    const record = (outcome: JobOutcome): number => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.jobsTotal.inc({ queue, outcome });
+      metrics.jobDuration.observe({ queue }, seconds);
+      return Math.round(seconds * 1000);
+    };
+
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new AttemptTimeoutError(attemptTimeoutMs)), attemptTimeoutMs);
+    const onJobAbort = () =>
+      controller.abort(
+        jobSignal?.reason === CLOSING_HARD
+          ? new WorkerClosingError()
+          : new PermanentError('JOB_CANCELLED', `job cancelled: ${String(jobSignal?.reason)}`),
+      );
+    if (jobSignal?.aborted) onJobAbort();
+    jobSignal?.addEventListener('abort', onJobAbort, { once: true });
+    try {
+      const result = await Promise.race([
+        rejectWhenAborted(controller.signal),
+        processor(job, { signal: controller.signal, attempt, finalAttempt, logger: jobLogger }),
+      ]);
+      jobLogger.info({ durationMs: record('completed') }, 'job completed');
+      return result;
+    } catch (thrown) {
+      // Once the signal fired, its reason is the outcome, whatever the processor threw in reaction.
+      const error = coerceError(controller.signal.aborted ? controller.signal.reason : thrown);
+      if (error instanceof WorkerClosingError) {
+        jobLogger.warn({ durationMs: record('interrupted') }, 'job interrupted by a hard close; stalled-job recovery will run it again');
+        // DelayedError makes BullMQ leave the job as it is: active, with a lock nobody renews,
+        // until another worker's stalled check moves it back to wait. No attempt is spent.
+        throw new DelayedError(error.message);
+      }
+      if (isFlowControl(error)) {
+        jobLogger.debug({ durationMs: record('delayed') }, 'job re-scheduled by its processor');
+        throw error;
+      }
+      const toThrow = error instanceof JobfleetError && !error.retryable ? unrecoverable(error) : error;
+      const final = finalAttempt || isUnrecoverable(toThrow);
+      const durationMs = record(final ? 'failed' : 'retried');
+      if (final) jobLogger.error({ err: error, durationMs }, 'job failed');
+      else jobLogger.warn({ err: error, durationMs }, 'job attempt failed; it will be retried');
+      reported.add(toThrow);
+      throw toThrow;
+    } finally {
+      clearTimeout(timer);
+      jobSignal?.removeEventListener('abort', onJobAbort);
+    }
+  }
+
+  const worker = new JobfleetWorker<T, R>(
+    queue,
+    // Three parameters: BullMQ only creates the per-job abort signal for processors that declare it.
+    (job, _token, signal) => runAttempt(job, signal),
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      autorun: options.autorun ?? true,
+      concurrency: options.settings.concurrency,
+      lockDuration: options.settings.lockDurationMs,
+      stalledInterval: options.settings.stalledIntervalMs,
+      maxStalledCount: options.settings.maxStalledCount,
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (reported.has(err)) return;
+    // Failures BullMQ decides without running the processor, e.g. stalled more than maxStalledCount.
+    metrics.jobsTotal.inc({ queue, outcome: 'failed' });
+    logger.error({ err, jobId: job?.id, tenantId: tenantOf(job?.data) }, 'job failed');
+  });
+  worker.on('stalled', (jobId) => {
+    metrics.jobsStalled.inc({ queue });
+    logger.warn({ jobId }, 'job stalled (its worker lost the lock); moved back to wait');
+  });
+  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  return worker;
+}
+
+function rejectWhenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(coerceError(signal.reason)), { once: true });
+  });
+}
+
+/** Keeps the code in BullMQ's failedReason and the original error (with its stack) as cause. */
+function unrecoverable(error: JobfleetError): UnrecoverableError {
+  const wrapped = new UnrecoverableError(`${error.code}: ${error.message}`);
+  wrapped.cause = error;
+  // BullMQ stores this stack with the failed job: show where the permanent error arose.
+  if (error.stack) wrapped.stack = error.stack;
+  return wrapped;
+}
+
+function isUnrecoverable(error: Error): boolean {
+  return error instanceof UnrecoverableError || error.name === 'UnrecoverableError';
+}
+
+// BullMQ matches these by name or message too (worker.handleFailed), as a bundled copy may differ.
+const FLOW_ERROR_NAMES = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError']);
+
+/** Errors a processor throws after moving its job itself (moveToDelayed, moveToWait, ...). */
+function isFlowControl(error: Error): boolean {
+  return FLOW_ERROR_NAMES.has(error.name) || error.message === RATE_LIMIT_ERROR;
+}
+
+function tenantOf(data: unknown): string | undefined {
+  return typeof data === 'object' && data !== null && 'tenantId' in data && typeof data.tenantId === 'string'
+    ? data.tenantId
+    : undefined;
+}
+
+/** Enqueue (plus any requested delay) to start, in seconds. */
+function waitSeconds(job: Job): number {
+  const readyAt = job.timestamp + (job.delay ?? 0);
+  return Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000;
+}
