@@ -3,7 +3,9 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const TSX = resolve(REPO_ROOT, 'node_modules/.bin/tsx');
+// node itself (the pinned one) with tsx as a loader, so the child's pid is the process doing the
+// work: the tsx CLI would add a parent that a SIGKILL leaves the real worker running behind.
+const NODE = resolve(REPO_ROOT, 'node_modules/.bin/node');
 
 export interface RunningProcess {
   child: ChildProcess;
@@ -15,10 +17,10 @@ export interface RunningProcess {
 
 /** Runs a TypeScript entry point of this repo as a real child process with only the given env. */
 export function startEntryPoint(entry: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(TSX, [resolve(REPO_ROOT, entry)], {
+  const child = spawn(NODE, ['--import', 'tsx', resolve(REPO_ROOT, entry)], {
     cwd: REPO_ROOT,
-    // PATH so tsx finds the pinned node; nothing else leaks in from the test runner.
-    env: { PATH: `${resolve(REPO_ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}`, ...env },
+    // Only what is given: nothing leaks in from the test runner's environment.
+    env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

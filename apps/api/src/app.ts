@@ -3,7 +3,7 @@ import type { QueueName } from '@jobfleet/contracts';
 import type { Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerDocs } from './openapi';
 import { createAuth } from './plugins/auth';
@@ -31,8 +31,10 @@ export interface ApiDeps {
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config, database, queues, redis, metrics } = deps;
+  // Typed as Fastify's base logger so the instance is the plain FastifyInstance the routes take.
+  const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger,
+    loggerInstance,
     bodyLimit: config.api.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
   });
@@ -42,6 +44,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installProblemHandlers(app);
+  // Bodies are JSON only; Fastify's default text/plain parser would turn a wrong type into a 400.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL, so ids do not explode the label set.
@@ -58,7 +62,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
   });
   registerHealthRoutes(app, { database, redis, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
-  registerJobRoutes(app, { config, db: database.db, queues, auth });
+  registerJobRoutes(app, { config, db: database.db, queues, redis, auth });
   registerSyncRoutes(app, { db: database.db, auth });
   await registerAdminRoutes(app, { queues, auth });
   return app;

@@ -1,15 +1,16 @@
 import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
+import type { Redis } from 'ioredis';
 
-export type Dependency = 'redis' | 'postgres';
+type Dependency = 'redis' | 'postgres';
 
 /**
  * Upper bound on one call to a dependency from a request. Redis answers in well under a millisecond
  * when healthy, so 1.5 s only ever trips on an outage and keeps a 503 fast; Postgres gets the pool's
  * own connection timeout, since a burst of requests may queue for a pooled connection.
  */
-export const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 1500, postgres: 5000 };
+const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 1500, postgres: 5000 };
 
-export class DeadlineExceededError extends Error {
+class DeadlineExceededError extends Error {
   override readonly name = 'DeadlineExceededError';
 }
 
@@ -53,13 +54,13 @@ function isPostgresUnavailable(error: unknown): boolean {
 }
 
 /**
- * Runs a call to a dependency under a deadline and turns its outage into DependencyUnavailableError
+ * Runs a call to a dependency under its deadline and turns an outage into DependencyUnavailableError
  * (a 503 with Retry-After). Redis errors all count as outages: our commands are fixed, so a failure
  * is the connection's. Postgres errors count only when they are about availability.
  */
-export async function callDependency<T>(dependency: Dependency, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+async function callDependency<T>(dependency: Dependency, work: () => Promise<T>): Promise<T> {
   try {
-    return await withDeadline(work(), timeoutMs, dependency);
+    return await withDeadline(work(), DEPENDENCY_TIMEOUT_MS[dependency], dependency);
   } catch (thrown) {
     const error = coerceError(thrown);
     if (dependency === 'redis' || isPostgresUnavailable(error)) {
@@ -67,4 +68,24 @@ export async function callDependency<T>(dependency: Dependency, timeoutMs: numbe
     }
     throw error;
   }
+}
+
+export type DependencyCall = <T>(work: () => Promise<T>) => Promise<T>;
+
+/** A Postgres call from a request, bounded and with outages made 503s. */
+export const callPostgres: DependencyCall = (work) => callDependency('postgres', work);
+
+// ioredis states in which the connection is lost (a first connect is `connecting`/`connect`).
+const REDIS_DOWN_STATES: ReadonlySet<string> = new Set(['reconnecting', 'close', 'end']);
+
+/**
+ * Redis calls over `connection`, bounded and with outages made 503s. BullMQ waits for a lost
+ * connection to come back; these refuse at once instead. A connection still connecting gets the
+ * deadline: right after boot it is about to be ready.
+ */
+export function redisCaller(connection: Redis): DependencyCall {
+  return (work) =>
+    REDIS_DOWN_STATES.has(connection.status)
+      ? Promise.reject(new DependencyUnavailableError('redis', `connection is ${connection.status}`))
+      : callDependency('redis', work);
 }

@@ -6,12 +6,12 @@ import { z } from 'zod';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-export interface ProblemField {
+interface ProblemField {
   path: string;
   message: string;
 }
 
-export interface Problem {
+interface Problem {
   type: string;
   title: string;
   status: number;
@@ -69,7 +69,7 @@ export class HttpProblem extends Error {
 }
 
 /** zod issues as a 400 with one entry per issue, paths dotted (`start.dateTime`, `attendees.0.email`). */
-export function validationProblem(what: string, error: z.ZodError): HttpProblem {
+function validationProblem(what: string, error: z.ZodError): HttpProblem {
   return new HttpProblem(400, `${what} is invalid`, {
     type: '/problems/validation',
     errors: error.issues.flatMap((issue) =>
@@ -88,7 +88,7 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
   return parsed.data;
 }
 
-export function unavailableProblem(error: DependencyUnavailableError): HttpProblem {
+function unavailableProblem(error: DependencyUnavailableError): HttpProblem {
   return new HttpProblem(503, `${error.dependency} is unavailable; retry later`, {
     type: '/problems/dependency-unavailable',
     headers: { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
@@ -109,7 +109,6 @@ function isClientError(error: unknown): error is FastifyError & { statusCode: nu
 function fromUnknown(error: unknown): HttpProblem | undefined {
   if (error instanceof HttpProblem) return error;
   if (error instanceof DependencyUnavailableError) return unavailableProblem(error);
-  if (error instanceof z.ZodError) return validationProblem('The request', error);
   if (isClientError(error)) {
     return new HttpProblem(error.statusCode, error.message, { type: error.code ? `/problems/${error.code}` : undefined });
   }

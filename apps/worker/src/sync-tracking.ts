@@ -2,7 +2,7 @@ import { coerceError, JobfleetError, PermanentError } from '@jobfleet/contracts'
 import { syncStatusRepository, type Database, type StoredError, type SyncEntity } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
 import type { z } from 'zod';
-import type { ProcessorContext } from './processor';
+import type { ProcessorContext } from '@jobfleet/queue';
 
 /** A payload that does not parse can never succeed: fail the job alone, never the worker. */
 export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {

@@ -37,7 +37,7 @@ export function startWorkers(deps: WorkerFleetDeps): WorkerFleet {
       settings: config.worker.perQueue[queue],
       attemptTimeoutMs: QUEUES[queue].attemptTimeoutMs,
       processor,
-      logger: logger.child({ queue, workerId: config.worker.id }),
+      logger: logger.child({ workerId: config.worker.id }),
       metrics: deps.metrics,
     });
     workers.set(queue, worker);

@@ -38,7 +38,7 @@ export function createAuthClient(auth: CalendarAuth, timeoutMs: number): Auth.OA
         scopes: [CALENDAR_EVENTS_SCOPE],
         transporterOptions,
       });
-      redirectTokenExchange(client, auth.tokenUrl);
+      configureTokenExchange(client, auth.tokenUrl);
       return client;
     }
     default:
@@ -66,7 +66,7 @@ function readServiceAccountKey(keyFile: string): z.infer<typeof serviceAccountKe
  * it. The assertion's `aud` stays Google's endpoint, which is what Google (and proxies in front
  * of it) check.
  */
-function redirectTokenExchange(client: Auth.JWT, tokenUrl: string): void {
+function configureTokenExchange(client: Auth.JWT, tokenUrl: string): void {
   client.transporter.interceptors.request.add({
     resolved: async (request) =>
       request.url.href === GOOGLE_TOKEN_URL

@@ -83,11 +83,11 @@ const calendarEventSchema: z.ZodType<CalendarEvent> = z.object({
 /** The part of a googleapis response we read: its body is checked by `parseEvent`. */
 type ApiResponse = { data: unknown };
 
-const isGone = (failure: CalendarFailure) =>
-  failure.kind === 'http' && (failure.status === 404 || failure.status === 410);
+type HttpFailure = Extract<CalendarFailure, { kind: 'http' }>;
 
-const isDuplicateId = (failure: CalendarFailure) =>
-  failure.kind === 'http' && failure.status === 409 && failure.reason === 'duplicate';
+const isGone = (failure: HttpFailure) => failure.status === 404 || failure.status === 410;
+
+const isDuplicateId = (failure: HttpFailure) => failure.status === 409 && failure.reason === 'duplicate';
 
 /** The official googleapis client, with its retries off: BullMQ decides when to try again. */
 export function createCalendarClient(options: CalendarClientOptions): CalendarClient {
@@ -98,6 +98,8 @@ export function createCalendarClient(options: CalendarClientOptions): CalendarCl
     retry: false,
     timeout: options.timeoutMs,
   });
+
+  const tokenUrl = options.auth.kind === 'service-account' ? options.auth.tokenUrl : undefined;
 
   return {
     async insertEvent(calendarId, event) {
@@ -117,29 +119,29 @@ export function createCalendarClient(options: CalendarClientOptions): CalendarCl
       return response ? 'deleted' : 'gone';
     },
   };
-}
 
-/**
- * Runs one request. A failure `isAnswer` accepts is an answer of the API (a duplicate id, a gone
- * event) and comes back as null; every other failure is thrown as one of our errors.
- */
-async function send(operation: CalendarOperation, request: () => Promise<ApiResponse>): Promise<ApiResponse>;
-async function send(
-  operation: CalendarOperation,
-  request: () => Promise<ApiResponse>,
-  isAnswer: (failure: CalendarFailure) => boolean,
-): Promise<ApiResponse | null>;
-async function send(
-  operation: CalendarOperation,
-  request: () => Promise<ApiResponse>,
-  isAnswer?: (failure: CalendarFailure) => boolean,
-): Promise<ApiResponse | null> {
-  try {
-    return await request();
-  } catch (thrown) {
-    const failure = describeFailure(thrown);
-    if (isAnswer?.(failure)) return null;
-    throw toCalendarError(failure, operation, thrown);
+  /**
+   * Runs one request. A Calendar failure `isAnswer` accepts is an answer of the API (a duplicate
+   * id, a gone event) and comes back as null; every other failure is thrown as one of our errors.
+   */
+  async function send(operation: CalendarOperation, request: () => Promise<ApiResponse>): Promise<ApiResponse>;
+  async function send(
+    operation: CalendarOperation,
+    request: () => Promise<ApiResponse>,
+    isAnswer: (failure: HttpFailure) => boolean,
+  ): Promise<ApiResponse | null>;
+  async function send(
+    operation: CalendarOperation,
+    request: () => Promise<ApiResponse>,
+    isAnswer?: (failure: HttpFailure) => boolean,
+  ): Promise<ApiResponse | null> {
+    try {
+      return await request();
+    } catch (thrown) {
+      const failure = describeFailure(thrown, tokenUrl);
+      if (failure.kind === 'http' && !failure.tokenExchange && isAnswer?.(failure)) return null;
+      throw toCalendarError(failure, operation, thrown);
+    }
   }
 }
 

@@ -10,7 +10,15 @@ export type CalendarOperation = 'insert' | 'get' | 'patch' | 'delete';
 
 /** What one failed request told us, read once from whatever the googleapis client threw. */
 export type CalendarFailure =
-  | { kind: 'http'; status: number; reason: string | undefined; message: string; retryAfterMs: number | undefined }
+  | {
+      kind: 'http';
+      status: number;
+      reason: string | undefined;
+      message: string;
+      retryAfterMs: number | undefined;
+      /** The OAuth token exchange failed, not the Calendar request: its 404 is no answer about an event. */
+      tokenExchange: boolean;
+    }
   | { kind: 'network'; code: string; message: string }
   | { kind: 'local'; error: Error };
 
@@ -45,7 +53,8 @@ const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'AbortError', // gaxios: the request was aborted
 ]);
 
-export function describeFailure(thrown: unknown): CalendarFailure {
+/** `tokenUrl`: where service-account tokens are fetched, when they are. */
+export function describeFailure(thrown: unknown, tokenUrl: string | undefined): CalendarFailure {
   if (!(thrown instanceof Common.GaxiosError)) return { kind: 'local', error: coerceError(thrown) };
   const response = thrown.response;
   if (response) {
@@ -56,6 +65,7 @@ export function describeFailure(thrown: unknown): CalendarFailure {
       reason,
       message: message ?? thrown.message,
       retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+      tokenExchange: tokenUrl !== undefined && String(thrown.config.url) === new URL(tokenUrl).href,
     };
   }
   const code = networkErrorCode(thrown);
@@ -66,14 +76,16 @@ export function describeFailure(thrown: unknown): CalendarFailure {
 export function toCalendarError(failure: CalendarFailure, operation: CalendarOperation, thrown: unknown): Error {
   switch (failure.kind) {
     case 'http': {
-      const { status, reason, message } = failure;
-      const options = { cause: thrown, details: { status, reason, operation } };
+      const { status, reason, message, tokenExchange } = failure;
+      const options = { cause: thrown, details: { status, reason, operation, ...(tokenExchange ? { tokenExchange } : {}) } };
       if (status === 429 || (status === 403 && reason !== undefined && RATE_LIMIT_REASONS.has(reason))) {
         return new RateLimitedError(CALENDAR_DEPENDENCY, failure.retryAfterMs, options);
       }
-      const text = `${operation} answered HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`;
+      const what = tokenExchange ? `the token exchange for ${operation}` : operation;
+      const text = `${what} answered HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`;
       if (status >= 400 && status < 500 && status !== 408) {
-        return new PermanentError(`CALENDAR_${constantCase(reason ?? `http ${status}`)}`, text, options);
+        const code = constantCase(`${tokenExchange ? 'token ' : ''}${reason ?? `http ${status}`}`);
+        return new PermanentError(`CALENDAR_${code}`, text, options);
       }
       // 5xx, 408, and anything a healthy Google never sends.
       return new DependencyUnavailableError(CALENDAR_DEPENDENCY, text, options);

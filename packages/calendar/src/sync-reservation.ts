@@ -74,7 +74,8 @@ async function create(target: Target, desired: CalendarEventInput): Promise<Sync
   // An earlier attempt or job created it (perhaps deleted since): reconcile instead of failing.
   const stored = await calendar.getEvent(calendarId, eventId);
   if (stored === null) {
-    throw new DependencyUnavailableError(CALENDAR_DEPENDENCY, `insert of ${eventId} reported a duplicate id, but get found no event`, {
+    const message = `insert of ${eventId} reported a duplicate id, but get found no event`;
+    throw new DependencyUnavailableError(CALENDAR_DEPENDENCY, message, {
       details: { status: 404, reason: 'duplicateNotFound', operation: 'get' },
     });
   }
@@ -89,7 +90,8 @@ async function update(target: Target, desired: CalendarEventInput, reservationId
   const stored = await calendar.getEvent(calendarId, eventId);
   if (stored !== null && isNewer(stored, target.version)) return 'stale';
   if (stored === null || stored.status === 'cancelled') {
-    throw new PermanentError('CALENDAR_EVENT_NOT_FOUND', `reservation ${reservationId} has no event to update in calendar ${calendarId}`, {
+    const message = `reservation ${reservationId} has no event to update in calendar ${calendarId}`;
+    throw new PermanentError('CALENDAR_EVENT_NOT_FOUND', message, {
       details: { calendarId, eventId, reservationId, deleted: stored !== null },
     });
   }

@@ -20,7 +20,10 @@ export function jobOptionsFor(queue: QueueName, config: QueueConfig): JobsOption
 }
 
 export interface CreateQueuesOptions {
-  /** A producer-role connection; shared by the queues and left open by closeQueues. */
+  /**
+   * A producer-role connection, shared by the queues and left open by closeQueues. While it is not
+   * ready (Redis down, or still connecting at startup) every queue call is refused at once.
+   */
   connection: Redis;
   /** Key prefix of every queue (hash-tag it on Redis Cluster). */
   prefix: string;
@@ -36,6 +39,11 @@ export function createQueues(options: CreateQueuesOptions): Record<QueueName, Qu
       connection: options.connection,
       prefix: options.prefix,
       defaultJobOptions: jobOptionsFor(name, options.config),
+      // Fail fast on the request path: by default BullMQ waits (forever) for the connection to be
+      // ready and then checks the server version with INFO, which on a connection without offline
+      // queue fails once and breaks the queue for good. Workers keep the version check.
+      skipWaitingForReady: true,
+      skipVersionCheck: true,
     });
     queue.on('error', (err: Error) => options.logger?.warn({ err, queue: name }, 'queue error'));
     return [name, queue] as const;

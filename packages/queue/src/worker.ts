@@ -187,7 +187,7 @@ function tenantOf(data: unknown): string | undefined {
 }
 
 /** Enqueue (plus any requested delay) to start, in seconds. */
-function waitSeconds(job: Job): number {
+function waitSeconds(job: Pick<Job, 'timestamp' | 'delay' | 'processedOn'>): number {
   const readyAt = job.timestamp + (job.delay ?? 0);
   return Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000;
 }

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { authenticateApiKey, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
-import { DEPENDENCY_TIMEOUT_MS, callDependency } from '../dependencies';
+import { callPostgres } from '../dependencies';
 
 export interface AuthOptions {
   db: Db;
@@ -14,8 +14,8 @@ export interface AuthOptions {
 export interface Auth {
   /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403. */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
-  /** onRequest hook for ops UIs: an `admin`-scoped API key or HTTP Basic with the admin credentials. */
-  requireAdmin: onRequestAsyncHookHandler;
+  /** For ops UIs: resolves for an `admin`-scoped API key or HTTP Basic with the admin credentials, else throws 401/403. */
+  requireAdmin(request: FastifyRequest): Promise<void>;
   /** The caller of a request that passed `requireScope`. */
   principal(request: FastifyRequest): ApiKeyPrincipal;
 }
@@ -64,10 +64,12 @@ export function createAuth(options: AuthOptions): Auth {
     const hit = cache.get(id);
     if (hit !== undefined && hit.expiresAt > now) return hit.lookup;
     if (cache.size >= CACHE_MAX_ENTRIES) cache.clear();
-    const pending = callDependency('postgres', DEPENDENCY_TIMEOUT_MS.postgres, () => authenticateApiKey(options.db, key));
+    const pending = callPostgres(() => authenticateApiKey(options.db, key));
     cache.set(id, { lookup: pending, expiresAt: now + ttlMs });
-    // A failed lookup (database down) must not be remembered.
-    pending.catch(() => cache.delete(id));
+    // A failed lookup (database down) must not be remembered, nor evict a newer one.
+    pending.catch(() => {
+      if (cache.get(id)?.lookup === pending) cache.delete(id);
+    });
     return pending;
   }
 

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Auth } from '../plugins/auth';
 import { sendError } from '../problem';
 
-export const ADMIN_QUEUES_PATH = '/admin/queues';
+const ADMIN_QUEUES_PATH = '/admin/queues';
 
 /** Bull Board, which has no auth of its own, behind an admin API key or the admin Basic credentials. */
 export async function registerAdminRoutes(
@@ -21,7 +21,7 @@ export async function registerAdminRoutes(
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (request, reply) => {
       try {
-        await auth.requireAdmin.call(admin, request, reply);
+        await auth.requireAdmin(request);
       } catch (error) {
         // Bull Board installs its own error handler for its routes, so answer here rather than throw.
         return sendError(request, reply, error);

@@ -13,9 +13,10 @@ import {
 import { enqueue, jobIdFor } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from '../canonical-json';
-import { DEPENDENCY_TIMEOUT_MS, callDependency } from '../dependencies';
+import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
 import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
@@ -25,6 +26,8 @@ export interface JobRoutesDeps {
   config: Config;
   db: Db;
   queues: Record<QueueName, Queue>;
+  /** The producer connection the queues share. */
+  redis: Redis;
   auth: Auth;
 }
 
@@ -49,9 +52,6 @@ const jobParams = z.strictObject({ id: z.string().min(1).max(512) });
 const storedResponse = z.object({ headers: z.record(z.string(), z.string()), body: z.unknown() });
 type StoredResponse = z.infer<typeof storedResponse>;
 
-const pg = <T>(work: () => Promise<T>) => callDependency('postgres', DEPENDENCY_TIMEOUT_MS.postgres, work);
-const redis = <T>(work: () => Promise<T>) => callDependency('redis', DEPENDENCY_TIMEOUT_MS.redis, work);
-
 const jobLink = (jobId: string) => `/v1/jobs/${encodeURIComponent(jobId)}`;
 const isoOrNull = (ms: number | undefined) => (ms === undefined || ms === 0 ? null : new Date(ms).toISOString());
 
@@ -62,7 +62,7 @@ function sendStored(reply: FastifyReply, statusCode: number, stored: StoredRespo
   return reply.send(canonicalJson(stored.body));
 }
 
-async function jobView(queue: QueueName, job: Job) {
+async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
   const state = await redis(() => job.getState());
   const lastStack = job.stacktrace?.at(-1);
   return {
@@ -82,7 +82,9 @@ async function jobView(queue: QueueName, job: Job) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { config, db, queues, auth }: JobRoutesDeps): void {
+export function registerJobRoutes(app: FastifyInstance, { config, db, queues, redis: connection, auth }: JobRoutesDeps): void {
+  const redis = redisCaller(connection);
+
   async function accept(request: FastifyRequest, reply: FastifyReply) {
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
@@ -140,7 +142,10 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, au
     const data: CalendarSyncJob = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
     try {
       // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      await redis(() => enqueue(queues[queue], { jobId, name: body.action, data }));
+      const { created } = await redis(() => enqueue(queues[queue], { jobId, name: body.action, data }));
+      // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
+      // old job under this id, and that job (not this body) is what runs.
+      if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
       await pg(() =>
         syncStatusRepository.recordEnqueued(db, {
           tenantId,
@@ -171,7 +176,7 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, au
   app.get('/v1/jobs/:id', { onRequest: auth.requireScope('jobs:read'), schema: docs.getJob }, async (request) => {
     const { id } = parseOrThrow(jobParams, request.params, 'The path');
     const { tenantId } = auth.principal(request);
-    // Postgres knows every job's owner for as long as Redis might still hold it (the idempotency TTL).
+    // Postgres holds each job's owner and queue for the idempotency TTL; past it the job is unknown here.
     const record = await pg(() => findIdempotencyRecordByJobId(db, id));
     if (record === undefined || !isQueueName(record.scope)) throw new HttpProblem(404, `No job "${id}"`);
     if (record.tenantId !== tenantId) throw new HttpProblem(403, `Job "${id}" belongs to another tenant`);
@@ -193,6 +198,6 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, au
         links,
       };
     }
-    return { ...(await jobView(queue, job)), links };
+    return { ...(await jobView(queue, job, redis)), links };
   });
 }

@@ -2,7 +2,7 @@ import { QUEUES, calendarSyncRequestSchema } from '@jobfleet/contracts';
 import { syncStatusRepository, type Db, type SyncStatusRow } from '@jobfleet/db';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { DEPENDENCY_TIMEOUT_MS, callDependency } from '../dependencies';
+import { callPostgres } from '../dependencies';
 import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { docs } from '../openapi';
@@ -47,9 +47,7 @@ export function syncStatusView(row: SyncStatusRow) {
 
 export function registerSyncRoutes(app: FastifyInstance, { db, auth }: SyncRoutesDeps): void {
   async function find(tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow> {
-    const row = await callDependency('postgres', DEPENDENCY_TIMEOUT_MS.postgres, () =>
-      syncStatusRepository.get(db, tenantId, kind, entityId),
-    );
+    const row = await callPostgres(() => syncStatusRepository.get(db, tenantId, kind, entityId));
     // Other tenants' rows are simply not in the caller's namespace: 404, not 403.
     if (row === undefined) throw new HttpProblem(404, `No sync status for ${kind} "${entityId}"`);
     return row;

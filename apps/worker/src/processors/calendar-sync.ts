@@ -2,7 +2,7 @@ import { syncReservation, type CalendarClient } from '@jobfleet/calendar';
 import { calendarSyncJobSchema, QUEUES, type CalendarSyncJob, type CalendarSyncResult } from '@jobfleet/contracts';
 import type { Database } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
-import type { JobProcessor } from '../processor';
+import type { JobProcessor } from '@jobfleet/queue';
 import { parsePayload, trackSyncStatus } from '../sync-tracking';
 
 export interface CalendarSyncDeps {
@@ -12,8 +12,8 @@ export interface CalendarSyncDeps {
 }
 
 /** Glue only: parse the job, run the domain function, keep the reservation's sync_status true. */
-export function calendarSyncProcessor(deps: CalendarSyncDeps): JobProcessor<CalendarSyncResult> {
-  return async (job, context) => {
+export function calendarSyncProcessor(deps: CalendarSyncDeps): JobProcessor<unknown, unknown> {
+  return async (job, context): Promise<CalendarSyncResult> => {
     const data: CalendarSyncJob = parsePayload(calendarSyncJobSchema, job.data);
     const entity = {
       tenantId: data.tenantId,

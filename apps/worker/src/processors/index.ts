@@ -1,5 +1,5 @@
 import type { QueueName } from '@jobfleet/contracts';
-import type { JobProcessor } from '../processor';
+import type { JobProcessor } from '@jobfleet/queue';
 import { calendarSyncProcessor, type CalendarSyncDeps } from './calendar-sync';
 
 export type ProcessorDeps = CalendarSyncDeps;
@@ -7,4 +7,4 @@ export type ProcessorDeps = CalendarSyncDeps;
 /** One processor per queue; a queue added to contracts without one here fails to compile. */
 export const processors = {
   'calendar-sync': calendarSyncProcessor,
-} satisfies Record<QueueName, (deps: ProcessorDeps) => JobProcessor<unknown>>;
+} satisfies Record<QueueName, (deps: ProcessorDeps) => JobProcessor<unknown, unknown>>;

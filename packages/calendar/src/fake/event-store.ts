@@ -42,7 +42,7 @@ export interface FakeCalendarEvent extends Omit<WritableFields, 'status'> {
   organizer: { email: string; self: true };
 }
 
-export interface EventRequest {
+interface EventRequest {
   method: string;
   calendarId: string;
   /** Absent for the collection (`.../events`). */
@@ -205,7 +205,7 @@ function generateEventId(): string {
 
 /** JSON merge of `patch` into `target`: nested objects merge, everything else replaces. */
 function mergeObjects<T extends object>(target: T, patch: object): T {
-  const merged: Record<string, unknown> = { ...target };
+  const merged: Record<string, unknown> = Object.fromEntries(Object.entries(target));
   for (const [key, value] of Object.entries(patch)) {
     const current = merged[key];
     merged[key] = isPlainObject(current) && isPlainObject(value) ? mergeObjects(current, value) : value;

@@ -6,7 +6,7 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-export interface GoogleErrorOptions {
+interface GoogleErrorOptions {
   /** `global` for most errors, `usageLimits` for quota and rate limits, `calendar` for Calendar-specific ones. */
   domain?: string;
   location?: string;

@@ -121,7 +121,12 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
     write(response, reply);
   }
 
-  function answerEventRequest(method: string, route: RegExpExecArray, body: Buffer | undefined, authorization: string | undefined): Reply {
+  function answerEventRequest(
+    method: string,
+    route: RegExpExecArray,
+    body: Buffer | undefined,
+    authorization: string | undefined,
+  ): Reply {
     if (body === undefined) return tooLarge();
     const authFailure = checkAuthorization(authorization);
     if (authFailure) return authFailure;
@@ -140,7 +145,8 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
       return googleError(
         401,
         'required',
-        'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+        'Request is missing required authentication credential. ' +
+          'Expected OAuth 2 access token, login cookie or other valid authentication credential.',
         { location: 'Authorization', locationType: 'header', headers },
       );
     }

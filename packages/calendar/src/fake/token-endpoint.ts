@@ -19,7 +19,7 @@ const claimsSchema = z.object({
   exp: z.number().int(),
 });
 
-export type TokenExchange = { granted: true; accessToken: string; reply: Reply } | { granted: false; reply: Reply };
+type TokenExchange = { granted: true; accessToken: string; reply: Reply } | { granted: false; reply: Reply };
 
 /**
  * Google's JWT-bearer token exchange (service accounts): checks the assertion's shape and claims,
@@ -40,7 +40,8 @@ export function exchangeAssertion(form: URLSearchParams, tokenUrl: string): Toke
   if (claims.iat > now + CLOCK_SKEW_SECONDS || claims.exp <= now || lifetime <= 0 || lifetime > MAX_ASSERTION_LIFETIME_SECONDS) {
     return refused(
       invalidGrant(
-        'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.',
+        'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. ' +
+          'Check your iat and exp values in the JWT claim.',
       ),
     );
   }

@@ -1,0 +1,115 @@
+import { loadConfig } from '@jobfleet/config';
+import type { QueueName } from '@jobfleet/contracts';
+import { createMetrics, registerQueueGauges } from '@jobfleet/observability';
+import { metricValue } from '@jobfleet/observability/testing';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
+import { createRedisConnection } from './connection';
+import { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor } from './queues';
+import { disconnectUnreachable, readyConnection } from './test-support';
+
+const config = loadConfig({
+  CALENDAR_SYNC_ATTEMPTS: '4',
+  JOBS_BACKOFF_DELAY_MS: '250',
+  JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS: '60',
+  JOBS_REMOVE_ON_COMPLETE_COUNT: '100',
+  JOBS_REMOVE_ON_FAIL_AGE_SECONDS: '600',
+  JOBS_REMOVE_ON_FAIL_COUNT: '1000',
+});
+
+describe('jobOptionsFor', () => {
+  it('takes attempts per queue, and backoff and retention by age and count from config', () => {
+    expect(jobOptionsFor('calendar-sync', config)).toEqual({
+      attempts: 4,
+      backoff: { type: 'exponential', delay: 250, jitter: 0.5 },
+      removeOnComplete: { age: 60, count: 100 },
+      removeOnFail: { age: 600, count: 1000 },
+    });
+  });
+});
+
+describe('jobIdFor', () => {
+  it('is stable, keeps the tenant readable and tells tenants and keys apart', () => {
+    const id = jobIdFor('acme', 'key-1');
+    expect(id).toBe(jobIdFor('acme', 'key-1'));
+    expect(id).toMatch(/^acme-[0-9a-f]{64}$/);
+    expect(jobIdFor('acme', 'key-2')).not.toBe(id);
+    expect(jobIdFor('acme-key', '1')).not.toBe(jobIdFor('acme', 'key-1'));
+    expect(jobIdFor('a:b', 'k')).toMatch(/^a_b-[0-9a-f]{64}$/);
+    expect(jobIdFor('a:b', 'k')).not.toBe(jobIdFor('a_b', 'k'));
+  });
+});
+
+describe('queues on Redis', () => {
+  const prefix = uniquePrefix('queue-queues');
+  let producer: Redis;
+  let queues: Record<QueueName, Queue>;
+  let queue: Queue;
+
+  beforeAll(async () => {
+    producer = await readyConnection('producer');
+    queues = createQueues({ connection: producer, prefix, config });
+    queue = queues['calendar-sync'];
+  });
+  afterEach(async () => {
+    await queue.resume();
+    await queue.obliterate({ force: true });
+  });
+  afterAll(async () => {
+    await closeQueues(queues);
+    producer.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it('BullMQ accepts the ids of jobIdFor, even for tenants with colons or made of digits', async () => {
+    for (const tenant of ['acme', 'a:b:c', '12345', 'ünï cødé']) {
+      const jobId = jobIdFor(tenant, 'k');
+      await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { tenant } })).resolves.toEqual({ jobId, created: true });
+      expect((await queue.getJob(jobId))?.data).toEqual({ tenant });
+    }
+  });
+
+  it('enqueue twice with one id keeps one job, the first, and answers created: false the second time', async () => {
+    const jobId = jobIdFor('acme', 'same-key');
+    await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { n: 1 } })).resolves.toEqual({ jobId, created: true });
+    await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { n: 2 } })).resolves.toEqual({ jobId, created: false });
+    expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
+    expect((await queue.getJob(jobId))?.data).toEqual({ n: 1 });
+  });
+
+  it('gives every job the default options of its queue', async () => {
+    const { jobId } = await enqueue(queue, { jobId: jobIdFor('acme', 'defaults'), name: 'calendar-sync', data: {} });
+    expect((await queue.getJob(jobId))?.opts).toMatchObject(jobOptionsFor('calendar-sync', config));
+  });
+
+  it('enqueue through a producer connection to a dead port fails in under a second', async () => {
+    const dead = createRedisConnection('redis://127.0.0.1:1', 'producer');
+    const deadQueues = createQueues({ connection: dead, prefix, config });
+    try {
+      const started = performance.now();
+      await expect(enqueue(deadQueues['calendar-sync'], { jobId: jobIdFor('acme', 'k'), name: 'calendar-sync', data: {} })).rejects.toThrow();
+      expect(performance.now() - started).toBeLessThan(1000);
+    } finally {
+      await closeQueues(deadQueues);
+      await disconnectUnreachable(dead);
+    }
+  });
+
+  it('queue_jobs shows waiting and delayed counts read at scrape time, and paused ones while paused', async () => {
+    const metrics = createMetrics();
+    registerQueueGauges(metrics, Object.values(queues));
+    await queue.add('calendar-sync', {}, { jobId: jobIdFor('acme', 'w1') });
+    await queue.add('calendar-sync', {}, { jobId: jobIdFor('acme', 'w2') });
+    await queue.add('calendar-sync', {}, { jobId: jobIdFor('acme', 'd1'), delay: 60_000 });
+
+    const state = (s: string) => metricValue(metrics, 'queue_jobs', { queue: 'calendar-sync', state: s });
+    await metrics.registry.metrics();
+    expect([await state('waiting'), await state('delayed'), await state('paused'), await state('active')]).toEqual([2, 1, 0, 0]);
+
+    await queue.pause();
+    await metrics.registry.metrics();
+    expect([await state('waiting'), await state('paused')]).toEqual([0, 2]);
+    expect(await metricValue(metrics, 'queue_metrics_collect_errors_total', { queue: 'calendar-sync' })).toBeUndefined();
+  });
+});

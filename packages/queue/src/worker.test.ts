@@ -1,0 +1,239 @@
+import { loadConfig, type WorkerQueueSettings } from '@jobfleet/config';
+import { DependencyUnavailableError, PermanentError, type QueueName } from '@jobfleet/contracts';
+import { createMetrics, type Metrics } from '@jobfleet/observability';
+import { captureLogs, metricValue, type CapturedLogs } from '@jobfleet/observability/testing';
+import { DelayedError, type Job, type Queue, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
+import { AttemptTimeoutError } from './errors';
+import { closeQueues, createQueues } from './queues';
+import { gate, readyConnection, testSettings, waitFor } from './test-support';
+import { createWorker, type JobProcessor, type ProcessorContext } from './worker';
+
+const QUEUE: QueueName = 'calendar-sync';
+const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
+const root = uniquePrefix('queue-worker');
+let producer: Redis;
+let connection: Redis;
+let started = 0;
+const running: Array<{ worker: Worker; queues: Record<QueueName, Queue> }> = [];
+
+beforeAll(async () => {
+  producer = await readyConnection('producer');
+  connection = await readyConnection('worker');
+});
+afterEach(async () => {
+  for (const { worker, queues } of running.splice(0)) {
+    await worker.close();
+    await closeQueues(queues);
+  }
+});
+afterAll(async () => {
+  producer.disconnect();
+  connection.disconnect();
+  await deletePrefix(root);
+});
+
+interface Harness {
+  queue: Queue;
+  worker: Worker;
+  metrics: Metrics;
+  logs: CapturedLogs;
+  /** Resolves with the job once it is completed or failed for good. */
+  finished(job: Job): Promise<Job>;
+  count(outcome: string): Promise<number | undefined>;
+}
+
+/** A worker and its queue under a prefix of their own, so tests never see each other's jobs. */
+function start<R>(
+  processor: JobProcessor<unknown, R>,
+  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number } = {},
+): Harness {
+  const prefix = `${root}:${++started}`;
+  const metrics = createMetrics();
+  const logs = captureLogs();
+  const queues = createQueues({ connection: producer, prefix, config });
+  const worker = createWorker({
+    queue: QUEUE,
+    connection,
+    prefix,
+    settings: testSettings(options.settings),
+    attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
+    processor,
+    logger: logs.logger,
+    metrics,
+  });
+  running.push({ worker, queues });
+  const queue = queues[QUEUE];
+  return {
+    queue,
+    worker,
+    metrics,
+    logs,
+    finished: (job) =>
+      waitFor(async () => {
+        const stored = job.id === undefined ? undefined : await queue.getJob(job.id);
+        return stored?.finishedOn ? stored : undefined;
+      }, `job ${job.id} to finish`),
+    count: (outcome) => metricValue(metrics, 'jobs_total', { queue: QUEUE, outcome }),
+  };
+}
+
+type Seen = Pick<ProcessorContext, 'attempt' | 'finalAttempt'>;
+
+describe('createWorker', () => {
+  it('processes a job with its attempt context, logs it, and counts it in jobs_total, duration and wait', async () => {
+    const seen: Seen[] = [];
+    const h = start(async (job, { attempt, finalAttempt, signal }) => {
+      seen.push({ attempt, finalAttempt });
+      expect(signal.aborted).toBe(false);
+      return { echoed: job.data };
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme', n: 1 });
+    const done = await h.finished(job);
+
+    expect(await done.getState()).toBe('completed');
+    expect(done.returnvalue).toEqual({ echoed: { tenantId: 'acme', n: 1 } });
+    expect(seen).toEqual([{ attempt: 1, finalAttempt: false }]);
+    expect(await h.count('completed')).toBe(1);
+    expect(await metricValue(h.metrics, 'job_duration_seconds_count', { queue: QUEUE })).toBe(1);
+    expect(await metricValue(h.metrics, 'job_wait_seconds_count', { queue: QUEUE })).toBe(1);
+    const fields = { queue: QUEUE, jobId: job.id, attempt: 1, tenantId: 'acme' };
+    expect(h.logs.lines()).toEqual([
+      expect.objectContaining({ level: 'debug', msg: 'job started', ...fields }),
+      expect.objectContaining({ level: 'info', msg: 'job completed', ...fields, durationMs: expect.any(Number) }),
+    ]);
+  });
+
+  it('fails a PermanentError at once as unrecoverable, keeping its code in failedReason', async () => {
+    let calls = 0;
+    const h = start(async () => {
+      calls++;
+      throw new PermanentError('INVALID_PAYLOAD', 'reservationId is missing', { details: { field: 'reservationId' } });
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 5 });
+    const done = await h.finished(job);
+
+    expect(await done.getState()).toBe('failed');
+    expect(calls).toBe(1);
+    expect(done.attemptsMade).toBe(1);
+    expect(done.failedReason).toBe('INVALID_PAYLOAD: reservationId is missing');
+    expect(done.stacktrace?.[0]).toContain('PermanentError: reservationId is missing');
+    expect([await h.count('failed'), await h.count('retried')]).toEqual([1, undefined]);
+    const failure = h.logs.lines().find((l) => l.msg === 'job failed');
+    expect(failure).toMatchObject({
+      level: 'error',
+      queue: QUEUE,
+      jobId: job.id,
+      attempt: 1,
+      tenantId: 'acme',
+      err: { type: 'PermanentError', code: 'INVALID_PAYLOAD', details: { field: 'reservationId' } },
+    });
+  });
+
+  it('retries a transient error with backoff and completes on a later attempt', async () => {
+    const seen: Seen[] = [];
+    const h = start(async (_job, { attempt, finalAttempt }) => {
+      seen.push({ attempt, finalAttempt });
+      if (attempt === 1) throw new DependencyUnavailableError('google-calendar', 'HTTP 503');
+      return 'synced';
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 });
+    const done = await h.finished(job);
+
+    expect(await done.getState()).toBe('completed');
+    expect(done.returnvalue).toBe('synced');
+    expect(seen).toEqual([
+      { attempt: 1, finalAttempt: false },
+      { attempt: 2, finalAttempt: false },
+    ]);
+    // BullMQ counts every finished attempt, the successful one included.
+    expect(done.attemptsMade).toBe(2);
+    expect([await h.count('retried'), await h.count('completed')]).toEqual([1, 1]);
+    expect(h.logs.lines().find((l) => l.level === 'warn')).toMatchObject({
+      msg: 'job attempt failed; it will be retried',
+      attempt: 1,
+      err: { code: 'DEPENDENCY_UNAVAILABLE', dependency: 'google-calendar' },
+    });
+  });
+
+  it('fails for good when the last attempt fails, turning a thrown string into an Error', async () => {
+    const seen: Seen[] = [];
+    const h = start(async (_job, { attempt, finalAttempt }) => {
+      seen.push({ attempt, finalAttempt });
+      throw 'upstream exploded';
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 2 });
+    const done = await h.finished(job);
+
+    expect(await done.getState()).toBe('failed');
+    expect(done.failedReason).toBe('upstream exploded');
+    expect(seen).toEqual([
+      { attempt: 1, finalAttempt: false },
+      { attempt: 2, finalAttempt: true },
+    ]);
+    expect(done.attemptsMade).toBe(2);
+    expect([await h.count('retried'), await h.count('failed')]).toEqual([1, 1]);
+    expect(h.logs.lines().filter((l) => l.msg === 'job failed')).toEqual([expect.objectContaining({ level: 'error', attempt: 2 })]);
+  });
+
+  it('aborts the signal when an attempt times out and retries without waiting for a processor that ignores it', async () => {
+    const ignored = gate();
+    const reasons: unknown[] = [];
+    const h = start(
+      async (_job, { attempt, signal }) => {
+        if (attempt > 1) return 'second try';
+        signal.addEventListener('abort', () => reasons.push(signal.reason));
+        await ignored.promise;
+        return 'too late';
+      },
+      { attemptTimeoutMs: 200 },
+    );
+    try {
+      const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 });
+      const done = await h.finished(job);
+
+      expect(done.returnvalue).toBe('second try');
+      expect(reasons).toHaveLength(1);
+      expect(reasons[0]).toBeInstanceOf(AttemptTimeoutError);
+      expect(reasons[0]).toMatchObject({ code: 'ATTEMPT_TIMEOUT', retryable: true, timeoutMs: 200 });
+      expect([await h.count('retried'), await h.count('completed')]).toEqual([1, 1]);
+    } finally {
+      ignored.open();
+    }
+  });
+
+  it('passes a DelayedError through: the job runs again later without spending an attempt', async () => {
+    const attempts: number[] = [];
+    const h = start(async (job, { attempt }) => {
+      attempts.push(attempt);
+      if (attempts.length > 1) return 'done';
+      // What a processor does when a dependency's breaker is open.
+      await job.moveToDelayed(Date.now() + 50, job.token);
+      throw new DelayedError();
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 });
+    const done = await h.finished(job);
+
+    expect(done.returnvalue).toBe('done');
+    expect(attempts).toEqual([1, 1]);
+    expect(done.attemptsMade).toBe(1);
+    expect([await h.count('delayed'), await h.count('completed'), await h.count('retried')]).toEqual([1, 1, undefined]);
+  });
+
+  it('fails a job cancelled through BullMQ at once, with JOB_CANCELLED', async () => {
+    const running = gate();
+    const h = start((_job, { signal }) => {
+      running.open();
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true }));
+    });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 });
+    await running.promise;
+    expect(h.worker.cancelJob(job.id ?? '', 'operator request')).toBe(true);
+    const done = await h.finished(job);
+
+    expect(await done.getState()).toBe('failed');
+    expect(done.failedReason).toBe('JOB_CANCELLED: job cancelled: operator request');
+    expect(done.attemptsMade).toBe(1);
+  });
+});
