@@ -18,10 +18,17 @@ const LOCAL_DEFAULT = 'redis://127.0.0.1:6379';
  * `npm start` must work on a laptop: REDIS_URL if set, else a Redis on the default local port,
  * else a redis-server from PATH started on a free port with its data under dataDir.
  */
-export async function resolveRedis(options: { url: string | undefined; dataDir: string; logger: Logger }): Promise<ResolvedRedis> {
+export async function resolveRedis(options: {
+  url: string | undefined;
+  dataDir: string;
+  logger: Logger;
+  /** Where a developer's Redis usually listens; tests point it at a closed port. */
+  localDefault?: string;
+}): Promise<ResolvedRedis> {
   const noop = async () => undefined;
+  const localDefault = options.localDefault ?? LOCAL_DEFAULT;
   if (options.url) return { url: options.url, source: 'REDIS_URL', stop: noop };
-  if (await answersPing(LOCAL_DEFAULT)) return { url: LOCAL_DEFAULT, source: 'local default', stop: noop };
+  if (await answersPing(localDefault)) return { url: localDefault, source: 'local default', stop: noop };
 
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
@@ -52,7 +59,15 @@ export async function resolveRedis(options: { url: string | undefined; dataDir: 
 async function answersPing(url: string): Promise<boolean> {
   const redis = createRedisConnection(url, 'producer', { name: 'probe' });
   try {
-    return (await redis.ping()) === 'PONG';
+    // A producer connection refuses commands until it is ready: wait for that, briefly.
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 1000);
+      redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    return ready && (await redis.ping()) === 'PONG';
   } catch {
     return false;
   } finally {

@@ -42,7 +42,9 @@ const fleet = startWorkers({
   calendar: createCalendarClient(calendarConfig),
 });
 
-const base = `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${config.api.port}`;
+// The bound port, which differs from the configured one when API_PORT=0.
+const port = api.addresses()[0]?.port ?? config.api.port;
+const base = `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${port}`;
 const banner = [
   '',
   'jobfleet is running (api + workers in one process)',

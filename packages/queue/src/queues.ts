@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { createHash } from 'node:crypto';
 import type { Config } from '@jobfleet/config';
 import { QUEUE_NAMES, type QueueName } from '@jobfleet/contracts';
@@ -83,13 +84,14 @@ export interface EnqueueJob {
 /**
  * Adds a job under its id. `created` is false when a job with that id was already there: BullMQ then
  * keeps the stored job, answers with the id and no error, and returns our own unsaved copy, so we
- * read the stored job back and compare creation timestamps. Two producers adding the same id in the
- * same millisecond would both see `created: true`; the API's Postgres idempotency record refuses
- * that case first (409 while the first request is being accepted). A job already removed again when
- * read back counts as created.
+ * read the stored job back and compare creation timestamp and data. Only two adds of identical data
+ * under one id in the same millisecond both see `created: true`, which is harmless (same job); the
+ * API's Postgres idempotency record refuses that case first anyway (409 while the first request is
+ * being accepted). A job already removed again when read back counts as created.
  */
 export async function enqueue(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
   const sent = await queue.add(job.name, job.data, { jobId: job.jobId });
   const stored = await queue.getJob(job.jobId);
-  return { jobId: job.jobId, created: stored === undefined || stored.timestamp === sent.timestamp };
+  const ours = stored === undefined || (stored.timestamp === sent.timestamp && isDeepStrictEqual(stored.data, job.data));
+  return { jobId: job.jobId, created: ours };
 }

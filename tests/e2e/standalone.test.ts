@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
+
+// `npm start`: one process with API, workers, embedded PGlite and the sandbox Calendar.
+describe('standalone start', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'jobfleet-standalone-'));
+  const prefix = uniquePrefix('standalone');
+  let app: RunningProcess;
+  afterAll(async () => {
+    await app?.kill('SIGKILL');
+    await deletePrefix(prefix);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves the dev key, syncs a reservation end to end on PGlite, and exits cleanly on SIGTERM', async () => {
+    app = startEntryPoint('apps/standalone/src/main.ts', {
+      DATA_DIR: dataDir,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      API_HOST: '127.0.0.1',
+      API_PORT: '0',
+      LOG_LEVEL: 'warn',
+    });
+    const base = await waitFor(() => app.output().match(/API {10}(http:\/\/127\.0\.0\.1:\d+)\/v1/)?.[1], {
+      timeoutMs: 60_000,
+      what: `the start banner\n${app.output()}`,
+    });
+    const key = app.output().match(/Dev API key {2}(\S+)/)?.[1];
+    expect(key).toBeDefined();
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+
+    const accepted = await fetch(`${base}/v1/jobs/calendar-sync`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        reservationId: 'res-standalone',
+        action: 'create',
+        calendarId: 'primary',
+        version: 1,
+        summary: 'Standalone',
+        start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
+        end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
+      }),
+    });
+    expect(accepted.status).toBe(202);
+    const synced = await waitFor(
+      async () => {
+        const answer = await fetch(`${base}/v1/reservations/res-standalone/sync`, { headers });
+        const body = (await answer.json()) as { status?: string; externalRef?: string };
+        return body.status === 'synced' ? body : undefined;
+      },
+      { timeoutMs: 20_000, what: 'reservation synced' },
+    );
+    expect(synced.externalRef).toMatch(/^[0-9a-f]{64}$/);
+
+    app.child.kill('SIGTERM');
+    const { code } = await app.exited;
+    expect(code).toBe(0);
+  }, 90_000);
+});
