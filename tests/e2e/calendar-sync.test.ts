@@ -1,17 +1,10 @@
 import { syncStatusRepository } from '@jobfleet/db';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitFor } from '../support/processes';
+import { reservationRequest } from '../support/fixtures';
 
-const reservation = (id: string, version: number, extra: Record<string, unknown> = {}) => ({
-  reservationId: id,
-  action: 'create',
-  calendarId: 'restaurant@example.com',
-  version,
-  summary: `Reservation ${id}`,
-  start: { dateTime: '2026-12-01T20:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
-  end: { dateTime: '2026-12-01T22:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
-  ...extra,
-});
+const reservation = (id: string, version: number, extra: Record<string, unknown> = {}) =>
+  reservationRequest(id, version, { calendarId: 'restaurant@example.com', ...extra });
 
 describe('calendar-sync end to end (API -> Redis -> worker -> fake Google Calendar -> Postgres)', () => {
   let system: TestSystem;

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reservationRequest } from '../support/fixtures';
 import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
 
@@ -35,15 +36,7 @@ describe('standalone start', () => {
     const accepted = await fetch(`${base}/v1/jobs/calendar-sync`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({
-        reservationId: 'res-standalone',
-        action: 'create',
-        calendarId: 'primary',
-        version: 1,
-        summary: 'Standalone',
-        start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
-        end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
-      }),
+      body: JSON.stringify(reservationRequest('res-standalone')),
     });
     expect(accepted.status).toBe(202);
     const synced = await waitFor(

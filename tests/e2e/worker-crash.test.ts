@@ -1,4 +1,5 @@
 import { syncStatusRepository } from '@jobfleet/db';
+import { reservationRequest } from '../support/fixtures';
 import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
 import { startTestSystem, type TestSystem } from '../support/system';
 
@@ -30,15 +31,7 @@ describe('worker killed with SIGKILL in the middle of a job', () => {
       method: 'POST',
       url: '/v1/jobs/calendar-sync',
       headers: { authorization: `Bearer ${system.apiKey}`, 'content-type': 'application/json', 'idempotency-key': 'crash-1' },
-      payload: JSON.stringify({
-        reservationId: 'res-crash',
-        action: 'create',
-        calendarId: 'primary',
-        version: 1,
-        summary: 'Survives a crash',
-        start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
-        end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
-      }),
+      payload: JSON.stringify(reservationRequest('res-crash', 1, { summary: 'Survives a crash' })),
     });
     expect(answer.statusCode).toBe(202);
     const jobId: string = JSON.parse(answer.body).jobId;

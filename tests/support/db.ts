@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openDatabase, type Database } from '@jobfleet/db';
+import { createTenant, openDatabase, type Database } from '@jobfleet/db';
 import { ADMIN_DATABASE_URL, TEMPLATE_DB_ENV, databaseUrl } from './env';
 
 export interface TestDatabase {
@@ -21,14 +21,15 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A fresh, migrated database cloned from the run's template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A fresh, migrated database cloned from the run's template, with the named tenants created. */
+export async function createTestDatabase(options: { tenants?: readonly string[] } = {}): Promise<TestDatabase> {
   const template = process.env[TEMPLATE_DB_ENV];
   if (!template) throw new Error(`${TEMPLATE_DB_ENV} is not set: run tests through jest (global setup)`);
   const name = `jobfleet_t_${randomBytes(5).toString('hex')}`;
   await admin((c) => c.query(`create database ${name} template ${template}`));
   const url = databaseUrl(name);
   const database = openDatabase({ url, dataDir: '.data', poolMax: 20 });
+  for (const id of options.tenants ?? []) await createTenant(database.db, { id, name: id });
   return {
     url,
     database,

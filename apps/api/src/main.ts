@@ -1,34 +1,14 @@
-import { ConfigError, loadConfig } from '@jobfleet/config';
-import { ensureDevTenant, openDatabase } from '@jobfleet/db';
+import { loadConfigOrExit } from '@jobfleet/config';
+import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { buildApi } from './app';
 
 // Entry point of an API replica. Stateless: run as many as the load needs.
-function readConfig() {
-  try {
-    return loadConfig();
-  } catch (error) {
-    // No logger exists before the config does; a bad environment is reported plainly and stops us.
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    process.exit(1);
-  }
-}
-
-const config = readConfig();
+const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-api` });
-if (!config.redis.url) {
-  logger.fatal('REDIS_URL is required for an API process (only `npm start` finds or starts Redis itself)');
-  process.exit(1);
-}
 const metrics = createMetrics();
-const database = openDatabase({
-  ...config.database,
-  onPoolError: (err) => logger.warn({ err }, 'idle Postgres connection failed'),
-});
-// Advisory-locked, so replicas starting together apply each migration once.
-await database.migrate();
+const database = await openMigratedDatabase(config.database, logger);
 if (config.devTenant.enabled) {
   await ensureDevTenant(database.db, config.devTenant);
   logger.warn({ tenantId: config.devTenant.tenantId }, 'development tenant enabled with its well-known API key');

@@ -2,7 +2,7 @@ import { buildApi } from '@jobfleet/api';
 import { createCalendarClient } from '@jobfleet/calendar';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfigOrExit, type Config } from '@jobfleet/config';
-import { ensureDevTenant, openDatabase } from '@jobfleet/db';
+import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkers } from '@jobfleet/worker';
@@ -14,11 +14,7 @@ const logger = createLogger({ level: config.logLevel, serviceName: config.servic
 const metrics = createMetrics();
 
 const redis = await resolveRedis({ url: config.redis.url, dataDir: config.database.dataDir, logger });
-const database = openDatabase({
-  ...config.database,
-  onPoolError: (err) => logger.warn({ err }, 'idle Postgres connection failed'),
-});
-await database.migrate();
+const database = await openMigratedDatabase(config.database, logger);
 if (config.devTenant.enabled) await ensureDevTenant(database.db, config.devTenant);
 
 const fakeCalendar = config.connectors.mode === 'sandbox' ? await startFakeCalendar() : undefined;
@@ -43,7 +39,8 @@ const fleet = startWorkers({
 });
 
 // The bound port, which differs from the configured one when API_PORT=0.
-const port = api.addresses()[0]?.port ?? config.api.port;
+const address = api.server.address();
+const port = typeof address === 'object' && address ? address.port : config.api.port;
 const base = `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${port}`;
 const banner = [
   '',

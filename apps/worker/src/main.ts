@@ -1,24 +1,16 @@
 import { createCalendarClient } from '@jobfleet/calendar';
 import { loadConfigOrExit } from '@jobfleet/config';
-import { openDatabase } from '@jobfleet/db';
+import { openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkerHttp } from './http';
 import { startWorkers } from './worker';
 
 // Entry point of a worker container: serves the queues named in QUEUES (default all).
-const config = loadConfigOrExit();
+const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
-if (!config.redis.url) {
-  logger.fatal('REDIS_URL is required for a worker process (only `npm start` finds or starts Redis itself)');
-  process.exit(1);
-}
 const metrics = createMetrics();
-const database = openDatabase({
-  ...config.database,
-  onPoolError: (err) => logger.warn({ err }, 'idle Postgres connection failed'),
-});
-await database.migrate();
+const database = await openMigratedDatabase(config.database, logger);
 const connection = createRedisConnection(config.redis.url, 'worker', { name: 'worker' });
 const fleet = startWorkers({
   config,

@@ -1,4 +1,5 @@
-import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig } from './config';
+import { jest } from '@jest/globals';
+import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig, loadConfigOrExit } from './config';
 
 const production = {
   NODE_ENV: 'production',
@@ -69,5 +70,22 @@ describe('loadConfig', () => {
 
   it('requires a key file for service-account auth', () => {
     expect(issuesOf({ GOOGLE_AUTH_MODE: 'service-account' }).join()).toMatch(/GOOGLE_SERVICE_ACCOUNT_KEY_FILE/);
+  });
+
+  it('refuses embedded Redis and Postgres for api and worker processes', () => {
+    const exit = jest.spyOn(process, 'exit').mockImplementation(() => {
+      throw new Error('exit');
+    });
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(() => loadConfigOrExit({ source: {}, role: 'service' })).toThrow('exit');
+      const printed = String(stderr.mock.calls[0]?.[0]);
+      expect(printed).toMatch(/REDIS_URL: required/);
+      expect(printed).toMatch(/DATABASE_URL: required/);
+      expect(loadConfigOrExit({ source: { REDIS_URL: 'redis://r', DATABASE_URL: 'postgres://d' }, role: 'service' }).redis.url).toBe('redis://r');
+    } finally {
+      exit.mockRestore();
+      stderr.mockRestore();
+    }
   });
 });

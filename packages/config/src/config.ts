@@ -284,13 +284,32 @@ export function loadConfig(source: Source = process.env): Config {
   return deepFreeze(config);
 }
 
+/** The config of an API or worker process: Redis and Postgres are shared with its peers. */
+export type ServiceConfig = Config & {
+  redis: Config['redis'] & { url: string };
+  database: Config['database'] & { url: string };
+};
+
+function asServiceConfig(config: Config): ServiceConfig {
+  const { redis, database } = config;
+  const issues: string[] = [];
+  // Only `npm start` may embed them: separate processes cannot share PGlite or a private Redis.
+  if (!redis.url) issues.push('REDIS_URL: required for api and worker processes (only `npm start` embeds Redis)');
+  if (!database.url) issues.push('DATABASE_URL: required for api and worker processes (only `npm start` embeds PGlite)');
+  if (issues.length > 0 || !redis.url || !database.url) throw new ConfigError('Invalid configuration', issues);
+  return { ...config, redis: { ...redis, url: redis.url }, database: { ...database, url: database.url } };
+}
+
 /**
  * For process entry points: a bad environment is printed plainly (no logger exists before the
  * config does) and the process exits 1 instead of crash-looping with a stack trace.
  */
-export function loadConfigOrExit(source: Source = process.env): Config {
+export function loadConfigOrExit(options?: { source?: Source }): Config;
+export function loadConfigOrExit(options: { source?: Source; role: 'service' }): ServiceConfig;
+export function loadConfigOrExit(options: { source?: Source; role?: 'service' } = {}): Config {
   try {
-    return loadConfig(source);
+    const config = loadConfig(options.source ?? process.env);
+    return options.role === 'service' ? deepFreeze(asServiceConfig(config)) : config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -1,16 +1,9 @@
 import { loadConfig } from '@jobfleet/config';
 import { calendarSyncRequestSchema } from './calendar-sync';
 import { QUEUE_NAMES } from './queues';
+import { reservationRequest } from '../../../tests/support/fixtures';
 
-const create = {
-  reservationId: 'res-1',
-  action: 'create',
-  calendarId: 'primary',
-  version: 1,
-  summary: 'Table for two',
-  start: { dateTime: '2026-12-01T20:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
-  end: { dateTime: '2026-12-01T22:00:00-03:00', timeZone: 'America/Argentina/Buenos_Aires' },
-};
+const create = reservationRequest('res-1');
 
 describe('contracts', () => {
   it('config serves exactly the queues contracts define', () => {

@@ -45,6 +45,19 @@ export function openDatabase(options: DatabaseOptions): Database {
   return url === undefined ? openPglite(options.dataDir) : openPostgres({ ...options, url });
 }
 
+/**
+ * What a long-running process opens: idle-connection errors (a restarted server) are logged, not
+ * fatal, and migrations are applied (advisory-locked, so replicas starting together apply each once).
+ */
+export async function openMigratedDatabase(
+  options: Omit<DatabaseOptions, 'onPoolError'>,
+  logger: { warn(details: object, message: string): void },
+): Promise<Database> {
+  const database = openDatabase({ ...options, onPoolError: (err) => logger.warn({ err }, 'idle Postgres connection failed') });
+  await database.migrate();
+  return database;
+}
+
 function openPostgres(options: DatabaseOptions & { url: string }): Database {
   const pool = new pg.Pool({
     connectionString: options.url,

@@ -1,4 +1,4 @@
-export { openDatabase, MIGRATIONS_DIR } from './client';
+export { openDatabase, openMigratedDatabase, MIGRATIONS_DIR } from './client';
 export type { Database, DatabaseOptions, Db, Schema } from './client';
 export * as schema from './schema';
 export type { SyncStatusValue } from './schema';

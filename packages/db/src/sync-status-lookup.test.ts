@@ -1,14 +1,11 @@
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { syncStatusRepository } from './sync-status';
 import { findSyncStatusByJobId } from './sync-status-lookup';
-import { createTenant } from './tenants';
 
 describe('findSyncStatusByJobId', () => {
   let testDb: TestDatabase;
   beforeAll(async () => {
-    testDb = await createTestDatabase();
-    await createTenant(testDb.database.db, { id: 'acme', name: 'Acme' });
-    await createTenant(testDb.database.db, { id: 'globex', name: 'Globex' });
+    testDb = await createTestDatabase({ tenants: ['acme', 'globex'] });
   });
   afterAll(async () => {
     await testDb.drop();

@@ -6,9 +6,7 @@ import { API_KEY_SCOPES, authenticateApiKey, createApiKey, createTenant, ensureD
 describe('tenants and API keys', () => {
   let testDb: TestDatabase;
   beforeAll(async () => {
-    testDb = await createTestDatabase();
-    await createTenant(testDb.database.db, { id: 'acme', name: 'Acme' });
-    await createTenant(testDb.database.db, { id: 'globex', name: 'Globex' });
+    testDb = await createTestDatabase({ tenants: ['acme', 'globex'] });
   });
   afterAll(async () => {
     await testDb.drop();
