@@ -18,7 +18,7 @@ import {
   syncStatusRepository,
 } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
-import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor } from '@jobfleet/queue';
+import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor, waitUntilReady } from '@jobfleet/queue';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker } from 'bullmq';
 import pg from 'pg';
@@ -86,6 +86,7 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
   await database.migrate();
   await createTenant(database.db, { id: 'bench', name: 'bench' });
   const producer = createRedisConnection(REDIS_URL, 'producer');
+  await waitUntilReady(producer, 5000);
   const workerConnection = createRedisConnection(REDIS_URL, 'worker');
   const queues = createQueues({ connection: producer, prefix, config });
   const metrics = createMetrics();

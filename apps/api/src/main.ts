@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
-import { closeQueues, createQueues, createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
+import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { buildApi } from './app';
 
 // Entry point of an API replica. Stateless: run as many as the load needs.
@@ -15,6 +15,8 @@ if (config.devTenant.enabled) {
 }
 
 const redis = createRedisConnection(config.redis.url, 'producer', { name: 'api' });
+// Serve even if Redis is down at boot (503s and a failing readiness probe say so), but give it a moment.
+if (!(await waitUntilReady(redis, 5000))) logger.warn('Redis is not reachable yet; enqueueing answers 503 until it is');
 const queues = createQueues({ connection: redis, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis, logger, metrics });

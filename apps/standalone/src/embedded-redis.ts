@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from '@jobfleet/observability';
-import { createRedisConnection } from '@jobfleet/queue';
+import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 
 export interface ResolvedRedis {
   url: string;
@@ -59,15 +59,7 @@ export async function resolveRedis(options: {
 async function answersPing(url: string): Promise<boolean> {
   const redis = createRedisConnection(url, 'producer', { name: 'probe' });
   try {
-    // A producer connection refuses commands until it is ready: wait for that, briefly.
-    const ready = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 1000);
-      redis.once('ready', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    return ready && (await redis.ping()) === 'PONG';
+    return (await waitUntilReady(redis, 1000)) && (await redis.ping()) === 'PONG';
   } catch {
     return false;
   } finally {

@@ -4,7 +4,7 @@ import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfigOrExit, type Config } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
-import { closeQueues, createQueues, createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
+import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
 
@@ -23,6 +23,7 @@ const calendarConfig: Config['calendar'] = fakeCalendar
   : config.calendar;
 
 const producer = createRedisConnection(redis.url, 'producer', { name: 'api' });
+await waitUntilReady(producer, 5000);
 const queues = createQueues({ connection: producer, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });

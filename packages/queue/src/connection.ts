@@ -53,3 +53,22 @@ function roleOptions(role: RedisRole, options: RedisConnectionOptions): RedisOpt
     }
   }
 }
+
+/**
+ * Resolves true once the connection is ready, false after `timeoutMs` (it keeps reconnecting).
+ * A producer refuses commands until then, so a process waits here briefly before serving.
+ */
+export function waitUntilReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    redis.once('ready', onReady);
+  });
+}

@@ -1,4 +1,4 @@
-export { createRedisConnection } from './connection';
+export { createRedisConnection, waitUntilReady } from './connection';
 export type { RedisRole, RedisConnectionOptions } from './connection';
 export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor } from './queues';
 export type { CreateQueuesOptions, EnqueueJob, QueueConfig } from './queues';
