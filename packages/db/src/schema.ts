@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
+  bigserial,
   check,
   index,
   integer,
@@ -92,5 +94,72 @@ export const syncStatus = pgTable(
     index('sync_status_tenant_status_idx').on(t.tenantId, t.kind, t.status, t.updatedAt),
     index('sync_status_job_idx').on(t.jobId),
     check('sync_status_status_ck', sql`${t.status} in ('pending','running','synced','failed')`),
+  ],
+);
+
+export const lockAuditEvents = ['acquired', 'conflict', 'extended', 'released', 'expired', 'lost'] as const;
+export type LockAuditEvent = (typeof lockAuditEvents)[number];
+
+/**
+ * Append-only (triggers reject UPDATE and DELETE) and hash-chained per `chain` (one chain per lock
+ * key): hash = sha256(prev_hash || canonical JSON of the row), so any edit breaks every later link.
+ */
+export const lockAudit = pgTable(
+  'lock_audit',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    chain: text('chain').notNull(),
+    // Position in the chain, 1-based, no gaps.
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    lockKey: text('lock_key').notNull(),
+    event: text('event', { enum: lockAuditEvents }).notNull(),
+    // Worker id of the holder (or the contender, for a conflict).
+    owner: text('owner').notNull(),
+    tenantId: text('tenant_id'),
+    jobId: text('job_id'),
+    fencingToken: bigint('fencing_token', { mode: 'number' }),
+    details: jsonb('details').notNull().default({}),
+    at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [
+    uniqueIndex('lock_audit_chain_seq_uq').on(t.chain, t.seq),
+    index('lock_audit_lock_key_at_idx').on(t.lockKey, t.at),
+    check('lock_audit_event_ck', sql`${t.event} in ('acquired','conflict','extended','released','expired','lost')`),
+  ],
+);
+
+export const afipInvoiceStatuses = ['reserved', 'authorized', 'rejected'] as const;
+export type AfipInvoiceStatus = (typeof afipInvoiceStatuses)[number];
+
+/** One row per invoice number reserved at AFIP; the unique number key is the fleet-wide fence. */
+export const afipInvoices = pgTable(
+  'afip_invoices',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    idempotencyKey: text('idempotency_key').notNull(),
+    jobId: text('job_id'),
+    cuit: bigint('cuit', { mode: 'number' }).notNull(),
+    ptoVta: integer('pto_vta').notNull(),
+    cbteTipo: integer('cbte_tipo').notNull(),
+    cbteNro: bigint('cbte_nro', { mode: 'number' }).notNull(),
+    status: text('status', { enum: afipInvoiceStatuses }).notNull(),
+    cae: text('cae'),
+    // YYYYMMDD as AFIP sends it.
+    caeDueDate: text('cae_due_date'),
+    request: jsonb('request').notNull(),
+    // AFIP's answer: result, errors and observations with their codes.
+    response: jsonb('response'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('afip_invoices_idempotency_uq').on(t.tenantId, t.idempotencyKey),
+    uniqueIndex('afip_invoices_number_uq').on(t.cuit, t.ptoVta, t.cbteTipo, t.cbteNro),
+    index('afip_invoices_tenant_status_idx').on(t.tenantId, t.status, t.createdAt),
   ],
 );
