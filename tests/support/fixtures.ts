@@ -11,3 +11,20 @@ export function reservationRequest(reservationId: string, version = 1, overrides
     ...overrides,
   };
 }
+
+/** A valid class A invoice (21% VAT on 1000.00) for the seller CUIT 30712345671. */
+export function invoiceRequest(invoiceId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    invoiceId,
+    cuit: 30712345671,
+    ptoVta: 1,
+    cbteTipo: 1,
+    concept: 1,
+    docType: 80,
+    docNumber: 20123456786,
+    date: '2026-11-23',
+    amounts: { total: 1210, net: 1000, vat: 210 },
+    vat: [{ rateId: 5, base: 1000, amount: 210 }],
+    ...overrides,
+  };
+}

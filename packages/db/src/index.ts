@@ -15,3 +15,5 @@ export {
 } from './idempotency';
 export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
+export { afipInvoiceRepository } from './afip-invoices';
+export type { AfipInvoiceRow, VoucherKey } from './afip-invoices';

@@ -130,7 +130,9 @@ export const lockAudit = pgTable(
   ],
 );
 
-export const afipInvoiceStatuses = ['reserved', 'authorized', 'rejected'] as const;
+// reserved: number chosen, AFIP not yet known to have it; released: a dead reservation whose number
+// AFIP never took, freed for the next invoice; rejected: AFIP refused the voucher (number not consumed).
+export const afipInvoiceStatuses = ['reserved', 'authorized', 'rejected', 'released'] as const;
 export type AfipInvoiceStatus = (typeof afipInvoiceStatuses)[number];
 
 /** One row per invoice number reserved at AFIP; the unique number key is the fleet-wide fence. */
@@ -159,7 +161,11 @@ export const afipInvoices = pgTable(
   },
   (t) => [
     uniqueIndex('afip_invoices_idempotency_uq').on(t.tenantId, t.idempotencyKey),
-    uniqueIndex('afip_invoices_number_uq').on(t.cuit, t.ptoVta, t.cbteTipo, t.cbteNro),
+    // Only live numbers are unique: rejected and released ones were never consumed at AFIP.
+    uniqueIndex('afip_invoices_number_uq')
+      .on(t.cuit, t.ptoVta, t.cbteTipo, t.cbteNro)
+      .where(sql`${t.status} in ('reserved', 'authorized')`),
+    check('afip_invoices_status_ck', sql`${t.status} in ('reserved','authorized','rejected','released')`),
     index('afip_invoices_tenant_status_idx').on(t.tenantId, t.status, t.createdAt),
   ],
 );
