@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { calendarSyncRequestSchema } from '@jobfleet/contracts';
+import { QUEUE_INTAKE, type QueueName } from '@jobfleet/contracts';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { PROBLEM_CONTENT_TYPE } from './problem';
@@ -62,20 +62,21 @@ const syncStatusProperties = {
   links: { type: 'object', additionalProperties: { type: 'string' } },
 };
 
-/** One documentation schema per route, keyed by what the route does. */
-export const docs = {
-  enqueueCalendarSync: {
+/** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
+export function enqueueDocs(queue: QueueName): FastifySchema {
+  const intake = QUEUE_INTAKE[queue];
+  return {
     tags: ['jobs'],
-    summary: 'Queue a reservation → Google Calendar sync',
+    summary: intake.summary,
     description:
       'Idempotent: the same Idempotency-Key with the same body replays the first answer (Idempotent-Replayed: true), ' +
       'with another body is refused (422), while the first is still being accepted is refused (409). ' +
-      'Without the header the key is `reservation:<reservationId>:v<version>`.',
+      `Without the header the key is ${intake.defaultKeyDescription}.`,
     security: apiKeySecurity,
     headers: object({
       'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
     }),
-    body: jsonSchema(calendarSyncRequestSchema),
+    body: jsonSchema(intake.requestSchema),
     response: {
       202: object(
         {
@@ -94,7 +95,11 @@ export const docs = {
       422: problem('The Idempotency-Key was already used with a different body'),
       ...authProblems,
     },
-  },
+  };
+}
+
+/** One documentation schema per route, keyed by what the route does. */
+export const docs = {
   getJob: {
     tags: ['jobs'],
     summary: 'A job: state, attempts, result or error',

@@ -9,3 +9,5 @@ export type { CalendarSyncRequest, CalendarSyncJob, CalendarSyncResult, Calendar
 export { JobfleetError, PermanentError, DependencyUnavailableError, RateLimitedError, coerceError } from './errors';
 export { afipSyncRequestSchema, afipSyncJobSchema, isValidCuit, AFIP_VOUCHER_TYPES, AFIP_VAT_RATES, AFIP_DOC_TYPES } from './afip-sync';
 export type { AfipSyncRequest, AfipSyncJob, AfipSyncResult } from './afip-sync';
+export { QUEUE_INTAKE } from './intake';
+export type { QueueIntake } from './intake';

@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import { QUEUES, calendarSyncRequestSchema, isQueueName, type CalendarSyncJob, type QueueName } from '@jobfleet/contracts';
+import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueName } from '@jobfleet/contracts';
 import {
   abandonIdempotentRequest,
   beginIdempotentRequest,
@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from '../canonical-json';
 import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
-import { docs } from '../openapi';
+import { docs, enqueueDocs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { syncLink, syncStatusView } from './sync';
@@ -85,18 +85,19 @@ async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
 export function registerJobRoutes(app: FastifyInstance, { config, db, queues, redis: connection, auth }: JobRoutesDeps): void {
   const redis = redisCaller(connection);
 
-  async function accept(request: FastifyRequest, reply: FastifyReply) {
+  async function accept(queue: QueueName, request: FastifyRequest, reply: FastifyReply) {
+    const intake = QUEUE_INTAKE[queue];
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
       idempotencyHeader,
       { 'idempotency-key': request.headers['idempotency-key'] },
       'The Idempotency-Key header',
     )['idempotency-key'];
-    const body = parseOrThrow(calendarSyncRequestSchema, request.body, 'The request body');
-    const queue = 'calendar-sync' satisfies QueueName;
+    const body = parseOrThrow(intake.requestSchema, request.body, 'The request body');
     const { syncKind } = QUEUES[queue];
-    // Without a key, the reservation version is the natural one: a resend of the same version is a replay.
-    const idempotencyKey = header ?? `reservation:${body.reservationId}:v${body.version}`;
+    const entityId = intake.entityId(body);
+    // Without a key, the request's natural key: a resend of the same thing is a replay.
+    const idempotencyKey = header ?? intake.defaultIdempotencyKey(body);
     const ref: IdempotencyKeyRef = { tenantId, scope: queue, key: idempotencyKey };
     const jobId = jobIdFor(tenantId, idempotencyKey);
 
@@ -136,13 +137,14 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
         queue,
         status: 'queued',
         idempotencyKey,
-        links: { self: jobLink(jobId), sync: syncLink(syncKind, body.reservationId) },
+        links: { self: jobLink(jobId), sync: syncLink(syncKind, entityId) },
       },
     };
-    const data: CalendarSyncJob = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
+    // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
+    const data = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
     try {
       // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      const { created } = await redis(() => enqueue(queues[queue], { jobId, name: body.action, data }));
+      const { created } = await redis(() => enqueue(queues[queue], { jobId, name: intake.jobName(body), data }));
       // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
       // old job under this id, and that job (not this body) is what runs.
       if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
@@ -150,8 +152,8 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
         syncStatusRepository.recordEnqueued(db, {
           tenantId,
           kind: syncKind,
-          entityId: body.reservationId,
-          version: body.version,
+          entityId,
+          version: intake.version(body),
           jobId,
         }),
       );
@@ -167,11 +169,13 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     return sendStored(reply, 202, stored, false);
   }
 
-  app.post(
-    '/v1/jobs/calendar-sync',
-    { onRequest: auth.requireScope('jobs:write'), schema: docs.enqueueCalendarSync },
-    accept,
-  );
+  for (const queue of QUEUE_NAMES) {
+    app.post(
+      `/v1/jobs/${queue}`,
+      { onRequest: auth.requireScope('jobs:write'), schema: enqueueDocs(queue) },
+      (request, reply) => accept(queue, request, reply),
+    );
+  }
 
   app.get('/v1/jobs/:id', { onRequest: auth.requireScope('jobs:read'), schema: docs.getJob }, async (request) => {
     const { id } = parseOrThrow(jobParams, request.params, 'The path');

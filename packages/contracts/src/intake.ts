@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+import { calendarSyncRequestSchema } from './calendar-sync';
+import type { QueueName } from './queues';
+
+/**
+ * How the API takes one queue's jobs: the body schema, the entity whose sync status the job
+ * reports, and the idempotency key used when the producer sends none.
+ * (Method syntax on purpose: it lets the registry below hold every queue's schema type.)
+ */
+export interface QueueIntake<S extends z.ZodType = z.ZodType> {
+  requestSchema: S;
+  /** One line for the API docs. */
+  summary: string;
+  entityId(request: z.output<S>): string;
+  /** Monotonic version of the entity; 0 where the entity has none. */
+  version(request: z.output<S>): number;
+  /** The natural key of the request: a resend of the same thing replays instead of duplicating. */
+  defaultIdempotencyKey(request: z.output<S>): string;
+  /** The BullMQ job name, shown in Bull Board. */
+  jobName(request: z.output<S>): string;
+  /** How the default key is built, for the docs. */
+  defaultKeyDescription: string;
+}
+
+const defineIntake = <S extends z.ZodType>(intake: QueueIntake<S>): QueueIntake<S> => intake;
+
+export const QUEUE_INTAKE = {
+  'calendar-sync': defineIntake({
+    requestSchema: calendarSyncRequestSchema,
+    summary: 'Queue a reservation → Google Calendar sync',
+    entityId: (request) => request.reservationId,
+    version: (request) => request.version,
+    defaultIdempotencyKey: (request) => `reservation:${request.reservationId}:v${request.version}`,
+    defaultKeyDescription: '`reservation:<reservationId>:v<version>`',
+    jobName: (request) => request.action,
+  }),
+} satisfies Record<QueueName, QueueIntake>;
