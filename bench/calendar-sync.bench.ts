@@ -7,7 +7,6 @@
  *          calendar-sync processor calling the fake Google Calendar over HTTP + status writes.
  */
 import { randomBytes } from 'node:crypto';
-import { createCalendarClient } from '@jobfleet/calendar';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig } from '@jobfleet/config';
 import {
@@ -19,7 +18,7 @@ import {
 } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor, waitUntilReady } from '@jobfleet/queue';
-import { startWorkers } from '@jobfleet/worker';
+import { createConnectors, startWorkers } from '@jobfleet/worker';
 import { Queue, Worker } from 'bullmq';
 import pg from 'pg';
 
@@ -78,6 +77,7 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
     DATABASE_URL: databaseUrl,
     REDIS_URL,
     QUEUE_PREFIX: prefix,
+    QUEUES: 'calendar-sync',
     CALENDAR_SYNC_CONCURRENCY: String(CONCURRENCY),
     GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
   });
@@ -90,7 +90,7 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
   const workerConnection = createRedisConnection(REDIS_URL, 'worker');
   const queues = createQueues({ connection: producer, prefix, config });
   const metrics = createMetrics();
-  const fleet = startWorkers({ config, database, connection: workerConnection, logger, metrics, calendar: createCalendarClient(config.calendar) });
+  const fleet = startWorkers({ config, database, connection: workerConnection, logger, metrics, ...createConnectors(config) });
   let completed = 0;
   fleet.workers.get('calendar-sync')?.on('completed', () => completed++);
 

@@ -12,7 +12,7 @@ export function reservationRequest(reservationId: string, version = 1, overrides
   };
 }
 
-/** A valid class A invoice (21% VAT on 1000.00) for the seller CUIT 30712345671. */
+/** A valid class A invoice (21% VAT on 1000.00) for the seller CUIT 30712345671, dated today (AFIP accepts ±5 days). */
 export function invoiceRequest(invoiceId: string, overrides: Record<string, unknown> = {}) {
   return {
     invoiceId,
@@ -22,7 +22,7 @@ export function invoiceRequest(invoiceId: string, overrides: Record<string, unkn
     concept: 1,
     docType: 80,
     docNumber: 20123456786,
-    date: '2026-11-23',
+    date: new Date().toISOString().slice(0, 10),
     amounts: { total: 1210, net: 1000, vat: 210 },
     vat: [{ rateId: 5, base: 1000, amount: 210 }],
     ...overrides,

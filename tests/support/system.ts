@@ -1,12 +1,15 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildApi } from '@jobfleet/api';
-import { createCalendarClient } from '@jobfleet/calendar';
+import { createTestCertificate, startAfipSimulator, type AfipSimulator } from '@jobfleet/afip/simulator';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import type { QueueName } from '@jobfleet/contracts';
 import { createApiKey, createTenant } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
-import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
+import { createConnectors, startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from './db';
@@ -16,6 +19,7 @@ export interface TestSystem {
   config: Config;
   testDb: TestDatabase;
   calendar: FakeCalendar;
+  afip: AfipSimulator;
   api: FastifyInstance;
   queues: Record<QueueName, Queue>;
   fleet: WorkerFleet | undefined;
@@ -27,6 +31,18 @@ export interface TestSystem {
   close(): Promise<void>;
 }
 
+/** The seller CUIT of the invoice fixtures. */
+export const TEST_CUIT = 30712345671;
+
+/** A credentials directory (`<cuit>.crt`, `<cuit>.key`) with a throwaway certificate for TEST_CUIT. */
+function writeTestCredentials(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jobfleet-afip-'));
+  const { certificatePem, privateKeyPem } = createTestCertificate({ cuit: TEST_CUIT });
+  writeFileSync(join(dir, `${TEST_CUIT}.crt`), certificatePem);
+  writeFileSync(join(dir, `${TEST_CUIT}.key`), privateKeyPem);
+  return dir;
+}
+
 /**
  * The whole fleet in this process against the machine's real Redis and Postgres, its own
  * database and queue prefix, and a fake Google Calendar on a random port.
@@ -34,6 +50,8 @@ export interface TestSystem {
 export async function startTestSystem(options: { label: string; workers?: boolean; env?: Record<string, string> }): Promise<TestSystem> {
   const testDb = await createTestDatabase();
   const calendar = await startFakeCalendar();
+  const afip = await startAfipSimulator();
+  const credentialsDir = writeTestCredentials();
   const prefix = uniquePrefix(options.label);
   const childEnv = {
     NODE_ENV: 'test',
@@ -44,6 +62,9 @@ export async function startTestSystem(options: { label: string; workers?: boolea
     CONNECTORS_MODE: 'live',
     GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
     GOOGLE_ACCESS_TOKEN: 'test-token',
+    AFIP_WSAA_URL: afip.wsaaUrl,
+    AFIP_WSFE_URL: afip.wsfeUrl,
+    AFIP_CREDENTIALS_DIR: credentialsDir,
     WORKER_METRICS_PORT: 'off',
     JOBS_BACKOFF_DELAY_MS: '50',
     ...options.env,
@@ -65,7 +86,7 @@ export async function startTestSystem(options: { label: string; workers?: boolea
         connection: workerConnection,
         logger,
         metrics,
-        calendar: createCalendarClient(config.calendar),
+        ...createConnectors(config),
       })
     : undefined;
 
@@ -77,6 +98,7 @@ export async function startTestSystem(options: { label: string; workers?: boolea
     config,
     testDb,
     calendar,
+    afip,
     api,
     queues,
     fleet,
@@ -90,6 +112,8 @@ export async function startTestSystem(options: { label: string; workers?: boolea
       workerConnection?.disconnect();
       producer.disconnect();
       await calendar.close();
+      await afip.close();
+      rmSync(credentialsDir, { recursive: true, force: true });
       await deletePrefix(prefix);
       await testDb.drop();
     },

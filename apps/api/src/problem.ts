@@ -69,8 +69,8 @@ export class HttpProblem extends Error {
 }
 
 /** zod issues as a 400 with one entry per issue, paths dotted (`start.dateTime`, `attendees.0.email`). */
-function validationProblem(what: string, error: z.ZodError): HttpProblem {
-  return new HttpProblem(400, `${what} is invalid`, {
+function validationProblem(what: string, error: z.ZodError, status: 400 | 422): HttpProblem {
+  return new HttpProblem(status, `${what} is invalid`, {
     type: '/problems/validation',
     errors: error.issues.flatMap((issue) =>
       // One entry per unknown field, at its own path, rather than one for the object holding them.
@@ -81,10 +81,13 @@ function validationProblem(what: string, error: z.ZodError): HttpProblem {
   });
 }
 
-/** Parses with zod or throws the 400 problem. */
-export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+/**
+ * Parses with zod or throws the validation problem: 400 for a malformed header or path, 422 for a
+ * well-formed JSON body whose content is refused (it names every offending field).
+ */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, status: 400 | 422 = 400): z.output<S> {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw validationProblem(what, parsed.error);
+  if (!parsed.success) throw validationProblem(what, parsed.error, status);
   return parsed.data;
 }
 

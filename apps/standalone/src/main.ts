@@ -1,11 +1,11 @@
 import { buildApi } from '@jobfleet/api';
-import { createCalendarClient } from '@jobfleet/calendar';
+import { createSandboxCredentials, startAfipSimulator } from '@jobfleet/afip/simulator';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfigOrExit, type Config } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
-import { startWorkers } from '@jobfleet/worker';
+import { createConnectors, startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
 
 // `npm start`: API, workers and (in sandbox mode) the fake Google Calendar in one process.
@@ -17,10 +17,15 @@ const redis = await resolveRedis({ url: config.redis.url, dataDir: config.databa
 const database = await openMigratedDatabase(config.database, logger);
 if (config.devTenant.enabled) await ensureDevTenant(database.db, config.devTenant);
 
-const fakeCalendar = config.connectors.mode === 'sandbox' ? await startFakeCalendar() : undefined;
-const calendarConfig: Config['calendar'] = fakeCalendar
-  ? { ...config.calendar, rootUrl: fakeCalendar.rootUrl, auth: { kind: 'access-token', token: 'sandbox-token' } }
-  : config.calendar;
+// Sandbox: the fake Google Calendar and the AFIP simulator, in-process, with throwaway certificates.
+const sandbox =
+  config.connectors.mode === 'sandbox' ? { calendar: await startFakeCalendar(), afip: await startAfipSimulator() } : undefined;
+const connectorConfig: Pick<Config, 'calendar' | 'afip'> = sandbox
+  ? {
+      calendar: { ...config.calendar, rootUrl: sandbox.calendar.rootUrl, auth: { kind: 'access-token', token: 'sandbox-token' } },
+      afip: { ...config.afip, wsaaUrl: sandbox.afip.wsaaUrl, wsfeUrl: sandbox.afip.wsfeUrl },
+    }
+  : config;
 
 const producer = createRedisConnection(redis.url, 'producer', { name: 'api' });
 await waitUntilReady(producer, 5000);
@@ -36,7 +41,7 @@ const fleet = startWorkers({
   connection: workerConnection,
   logger,
   metrics,
-  calendar: createCalendarClient(calendarConfig),
+  ...createConnectors(connectorConfig, sandbox ? createSandboxCredentials() : undefined),
 });
 
 // The bound port, which differs from the configured one when API_PORT=0.
@@ -51,7 +56,8 @@ const banner = [
   `  Metrics      ${base}/metrics        Health: ${base}/health/ready`,
   `  Redis        ${redis.url} (${redis.source})`,
   `  Postgres     ${database.dialect === 'pglite' ? `embedded PGlite in ${config.database.dataDir}` : 'DATABASE_URL'}`,
-  `  Calendar     ${fakeCalendar ? `sandbox fake at ${fakeCalendar.rootUrl}` : calendarConfig.rootUrl}`,
+  `  Calendar     ${sandbox ? `sandbox fake at ${sandbox.calendar.rootUrl}` : connectorConfig.calendar.rootUrl}`,
+  `  AFIP         ${sandbox ? `sandbox simulator at ${sandbox.afip.wsfeUrl}` : connectorConfig.afip.wsfeUrl}`,
   config.devTenant.enabled ? `  Dev API key  ${config.devTenant.apiKey}   (tenant "${config.devTenant.tenantId}")` : '',
   '',
 ].join('\n');
@@ -66,7 +72,8 @@ onShutdownSignal(
     await closeQueues(queues);
     producer.disconnect();
     workerConnection.disconnect();
-    await fakeCalendar?.close();
+    await sandbox?.calendar.close();
+    await sandbox?.afip.close();
     await database.close();
     await redis.stop();
   },

@@ -1,9 +1,9 @@
-import { createCalendarClient } from '@jobfleet/calendar';
 import { loadConfigOrExit } from '@jobfleet/config';
 import { openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkerHttp } from './http';
+import { createConnectors } from './connectors';
 import { startWorkers } from './worker';
 
 // Entry point of a worker container: serves the queues named in QUEUES (default all).
@@ -18,7 +18,7 @@ const fleet = startWorkers({
   connection,
   logger,
   metrics,
-  calendar: createCalendarClient(config.calendar),
+  ...createConnectors(config),
 });
 const http =
   config.worker.metricsPort === undefined

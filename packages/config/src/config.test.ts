@@ -7,6 +7,7 @@ const production = {
   DATABASE_URL: 'postgres://db/jobfleet',
   REDIS_URL: 'redis://redis:6379',
   GOOGLE_ACCESS_TOKEN: 'ya29.token',
+  AFIP_CREDENTIALS_DIR: '/run/secrets/afip',
 };
 
 function issuesOf(env: Record<string, string>): readonly string[] {
@@ -26,7 +27,7 @@ describe('loadConfig', () => {
     expect(config.devTenant.enabled).toBe(true);
     expect(config.connectors.mode).toBe('sandbox');
     expect(config.database.url).toBeUndefined();
-    expect(config.worker.queues).toEqual(['calendar-sync']);
+    expect(config.worker.queues).toEqual(['calendar-sync', 'afip-sync']);
     expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
   });
 
@@ -66,6 +67,12 @@ describe('loadConfig', () => {
     const later = issuesOf({ QUEUES: 'calendar-sync,nope', CALENDAR_SYNC_CONCURRENCY: '0' });
     expect(later.join('\n')).toMatch(/QUEUES: unknown queue\(s\) nope/);
     expect(later.join('\n')).toMatch(/CALENDAR_SYNC_CONCURRENCY/);
+  });
+
+  it('requires AFIP credentials when a live worker serves afip-sync', () => {
+    const { AFIP_CREDENTIALS_DIR: _omitted, ...withoutCredentials } = production;
+    expect(issuesOf(withoutCredentials).join()).toMatch(/AFIP_CREDENTIALS_DIR/);
+    expect(issuesOf({ ...withoutCredentials, QUEUES: 'calendar-sync' })).toEqual([]);
   });
 
   it('requires a key file for service-account auth', () => {

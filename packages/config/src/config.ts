@@ -5,7 +5,7 @@ import { z } from 'zod';
  * Queue names the worker can serve. `@jobfleet/contracts` owns the queue definitions; this list
  * is repeated here only because config depends on nothing of ours (a test keeps them equal).
  */
-const WORKER_QUEUES = ['calendar-sync'] as const;
+const WORKER_QUEUES = ['calendar-sync', 'afip-sync'] as const;
 export type QueueName = (typeof WORKER_QUEUES)[number];
 
 /** Development defaults. Production refuses to start while any of them is in use. */
@@ -105,6 +105,18 @@ const envSchema = z.object({
   GOOGLE_ACCESS_TOKEN: optionalString,
   // Per-request timeout for Calendar calls.
   GOOGLE_TIMEOUT_MS: int(100).default(15_000),
+
+  // AFIP endpoints; the defaults are AFIP's homologation (testing) services.
+  AFIP_WSAA_URL: z.url().default('https://wsaahomo.afip.gov.ar/ws/services/LoginCms'),
+  AFIP_WSFE_URL: z.url().default('https://wswhomo.afip.gov.ar/wsfev1/service.asmx'),
+  // Timeout of each AFIP call (WSAA login, WSFE operation).
+  AFIP_TIMEOUT_SECONDS: int(1).default(30),
+  // Directory with <cuit>.crt and <cuit>.key (PEM) per issuing CUIT; required for live AFIP.
+  AFIP_CREDENTIALS_DIR: optionalString,
+  // How long a job waits for the voucher-numbering lock before it is re-delayed (no attempt spent).
+  AFIP_LOCK_WAIT_MS: int(0).default(5000),
+  // TTL of the voucher-numbering lock (auto-extended while held): how long a crashed holder blocks its key.
+  AFIP_LOCK_TTL_MS: int(1000).default(30_000),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -152,6 +164,15 @@ export interface Config {
   };
   connectors: { mode: 'sandbox' | 'live' };
   calendar: { rootUrl: string; auth: CalendarAuth; timeoutMs: number };
+  afip: {
+    wsaaUrl: string;
+    wsfeUrl: string;
+    timeoutMs: number;
+    /** undefined only in sandbox mode, where throwaway certificates are generated per CUIT. */
+    credentialsDir: string | undefined;
+    lockWaitMs: number;
+    lockTtlMs: number;
+  };
 }
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -277,7 +298,18 @@ export function loadConfig(source: Source = process.env): Config {
     },
     connectors: { mode: env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox') },
     calendar: { rootUrl: env.GOOGLE_CALENDAR_ROOT_URL, auth: calendarAuth(env, issues), timeoutMs: env.GOOGLE_TIMEOUT_MS },
+    afip: {
+      wsaaUrl: env.AFIP_WSAA_URL,
+      wsfeUrl: env.AFIP_WSFE_URL,
+      timeoutMs: env.AFIP_TIMEOUT_SECONDS * 1000,
+      credentialsDir: env.AFIP_CREDENTIALS_DIR,
+      lockWaitMs: env.AFIP_LOCK_WAIT_MS,
+      lockTtlMs: env.AFIP_LOCK_TTL_MS,
+    },
   };
+  if (config.connectors.mode === 'live' && config.worker.queues.includes('afip-sync') && !env.AFIP_CREDENTIALS_DIR) {
+    issues.push('AFIP_CREDENTIALS_DIR: required with live connectors when this process serves afip-sync');
+  }
 
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);

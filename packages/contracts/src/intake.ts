@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { afipSyncRequestSchema } from './afip-sync';
 import { calendarSyncRequestSchema } from './calendar-sync';
 import type { QueueName } from './queues';
 
@@ -33,5 +34,15 @@ export const QUEUE_INTAKE = {
     defaultIdempotencyKey: (request) => `reservation:${request.reservationId}:v${request.version}`,
     defaultKeyDescription: '`reservation:<reservationId>:v<version>`',
     jobName: (request) => request.action,
+  }),
+  'afip-sync': defineIntake({
+    requestSchema: afipSyncRequestSchema,
+    summary: 'Queue an invoice for AFIP authorisation (CAE)',
+    entityId: (request) => request.invoiceId,
+    // Invoices have no versions: one authorisation per invoice.
+    version: () => 0,
+    defaultIdempotencyKey: (request) => `invoice:${request.invoiceId}`,
+    defaultKeyDescription: '`invoice:<invoiceId>`',
+    jobName: () => 'authorize',
   }),
 } satisfies Record<QueueName, QueueIntake>;

@@ -1,5 +1,5 @@
 /** Every queue the fleet knows. Adding one here forces a processor to exist (see the worker registry). */
-export const QUEUE_NAMES = ['calendar-sync'] as const;
+export const QUEUE_NAMES = ['calendar-sync', 'afip-sync'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export function isQueueName(value: string): value is QueueName {
@@ -17,4 +17,6 @@ export interface QueueDefinition {
 
 export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
   'calendar-sync': { name: 'calendar-sync', syncKind: 'reservation', attemptTimeoutMs: 60_000 },
+  // A few AFIP calls of AFIP_TIMEOUT_SECONDS each, plus the wait for the numbering lock.
+  'afip-sync': { name: 'afip-sync', syncKind: 'afip-invoice', attemptTimeoutMs: 180_000 },
 };

@@ -25,6 +25,15 @@ export const QUEUE_JOB_STATES = [
 ] as const;
 export type QueueJobState = (typeof QUEUE_JOB_STATES)[number];
 
+/** The `operation` and `result` labels of `lock_operations_total`. */
+export const LOCK_OPERATION_RESULTS = {
+  acquire: ['acquired', 'unavailable', 'error'],
+  extend: ['extended', 'lost', 'error'],
+  release: ['released', 'expired', 'error'],
+} as const;
+export type LockOperation = keyof typeof LOCK_OPERATION_RESULTS;
+export type LockOperationResult<O extends LockOperation = LockOperation> = (typeof LOCK_OPERATION_RESULTS)[O][number];
+
 export interface MetricsOptions {
   /** Prepended to every metric name, process metrics included. Default: none. */
   prefix?: string;
@@ -52,6 +61,29 @@ export interface Metrics {
   /** `http_request_duration_seconds{method,route}`. */
   readonly httpRequestDuration: Histogram<'method' | 'route'>;
   /**
+   * `lock_operations_total{operation,result}`: see LOCK_OPERATION_RESULTS for the pairs.
+   * `extend`/`lost` also counts a lock whose ttl passed without a successful extension.
+   */
+  readonly lockOperations: Counter<'operation' | 'result'>;
+  /**
+   * `lock_conflicts_total{lock}`: acquire attempts refused because another owner held the lock.
+   * `lock` is the key's family, the part before the first ':' (`afip` for `afip:30712345671:1:1`),
+   * never the whole key, so the number of series stays bounded.
+   */
+  readonly lockConflicts: Counter<'lock'>;
+  /** `lock_extensions_total{result}`: every extension, automatic or asked for (extended|lost|error). */
+  readonly lockExtensions: Counter<'result'>;
+  /** `lock_hold_seconds{lock}`: from acquire to release or loss; `lock` as in lock_conflicts_total. */
+  readonly lockHoldSeconds: Histogram<'lock'>;
+  /**
+   * `lock_audit_write_failures_total{reason}`: `dropped` counts audit events lost for good (buffer
+   * full, or still unwritten at shutdown); `error` counts failed batch writes, whose events stay
+   * buffered and are retried.
+   */
+  readonly lockAuditWriteFailures: Counter<'reason'>;
+  /** `lock_audit_buffered_events`: audit events waiting to be written to Postgres. */
+  readonly lockAuditBuffered: Gauge;
+  /**
    * Adds work that runs each time `queue_jobs` is read, i.e. at scrape time, never on a job's
    * path. Returns a function that removes it.
    */
@@ -61,6 +93,8 @@ export interface Metrics {
 // Jobs range from milliseconds (calendar) to an hour (backups).
 const JOB_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600];
 const HTTP_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// Locks are held for one critical section: an AFIP call, a token refresh, at most a backup.
+const LOCK_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** A registry of its own (never prom-client's global one) with process metrics and ours. */
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -131,6 +165,42 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       help: 'HTTP request duration by method and route template',
       labelNames: ['method', 'route'] as const,
       buckets: HTTP_SECONDS_BUCKETS,
+      registers,
+    }),
+    lockOperations: new Counter({
+      name: `${prefix}lock_operations_total`,
+      help: 'Lock operations by operation (acquire|extend|release) and result',
+      labelNames: ['operation', 'result'] as const,
+      registers,
+    }),
+    lockConflicts: new Counter({
+      name: `${prefix}lock_conflicts_total`,
+      help: 'Acquire attempts refused because the lock was held, by lock family (key up to the first colon)',
+      labelNames: ['lock'] as const,
+      registers,
+    }),
+    lockExtensions: new Counter({
+      name: `${prefix}lock_extensions_total`,
+      help: 'Lock extensions by result (extended|lost|error)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    lockHoldSeconds: new Histogram({
+      name: `${prefix}lock_hold_seconds`,
+      help: 'Time a lock was held, from acquire to release or loss, by lock family',
+      labelNames: ['lock'] as const,
+      buckets: LOCK_SECONDS_BUCKETS,
+      registers,
+    }),
+    lockAuditWriteFailures: new Counter({
+      name: `${prefix}lock_audit_write_failures_total`,
+      help: 'Lock audit events dropped for good (reason=dropped) and failed batch writes that are retried (reason=error)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    lockAuditBuffered: new Gauge({
+      name: `${prefix}lock_audit_buffered_events`,
+      help: 'Lock audit events buffered in memory, waiting to be written to Postgres',
       registers,
     }),
     onQueueJobsCollect(collect) {

@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueName } from '@jobfleet/contracts';
+import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueIntake, type QueueName } from '@jobfleet/contracts';
 import {
   abandonIdempotentRequest,
   beginIdempotentRequest,
@@ -86,14 +86,15 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
   const redis = redisCaller(connection);
 
   async function accept(queue: QueueName, request: FastifyRequest, reply: FastifyReply) {
-    const intake = QUEUE_INTAKE[queue];
+    // Erased to the common shape: the schema's output goes straight back into its own intake.
+    const intake: QueueIntake = QUEUE_INTAKE[queue];
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
       idempotencyHeader,
       { 'idempotency-key': request.headers['idempotency-key'] },
       'The Idempotency-Key header',
     )['idempotency-key'];
-    const body = parseOrThrow(intake.requestSchema, request.body, 'The request body');
+    const body = parseOrThrow(intake.requestSchema, request.body, 'The request body', 422);
     const { syncKind } = QUEUES[queue];
     const entityId = intake.entityId(body);
     // Without a key, the request's natural key: a resend of the same thing is a replay.

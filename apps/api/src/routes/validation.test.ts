@@ -33,56 +33,56 @@ describe('bad input gets a problem and changes nothing', () => {
     await expectRefused('res-malformed', () => api.post('{"reservationId": "res-malformed", '), 400);
   });
 
-  it('wrong types -> 400 naming each field', async () => {
+  it('wrong types -> 422 naming each field', async () => {
     const problem = await expectRefused(
       'res-types',
       () => api.post(reservation('res-types', { version: '1', attendees: [{ email: 'not-an-email' }] })),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toEqual(expect.arrayContaining(['version', 'attendees.0.email']));
   });
 
-  it('unknown fields -> 400 naming them', async () => {
+  it('unknown fields -> 422 naming them', async () => {
     const problem = await expectRefused(
       'res-unknown',
       () => api.post(reservation('res-unknown', { colour: 'red', start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC', x: 1 } })),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toEqual(expect.arrayContaining(['colour', 'start.x']));
   });
 
-  it('missing required fields for create -> 400', async () => {
+  it('missing required fields for create -> 422', async () => {
     const problem = await expectRefused(
       'res-missing',
       () => api.post({ reservationId: 'res-missing', action: 'create', calendarId: 'c@example.com', version: 1 }),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toEqual(expect.arrayContaining(['summary', 'start', 'end']));
   });
 
-  it('end before start -> 400', async () => {
+  it('end before start -> 422', async () => {
     const problem = await expectRefused(
       'res-backwards',
       () => api.post(reservation('res-backwards', { end: { dateTime: '2026-12-01T19:00:00-03:00', timeZone: 'UTC' } })),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toEqual(['end.dateTime']);
   });
 
-  it('invalid date string -> 400', async () => {
+  it('invalid date string -> 422', async () => {
     const problem = await expectRefused(
       'res-date',
       () => api.post(reservation('res-date', { start: { dateTime: '2026-13-45 25:00', timeZone: 'UTC' } })),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toContain('start.dateTime');
   });
 
-  it('unknown time zone -> 400', async () => {
+  it('unknown time zone -> 422', async () => {
     const problem = await expectRefused(
       'res-zone',
       () => api.post(reservation('res-zone', { start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'Mars/Olympus_Mons' } })),
-      400,
+      422,
     );
     expect(fieldErrors(problem)).toEqual(['start.timeZone']);
   });

@@ -1,0 +1,106 @@
+import { Redis } from 'ioredis';
+import { DependencyUnavailableError } from '@jobfleet/contracts';
+import { TEST_REDIS_URL, deletePrefix, uniquePrefix } from '../../../tests/support/redis';
+import { createTestCertificate, startAfipSimulator, type AfipSimulator } from './simulator/index';
+import { createTicketProvider, type TicketProviderOptions } from './ticket-provider';
+import { createWsaaClient } from './wsaa';
+
+const CUIT = 20_123_456_786;
+
+/**
+ * An in-process stand-in for the fleet lock (one process here): callers of the same key run one
+ * after the other.
+ */
+function createLocalLock(): TicketProviderOptions['withLock'] {
+  const tails = new Map<string, Promise<unknown>>();
+  return async (key, fn) => {
+    const previous = tails.get(key) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(fn);
+    tails.set(key, run);
+    return run;
+  };
+}
+
+describe('WSAA ticket provider (Redis cache + simulator)', () => {
+  const credentials = createTestCertificate({ cuit: CUIT });
+  let simulator: AfipSimulator;
+  let redis: Redis;
+  let keyPrefix: string;
+
+  const provider = (overrides: Partial<TicketProviderOptions> = {}) =>
+    createTicketProvider({
+      redis,
+      keyPrefix,
+      wsaa: createWsaaClient({ url: simulator.wsaaUrl, timeoutMs: 5000 }),
+      credentials: () => credentials,
+      withLock: createLocalLock(),
+      ...overrides,
+    });
+
+  beforeAll(async () => {
+    simulator = await startAfipSimulator();
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+  });
+  beforeEach(() => {
+    keyPrefix = uniquePrefix('afip-tickets');
+  });
+  afterEach(async () => {
+    simulator.reset();
+    await deletePrefix(keyPrefix);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await simulator.close();
+  });
+
+  it('logs in exactly once for 20 concurrent getTicket calls and gives all of them the same ticket', async () => {
+    const tickets = provider();
+    const results = await Promise.all(Array.from({ length: 20 }, () => tickets.getTicket(CUIT)));
+    expect(simulator.loginCount(CUIT)).toBe(1);
+    expect(new Set(results.map((ticket) => ticket.token)).size).toBe(1);
+  });
+
+  it('shares the cached ticket between providers (workers) using the same Redis', async () => {
+    const withLock = createLocalLock();
+    const first = await provider({ withLock }).getTicket(CUIT);
+    const second = await provider({ withLock }).getTicket(CUIT);
+    expect(second).toEqual(first);
+    expect(simulator.loginCount(CUIT)).toBe(1);
+    expect(await redis.pttl(`${keyPrefix}:afip-wsaa:ticket:${CUIT}:wsfe`)).toBeGreaterThan(11 * 3600_000);
+  });
+
+  it('logs in again once the cached ticket is inside the refresh margin', async () => {
+    const first = await provider().getTicket(CUIT);
+    simulator.expireTickets(); // AFIP's side of the same 12 hours passing
+    // A margin wider than the ticket's life puts "now" inside it, as 11 h 55 min later would.
+    const later = provider({ refreshMarginSeconds: 13 * 3600 });
+    const second = await later.getTicket(CUIT);
+    expect(second.token).not.toBe(first.token);
+    expect(simulator.loginCount(CUIT)).toBe(2);
+  });
+
+  it('reports a ticket AFIP holds but the cache lost as a retryable DependencyUnavailableError', async () => {
+    await provider().getTicket(CUIT);
+    await deletePrefix(keyPrefix); // Redis flushed
+    const error = await provider().getTicket(CUIT).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DependencyUnavailableError);
+    expect(error).toMatchObject({ retryable: true, dependency: 'afip-wsaa', details: { cuit: CUIT, reason: 'alreadyAuthenticated' } });
+    expect((error as Error).message).toMatch(/not in the cache/);
+    expect(simulator.loginCount(CUIT)).toBe(1);
+  });
+
+  it('drops the cached ticket on invalidate, so the next call logs in', async () => {
+    const tickets = provider();
+    await tickets.getTicket(CUIT);
+    await tickets.invalidate(CUIT);
+    simulator.expireTickets();
+    await tickets.getTicket(CUIT);
+    expect(simulator.loginCount(CUIT)).toBe(2);
+  });
+
+  it('ignores a cache entry it cannot read and replaces it', async () => {
+    await redis.set(`${keyPrefix}:afip-wsaa:ticket:${CUIT}:wsfe`, 'not json');
+    const ticket = await provider().getTicket(CUIT);
+    expect(JSON.parse((await redis.get(`${keyPrefix}:afip-wsaa:ticket:${CUIT}:wsfe`)) ?? '{}')).toMatchObject({ token: ticket.token });
+  });
+});

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; holderTtlMs: number };
+/** What a compare-and-X script found: ours (done), gone (expired), or another owner's. */
+export type OwnershipReply = 'held' | 'gone' | 'taken';
+
+/** The lock's Redis scripts (src/commands), defined on one connection. */
+export interface LockScripts {
+  acquire(lockKey: string, fenceKey: string, token: string, ttlMs: number): Promise<AcquireReply>;
+  extend(lockKey: string, token: string, ttlMs: number): Promise<OwnershipReply>;
+  release(lockKey: string, token: string): Promise<OwnershipReply>;
+}
+
+type Command = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * Defines the scripts on `redis` (ioredis sends EVALSHA, falling back to EVAL once per
+ * connection). Names are namespaced so they never clash with BullMQ's on a shared connection.
+ */
+export function defineLockScripts(redis: Redis): LockScripts {
+  const acquire = defineLuaCommand(redis, 'jobfleetLockAcquire', 'acquire-2.lua');
+  const extend = defineLuaCommand(redis, 'jobfleetLockExtend', 'extend-1.lua');
+  const release = defineLuaCommand(redis, 'jobfleetLockRelease', 'release-1.lua');
+  return {
+    async acquire(lockKey, fenceKey, token, ttlMs) {
+      const reply = await acquire(lockKey, fenceKey, token, ttlMs);
+      if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'number') {
+        throw new Error(`unexpected reply from the lock acquire script: ${JSON.stringify(reply)}`);
+      }
+      return reply[0] === 1 ? { acquired: true, fencingToken: reply[1] } : { acquired: false, holderTtlMs: reply[1] };
+    },
+    extend: async (lockKey, token, ttlMs) => ownership(await extend(lockKey, token, ttlMs)),
+    release: async (lockKey, token) => ownership(await release(lockKey, token)),
+  };
+}
+
+function ownership(reply: unknown): OwnershipReply {
+  switch (reply) {
+    case 1:
+      return 'held';
+    case 0:
+      return 'gone';
+    case -1:
+      return 'taken';
+    default:
+      throw new Error(`unexpected reply from a lock script: ${JSON.stringify(reply)}`);
+  }
+}
+
+/** `file` is `<name>-<numKeys>.lua` under src/commands; the key count is read from its name. */
+function defineLuaCommand(redis: Redis, name: string, file: string): Command {
+  const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
+  if (!Number.isInteger(numberOfKeys)) throw new Error(`${file}: a Lua command file is named <name>-<numKeys>.lua`);
+  const lua = readFileSync(new URL(`./commands/${file}`, import.meta.url), 'utf8');
+  redis.defineCommand(name, { lua, numberOfKeys });
+  // defineCommand adds the method at runtime; ioredis' types cannot know about it.
+  const command = (redis as unknown as Record<string, Command | undefined>)[name];
+  if (!command) throw new Error(`ioredis did not define ${name}`);
+  return (...args) => command.apply(redis, args);
+}
