@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
+import { DependencyUnavailableError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
 
 /** The `dependency` named in our errors, metrics and logs. */
 export const WSAA_DEPENDENCY = 'afip-wsaa';
@@ -27,17 +27,9 @@ export type SoapFailure =
   /** Never reached the wire (a bug, a WSDL that does not load): not ours to classify. */
   | { kind: 'local'; error: Error };
 
-/** Failures of the connection itself, as Node and axios (under soap) name them. */
-const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET', // also "socket hang up"
-  'ECONNREFUSED',
-  'ECONNABORTED', // axios: its timeout fired
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
+/** Connection failures (shared list) plus the codes this package's HTTP client uses for its own aborts. */
+const TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
+  ...NETWORK_ERROR_CODES,
   'ERR_CANCELED', // axios: our AbortSignal deadline fired
   'ERR_NETWORK',
 ]);
@@ -115,7 +107,7 @@ function networkErrorCode(error: Error): string | undefined {
   // axios copies the code of the socket error it wraps, but not always from deeper causes.
   for (let current: unknown = error; current instanceof Error; current = current.cause) {
     const code: unknown = 'code' in current ? current.code : undefined;
-    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
+    if (typeof code === 'string' && TRANSPORT_ERROR_CODES.has(code)) return code;
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 import { Common } from 'googleapis';
 import { z } from 'zod';
-import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError } from '@jobfleet/contracts';
+import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
 import { assertNever } from './exhaustive';
 
 /** The `dependency` named in our errors, metrics and logs. */
@@ -38,17 +38,9 @@ const googleErrorBodySchema = z.object({
 /** 403 reasons that mean "slow down" rather than "not allowed"; Google's guide says back off on each. */
 const RATE_LIMIT_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'quotaExceeded']);
 
-/** Failures of the connection itself: the request may or may not have reached Google. */
-const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET', // also "socket hang up"
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
+/** Connection failures (shared list) plus the codes this package's HTTP client uses for its own aborts. */
+const TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
+  ...NETWORK_ERROR_CODES,
   'TimeoutError', // gaxios: our per-request timeout fired
   'AbortError', // gaxios: the request was aborted
 ]);
@@ -116,7 +108,7 @@ function networkErrorCode(error: Error): string | undefined {
   // gaxios copies the code of the error it wraps, but not always from deeper causes.
   for (let current: unknown = error; current instanceof Error; current = current.cause) {
     const code: unknown = 'code' in current ? current.code : undefined;
-    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
+    if (typeof code === 'string' && TRANSPORT_ERROR_CODES.has(code)) return code;
   }
   return undefined;
 }

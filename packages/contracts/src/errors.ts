@@ -62,3 +62,19 @@ export function coerceError(thrown: unknown): Error {
     return new Error(`Non-error thrown: ${String(thrown)}`);
   }
 }
+
+/**
+ * Node's codes for a connection that failed or broke: the request may or may not have reached the
+ * dependency, so these are transient and the effect must be reconciled, never assumed.
+ */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET', // also "socket hang up"
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+]);
