@@ -3,6 +3,7 @@ import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { buildApi } from './app';
+import { startIdempotencyRetention } from './retention';
 
 // Entry point of an API replica. Stateless: run as many as the load needs.
 const config = loadConfigOrExit({ role: 'service' });
@@ -21,11 +22,13 @@ const queues = createQueues({ connection: redis, prefix: config.redis.prefix, co
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port });
+const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
 onShutdownSignal(
   async (signal) => {
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     // Stops accepting connections and waits for in-flight requests; new ones get 503 meanwhile.
+    retention.stop();
     await api.close();
     await closeQueues(queues);
     redis.disconnect();

@@ -1,4 +1,4 @@
-import { buildApi } from '@jobfleet/api';
+import { buildApi, startIdempotencyRetention } from '@jobfleet/api';
 import { createSandboxCredentials, startAfipSimulator } from '@jobfleet/afip/simulator';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfigOrExit, type Config } from '@jobfleet/config';
@@ -33,6 +33,7 @@ const queues = createQueues({ connection: producer, prefix: config.redis.prefix,
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port });
+const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
 const workerConnection = createRedisConnection(redis.url, 'worker', { name: 'worker' });
 const fleet = startWorkers({
@@ -66,6 +67,7 @@ process.stdout.write(`${banner}\n`);
 onShutdownSignal(
   async (signal) => {
     logger.info({ signal }, 'shutting down');
+    retention.stop();
     await api.close();
     const { forced } = await fleet.close();
     if (forced) logger.warn('shutdown timeout reached: active jobs left to stalled-job recovery');

@@ -69,6 +69,8 @@ const envSchema = z.object({
 
   // How long an Idempotency-Key is remembered.
   IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
+  // How often each API process deletes expired Idempotency-Key records.
+  IDEMPOTENCY_PRUNE_INTERVAL_SECONDS: int(10).default(3600),
 
   // Job retention in Redis (Postgres keeps the history): age in seconds and count, per state.
   JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS: int(0).default(3600),
@@ -148,7 +150,7 @@ export interface Config {
     readyTimeoutMs: number;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
-  idempotency: { ttlSeconds: number };
+  idempotency: { ttlSeconds: number; pruneIntervalMs: number };
   jobs: {
     removeOnComplete: { age: number; count: number };
     removeOnFail: { age: number; count: number };
@@ -283,7 +285,7 @@ export function loadConfig(source: Source = process.env): Config {
       tenantId: DEV_TENANT_ID,
       apiKey: env.DEV_API_KEY,
     },
-    idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS },
+    idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS, pruneIntervalMs: env.IDEMPOTENCY_PRUNE_INTERVAL_SECONDS * 1000 },
     jobs: {
       removeOnComplete: { age: env.JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS, count: env.JOBS_REMOVE_ON_COMPLETE_COUNT },
       removeOnFail: { age: env.JOBS_REMOVE_ON_FAIL_AGE_SECONDS, count: env.JOBS_REMOVE_ON_FAIL_COUNT },
