@@ -1,7 +1,7 @@
 export { openDatabase, openMigratedDatabase, MIGRATIONS_DIR } from './client';
 export type { Database, DatabaseOptions, Db, Schema } from './client';
 export * as schema from './schema';
-export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus } from './schema';
+export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow, StoredError } from './sync-status';
 export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
@@ -26,3 +26,5 @@ export type {
   LockAuditVerification,
   VerifyLockAuditOptions,
 } from './lock-audit';
+export { backupRepository } from './backups';
+export type { BackupRow } from './backups';

@@ -169,3 +169,37 @@ export const afipInvoices = pgTable(
     index('afip_invoices_tenant_status_idx').on(t.tenantId, t.status, t.createdAt),
   ],
 );
+
+export const backupStatuses = ['running', 'succeeded', 'failed', 'pruned'] as const;
+export type BackupStatus = (typeof backupStatuses)[number];
+
+/** One row per backup run; a scheduled run is keyed by (schedule, slot) so a slot runs once. */
+export const backups = pgTable(
+  'backups',
+  {
+    id: text('id').primaryKey(),
+    // The backup definition's name (config), or "on-demand".
+    schedule: text('schedule').notNull(),
+    // The cron slot this run belongs to (ISO time); null for on-demand runs.
+    slot: timestamp('slot', { withTimezone: true }),
+    // Who asked for an on-demand run.
+    tenantId: text('tenant_id'),
+    jobId: text('job_id'),
+    target: text('target').notNull(),
+    location: text('location'),
+    bytes: bigint('bytes', { mode: 'number' }),
+    sha256: text('sha256'),
+    status: text('status', { enum: backupStatuses }).notNull(),
+    error: jsonb('error'),
+    // Result of the restore check (pg_restore --list, or a full restore into a scratch database).
+    restoreCheck: jsonb('restore_check'),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('backups_schedule_slot_uq').on(t.schedule, t.slot),
+    index('backups_started_idx').on(t.startedAt, t.id),
+    index('backups_schedule_status_idx').on(t.schedule, t.status, t.startedAt),
+    check('backups_status_ck', sql`${t.status} in ('running','succeeded','failed','pruned')`),
+  ],
+);
