@@ -1,4 +1,5 @@
 import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
+import { DeadlineExceededError, withDeadline } from '@jobfleet/observability';
 import type { Redis } from 'ioredis';
 
 type Dependency = 'redis' | 'postgres';
@@ -9,23 +10,6 @@ type Dependency = 'redis' | 'postgres';
  * own connection timeout, since a burst of requests may queue for a pooled connection.
  */
 const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 1500, postgres: 5000 };
-
-class DeadlineExceededError extends Error {
-  override readonly name = 'DeadlineExceededError';
-}
-
-/** Rejects when `work` has not settled within `ms`; the work itself is not cancelled. */
-export async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceededError(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // SQLSTATE classes that mean "the server is not there or not serving": connection exception,
 // insufficient resources, operator intervention (shutdown), system error.

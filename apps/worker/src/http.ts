@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Database } from '@jobfleet/db';
-import type { Metrics } from '@jobfleet/observability';
+import { coerceError } from '@jobfleet/contracts';
+import { checkReadiness, withDeadline, type Metrics, type ReadinessResult } from '@jobfleet/observability';
 import type { Redis } from 'ioredis';
 
 export interface WorkerHttpDeps {
@@ -32,9 +33,8 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
       case '/health/live':
         return send(200, JSON.stringify({ status: 'ok' }));
       case '/health/ready':
-        readiness(deps).then((checks) => {
-          const ok = Object.values(checks).every((c) => c === 'ok');
-          send(ok ? 200 : 503, JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks }));
+        readiness(deps).then(({ ready, checks }) => {
+          send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ok' : 'unavailable', checks }));
         });
         return;
       default:
@@ -48,15 +48,12 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-async function readiness(deps: WorkerHttpDeps): Promise<Record<'redis' | 'postgres', string>> {
-  const bounded = (work: Promise<unknown>) =>
-    Promise.race([
-      work.then(() => 'ok'),
-      new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), deps.readyTimeoutMs).unref()),
-    ]).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
-  const [redis, postgres] = await Promise.all([
-    bounded(deps.redis.ping()),
-    bounded(deps.database.ping(deps.readyTimeoutMs)),
-  ]);
-  return { redis, postgres };
+async function readiness(deps: WorkerHttpDeps): Promise<{ ready: boolean; checks: Record<'redis' | 'postgres', string> }> {
+  const { ready, results } = await checkReadiness({
+    redis: () => withDeadline(deps.redis.ping(), deps.readyTimeoutMs, 'redis ping'),
+    postgres: () => deps.database.ping(deps.readyTimeoutMs),
+  });
+  // Served on the metrics port, inside the cluster only: the reason helps whoever reads the probe.
+  const describe = (result: ReadinessResult) => (result.ok ? 'ok' : coerceError(result.error).message);
+  return { ready, checks: { redis: describe(results.redis), postgres: describe(results.postgres) } };
 }

@@ -5,3 +5,5 @@ export { createMetrics, JOB_OUTCOMES, QUEUE_JOB_STATES, LOCK_OPERATION_RESULTS }
 export type { Metrics, MetricsOptions, JobOutcome, QueueJobState, LockOperation, LockOperationResult } from './metrics';
 export { registerQueueGauges } from './queue-gauges';
 export type { JobCountSource, QueueGaugeOptions } from './queue-gauges';
+export { checkReadiness, DeadlineExceededError, withDeadline } from './readiness';
+export type { ReadinessResult } from './readiness';

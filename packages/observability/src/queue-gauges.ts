@@ -1,4 +1,5 @@
 import { QUEUE_JOB_STATES, type Metrics, type QueueJobState } from './metrics';
+import { withDeadline } from './readiness';
 
 type CountedState = Exclude<QueueJobState, 'paused'>;
 // BullMQ 6 has no `paused` list: a paused queue keeps its jobs in wait/prioritized and flags its meta key.
@@ -33,9 +34,10 @@ export function registerQueueGauges(
     await Promise.all(
       queues.map(async (queue) => {
         try {
-          const [counts, paused] = await withTimeout(
+          const [counts, paused] = await withDeadline(
             Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused()]),
             timeoutMs,
+            `job counts of ${queue.name}`,
           );
           for (const state of QUEUE_JOB_STATES) {
             metrics.queueJobs.set({ queue: queue.name, state }, stateCount(state, counts, paused));
@@ -71,14 +73,3 @@ function stateCount(state: QueueJobState, counts: Record<string, number>, paused
   }
 }
 
-async function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([work, timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

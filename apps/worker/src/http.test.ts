@@ -1,0 +1,39 @@
+import { createMetrics } from '@jobfleet/observability';
+import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
+import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
+import { TEST_REDIS_URL } from '../../../tests/support/redis';
+import { startWorkerHttp } from './http';
+
+describe('worker metrics and health endpoint', () => {
+  let testDb: TestDatabase;
+  const redis = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-worker-http' });
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    await waitUntilReady(redis, 5000);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await testDb.drop();
+  });
+
+  it('serves metrics, and readiness that names a failed store', async () => {
+    const metrics = createMetrics();
+    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis, readyTimeoutMs: 1000 }, 0, '127.0.0.1');
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+      const ready = await fetch(`${base}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' } });
+
+      await testDb.database.close();
+      const down = await fetch(`${base}/health/ready`);
+      expect(down.status).toBe(503);
+      const body = (await down.json()) as { checks: { redis: string; postgres: string } };
+      expect(body.checks.redis).toBe('ok');
+      expect(body.checks.postgres).not.toBe('ok');
+    } finally {
+      server.close();
+    }
+  });
+});
