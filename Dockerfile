@@ -29,6 +29,8 @@ RUN npm ci --no-audit --no-fund
 FROM base
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
+# A named volume mounted here starts with this ownership, so the node user can write backups.
+RUN mkdir -p /backups && chown node:node /backups
 USER node
 EXPOSE 3000 9464
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -90,7 +90,7 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
   const workerConnection = createRedisConnection(REDIS_URL, 'worker');
   const queues = createQueues({ connection: producer, prefix, config });
   const metrics = createMetrics();
-  const fleet = startWorkers({ config, database, connection: workerConnection, logger, metrics, ...createConnectors(config) });
+  const fleet = await startWorkers({ config, database, connection: workerConnection, logger, metrics, ...createConnectors(config) });
   let completed = 0;
   fleet.workers.get('calendar-sync')?.on('completed', () => completed++);
 

@@ -80,7 +80,7 @@ export async function startTestSystem(options: { label: string; workers?: boolea
 
   const workerConnection = options.workers === false ? undefined : createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'test-worker' });
   const fleet = workerConnection
-    ? startWorkers({
+    ? await startWorkers({
         config,
         database: testDb.database,
         connection: workerConnection,

@@ -9,6 +9,7 @@ import { registerDocs } from './openapi';
 import { createAuth } from './plugins/auth';
 import { installProblemHandlers } from './problem';
 import { registerAdminRoutes } from './routes/admin';
+import { registerBackupRoutes } from './routes/backups';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
@@ -64,6 +65,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { database, redis, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   registerJobRoutes(app, { config, db: database.db, queues, redis, auth });
   registerSyncRoutes(app, { db: database.db, auth });
+  registerBackupRoutes(app, { db: database.db, auth });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

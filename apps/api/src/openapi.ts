@@ -62,6 +62,33 @@ const syncStatusProperties = {
   links: { type: 'object', additionalProperties: { type: 'string' } },
 };
 
+const adminSecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }, { adminBasic: [] }];
+
+const backupProperties = {
+  id: { type: 'string', format: 'uuid' },
+  definition: { type: 'string' },
+  trigger: { type: 'string', enum: ['scheduled', 'on-demand'] },
+  slot: { type: 'string', format: 'date-time', nullable: true, description: 'The cron slot of a scheduled run' },
+  status: { type: 'string', enum: ['running', 'succeeded', 'failed', 'pruned'] },
+  target: { type: 'string' },
+  location: nullable('string'),
+  bytes: nullable('integer'),
+  sha256: nullable('string'),
+  durationMs: nullable('integer'),
+  error: { type: 'object', nullable: true, additionalProperties: true },
+  restoreCheck: { type: 'object', nullable: true, additionalProperties: true },
+  requestedBy: { type: 'string', nullable: true, description: 'Tenant of the admin key that asked for an on-demand run' },
+  startedAt: { type: 'string', format: 'date-time' },
+  finishedAt: { type: 'string', format: 'date-time', nullable: true },
+  links: { type: 'object', additionalProperties: { type: 'string' } },
+};
+
+const adminProblems = {
+  401: problem('Admin credentials (HTTP Basic) or an admin-scoped API key are required'),
+  403: problem('The API key lacks the admin scope'),
+  503: problem('Postgres is unavailable; retry after Retry-After seconds'),
+};
+
 /** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
 export function enqueueDocs(queue: QueueName): FastifySchema {
   const intake = QUEUE_INTAKE[queue];
@@ -150,6 +177,27 @@ export const docs = {
       ...authProblems,
     },
   },
+  listBackups: {
+    tags: ['backups'],
+    summary: 'Backup runs, newest first',
+    security: adminSecurity,
+    querystring: object({
+      limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+      cursor: { type: 'string', description: 'nextCursor of the previous page' },
+    }),
+    response: {
+      200: object({ items: { type: 'array', items: object(backupProperties) }, nextCursor: nullable('string') }),
+      400: problem('Invalid limit or cursor'),
+      ...adminProblems,
+    },
+  },
+  getBackup: {
+    tags: ['backups'],
+    summary: 'One backup run: status, location, size, sha256, restore check, error',
+    security: adminSecurity,
+    params: object({ id: { type: 'string', format: 'uuid' } }),
+    response: { 200: object(backupProperties), 400: problem('Not a backup id'), 404: problem('No such backup'), ...adminProblems },
+  },
   live: { tags: ['ops'], summary: 'Liveness: 200 while the process runs' },
   ready: {
     tags: ['ops'],
@@ -171,13 +219,14 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
       tags: [
         { name: 'jobs', description: 'Queue jobs and follow them' },
         { name: 'sync', description: 'What has been synced, per entity' },
+        { name: 'backups', description: 'Backup runs (admin)' },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key as a bearer token' },
           apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
-          adminBasic: { type: 'http', scheme: 'basic', description: '/admin/queues (Bull Board) only' },
+          adminBasic: { type: 'http', scheme: 'basic', description: 'Admin routes only: /admin/queues (Bull Board), /v1/backups' },
         },
       },
     },

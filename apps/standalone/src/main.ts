@@ -36,7 +36,7 @@ await api.listen({ host: config.api.host, port: config.api.port });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
 const workerConnection = createRedisConnection(redis.url, 'worker', { name: 'worker' });
-const fleet = startWorkers({
+const fleet = await startWorkers({
   config,
   database,
   connection: workerConnection,

@@ -12,7 +12,7 @@ const logger = createLogger({ level: config.logLevel, serviceName: `${config.ser
 const metrics = createMetrics();
 const database = await openMigratedDatabase(config.database, logger);
 const connection = createRedisConnection(config.redis.url, 'worker', { name: 'worker' });
-const fleet = startWorkers({
+const fleet = await startWorkers({
   config,
   database,
   connection,

@@ -1,5 +1,5 @@
-import { coerceError, JobfleetError, PermanentError } from '@jobfleet/contracts';
-import { syncStatusRepository, type Database, type StoredError, type SyncEntity } from '@jobfleet/db';
+import { coerceError, JobfleetError, PermanentError, toStoredError } from '@jobfleet/contracts';
+import { syncStatusRepository, type Database, type SyncEntity } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
 import type { z } from 'zod';
 import type { ProcessorContext } from '@jobfleet/queue';
@@ -13,17 +13,6 @@ export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.o
     });
   }
   return parsed.data;
-}
-
-export function toStoredError(error: Error): StoredError {
-  const typed = error instanceof JobfleetError ? error : undefined;
-  return {
-    name: error.name,
-    code: typed?.code ?? 'UNEXPECTED',
-    message: error.message,
-    ...(typed && Object.keys(typed.details).length > 0 ? { details: { ...typed.details } } : {}),
-    at: new Date().toISOString(),
-  };
 }
 
 /**

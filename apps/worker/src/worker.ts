@@ -5,9 +5,11 @@ import { QUEUES, type QueueName } from '@jobfleet/contracts';
 import type { Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
-import { closeWorkersGracefully, createWorker } from '@jobfleet/queue';
+import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/queue';
+import { createBackupTarget } from '@jobfleet/backup';
 import type { Redis } from 'ioredis';
-import type { Worker } from 'bullmq';
+import { Queue, type Worker } from 'bullmq';
+import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
 import { processors } from './processors';
 
 export interface WorkerFleetDeps {
@@ -35,8 +37,21 @@ export interface WorkerFleet {
   close(): Promise<{ forced: boolean }>;
 }
 
-/** Starts one BullMQ worker for each queue in `config.worker.queues`. */
-export function startWorkers(deps: WorkerFleetDeps): WorkerFleet {
+/**
+ * A backup attempt is bounded by its own deadlines (dump, then restore check, each
+ * BACKUP_TIMEOUT_SECONDS); the worker's bound only catches a run that ignores them.
+ */
+const BACKUP_ATTEMPT_SLACK_MS = 5 * 60_000;
+
+function attemptTimeoutMs(queue: QueueName, config: Config): number {
+  return QUEUES[queue].attemptTimeoutMs ?? 2 * config.backup.timeoutMs + BACKUP_ATTEMPT_SLACK_MS;
+}
+
+/**
+ * Starts one BullMQ worker for each queue in `config.worker.queues`. A worker serving backups
+ * first makes the backup schedulers match its definitions and seeds the backup gauges.
+ */
+export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> {
   const { config, logger, metrics, database, connection } = deps;
   // Process-wide infrastructure the processors share: the fleet lock (audited) and the AFIP ticket.
   const audit = createBufferedAuditSink({ database, metrics, logger });
@@ -48,9 +63,13 @@ export function startWorkers(deps: WorkerFleetDeps): WorkerFleet {
     credentials: deps.afip.credentials,
     withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
   });
+  const backupTargets = new Map(config.backup.targets.map((target) => [target.name, createBackupTarget(target, config.backup.s3)]));
+  if (config.worker.queues.includes('backup')) await prepareBackups(deps);
   const processorDeps = {
     database,
     logger,
+    metrics,
+    backup: { config: config.backup, targets: backupTargets },
     calendar: deps.calendar,
     locks,
     afip: { wsfe: deps.afip.wsfe, tickets, lockWaitMs: config.afip.lockWaitMs, lockTtlMs: config.afip.lockTtlMs },
@@ -63,7 +82,7 @@ export function startWorkers(deps: WorkerFleetDeps): WorkerFleet {
       connection: deps.connection,
       prefix: config.redis.prefix,
       settings: config.worker.perQueue[queue],
-      attemptTimeoutMs: QUEUES[queue].attemptTimeoutMs,
+      attemptTimeoutMs: attemptTimeoutMs(queue, config),
       processor,
       logger: logger.child({ workerId: config.worker.id }),
       metrics,
@@ -77,7 +96,22 @@ export function startWorkers(deps: WorkerFleetDeps): WorkerFleet {
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       // Lock events of the last jobs are written before the database closes.
       await audit.close();
+      for (const target of backupTargets.values()) target.close();
       return outcome;
     },
   };
+}
+
+async function prepareBackups({ config, connection, database, logger, metrics }: WorkerFleetDeps): Promise<void> {
+  const queue = new Queue('backup', { connection, prefix: config.redis.prefix });
+  try {
+    await syncBackupSchedules(
+      queue,
+      { definitions: config.backup.definitions, maxConcurrent: config.backup.maxConcurrent, jobOptions: jobOptionsFor('backup', config) },
+      logger,
+    );
+  } finally {
+    await queue.close();
+  }
+  await seedBackupGauges(database, metrics);
 }

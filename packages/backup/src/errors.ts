@@ -16,3 +16,19 @@ export class BackupTimeoutError extends JobfleetError {
     });
   }
 }
+
+/** The worker process passed BACKUP_MEMORY_LIMIT_MB during the run; retryable (another worker may have room). */
+export class BackupMemoryLimitError extends JobfleetError {
+  readonly code = 'BACKUP_MEMORY_LIMIT';
+  readonly retryable = true;
+  constructor(
+    readonly residentBytes: number,
+    readonly limitBytes: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`worker resident memory reached ${Math.round(residentBytes / 1048576)} MiB, over the ${Math.round(limitBytes / 1048576)} MiB limit`, {
+      ...options,
+      details: { residentBytes, limitBytes },
+    });
+  }
+}

@@ -1,6 +1,13 @@
-export { runPgDump } from './pg-dump';
-export type { PgDumpOptions, PgDumpResult } from './pg-dump';
-export { listDumpContents } from './restore-check';
+export { backupFileName, runPgDump, splitPassword } from './pg-dump';
+export type { BackupFormat, PgDumpOptions, PgDumpResult } from './pg-dump';
+export { checkRestore } from './restore-check';
+export type { RestoreCheckMode, RestoreCheckOptions, RestoreCheckResult } from './restore-check';
 export { applyRetention } from './retention';
 export type { RetentionPolicy, RetentionResult } from './retention';
-export { BackupTimeoutError } from './errors';
+export { createFilesystemTarget } from './targets/filesystem';
+export { BACKUP_SUFFIXES } from './target';
+export type { BackupTarget, BackupUpload, StoredBackup } from './target';
+export { createBackupTarget } from './targets';
+export { runBackup, retentionPrefix } from './run-backup';
+export type { BackupRunDeps, BackupRunInput, BackupRunOutcome } from './run-backup';
+export { BackupMemoryLimitError, BackupTimeoutError } from './errors';

@@ -1,35 +1,36 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
+import { DependencyUnavailableError, JobfleetError, PermanentError } from '@jobfleet/contracts';
 import { BackupTimeoutError } from './errors';
+import type { BackupTarget, BackupUpload } from './target';
 
 export interface PgDumpOptions {
   /** postgres:// URL; its password is moved to PGPASSWORD so it never appears in `ps`. */
   databaseUrl: string;
   /** `custom` (-Fc, already compressed, restorable with pg_restore) or `plain` (-Fp, gzipped here). */
-  format: 'custom' | 'plain';
-  directory: string;
+  format: BackupFormat;
+  target: BackupTarget;
   /** File name without extension; must be unique per run (e.g. derived from the job id). */
   name: string;
-  /** Whole-run deadline, dump and write included. */
+  /** Whole-run deadline, dump and upload included. */
   timeoutMs: number;
   signal?: AbortSignal;
   /** Default: `pg_dump` from PATH. */
   pgDumpPath?: string;
 }
 
+export type BackupFormat = 'custom' | 'plain';
+
 export interface PgDumpResult {
-  /** Absolute or directory-relative path of the final `.dump` / `.sql.gz` file. */
+  /** Where the target put the finished file (path or s3:// URL). */
   location: string;
-  /** Size of the file on disk (after gzip for plain). */
+  /** Size as stored (after gzip for plain). */
   bytes: number;
-  /** Hex sha256 of the file on disk. */
+  /** Hex sha256 of the stored bytes. */
   sha256: string;
   durationMs: number;
 }
@@ -41,7 +42,12 @@ const KILL_GRACE_MS = 2000;
 const PERMANENT_STDERR =
   /database "[^"]*" does not exist|role "[^"]*" does not exist|password authentication failed|no password supplied|authentication failed/i;
 
-/** Streams one pg_dump into `<directory>/<name>.partial`, renaming it to the final name only on success. */
+export const backupFileName = (name: string, format: BackupFormat): string => `${name}${format === 'custom' ? '.dump' : '.sql.gz'}`;
+
+/**
+ * Streams one pg_dump into the target (through gzip for plain) while hashing it; the file becomes
+ * visible under its final name only after the dump and the write both succeeded.
+ */
 export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
   const started = performance.now();
   if (options.name === '' || basename(options.name) !== options.name) {
@@ -51,8 +57,6 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
   const elapsed = () => Math.round(performance.now() - started);
   if (options.signal?.aborted) throw new BackupTimeoutError('aborted', 0);
 
-  const partial = join(options.directory, `${options.name}.partial`);
-  const location = join(options.directory, `${options.name}${options.format === 'custom' ? '.dump' : '.sql.gz'}`);
   const stop = new AbortController();
   let stopReason: 'timeout' | 'aborted' | undefined;
   const halt = (reason: 'timeout' | 'aborted') => {
@@ -62,48 +66,48 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
   const timer = setTimeout(() => halt('timeout'), options.timeoutMs);
   const onCallerAbort = () => halt('aborted');
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
-
-  const env = { ...process.env };
-  if (password !== undefined) env.PGPASSWORD = password;
-  const child = spawn(
-    options.pgDumpPath ?? 'pg_dump',
-    [`--dbname=${url}`, options.format === 'custom' ? '-Fc' : '-Fp', '--no-password'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const stderr = collectTail(child.stderr);
-  let killTimer: NodeJS.Timeout | undefined;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  }).finally(() => clearTimeout(killTimer));
-  stop.signal.addEventListener(
-    'abort',
-    () => {
-      child.kill('SIGTERM');
-      // pg_dump blocked in libpq may not act on SIGTERM promptly.
-      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-    },
-    { once: true },
-  );
-
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  // flush: fsync before close, so the rename below never publishes an unwritten file.
-  const out = createWriteStream(partial, { flush: true });
-  let renamed = false;
-  const written =
-    options.format === 'plain'
-      ? pipeline(child.stdout, createGzip(), measure, out, { signal: stop.signal })
-      : pipeline(child.stdout, measure, out, { signal: stop.signal });
+  let upload: BackupUpload | undefined;
+  let child: ChildProcess | undefined;
+  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
 
   try {
+    upload = await options.target.begin(backupFileName(options.name, options.format));
+    const env = { ...process.env };
+    if (password !== undefined) env.PGPASSWORD = password;
+    const dump = spawn(
+      options.pgDumpPath ?? 'pg_dump',
+      [`--dbname=${url}`, options.format === 'custom' ? '-Fc' : '-Fp', '--no-password'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = dump;
+    const stderr = collectTail(dump.stderr);
+    let killTimer: NodeJS.Timeout | undefined;
+    exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      dump.once('error', reject);
+      dump.once('close', (code, signal) => resolve({ code, signal }));
+    }).finally(() => clearTimeout(killTimer));
+    const onStop = () => {
+      dump.kill('SIGTERM');
+      // pg_dump blocked in libpq may not act on SIGTERM promptly.
+      killTimer = setTimeout(() => dump.kill('SIGKILL'), KILL_GRACE_MS);
+    };
+    if (stop.signal.aborted) onStop();
+    else stop.signal.addEventListener('abort', onStop, { once: true });
+
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const measure = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const written =
+      options.format === 'plain'
+        ? pipeline(dump.stdout, createGzip(), measure, upload.stream, { signal: stop.signal })
+        : pipeline(dump.stdout, measure, upload.stream, { signal: stop.signal });
+
     const [pipe, exit] = await Promise.allSettled([written, exited]);
     if (stopReason !== undefined) throw new BackupTimeoutError(stopReason, elapsed());
     if (exit.status === 'rejected') {
@@ -111,6 +115,8 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
         cause: exit.reason,
       });
     }
+    // A target that refused the write (S3 403, say) kills pg_dump with SIGPIPE: its error is the cause.
+    if (pipe.status === 'rejected' && pipe.reason instanceof JobfleetError) throw pipe.reason;
     const { code, signal } = exit.value;
     if (code !== 0) {
       const tail = stderr();
@@ -120,20 +126,17 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
       throw new DependencyUnavailableError('postgres', message, { details });
     }
     if (pipe.status === 'rejected') {
-      throw new DependencyUnavailableError('backup-directory', `writing ${partial} failed: ${errorMessage(pipe.reason)}`, {
+      throw new DependencyUnavailableError(options.target.kind, `writing to ${options.target.description} failed: ${errorMessage(pipe.reason)}`, {
         cause: pipe.reason,
       });
     }
-    await rename(partial, location);
-    renamed = true;
-    await fsyncDirectory(options.directory);
+    const location = await upload.commit();
     return { location, bytes, sha256: hash.digest('hex'), durationMs: elapsed() };
   } catch (error) {
     // The caller must never see a half-written dump under either name.
-    if (!child.killed && child.exitCode === null) child.kill('SIGKILL');
-    await exited.catch(() => undefined);
-    await rm(partial, { force: true });
-    if (renamed) await rm(location, { force: true });
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited?.catch(() => undefined);
+    await upload?.abort();
     throw error;
   } finally {
     clearTimeout(timer);
@@ -141,7 +144,8 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
   }
 }
 
-function splitPassword(databaseUrl: string): { url: string; password: string | undefined } {
+/** The URL without its password, and the password (for PGPASSWORD): never on a command line. */
+export function splitPassword(databaseUrl: string): { url: string; password: string | undefined } {
   let parsed: URL;
   try {
     parsed = new URL(databaseUrl);
@@ -166,16 +170,6 @@ function collectTail(stream: Readable): () => string {
     if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
   });
   return () => tail.toString('utf8');
-}
-
-async function fsyncDirectory(directory: string): Promise<void> {
-  // Makes the rename itself durable; the file's data was flushed before close.
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function errorMessage(error: unknown): string {

@@ -27,7 +27,7 @@ describe('loadConfig', () => {
     expect(config.devTenant.enabled).toBe(true);
     expect(config.connectors.mode).toBe('sandbox');
     expect(config.database.url).toBeUndefined();
-    expect(config.worker.queues).toEqual(['calendar-sync', 'afip-sync']);
+    expect(config.worker.queues).toEqual(['calendar-sync', 'afip-sync', 'backup']);
     expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
   });
 

@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseBackupConfig, type BackupConfig } from './backup';
 
 /**
  * Queue names the worker can serve. `@jobfleet/contracts` owns the queue definitions; this list
  * is repeated here only because config depends on nothing of ours (a test keeps them equal).
  */
-const WORKER_QUEUES = ['calendar-sync', 'afip-sync'] as const;
+const WORKER_QUEUES = ['calendar-sync', 'afip-sync', 'backup'] as const;
 export type QueueName = (typeof WORKER_QUEUES)[number];
 
 /** Development defaults. Production refuses to start while any of them is in use. */
@@ -119,6 +120,25 @@ const envSchema = z.object({
   AFIP_LOCK_WAIT_MS: int(0).default(5000),
   // TTL of the voucher-numbering lock (auto-extended while held): how long a crashed holder blocks its key.
   AFIP_LOCK_TTL_MS: int(1000).default(30_000),
+
+  // Backup definitions (JSON array) and the targets they write to (JSON object); see the README.
+  BACKUP_DEFINITIONS: optionalString,
+  BACKUP_TARGETS: optionalString,
+  // One run's deadline (dump + upload; the restore check gets as long again): pg_dump is killed then.
+  BACKUP_TIMEOUT_SECONDS: int(1).default(3600),
+  // Backups running at once across the whole fleet (BullMQ global concurrency of the backup queue).
+  MAX_CONCURRENT_BACKUPS: int(1).default(2),
+  // Resident memory of a worker process above which backups are deferred or stopped.
+  BACKUP_MEMORY_LIMIT_MB: int(64).default(1024),
+  // Server where "full" restore checks create (and drop) scratch databases.
+  BACKUP_RESTORE_SCRATCH_URL: optionalString,
+  // S3 credentials for s3 targets; unset: the AWS SDK's default chain (instance role, AWS_* variables).
+  BACKUP_S3_ACCESS_KEY_ID: optionalString,
+  BACKUP_S3_SECRET_ACCESS_KEY: optionalString,
+  // Multipart part size and parts in flight: a streaming upload holds about their product in memory.
+  BACKUP_S3_PART_SIZE_MB: int(5).default(8),
+  BACKUP_S3_QUEUE_SIZE: int(1).default(4),
+  BACKUP_S3_TIMEOUT_SECONDS: int(1).default(120),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -175,6 +195,7 @@ export interface Config {
     lockWaitMs: number;
     lockTtlMs: number;
   };
+  backup: BackupConfig;
 }
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -182,6 +203,14 @@ type Source = Readonly<Record<string, string | undefined>>;
 function queueEnvPrefix(queue: QueueName): string {
   return queue.toUpperCase().replace(/-/g, '_');
 }
+
+/**
+ * Where a queue's own defaults differ from the WORKER_* ones: a backup runs for up to an hour and
+ * is heavy, so a process takes few at once and a failing one is not retried eight times.
+ */
+const QUEUE_DEFAULTS: Partial<Record<QueueName, Partial<WorkerQueueSettings>>> = {
+  backup: { concurrency: 2, attempts: 3 },
+};
 
 function perQueueSettings(env: Env, source: Source, issues: string[]): Record<QueueName, WorkerQueueSettings> {
   const overrides = z.object({
@@ -201,12 +230,13 @@ function perQueueSettings(env: Env, source: Source, issues: string[]): Record<Qu
       for (const issue of parsed.error.issues) issues.push(`${prefix}_${issue.path.join('.')}: ${issue.message}`);
     }
     const o = parsed.success ? parsed.data : {};
+    const own = QUEUE_DEFAULTS[queue] ?? {};
     const settings: WorkerQueueSettings = {
-      concurrency: o.CONCURRENCY ?? env.WORKER_CONCURRENCY,
-      lockDurationMs: o.LOCK_DURATION_MS ?? env.WORKER_LOCK_DURATION_MS,
-      stalledIntervalMs: o.STALLED_INTERVAL_MS ?? env.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: o.MAX_STALLED_COUNT ?? env.WORKER_MAX_STALLED_COUNT,
-      attempts: o.ATTEMPTS ?? env.WORKER_ATTEMPTS,
+      concurrency: o.CONCURRENCY ?? own.concurrency ?? env.WORKER_CONCURRENCY,
+      lockDurationMs: o.LOCK_DURATION_MS ?? own.lockDurationMs ?? env.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: o.STALLED_INTERVAL_MS ?? own.stalledIntervalMs ?? env.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: o.MAX_STALLED_COUNT ?? own.maxStalledCount ?? env.WORKER_MAX_STALLED_COUNT,
+      attempts: o.ATTEMPTS ?? own.attempts ?? env.WORKER_ATTEMPTS,
     };
     return [queue, settings] as const;
   });
@@ -308,6 +338,7 @@ export function loadConfig(source: Source = process.env): Config {
       lockWaitMs: env.AFIP_LOCK_WAIT_MS,
       lockTtlMs: env.AFIP_LOCK_TTL_MS,
     },
+    backup: parseBackupConfig(env, issues),
   };
   if (config.connectors.mode === 'live' && config.worker.queues.includes('afip-sync') && !env.AFIP_CREDENTIALS_DIR) {
     issues.push('AFIP_CREDENTIALS_DIR: required with live connectors when this process serves afip-sync');

@@ -78,3 +78,23 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'ENETUNREACH',
   'EHOSTUNREACH',
 ]);
+
+/** A failure as stored in Postgres (sync_status.last_error, backups.error): enough to explain it without the logs. */
+export interface StoredError {
+  name: string;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  at: string;
+}
+
+export function toStoredError(error: Error): StoredError {
+  const typed = error instanceof JobfleetError ? error : undefined;
+  return {
+    name: error.name,
+    code: typed?.code ?? 'UNEXPECTED',
+    message: error.message,
+    ...(typed && Object.keys(typed.details).length > 0 ? { details: { ...typed.details } } : {}),
+    at: new Date().toISOString(),
+  };
+}

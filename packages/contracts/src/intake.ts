@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { afipSyncRequestSchema } from './afip-sync';
+import { backupRequestSchema } from './backup';
 import { calendarSyncRequestSchema } from './calendar-sync';
 import type { QueueName } from './queues';
 
@@ -21,6 +22,8 @@ export interface QueueIntake<S extends z.ZodType = z.ZodType> {
   jobName(request: z.output<S>): string;
   /** How the default key is built, for the docs. */
   defaultKeyDescription: string;
+  /** The API key scope a producer needs to enqueue. */
+  requiredScope: 'jobs:write' | 'admin';
 }
 
 const defineIntake = <S extends z.ZodType>(intake: QueueIntake<S>): QueueIntake<S> => intake;
@@ -34,6 +37,7 @@ export const QUEUE_INTAKE = {
     defaultIdempotencyKey: (request) => `reservation:${request.reservationId}:v${request.version}`,
     defaultKeyDescription: '`reservation:<reservationId>:v<version>`',
     jobName: (request) => request.action,
+    requiredScope: 'jobs:write',
   }),
   'afip-sync': defineIntake({
     requestSchema: afipSyncRequestSchema,
@@ -44,5 +48,18 @@ export const QUEUE_INTAKE = {
     defaultIdempotencyKey: (request) => `invoice:${request.invoiceId}`,
     defaultKeyDescription: '`invoice:<invoiceId>`',
     jobName: () => 'authorize',
+    requiredScope: 'jobs:write',
+  }),
+  backup: defineIntake({
+    requestSchema: backupRequestSchema,
+    summary: 'Run a configured backup definition now (admin scope)',
+    entityId: (request) => request.definition,
+    version: () => 0,
+    // A resend within the same minute is the same request; send a key to ask for two runs in one minute.
+    defaultIdempotencyKey: (request) => `backup:${request.definition}:${new Date().toISOString().slice(0, 16)}`,
+    defaultKeyDescription: '`backup:<definition>:<UTC minute, e.g. 2026-11-23T03:00>`',
+    jobName: () => 'on-demand',
+    // A dump holds every tenant's data.
+    requiredScope: 'admin',
   }),
 } satisfies Record<QueueName, QueueIntake>;

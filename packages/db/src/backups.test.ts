@@ -18,21 +18,41 @@ describe('backups repository', () => {
     expect(first.created).toBe(true);
     expect(second).toMatchObject({ created: false, row: { id: first.row.id, jobId: 'a' } });
 
-    await backupRepository.fail(db, first.row.id, { message: 'disk full' });
+    await backupRepository.fail(db, first.row.id, { name: 'Error', code: 'ENOSPC', message: 'disk full', at: new Date().toISOString() });
     const retried = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'c' });
     expect(retried).toMatchObject({ created: true, row: { id: first.row.id, status: 'running', jobId: 'c', error: null } });
+  });
+
+  it('lets the same job take over its own running slot (its worker died), but not another job', async () => {
+    const { db } = testDb.database;
+    const slot = new Date('2026-11-24T03:00:00Z');
+    const first = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'job-1' });
+    const other = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'job-2' });
+    const again = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'job-1' });
+
+    expect(other).toMatchObject({ created: false, row: { id: first.row.id, jobId: 'job-1', status: 'running' } });
+    expect(again).toMatchObject({ created: true, row: { id: first.row.id, jobId: 'job-1', status: 'running' } });
+
+    await backupRepository.succeed(db, first.row.id, { location: '/b/x.dump', bytes: 10, sha256: 'ab', restoreCheck: null });
+    const afterSuccess = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'job-1' });
+    expect(afterSuccess).toMatchObject({ created: false, row: { status: 'succeeded' } });
+    const last = await backupRepository.lastSuccessBySchedule(db);
+    expect(last.get('nightly')).toMatchObject({ bytes: 10 });
   });
 
   it('lets on-demand runs (no slot) repeat and lists newest first with a cursor', async () => {
     const { db } = testDb.database;
     for (let i = 0; i < 3; i++) await backupRepository.start(db, { schedule: 'on-demand', slot: null, target: 'fs', jobId: `d${i}` });
+    // A retry of the same on-demand job continues its row.
+    const retry = await backupRepository.start(db, { schedule: 'on-demand', slot: null, target: 'fs', jobId: 'd2' });
+    expect(retry.created).toBe(true);
     const firstPage = await backupRepository.list(db, { limit: 2 });
     const last = firstPage.at(-1);
     expect(firstPage).toHaveLength(2);
     const secondPage = await backupRepository.list(db, { limit: 10, cursor: last ? { startedAt: last.startedAt, id: last.id } : undefined });
     const all = [...firstPage, ...secondPage];
-    expect(all).toHaveLength(4);
-    expect(new Set(all.map((r) => r.id)).size).toBe(4);
+    expect(all).toHaveLength(5);
+    expect(new Set(all.map((r) => r.id)).size).toBe(5);
     const started = all.map((r) => r.startedAt.getTime());
     expect([...started].sort((a, b) => b - a)).toEqual(started);
   });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import type { StoredError } from '@jobfleet/contracts';
 import type { Db } from './client';
 import { backups } from './schema';
 
@@ -8,8 +9,10 @@ export type BackupRow = typeof backups.$inferSelect;
 export const backupRepository = {
   /**
    * Records the start of a run. A scheduled run is unique per (schedule, slot): a second start of
-   * the same slot (two schedulers fired, or a retry) gets the existing row back and `created: false`
-   * unless that run failed, in which case it is restarted.
+   * the same slot (two schedulers fired) gets the existing row back and `created: false`, unless
+   * that run failed, or was left running by the same job (its worker died and BullMQ runs the job
+   * again; a job id is only ever active once), in which case it is restarted. An on-demand run
+   * (no slot) is identified by its job id the same way.
    */
   async start(
     db: Db,
@@ -18,9 +21,24 @@ export const backupRepository = {
     const now = new Date();
     const values = { id: randomUUID(), status: 'running' as const, startedAt: now, ...input, tenantId: input.tenantId ?? null };
     if (input.slot === null) {
-      const rows = await db.insert(backups).values(values).returning();
+      // On demand: the job id is the run's identity, so a retry continues the run's row.
+      const previous = await db
+        .select()
+        .from(backups)
+        .where(and(eq(backups.schedule, input.schedule), isNull(backups.slot), eq(backups.jobId, input.jobId)))
+        .orderBy(desc(backups.startedAt))
+        .limit(1);
+      const existing = previous[0];
+      if (existing && existing.status !== 'failed' && existing.status !== 'running') return { row: existing, created: false };
+      const rows = existing
+        ? await db
+            .update(backups)
+            .set({ status: 'running', error: null, restoreCheck: null, startedAt: now, finishedAt: null })
+            .where(eq(backups.id, existing.id))
+            .returning()
+        : await db.insert(backups).values(values).returning();
       const row = rows[0];
-      if (!row) throw new Error('backup row not inserted');
+      if (!row) throw new Error('backup row not written');
       return { row, created: true };
     }
     const inserted = await db
@@ -28,9 +46,9 @@ export const backupRepository = {
       .values(values)
       .onConflictDoUpdate({
         target: [backups.schedule, backups.slot],
-        set: { status: 'running', jobId: input.jobId, error: null, startedAt: now, finishedAt: null },
-        // Only a failed run of the slot may run again; a running or finished one stands.
-        setWhere: sql`${backups.status} = 'failed'`,
+        set: { status: 'running', jobId: input.jobId, error: null, restoreCheck: null, startedAt: now, finishedAt: null },
+        // A finished run stands; a running one belongs to another job unless the job ids match.
+        setWhere: sql`${backups.status} = 'failed' or (${backups.status} = 'running' and ${backups.jobId} = ${input.jobId})`,
       })
       .returning();
     if (inserted[0]) return { row: inserted[0], created: true };
@@ -43,15 +61,33 @@ export const backupRepository = {
     return { row: existing[0], created: false };
   },
 
-  async succeed(db: Db, id: string, result: { location: string; bytes: number; sha256: string; restoreCheck: unknown }): Promise<void> {
+  async succeed(
+    db: Db,
+    id: string,
+    result: { location: string; bytes: number; sha256: string; restoreCheck: Record<string, unknown> | null },
+  ): Promise<void> {
     await db
       .update(backups)
       .set({ status: 'succeeded', ...result, finishedAt: new Date() })
       .where(eq(backups.id, id));
   },
 
-  async fail(db: Db, id: string, error: unknown): Promise<void> {
-    await db.update(backups).set({ status: 'failed', error, finishedAt: new Date() }).where(eq(backups.id, id));
+  /** `restoreCheck`: set when the dump was written but failed its check (the file is removed). */
+  async fail(db: Db, id: string, error: StoredError, restoreCheck?: Record<string, unknown>): Promise<void> {
+    await db
+      .update(backups)
+      .set({ status: 'failed', error, finishedAt: new Date(), ...(restoreCheck === undefined ? {} : { restoreCheck }) })
+      .where(eq(backups.id, id));
+  },
+
+  /** When each schedule last succeeded (pruned runs count: they did succeed), for the overdue alert. */
+  async lastSuccessBySchedule(db: Db): Promise<Map<string, { finishedAt: Date; bytes: number | null }>> {
+    const rows = await db
+      .selectDistinctOn([backups.schedule], { schedule: backups.schedule, finishedAt: backups.finishedAt, bytes: backups.bytes })
+      .from(backups)
+      .where(sql`${backups.status} in ('succeeded', 'pruned') and ${backups.finishedAt} is not null`)
+      .orderBy(backups.schedule, desc(backups.finishedAt));
+    return new Map(rows.flatMap((r) => (r.finishedAt === null ? [] : [[r.schedule, { finishedAt: r.finishedAt, bytes: r.bytes }] as const])));
   },
 
   async markPruned(db: Db, schedule: string, locations: readonly string[]): Promise<number> {

@@ -3,7 +3,7 @@ export type { Database, DatabaseOptions, Db, Schema } from './client';
 export * as schema from './schema';
 export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus } from './schema';
 export { syncStatusRepository } from './sync-status';
-export type { SyncEntity, SyncStatusRow, StoredError } from './sync-status';
+export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
 export type { ApiKeyScope, ApiKeyPrincipal } from './tenants';
 export {

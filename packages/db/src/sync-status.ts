@@ -1,4 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
+import type { StoredError } from '@jobfleet/contracts';
 import type { Db } from './client';
 import { syncStatus, type SyncStatusValue } from './schema';
 
@@ -13,14 +14,6 @@ export interface SyncEntity {
   jobId: string;
 }
 
-/** Stored as `last_error`: enough to explain the failure without the logs. */
-export interface StoredError {
-  name: string;
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-  at: string;
-}
 
 interface Transition {
   status: SyncStatusValue;

@@ -83,6 +83,17 @@ export interface Metrics {
   readonly lockAuditWriteFailures: Counter<'reason'>;
   /** `lock_audit_buffered_events`: audit events waiting to be written to Postgres. */
   readonly lockAuditBuffered: Gauge;
+  /** `backup_runs_total{schedule,result}`: backup runs by definition and result (succeeded|failed|skipped). */
+  readonly backupRuns: Counter<'schedule' | 'result'>;
+  /** `backup_duration_seconds{schedule}`: dump, restore check and retention of each finished run. */
+  readonly backupDuration: Histogram<'schedule'>;
+  /** `backup_bytes{schedule}`: size of the last successful backup as stored. */
+  readonly backupBytes: Gauge<'schedule'>;
+  /**
+   * `backup_last_success_timestamp_seconds{schedule}`: when the definition last succeeded; each
+   * worker sets it from Postgres at boot, so the overdue alert survives restarts.
+   */
+  readonly backupLastSuccess: Gauge<'schedule'>;
   /**
    * Adds work that runs each time `queue_jobs` is read, i.e. at scrape time, never on a job's
    * path. Returns a function that removes it.
@@ -92,6 +103,7 @@ export interface Metrics {
 
 // Jobs range from milliseconds (calendar) to an hour (backups).
 const JOB_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600];
+const BACKUP_SECONDS_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 2700, 3600, 7200];
 const HTTP_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 // Locks are held for one critical section: an AFIP call, a token refresh, at most a backup.
 const LOCK_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
@@ -190,6 +202,31 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       help: 'Time a lock was held, from acquire to release or loss, by lock family',
       labelNames: ['lock'] as const,
       buckets: LOCK_SECONDS_BUCKETS,
+      registers,
+    }),
+    backupRuns: new Counter({
+      name: `${prefix}backup_runs_total`,
+      help: 'Backup runs by definition (schedule) and result (succeeded|failed|skipped)',
+      labelNames: ['schedule', 'result'] as const,
+      registers,
+    }),
+    backupDuration: new Histogram({
+      name: `${prefix}backup_duration_seconds`,
+      help: 'Duration of finished backup runs (dump, restore check, retention)',
+      labelNames: ['schedule'] as const,
+      buckets: BACKUP_SECONDS_BUCKETS,
+      registers,
+    }),
+    backupBytes: new Gauge({
+      name: `${prefix}backup_bytes`,
+      help: 'Size in bytes of the last successful backup of each definition, as stored',
+      labelNames: ['schedule'] as const,
+      registers,
+    }),
+    backupLastSuccess: new Gauge({
+      name: `${prefix}backup_last_success_timestamp_seconds`,
+      help: 'Unix time of the last successful backup of each definition',
+      labelNames: ['schedule'] as const,
       registers,
     }),
     lockAuditWriteFailures: new Counter({

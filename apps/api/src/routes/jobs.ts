@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueIntake, type QueueName } from '@jobfleet/contracts';
+import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type BackupRequest, type QueueIntake, type QueueName } from '@jobfleet/contracts';
 import {
   abandonIdempotentRequest,
   beginIdempotentRequest,
@@ -82,6 +82,22 @@ async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
   };
 }
 
+/** What the schema cannot judge: the definition must exist on this deployment, and be checkable as asked. */
+function assertRunnableBackup(config: Config, request: BackupRequest): void {
+  const { definitions, scratchServerUrl } = config.backup;
+  if (!definitions.some((d) => d.name === request.definition)) {
+    const known = definitions.map((d) => d.name).join(', ') || 'none';
+    throw new HttpProblem(422, `No backup definition "${request.definition}" is configured (known: ${known})`, {
+      type: '/problems/unknown-backup-definition',
+    });
+  }
+  if (request.restoreCheck === 'full' && scratchServerUrl === undefined) {
+    throw new HttpProblem(422, 'A full restore check needs BACKUP_RESTORE_SCRATCH_URL, which this deployment does not set', {
+      type: '/problems/restore-check-unavailable',
+    });
+  }
+}
+
 export function registerJobRoutes(app: FastifyInstance, { config, db, queues, redis: connection, auth }: JobRoutesDeps): void {
   const redis = redisCaller(connection);
 
@@ -95,7 +111,8 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
       'The Idempotency-Key header',
     )['idempotency-key'];
     const body = parseOrThrow(intake.requestSchema, request.body, 'The request body', 422);
-    const { syncKind } = QUEUES[queue];
+    if (queue === 'backup') assertRunnableBackup(config, QUEUE_INTAKE.backup.requestSchema.parse(body));
+    const syncKind: string | null = QUEUES[queue].syncKind;
     const entityId = intake.entityId(body);
     // Without a key, the request's natural key: a resend of the same thing is a replay.
     const idempotencyKey = header ?? intake.defaultIdempotencyKey(body);
@@ -138,7 +155,7 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
         queue,
         status: 'queued',
         idempotencyKey,
-        links: { self: jobLink(jobId), sync: syncLink(syncKind, entityId) },
+        links: { self: jobLink(jobId), ...(syncKind === null ? {} : { sync: syncLink(syncKind, entityId) }) },
       },
     };
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
@@ -149,15 +166,9 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
       // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
       // old job under this id, and that job (not this body) is what runs.
       if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
-      await pg(() =>
-        syncStatusRepository.recordEnqueued(db, {
-          tenantId,
-          kind: syncKind,
-          entityId,
-          version: intake.version(body),
-          jobId,
-        }),
-      );
+      if (syncKind !== null) {
+        await pg(() => syncStatusRepository.recordEnqueued(db, { tenantId, kind: syncKind, entityId, version: intake.version(body), jobId }));
+      }
       await pg(() => completeIdempotentRequest(db, { ...ref, statusCode: 202, response: stored }));
     } catch (error) {
       // Nothing was promised yet: free the key so the client's retry is not refused as in flight.
@@ -173,7 +184,7 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
   for (const queue of QUEUE_NAMES) {
     app.post(
       `/v1/jobs/${queue}`,
-      { onRequest: auth.requireScope('jobs:write'), schema: enqueueDocs(queue) },
+      { onRequest: auth.requireScope(QUEUE_INTAKE[queue].requiredScope), schema: enqueueDocs(queue) },
       (request, reply) => accept(queue, request, reply),
     );
   }

@@ -13,7 +13,7 @@ export interface SyncRoutesDeps {
 }
 
 const RESERVATION_KIND = QUEUES['calendar-sync'].syncKind;
-const SYNC_KINDS: ReadonlySet<string> = new Set(Object.values(QUEUES).map((q) => q.syncKind));
+const SYNC_KINDS: ReadonlySet<string> = new Set(Object.values(QUEUES).flatMap((q): string[] => (q.syncKind === null ? [] : [q.syncKind])));
 
 const reservationParams = z.strictObject({ id: calendarSyncRequestSchema.shape.reservationId });
 const syncParams = z.strictObject({

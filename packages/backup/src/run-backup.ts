@@ -1,0 +1,153 @@
+import type { BackupDefinition, RestoreCheckMode } from '@jobfleet/config';
+import { coerceError, toStoredError, type BackupResult } from '@jobfleet/contracts';
+import { backupRepository, type Database } from '@jobfleet/db';
+import type { Logger } from '@jobfleet/observability';
+import { BackupMemoryLimitError } from './errors';
+import { runPgDump } from './pg-dump';
+import { checkRestore, type RestoreCheckResult } from './restore-check';
+import { applyRetention } from './retention';
+import type { BackupTarget } from './target';
+
+export interface BackupRunInput {
+  definition: BackupDefinition;
+  /** The cron slot of a scheduled run; null on demand. */
+  slot: Date | null;
+  jobId: string;
+  /** Who asked for an on-demand run. */
+  tenantId?: string;
+  restoreCheck: RestoreCheckMode;
+}
+
+export interface BackupRunDeps {
+  database: Database;
+  target: BackupTarget;
+  /** Deadline of the dump; the restore check gets as long again. */
+  timeoutMs: number;
+  /** For full restore checks. */
+  scratchServerUrl: string | undefined;
+  /** Resident memory above which the run is stopped (the streaming dump should stay far below). */
+  memoryLimitBytes: number;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export interface BackupRunOutcome extends BackupResult {
+  /** Backups retention deleted after this run (their rows are now `pruned`). */
+  pruned: string[];
+}
+
+const MEMORY_SAMPLE_MS = 500;
+
+/** `<definition>.<slot or start, compact UTC>.<row id prefix>`: sortable, unique, and owned by one definition. */
+function fileStem(definition: string, when: Date, backupId: string): string {
+  const stamp = when.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${definition}.${stamp}.${backupId.slice(0, 8)}`;
+}
+
+/** The file-name prefix that holds exactly one definition's backups (names contain no dots). */
+export const retentionPrefix = (definition: string): string => `${definition}.`;
+
+/**
+ * One backup run, recorded in `backups`: dump to the target, check it, then apply the definition's
+ * retention. A slot that already ran (or is running elsewhere) is skipped. A failed check removes
+ * the dump, so a bad file never counts as a kept backup.
+ */
+export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Promise<BackupRunOutcome> {
+  const { db } = deps.database;
+  const { definition } = input;
+  const { row, created } = await backupRepository.start(db, {
+    schedule: definition.name,
+    slot: input.slot,
+    target: deps.target.description,
+    jobId: input.jobId,
+    ...(input.tenantId === undefined ? {} : { tenantId: input.tenantId }),
+  });
+  const logger = deps.logger.child({ backupId: row.id, definition: definition.name, slot: input.slot?.toISOString() ?? null });
+  if (!created) {
+    logger.info({ status: row.status, byJob: row.jobId }, 'backup slot already taken; skipped');
+    return { backupId: row.id, outcome: 'skipped', location: row.location, bytes: row.bytes, sha256: row.sha256, pruned: [] };
+  }
+
+  const guard = watchMemory(deps.memoryLimitBytes);
+  const signal = AbortSignal.any([deps.signal, guard.signal]);
+  let location: string | undefined;
+  let restoreCheck: RestoreCheckResult | undefined;
+  try {
+    const dump = await runPgDump({
+      databaseUrl: definition.databaseUrl,
+      format: definition.format,
+      target: deps.target,
+      name: fileStem(definition.name, input.slot ?? row.startedAt, row.id),
+      timeoutMs: deps.timeoutMs,
+      signal,
+    });
+    location = dump.location;
+    logger.info({ location, bytes: dump.bytes, sha256: dump.sha256, durationMs: dump.durationMs }, 'backup written');
+    if (input.restoreCheck !== 'none') {
+      restoreCheck = await checkRestore({
+        target: deps.target,
+        location: dump.location,
+        format: definition.format,
+        expectedSha256: dump.sha256,
+        mode: input.restoreCheck,
+        scratchServerUrl: deps.scratchServerUrl,
+        timeoutMs: deps.timeoutMs,
+        signal,
+      });
+      logger.info({ restoreCheck }, 'backup restore check passed');
+    }
+    await backupRepository.succeed(db, row.id, {
+      location: dump.location,
+      bytes: dump.bytes,
+      sha256: dump.sha256,
+      restoreCheck: restoreCheck === undefined ? null : { ...restoreCheck },
+    });
+    const pruned = await pruneOld(input, deps, logger);
+    return { backupId: row.id, outcome: 'succeeded', location: dump.location, bytes: dump.bytes, sha256: dump.sha256, pruned };
+  } catch (thrown) {
+    const error = guard.tripped() ? new BackupMemoryLimitError(guard.peakBytes(), deps.memoryLimitBytes, { cause: thrown }) : coerceError(thrown);
+    // Written but unusable (failed check, or the success row could not be stored): not a backup.
+    if (location !== undefined) {
+      await deps.target.remove(location).catch((removeError: unknown) => logger.error({ err: removeError, location }, 'could not remove a failed backup'));
+    }
+    await backupRepository
+      .fail(db, row.id, toStoredError(error), location === undefined ? undefined : { mode: input.restoreCheck, passed: false, location })
+      .catch((writeError: unknown) => logger.error({ err: writeError }, 'could not record the failed backup'));
+    throw error;
+  } finally {
+    guard.stop();
+  }
+}
+
+/** Retention after a success; its failure is logged, never fails the backup that just succeeded. */
+async function pruneOld(input: BackupRunInput, deps: BackupRunDeps, logger: Logger): Promise<string[]> {
+  const { retention, name } = input.definition;
+  if (retention.keepLast === undefined && retention.maxAgeDays === undefined) return [];
+  try {
+    const { deleted } = await applyRetention(deps.target, { prefix: retentionPrefix(name), ...retention });
+    const locations = deleted.map((b) => b.location);
+    const rows = await backupRepository.markPruned(deps.database.db, name, locations);
+    if (locations.length > 0) logger.info({ deleted: locations, rowsMarked: rows }, 'retention pruned old backups');
+    return locations;
+  } catch (error) {
+    logger.error({ err: error }, 'retention failed; old backups stay until the next run');
+    return [];
+  }
+}
+
+function watchMemory(limitBytes: number) {
+  const controller = new AbortController();
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    peak = Math.max(peak, rss);
+    if (rss > limitBytes) controller.abort(new Error(`resident memory ${rss} bytes exceeds ${limitBytes}`));
+  }, MEMORY_SAMPLE_MS);
+  timer.unref();
+  return {
+    signal: controller.signal,
+    tripped: () => controller.signal.aborted,
+    peakBytes: () => peak,
+    stop: () => clearInterval(timer),
+  };
+}

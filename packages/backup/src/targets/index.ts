@@ -1,0 +1,21 @@
+import type { BackupConfig, BackupTargetConfig } from '@jobfleet/config';
+import type { BackupTarget } from '../target';
+import { createFilesystemTarget } from './filesystem';
+import { createS3Target } from './s3';
+
+/** The target a configured name stands for; close() releases an S3 client's sockets. */
+export function createBackupTarget(target: BackupTargetConfig, s3: BackupConfig['s3']): BackupTarget & { close(): void } {
+  if (target.type === 'filesystem') return { ...createFilesystemTarget({ directory: target.directory }), close: () => undefined };
+  return createS3Target({
+    endpoint: target.endpoint,
+    region: target.region,
+    bucket: target.bucket,
+    prefix: target.prefix,
+    forcePathStyle: target.forcePathStyle,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    partSizeBytes: s3.partSizeBytes,
+    queueSize: s3.queueSize,
+    requestTimeoutMs: s3.requestTimeoutMs,
+  });
+}
