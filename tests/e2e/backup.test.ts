@@ -383,6 +383,32 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
     }
   });
 
+  it('a worker over BACKUP_MEMORY_LIMIT_MB hands the backup back for later without spending an attempt', async () => {
+    // 64 MB: below what any Node worker process holds, so the guard always trips.
+    const backups = await startBackupSystem(
+      'backup-memory-guard',
+      [{ name: 'guarded', databaseUrl: source.url, target: 'local', cron: '0 0 1 1 *' }],
+      { BACKUP_MEMORY_LIMIT_MB: '64' },
+    );
+    try {
+      const answer = await requestBackup(backups, { definition: 'guarded' });
+      const { jobId } = JSON.parse(answer.body) as { jobId: string };
+      const job = await waitFor(
+        async () => {
+          const found = await backups.system.queues.backup.getJob(jobId);
+          return (await found?.getState()) === 'delayed' ? found : undefined;
+        },
+        { timeoutMs: 10_000, what: 'the backup to be deferred' },
+      );
+      expect(job.attemptsMade).toBe(0);
+      expect(job.delay).toBeGreaterThan(0);
+      expect(await rowsOf(backups, 'guarded')).toEqual([]);
+      expect(await readdir(backups.directory)).toEqual([]);
+    } finally {
+      await backups.close();
+    }
+  });
+
   it('a worker with an invalid backup definition exits once with a message naming it (no crash loop of stack traces)', async () => {
     const worker = startEntryPoint('apps/worker/src/main.ts', {
       NODE_ENV: 'test',

@@ -106,6 +106,7 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
     return { backupId: row.id, outcome: 'succeeded', location: dump.location, bytes: dump.bytes, sha256: dump.sha256, pruned };
   } catch (thrown) {
     const error = guard.tripped() ? new BackupMemoryLimitError(guard.peakBytes(), deps.memoryLimitBytes, { cause: thrown }) : coerceError(thrown);
+    logger.error({ err: error, location: location ?? null }, 'backup run failed');
     // Written but unusable (failed check, or the success row could not be stored): not a backup.
     if (location !== undefined) {
       await deps.target.remove(location).catch((removeError: unknown) => logger.error({ err: removeError, location }, 'could not remove a failed backup'));
