@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -378,6 +378,48 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
       expect((await requestBackup(backups, { definition: 'healthy' })).statusCode).toBe(202);
       const [healthy] = await waitForRuns(backups, 'healthy', 1);
       expect(healthy?.status).toBe('succeeded');
+    } finally {
+      await backups.close();
+    }
+  });
+
+  it('a verify schedule re-checks the newest backup as stored and records a file that changed since', async () => {
+    const backups = await startBackupSystem('backup-verify', [
+      { name: 'checked', databaseUrl: source.url, target: 'local', cron: '0 0 1 1 *', restoreCheck: 'none', verify: { cron: '* * * * * *' } },
+    ]);
+    try {
+      const schedulers = await backups.system.queues.backup.getJobSchedulers(0, -1);
+      expect(schedulers.map((s) => s.key).sort()).toEqual(['backup-verify.checked', 'backup.checked']);
+      // Nothing to verify yet: those runs fail with the reason, and there is no row to mark.
+      await waitFor(async () => (await backups.system.queues.backup.getFailed()).some((j) => j.failedReason.includes('BACKUP_NOTHING_TO_VERIFY')), {
+        timeoutMs: 10_000,
+        what: 'a verify run with nothing to verify',
+      });
+
+      expect((await requestBackup(backups, { definition: 'checked' })).statusCode).toBe(202);
+      const [backup] = await waitForRuns(backups, 'checked', 1);
+      if (!backup?.location || !backup.finishedAt) throw new Error('no backup');
+      expect(backup.restoreCheck).toBeNull();
+      const verified = await waitFor(
+        async () => {
+          const row = await backupRepository.get(backups.system.testDb.database.db, backup.id);
+          return row?.restoreCheck ? row : undefined;
+        },
+        { timeoutMs: 10_000, what: 'the scheduled verification' },
+      );
+      expect(verified.restoreCheck).toMatchObject({ mode: 'list', passed: true, sha256Verified: true });
+
+      // The file rots on disk: the next verification fails, says why, and the row keeps the verdict.
+      await appendFile(backup.location, 'bit rot');
+      const failed = await waitFor(
+        async () => {
+          const row = await backupRepository.get(backups.system.testDb.database.db, backup.id);
+          return (row?.restoreCheck as { passed?: boolean } | null)?.passed === false ? row : undefined;
+        },
+        { timeoutMs: 10_000, what: 'the failed verification' },
+      );
+      expect(failed.restoreCheck).toMatchObject({ mode: 'list', passed: false, error: { code: 'BACKUP_CHECKSUM_MISMATCH' } });
+      expect(failed.status).toBe('succeeded');
     } finally {
       await backups.close();
     }

@@ -14,6 +14,7 @@ export type RestoreCheckMode = 'list' | 'full';
 /** Stored in `backups.restore_check`. */
 export interface RestoreCheckResult {
   mode: RestoreCheckMode;
+  passed: true;
   /** The stored bytes were read back and hash to the recorded sha256. */
   sha256Verified: true;
   /** list: TOC entries (custom) or COPY blocks (plain) found in the archive. */
@@ -71,8 +72,9 @@ export async function checkRestore(options: RestoreCheckOptions): Promise<Restor
       });
     }
   };
-  const finish = (result: Omit<RestoreCheckResult, 'sha256Verified' | 'durationMs' | 'checkedAt' | 'mode'>): RestoreCheckResult => ({
+  const finish = (result: Omit<RestoreCheckResult, 'sha256Verified' | 'durationMs' | 'checkedAt' | 'mode' | 'passed'>): RestoreCheckResult => ({
     mode: options.mode,
+    passed: true,
     sha256Verified: true,
     ...result,
     durationMs: Math.round(performance.now() - started),

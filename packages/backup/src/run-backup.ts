@@ -1,7 +1,7 @@
 import type { BackupDefinition, RestoreCheckMode } from '@jobfleet/config';
-import { coerceError, toStoredError, type BackupResult } from '@jobfleet/contracts';
+import { coerceError, JobfleetError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
-import type { Logger } from '@jobfleet/observability';
+import type { Logger, Metrics } from '@jobfleet/observability';
 import { BackupMemoryLimitError } from './errors';
 import { runPgDump } from './pg-dump';
 import { checkRestore, type RestoreCheckResult } from './restore-check';
@@ -29,6 +29,7 @@ export interface BackupRunDeps {
   memoryLimitBytes: number;
   signal: AbortSignal;
   logger: Logger;
+  metrics: Pick<Metrics, 'backupRestoreChecks'>;
 }
 
 export interface BackupRunOutcome extends BackupResult {
@@ -84,7 +85,7 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
     location = dump.location;
     logger.info({ location, bytes: dump.bytes, sha256: dump.sha256, durationMs: dump.durationMs }, 'backup written');
     if (input.restoreCheck !== 'none') {
-      restoreCheck = await checkRestore({
+      const checked = checkRestore({
         target: deps.target,
         location: dump.location,
         format: definition.format,
@@ -94,6 +95,7 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
         timeoutMs: deps.timeoutMs,
         signal,
       });
+      restoreCheck = await countRestoreCheck(deps.metrics, definition.name, checked);
       logger.info({ restoreCheck }, 'backup restore check passed');
     }
     await backupRepository.succeed(db, row.id, {
@@ -133,6 +135,18 @@ async function pruneOld(input: BackupRunInput, deps: BackupRunDeps, logger: Logg
   } catch (error) {
     logger.error({ err: error }, 'retention failed; old backups stay until the next run');
     return [];
+  }
+}
+
+/** Counts a restore check's verdict; an unreachable target or server is no verdict and not counted. */
+export async function countRestoreCheck<T>(metrics: Pick<Metrics, 'backupRestoreChecks'>, schedule: string, check: Promise<T>): Promise<T> {
+  try {
+    const result = await check;
+    metrics.backupRestoreChecks.inc({ schedule, result: 'passed' });
+    return result;
+  } catch (error) {
+    if (error instanceof JobfleetError && !error.retryable) metrics.backupRestoreChecks.inc({ schedule, result: 'failed' });
+    throw error;
   }
 }
 

@@ -62,6 +62,8 @@ describe('backup config', () => {
     ['an unknown field', { ...nightly, schedule: '0 3 * * *' }, 'BACKUP_DEFINITIONS[0]: Unrecognized key: "schedule"'],
     ['a non-postgres URL', { ...nightly, databaseUrl: 'mysql://db/app' }, 'BACKUP_DEFINITIONS[0].databaseUrl: must be a postgres://'],
     ['a full check without a scratch server', { ...nightly, restoreCheck: 'full' }, 'BACKUP_RESTORE_SCRATCH_URL'],
+    ['an invalid verify cron', { ...nightly, verify: { cron: 'weekly' } }, 'BACKUP_DEFINITIONS[0].verify.cron: invalid cron "weekly"'],
+    ['a full verify without a scratch server', { ...nightly, verify: { cron: '0 5 * * 0', mode: 'full' } }, 'BACKUP_DEFINITIONS[0].verify.mode: "full" needs'],
   ])('refuses %s and names the field', (_label, definition, message) => {
     expect(issuesOf([definition])).toContain(message);
   });

@@ -36,6 +36,8 @@ export interface BackupDefinition {
   timezone: string;
   retention: { keepLast?: number; maxAgeDays?: number };
   restoreCheck: RestoreCheckMode;
+  /** A restore check of the newest successful backup on its own schedule (same time zone). */
+  verify: { cron: string; mode: 'list' | 'full' } | undefined;
 }
 
 export interface BackupConfig {
@@ -93,12 +95,20 @@ const definitionSchema = z
       .strictObject({ keepLast: z.number().int().min(1).optional(), maxAgeDays: z.number().positive().optional() })
       .default({}),
     restoreCheck: z.enum(['none', 'list', 'full']).default('list'),
+    verify: z.strictObject({ cron: z.string().min(1), mode: z.enum(['list', 'full']).default('list') }).optional(),
   })
   .superRefine((definition, context) => {
     try {
       CronExpressionParser.parse(definition.cron, { tz: validTimezone(definition.timezone) ? definition.timezone : 'UTC' });
     } catch (error) {
       context.addIssue({ code: 'custom', path: ['cron'], message: `invalid cron "${definition.cron}": ${(error as Error).message}` });
+    }
+    if (definition.verify !== undefined) {
+      try {
+        CronExpressionParser.parse(definition.verify.cron, { tz: 'UTC' });
+      } catch (error) {
+        context.addIssue({ code: 'custom', path: ['verify', 'cron'], message: `invalid cron "${definition.verify.cron}": ${(error as Error).message}` });
+      }
     }
     if (definition.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(definition.databaseUrl)) {
       context.addIssue({ code: 'custom', path: ['databaseUrl'], message: 'must be a postgres:// or postgresql:// URL' });
@@ -168,10 +178,10 @@ export function parseBackupConfig(env: BackupEnv, issues: string[]): BackupConfi
     }
     const databaseUrl = definition.databaseUrl ?? env.DATABASE_URL;
     if (databaseUrl === undefined) issues.push(`${at}.databaseUrl: required when DATABASE_URL is not set`);
-    if (definition.restoreCheck === 'full' && env.BACKUP_RESTORE_SCRATCH_URL === undefined) {
-      issues.push(`${at}.restoreCheck: "full" needs BACKUP_RESTORE_SCRATCH_URL (a server where scratch databases may be created)`);
-    }
-    if (target !== undefined && databaseUrl !== undefined) definitions.push({ ...definition, databaseUrl, target });
+    const scratchNeeded = 'needs BACKUP_RESTORE_SCRATCH_URL (a server where scratch databases may be created)';
+    if (definition.restoreCheck === 'full' && env.BACKUP_RESTORE_SCRATCH_URL === undefined) issues.push(`${at}.restoreCheck: "full" ${scratchNeeded}`);
+    if (definition.verify?.mode === 'full' && env.BACKUP_RESTORE_SCRATCH_URL === undefined) issues.push(`${at}.verify.mode: "full" ${scratchNeeded}`);
+    if (target !== undefined && databaseUrl !== undefined) definitions.push({ ...definition, databaseUrl, target, verify: definition.verify });
   }
 
   if ((env.BACKUP_S3_ACCESS_KEY_ID === undefined) !== (env.BACKUP_S3_SECRET_ACCESS_KEY === undefined)) {

@@ -58,7 +58,7 @@ export const QUEUE_INTAKE = {
     // A resend within the same minute is the same request; send a key to ask for two runs in one minute.
     defaultIdempotencyKey: (request) => `backup:${request.definition}:${new Date().toISOString().slice(0, 16)}`,
     defaultKeyDescription: '`backup:<definition>:<UTC minute, e.g. 2026-11-23T03:00>`',
-    jobName: () => 'on-demand',
+    jobName: (request) => (request.action === 'verify' ? 'on-demand-verify' : 'on-demand'),
     // A dump holds every tenant's data.
     requiredScope: 'admin',
   }),

@@ -100,6 +100,22 @@ export const backupRepository = {
     return rows.length;
   },
 
+  /** The newest backup of a schedule that succeeded and is still kept (what a verify run checks). */
+  async latestSucceeded(db: Db, schedule: string): Promise<BackupRow | undefined> {
+    const rows = await db
+      .select()
+      .from(backups)
+      .where(and(eq(backups.schedule, schedule), eq(backups.status, 'succeeded')))
+      .orderBy(desc(backups.finishedAt))
+      .limit(1);
+    return rows[0];
+  },
+
+  /** The result of a later restore check of a finished backup (it replaces the previous one). */
+  async recordRestoreCheck(db: Db, id: string, restoreCheck: Record<string, unknown>): Promise<void> {
+    await db.update(backups).set({ restoreCheck }).where(eq(backups.id, id));
+  },
+
   async get(db: Db, id: string): Promise<BackupRow | undefined> {
     const rows = await db.select().from(backups).where(eq(backups.id, id)).limit(1);
     return rows[0];

@@ -85,6 +85,8 @@ export interface Metrics {
   readonly lockAuditBuffered: Gauge;
   /** `backup_runs_total{schedule,result}`: backup runs by definition and result (succeeded|failed|skipped). */
   readonly backupRuns: Counter<'schedule' | 'result'>;
+  /** `backup_restore_checks_total{schedule,result}`: restore checks after a run or on their own schedule (passed|failed). */
+  readonly backupRestoreChecks: Counter<'schedule' | 'result'>;
   /** `backup_duration_seconds{schedule}`: dump, restore check and retention of each finished run. */
   readonly backupDuration: Histogram<'schedule'>;
   /** `backup_bytes{schedule}`: size of the last successful backup as stored. */
@@ -207,6 +209,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     backupRuns: new Counter({
       name: `${prefix}backup_runs_total`,
       help: 'Backup runs by definition (schedule) and result (succeeded|failed|skipped)',
+      labelNames: ['schedule', 'result'] as const,
+      registers,
+    }),
+    backupRestoreChecks: new Counter({
+      name: `${prefix}backup_restore_checks_total`,
+      help: 'Restore checks of backups, after each run or on their own schedule, by definition and result (passed|failed)',
       labelNames: ['schedule', 'result'] as const,
       registers,
     }),

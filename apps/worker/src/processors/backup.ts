@@ -1,4 +1,4 @@
-import { runBackup, type BackupTarget } from '@jobfleet/backup';
+import { runBackup, verifyLatestBackup, type BackupTarget } from '@jobfleet/backup';
 import type { BackupConfig } from '@jobfleet/config';
 import { backupJobSchema, coerceError, PermanentError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
@@ -18,7 +18,7 @@ export interface BackupDeps {
 // A worker over its memory limit hands the backup back for later (or for a worker with room).
 const MEMORY_BUSY_DELAY_MS = 30_000;
 
-/** Glue only: parse, find the definition and its target, run it, count it. */
+/** Glue only: parse, find the definition and its target, run (or verify) it, count it. */
 export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown> {
   const { config, targets } = deps.backup;
   return async (job, context): Promise<BackupResult> => {
@@ -31,14 +31,31 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
     if (definition === undefined || target === undefined) {
       // A scheduler left by a removed definition, or a worker whose config lags the API's.
       const error = new PermanentError('BACKUP_UNKNOWN_DEFINITION', `backup definition "${name}" is not configured on this worker`);
-      const { row } = await backupRepository.start(deps.database.db, { schedule: name, slot, target: 'unknown', jobId });
-      await backupRepository.fail(deps.database.db, row.id, toStoredError(error));
-      deps.metrics.backupRuns.inc({ schedule: name, result: 'failed' });
+      if (data.request.action !== 'verify') {
+        // A run that should have happened: its failure is listed with the others.
+        const { row } = await backupRepository.start(deps.database.db, { schedule: name, slot, target: 'unknown', jobId });
+        await backupRepository.fail(deps.database.db, row.id, toStoredError(error));
+        deps.metrics.backupRuns.inc({ schedule: name, result: 'failed' });
+      }
       throw error;
     }
     if (process.memoryUsage.rss() > config.memoryLimitBytes) {
       context.logger.warn({ definition: name, limitBytes: config.memoryLimitBytes }, 'worker over its backup memory limit; backup deferred');
       return deferWithoutAttempt(job, MEMORY_BUSY_DELAY_MS);
+    }
+
+    const runDeps = {
+      database: deps.database,
+      target,
+      timeoutMs: config.timeoutMs,
+      scratchServerUrl: config.scratchServerUrl,
+      signal: context.signal,
+      logger: context.logger,
+      metrics: deps.metrics,
+    };
+    if (data.request.action === 'verify') {
+      const mode = data.request.restoreCheck ?? definition.verify?.mode ?? 'list';
+      return verifyLatestBackup({ definition, mode: mode === 'full' ? 'full' : 'list' }, runDeps);
     }
 
     const started = performance.now();
@@ -51,15 +68,7 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
           ...(data.tenantId === undefined ? {} : { tenantId: data.tenantId }),
           restoreCheck: data.request.restoreCheck ?? definition.restoreCheck,
         },
-        {
-          database: deps.database,
-          target,
-          timeoutMs: config.timeoutMs,
-          scratchServerUrl: config.scratchServerUrl,
-          memoryLimitBytes: config.memoryLimitBytes,
-          signal: context.signal,
-          logger: context.logger,
-        },
+        { ...runDeps, memoryLimitBytes: config.memoryLimitBytes },
       );
       deps.metrics.backupRuns.inc({ schedule: name, result: result.outcome });
       if (result.outcome === 'succeeded') {
