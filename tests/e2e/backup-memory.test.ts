@@ -43,7 +43,7 @@ describe('backup memory', () => {
         BACKUP_DEFINITIONS: JSON.stringify([{ name: 'large', databaseUrl: source.url, target: 'local', cron: '0 0 1 1 *', restoreCheck: 'list' }]),
       },
     });
-  });
+  }, 120_000);
   afterAll(async () => {
     await worker?.kill();
     await system.close();
@@ -55,7 +55,8 @@ describe('backup memory', () => {
     worker = startEntryPoint('apps/worker/src/main.ts', { ...system.childEnv, QUEUES: 'backup', LOG_LEVEL: 'info' });
     const { pid } = worker.child;
     if (pid === undefined) throw new Error('worker did not start');
-    await waitFor(() => worker?.output().includes('workers started'), { timeoutMs: 30_000, what: 'the worker to start' });
+    // Booting a worker process takes a few seconds alone, far more while other test files load the machine.
+    await waitFor(() => worker?.output().includes('workers started'), { timeoutMs: 90_000, what: 'the worker to start' });
     // Let boot-time allocation settle before taking the baseline.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const baseline = await residentBytes(pid);
@@ -85,5 +86,5 @@ describe('backup memory', () => {
     const growth = peak - baseline;
     process.stdout.write(`backup of ${row.bytes} bytes: worker RSS ${baseline} -> peak ${peak} (+${growth})\n`);
     expect(growth).toBeLessThan(MAX_RSS_GROWTH_BYTES);
-  });
+  }, 240_000);
 });

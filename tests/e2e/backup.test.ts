@@ -11,7 +11,7 @@ import { createConnectors, startWorkers, type WorkerFleet } from '@jobfleet/work
 import { loadConfig } from '@jobfleet/config';
 import { startFakeS3 } from '@jobfleet/backup/fake-s3';
 import pg from 'pg';
-import { backupDirectory, countRows, createAdminKey, createEmptyDatabase, seedBackupSource, withClient } from '../support/backup';
+import { backupDirectory, countRows, createAdminKey, createEmptyDatabase, seedBackupSource } from '../support/backup';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { ADMIN_DATABASE_URL } from '../support/env';
 import { startEntryPoint, waitFor } from '../support/processes';

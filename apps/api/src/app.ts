@@ -62,7 +62,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
   });
-  registerHealthRoutes(app, { database, redis, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
+  registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   registerJobRoutes(app, { config, db: database.db, queues, redis, auth });
   registerSyncRoutes(app, { db: database.db, auth });
   registerBackupRoutes(app, { db: database.db, auth });

@@ -6,10 +6,11 @@ type Dependency = 'redis' | 'postgres';
 
 /**
  * Upper bound on one call to a dependency from a request. Redis answers in well under a millisecond
- * when healthy, so 1.5 s only ever trips on an outage and keeps a 503 fast; Postgres gets the pool's
- * own connection timeout, since a burst of requests may queue for a pooled connection.
+ * when healthy; 3 s trips on an outage (a lost connection is refused at once, below) and leaves room
+ * for a replica starved of CPU under a burst, which should answer late rather than 503. Postgres
+ * gets the pool's own connection timeout, since a burst of requests may queue for a pooled connection.
  */
-const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 1500, postgres: 5000 };
+const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 3000, postgres: 5000 };
 
 // SQLSTATE classes that mean "the server is not there or not serving": connection exception,
 // insufficient resources, operator intervention (shutdown), system error.

@@ -201,10 +201,17 @@ export const docs = {
   live: { tags: ['ops'], summary: 'Liveness: 200 while the process runs' },
   ready: {
     tags: ['ops'],
-    summary: 'Readiness: Redis and Postgres answer a ping in time',
+    summary: 'Readiness: Redis and Postgres answer a ping in time; degraded external dependencies are listed but keep it 200',
     response: {
-      200: object({ status: { type: 'string' }, checks: { type: 'object' } }),
-      503: object({ status: { type: 'string' }, checks: { type: 'object' } }, 'A dependency failed; checks say which'),
+      200: object({
+        status: { type: 'string', enum: ['ok', 'degraded'] },
+        checks: { type: 'object', additionalProperties: true },
+        degraded: { type: 'object', additionalProperties: true, description: 'Dependencies whose breaker some worker has open or half-open' },
+      }),
+      503: object(
+        { status: { type: 'string' }, checks: { type: 'object', additionalProperties: true }, degraded: { type: 'object', additionalProperties: true } },
+        'Redis or Postgres failed; checks say which',
+      ),
     },
   },
   metrics: { tags: ['ops'], summary: 'Prometheus metrics (text exposition format)' },

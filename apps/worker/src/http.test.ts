@@ -1,4 +1,7 @@
+import { DependencyUnavailableError } from '@jobfleet/contracts';
 import { createMetrics } from '@jobfleet/observability';
+import { captureLogs } from '@jobfleet/observability/testing';
+import { createDependencyGuard } from '@jobfleet/resilience';
 import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { TEST_REDIS_URL } from '../../../tests/support/redis';
@@ -16,15 +19,27 @@ describe('worker metrics and health endpoint', () => {
     await testDb.drop();
   });
 
-  it('serves metrics, and readiness that names a failed store', async () => {
+  it('serves metrics, and readiness that names a failed store and lists open breakers without failing', async () => {
     const metrics = createMetrics();
-    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis, readyTimeoutMs: 1000 }, 0, '127.0.0.1');
+    const calendar = createDependencyGuard(
+      'calendar',
+      { timeoutMs: 1000, retries: 0, retryBaseMs: 10, maxFailures: 1, halfOpenAfterMs: 60_000, maxConcurrent: 0 },
+      { metrics, logger: captureLogs().logger },
+    );
+    const guards = { calendar };
+    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis, readyTimeoutMs: 1000, guards }, 0, '127.0.0.1');
     try {
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
       const ready = await fetch(`${base}/health/ready`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' } });
+      expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' }, degraded: {} });
+
+      // A Google outage opens the calendar breaker: reported, still ready.
+      await expect(calendar.call('insertEvent', async () => Promise.reject(new DependencyUnavailableError('calendar', '503')))).rejects.toThrow('503');
+      const degraded = await fetch(`${base}/health/ready`);
+      expect(degraded.status).toBe(200);
+      expect(await degraded.json()).toEqual({ status: 'degraded', checks: { redis: 'ok', postgres: 'ok' }, degraded: { calendar: 'open' } });
 
       await testDb.database.close();
       const down = await fetch(`${base}/health/ready`);

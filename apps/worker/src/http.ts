@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Database } from '@jobfleet/db';
 import { coerceError } from '@jobfleet/contracts';
 import { checkReadiness, withDeadline, type Metrics, type ReadinessResult } from '@jobfleet/observability';
+import type { DependencyGuard } from '@jobfleet/resilience';
 import type { Redis } from 'ioredis';
 
 export interface WorkerHttpDeps {
@@ -10,11 +11,15 @@ export interface WorkerHttpDeps {
   database: Database;
   redis: Redis;
   readyTimeoutMs: number;
+  /** This process's breakers: reported in the readiness body, never a reason to fail it. */
+  guards?: Readonly<Record<string, Pick<DependencyGuard, 'state'>>>;
 }
 
 /**
  * The worker's own small endpoint for Prometheus (/metrics) and Kubernetes probes
- * (/health/live, /health/ready). Readiness pings Redis and Postgres only.
+ * (/health/live, /health/ready). Readiness pings Redis and Postgres only; dependencies whose
+ * breaker is open or half-open are listed under `degraded` with the answer still 200, so an
+ * outage of Google or AFIP never gets workers restarted.
  */
 export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
@@ -34,7 +39,9 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
         return send(200, JSON.stringify({ status: 'ok' }));
       case '/health/ready':
         readiness(deps).then(({ ready, checks }) => {
-          send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ok' : 'unavailable', checks }));
+          const degraded = Object.fromEntries(Object.entries(deps.guards ?? {}).flatMap(([name, guard]) => (guard.state() === 'closed' ? [] : [[name, guard.state()]])));
+          const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
+          send(ready ? 200 : 503, JSON.stringify({ status, checks, degraded }));
         });
         return;
       default:

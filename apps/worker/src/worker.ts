@@ -9,7 +9,9 @@ import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/q
 import { createBackupTarget } from '@jobfleet/backup';
 import type { Redis } from 'ioredis';
 import { Queue, type Worker } from 'bullmq';
+import { createDependencyGuards, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
+import { guardBackupTarget, guardCalendar, guardWsaa, guardWsfe } from './guarded-clients';
 import { processors } from './processors';
 
 export interface WorkerFleetDeps {
@@ -33,6 +35,8 @@ const LOGIN_LOCK = { waitMs: 30_000, ttlMs: 60_000 };
 
 export interface WorkerFleet {
   workers: ReadonlyMap<QueueName, Worker>;
+  /** This process's circuit breakers, one per dependency (its /health/ready reports them). */
+  guards: Readonly<Record<Dependency, DependencyGuard>>;
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
@@ -53,26 +57,40 @@ function attemptTimeoutMs(queue: QueueName, config: Config): number {
  */
 export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> {
   const { config, logger, metrics, database, connection } = deps;
+  const guards = createDependencyGuards(config.resilience, {
+    metrics,
+    logger,
+    onStateChange: (dependency, state) => publishBreakerState(connection, config.redis.prefix, config.worker.id, dependency, state),
+  });
+  const calendar = guardCalendar(deps.calendar, guards.calendar);
+  const wsaa = guardWsaa(deps.afip.wsaa, guards['afip-wsaa']);
+  const wsfe = guardWsfe(deps.afip.wsfe, guards['afip-wsfe']);
   // Process-wide infrastructure the processors share: the fleet lock (audited) and the AFIP ticket.
   const audit = createBufferedAuditSink({ database, metrics, logger });
   const locks = createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger });
   const tickets = createTicketProvider({
     redis: connection,
     keyPrefix: config.redis.prefix,
-    wsaa: deps.afip.wsaa,
+    wsaa,
     credentials: deps.afip.credentials,
     withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
   });
-  const backupTargets = new Map(config.backup.targets.map((target) => [target.name, createBackupTarget(target, config.backup.s3)]));
+  const backupTargets = new Map(
+    config.backup.targets.map((target) => {
+      const created = createBackupTarget(target, config.backup.s3);
+      return [target.name, created.kind === 's3' ? guardBackupTarget(created, guards.s3) : created] as const;
+    }),
+  );
   if (config.worker.queues.includes('backup')) await prepareBackups(deps);
   const processorDeps = {
     database,
     logger,
     metrics,
+    postgres: guards.postgres,
     backup: { config: config.backup, targets: backupTargets },
-    calendar: deps.calendar,
+    calendar,
     locks,
-    afip: { wsfe: deps.afip.wsfe, tickets, lockWaitMs: config.afip.lockWaitMs, lockTtlMs: config.afip.lockTtlMs },
+    afip: { wsfe, tickets, lockWaitMs: config.afip.lockWaitMs, lockTtlMs: config.afip.lockTtlMs },
   };
   const workers = new Map<QueueName, Worker>();
   for (const queue of config.worker.queues) {
@@ -92,6 +110,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');
   return {
     workers,
+    guards,
     async close() {
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       // Lock events of the last jobs are written before the database closes.

@@ -139,6 +139,19 @@ const envSchema = z.object({
   BACKUP_S3_PART_SIZE_MB: int(5).default(8),
   BACKUP_S3_QUEUE_SIZE: int(1).default(4),
   BACKUP_S3_TIMEOUT_SECONDS: int(1).default(120),
+
+  // Circuit breakers: consecutive dependency failures that open one, and how long it stays open.
+  BREAKER_MAX_FAILURES: int(1).default(5),
+  CALENDAR_MAX_FAILURES: int(1).optional(),
+  AFIP_MAX_FAILURES: int(1).optional(),
+  S3_MAX_FAILURES: int(1).optional(),
+  POSTGRES_MAX_FAILURES: int(1).optional(),
+  BREAKER_HALF_OPEN_AFTER_MS: int(100).default(30_000),
+  // Extra tries of an idempotent dependency call inside one attempt (exponential backoff, full jitter).
+  DEPENDENCY_RETRIES: int(0).default(2),
+  DEPENDENCY_RETRY_BASE_MS: int(1).default(200),
+  // Calendar calls in flight at once per worker process (Google rate-limits per project).
+  CALENDAR_MAX_CONCURRENT_CALLS: int(0).default(20),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -196,6 +209,49 @@ export interface Config {
     lockTtlMs: number;
   };
   backup: BackupConfig;
+  /** Timeout, retry, breaker and bulkhead settings of each dependency. */
+  resilience: Readonly<Record<Dependency, DependencyPolicySettings>>;
+}
+
+/** Every dependency with a circuit breaker of its own. */
+export const DEPENDENCIES = ['calendar', 'afip-wsaa', 'afip-wsfe', 's3', 'postgres'] as const;
+export type Dependency = (typeof DEPENDENCIES)[number];
+
+export interface DependencyPolicySettings {
+  /** Bound of one try (0 = none); set a little above the client's own timeout, as a backstop. */
+  timeoutMs: number;
+  /** Extra tries of an idempotent call after a dependency failure. */
+  retries: number;
+  retryBaseMs: number;
+  /** Consecutive dependency failures that open the breaker. */
+  maxFailures: number;
+  /** How long an open breaker refuses calls before one trial goes through. */
+  halfOpenAfterMs: number;
+  /** Calls in flight at once from one process; 0 = no limit. */
+  maxConcurrent: number;
+}
+
+// A backstop over the clients' own timeouts, so their mapped errors arrive first.
+const TIMEOUT_MARGIN_MS = 1000;
+// Status writes are single-row statements: far below this unless Postgres is in trouble.
+const POSTGRES_CALL_TIMEOUT_MS = 10_000;
+
+function resilienceSettings(env: Env, calendarTimeoutMs: number, afipTimeoutMs: number, s3TimeoutMs: number): Record<Dependency, DependencyPolicySettings> {
+  const common = { retries: env.DEPENDENCY_RETRIES, retryBaseMs: env.DEPENDENCY_RETRY_BASE_MS, halfOpenAfterMs: env.BREAKER_HALF_OPEN_AFTER_MS };
+  const failures = (override: number | undefined) => override ?? env.BREAKER_MAX_FAILURES;
+  const afip = { ...common, timeoutMs: afipTimeoutMs + TIMEOUT_MARGIN_MS, maxFailures: failures(env.AFIP_MAX_FAILURES), maxConcurrent: 0 };
+  return {
+    calendar: {
+      ...common,
+      timeoutMs: calendarTimeoutMs + TIMEOUT_MARGIN_MS,
+      maxFailures: failures(env.CALENDAR_MAX_FAILURES),
+      maxConcurrent: env.CALENDAR_MAX_CONCURRENT_CALLS,
+    },
+    'afip-wsaa': afip,
+    'afip-wsfe': afip,
+    s3: { ...common, timeoutMs: s3TimeoutMs + TIMEOUT_MARGIN_MS, maxFailures: failures(env.S3_MAX_FAILURES), maxConcurrent: 0 },
+    postgres: { ...common, timeoutMs: POSTGRES_CALL_TIMEOUT_MS, maxFailures: failures(env.POSTGRES_MAX_FAILURES), maxConcurrent: 0 },
+  };
 }
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -339,6 +395,7 @@ export function loadConfig(source: Source = process.env): Config {
       lockTtlMs: env.AFIP_LOCK_TTL_MS,
     },
     backup: parseBackupConfig(env, issues),
+    resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),
   };
   if (config.connectors.mode === 'live' && config.worker.queues.includes('afip-sync') && !env.AFIP_CREDENTIALS_DIR) {
     issues.push('AFIP_CREDENTIALS_DIR: required with live connectors when this process serves afip-sync');

@@ -79,6 +79,26 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'EHOSTUNREACH',
 ]);
 
+/**
+ * The circuit breaker of `dependency` is open: the call was not made. Retryable, and it says
+ * nothing about the job, so the worker re-delays the job for `retryAfterMs` without spending an
+ * attempt, and the entity's sync status reads `waiting: <dependency> unavailable`.
+ */
+export class CircuitOpenError extends JobfleetError {
+  readonly code = 'CIRCUIT_OPEN';
+  readonly retryable = true;
+  constructor(
+    readonly dependency: string,
+    readonly retryAfterMs: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`${dependency} unavailable: circuit open, next trial in ${Math.ceil(retryAfterMs / 1000)} s`, {
+      ...options,
+      details: { dependency, retryAfterMs },
+    });
+  }
+}
+
 /** A failure as stored in Postgres (sync_status.last_error, backups.error): enough to explain it without the logs. */
 export interface StoredError {
   name: string;

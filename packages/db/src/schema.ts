@@ -66,7 +66,8 @@ export const idempotencyKeys = pgTable(
   ],
 );
 
-export const syncStatusValues = ['pending', 'running', 'synced', 'failed'] as const;
+// waiting: deferred because a dependency's circuit breaker is open (no attempt spent).
+export const syncStatusValues = ['pending', 'running', 'waiting', 'synced', 'failed'] as const;
 export type SyncStatusValue = (typeof syncStatusValues)[number];
 
 export const syncStatus = pgTable(
@@ -93,7 +94,7 @@ export const syncStatus = pgTable(
     primaryKey({ columns: [t.tenantId, t.kind, t.entityId] }),
     index('sync_status_tenant_status_idx').on(t.tenantId, t.kind, t.status, t.updatedAt),
     index('sync_status_job_idx').on(t.jobId),
-    check('sync_status_status_ck', sql`${t.status} in ('pending','running','synced','failed')`),
+    check('sync_status_status_ck', sql`${t.status} in ('pending','running','waiting','synced','failed')`),
   ],
 );
 

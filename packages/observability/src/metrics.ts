@@ -83,6 +83,12 @@ export interface Metrics {
   readonly lockAuditWriteFailures: Counter<'reason'>;
   /** `lock_audit_buffered_events`: audit events waiting to be written to Postgres. */
   readonly lockAuditBuffered: Gauge;
+  /** `circuit_breaker_state{dependency}`: 0 closed, 1 half-open, 2 open (this process's breaker). */
+  readonly breakerState: Gauge<'dependency'>;
+  /** `circuit_breaker_transitions_total{dependency,to}`. */
+  readonly breakerTransitions: Counter<'dependency' | 'to'>;
+  /** `dependency_call_duration_seconds{dependency,operation,result}`: result success|failure|timeout|rejected (breaker open). */
+  readonly dependencyCallDuration: Histogram<'dependency' | 'operation' | 'result'>;
   /** `backup_runs_total{schedule,result}`: backup runs by definition and result (succeeded|failed|skipped). */
   readonly backupRuns: Counter<'schedule' | 'result'>;
   /** `backup_restore_checks_total{schedule,result}`: restore checks after a run or on their own schedule (passed|failed). */
@@ -204,6 +210,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       help: 'Time a lock was held, from acquire to release or loss, by lock family',
       labelNames: ['lock'] as const,
       buckets: LOCK_SECONDS_BUCKETS,
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: `${prefix}circuit_breaker_state`,
+      help: 'Circuit breaker state per dependency in this process: 0 closed, 1 half-open, 2 open',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    breakerTransitions: new Counter({
+      name: `${prefix}circuit_breaker_transitions_total`,
+      help: 'Circuit breaker transitions per dependency and target state',
+      labelNames: ['dependency', 'to'] as const,
+      registers,
+    }),
+    dependencyCallDuration: new Histogram({
+      name: `${prefix}dependency_call_duration_seconds`,
+      help: 'Calls to external dependencies by operation and result (success|failure|timeout|rejected)',
+      labelNames: ['dependency', 'operation', 'result'] as const,
+      buckets: HTTP_SECONDS_BUCKETS,
       registers,
     }),
     backupRuns: new Counter({

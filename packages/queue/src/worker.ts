@@ -1,8 +1,9 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
+import { CircuitOpenError, JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
 import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { deferWithoutAttempt } from './defer';
 import { AttemptTimeoutError, WorkerClosingError } from './errors';
 
 export interface ProcessorContext {
@@ -45,6 +46,9 @@ export interface CreateWorkerOptions<T, R> {
   autorun?: boolean;
 }
 
+// A half-open breaker refuses all but its trial call: come back soon, but not at once.
+const MIN_BREAKER_DEFER_MS = 1000;
+
 /** The reason a hard close gives BullMQ's per-job abort controllers. */
 const CLOSING_HARD = 'jobfleet:worker-closing-hard';
 
@@ -67,7 +71,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   // Errors this wrapper already counted and logged; the `failed` event reports only the others.
   const reported = new WeakSet<Error>();
 
-  async function runAttempt(job: Job<T, R>, jobSignal: AbortSignal | undefined): Promise<R> {
+  async function runAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
     const attempt = job.attemptsMade + 1;
     const finalAttempt = attempt >= Math.max(job.opts.attempts ?? 1, 1);
     const jobLogger = logger.child({ jobId: job.id, attempt, tenantId: tenantOf(job.data) });
@@ -108,6 +112,15 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
         // until another worker's stalled check moves it back to wait. No attempt is spent.
         throw new DelayedError(error.message);
       }
+      if (error instanceof CircuitOpenError) {
+        const delayMs = Math.max(error.retryAfterMs, MIN_BREAKER_DEFER_MS);
+        const deferred = await deferWithoutAttempt(job, delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
+        if (isFlowControl(deferred)) {
+          jobLogger.info({ dependency: error.dependency, delayMs, durationMs: record('delayed') }, 'dependency unavailable (circuit open); job re-delayed, no attempt spent');
+          throw deferred;
+        }
+        // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, below.
+      }
       if (isFlowControl(error)) {
         jobLogger.debug({ durationMs: record('delayed') }, 'job re-scheduled by its processor');
         throw error;
@@ -128,7 +141,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   const worker = new JobfleetWorker<T, R>(
     queue,
     // Three parameters: BullMQ only creates the per-job abort signal for processors that declare it.
-    (job, _token, signal) => runAttempt(job, signal),
+    (job, token, signal) => runAttempt(job, token, signal),
     {
       connection: options.connection,
       prefix: options.prefix,

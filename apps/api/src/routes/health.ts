@@ -1,19 +1,22 @@
 import type { Database } from '@jobfleet/db';
 import { checkReadiness, withDeadline, type Metrics } from '@jobfleet/observability';
 import type { FastifyInstance } from 'fastify';
+import { readDegradedDependencies } from '@jobfleet/resilience';
 import type { Redis } from 'ioredis';
 import { docs } from '../openapi';
 
 export interface HealthRoutesDeps {
   database: Database;
   redis: Redis;
+  /** Key prefix of the fleet's breaker view in Redis. */
+  prefix: string;
   metrics: Metrics;
   /** Bound on each dependency ping of /health/ready. */
   readyTimeoutMs: number;
 }
 
 /** Probes and Prometheus; unauthenticated, as orchestrators and scrapers expect. */
-export function registerHealthRoutes(app: FastifyInstance, { database, redis, metrics, readyTimeoutMs }: HealthRoutesDeps): void {
+export function registerHealthRoutes(app: FastifyInstance, { database, redis, prefix, metrics, readyTimeoutMs }: HealthRoutesDeps): void {
   app.get('/health/live', { schema: docs.live }, async () => ({ status: 'ok' }));
 
   // Only our own stores: a Google or AFIP outage must not take API replicas out of rotation.
@@ -30,7 +33,12 @@ export function registerHealthRoutes(app: FastifyInstance, { database, redis, me
       redis: { status: results.redis.ok ? 'ok' : 'failed' },
       database: { status: results.database.ok ? 'ok' : 'failed' },
     };
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks });
+    // What the workers' breakers say (Google, AFIP, S3...): reported, never a reason for 503.
+    const degraded = results.redis.ok
+      ? await withDeadline(readDegradedDependencies(redis, prefix), readyTimeoutMs, 'breaker view').catch(() => ({}))
+      : {};
+    const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
+    return reply.code(ready ? 200 : 503).send({ status, checks, degraded });
   });
 
   app.get('/metrics', { schema: docs.metrics }, async (_request, reply) =>

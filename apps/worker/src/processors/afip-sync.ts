@@ -1,15 +1,11 @@
 import { authorizeInvoice, type InvoiceStore, type TicketProvider, type WsfeClient } from '@jobfleet/afip';
 import { afipSyncJobSchema, QUEUES, type AfipSyncResult } from '@jobfleet/contracts';
-import { afipInvoiceRepository, type Database, type Db } from '@jobfleet/db';
+import { afipInvoiceRepository, type Db } from '@jobfleet/db';
 import { LockUnavailableError, type LockManager } from '@jobfleet/locks';
-import type { Logger } from '@jobfleet/observability';
-import type { JobProcessor } from '@jobfleet/queue';
-import { deferWithoutAttempt } from '../defer';
-import { parsePayload, trackSyncStatus } from '../sync-tracking';
+import { deferWithoutAttempt, type JobProcessor } from '@jobfleet/queue';
+import { parsePayload, trackSyncStatus, type SyncTrackingDeps } from '../sync-tracking';
 
-export interface AfipSyncDeps {
-  database: Database;
-  logger: Logger;
+export interface AfipSyncDeps extends SyncTrackingDeps {
   locks: LockManager;
   afip: { wsfe: WsfeClient; tickets: TicketProvider; lockWaitMs: number; lockTtlMs: number };
 }

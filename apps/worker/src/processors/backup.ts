@@ -5,7 +5,7 @@ import { backupRepository, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { JobProcessor } from '@jobfleet/queue';
 import { slotOfScheduledJob } from '../backup-schedules';
-import { deferWithoutAttempt } from '../defer';
+import { deferWithoutAttempt } from '@jobfleet/queue';
 import { parsePayload } from '../sync-tracking';
 
 export interface BackupDeps {

@@ -1,14 +1,10 @@
 import { syncReservation, type CalendarClient } from '@jobfleet/calendar';
 import { calendarSyncJobSchema, QUEUES, type CalendarSyncJob, type CalendarSyncResult } from '@jobfleet/contracts';
-import type { Database } from '@jobfleet/db';
-import type { Logger } from '@jobfleet/observability';
 import type { JobProcessor } from '@jobfleet/queue';
-import { parsePayload, trackSyncStatus } from '../sync-tracking';
+import { parsePayload, trackSyncStatus, type SyncTrackingDeps } from '../sync-tracking';
 
-export interface CalendarSyncDeps {
-  database: Database;
+export interface CalendarSyncDeps extends SyncTrackingDeps {
   calendar: CalendarClient;
-  logger: Logger;
 }
 
 /** Glue only: parse the job, run the domain function, keep the reservation's sync_status true. */

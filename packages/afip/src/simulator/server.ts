@@ -44,6 +44,8 @@ export interface AfipSimulator {
   requestCount(operation?: string): number;
   /** The next `count` requests to `service` (default wsfe) answer `fault` instead of being served. */
   failNext(count: number, fault: AfipSimulatorFault, service?: AfipSimulatorService): void;
+  /** An outage of `service` (default wsfe): every request answers `fault` until `setOutage(null)`. */
+  setOutage(fault: AfipSimulatorFault | null, service?: AfipSimulatorService): void;
   /** Delays every answer by `ms`; the request takes effect before the wait, as a slow network would have it. */
   setLatency(ms: number): void;
   /**
@@ -72,6 +74,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
   const now = () => Date.now();
   const requests = new Map<string, number>();
   const faults: Record<AfipSimulatorService, AfipSimulatorFault[]> = { wsaa: [], wsfe: [] };
+  const outages: Record<AfipSimulatorService, AfipSimulatorFault | null> = { wsaa: null, wsfe: null };
   let latencyMs = 0;
   let afterAuthorizeMs = 0;
   // Aborts the waits of in-flight requests on close.
@@ -112,7 +115,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
     }
     requests.set(soap.operation.name, (requests.get(soap.operation.name) ?? 0) + 1);
 
-    const fault = faults[service].shift();
+    const fault = outages[service] ?? faults[service].shift();
     if (fault === 'drop-connection') {
       request.socket.destroy();
       return;
@@ -156,6 +159,9 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
     failNext(count, fault, service = 'wsfe') {
       for (let i = 0; i < count; i++) faults[service].push(fault);
     },
+    setOutage(fault, service = 'wsfe') {
+      outages[service] = fault;
+    },
     setLatency(ms) {
       latencyMs = ms;
     },
@@ -169,6 +175,8 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
       requests.clear();
       faults.wsaa.length = 0;
       faults.wsfe.length = 0;
+      outages.wsaa = null;
+      outages.wsfe = null;
       latencyMs = 0;
       afterAuthorizeMs = 0;
     },

@@ -38,6 +38,8 @@ export interface FakeCalendar {
   receivedTokens(): string[];
   /** The next `count` event requests answer `fault` instead of being served. */
   failNext(count: number, fault: FakeCalendarFault): void;
+  /** An outage: every event request answers `fault` until `setOutage(null)`. */
+  setOutage(fault: FakeCalendarFault | null): void;
   /** Delays every event response by `ms`; the request takes effect before the wait, as a slow network would have it. */
   setLatency(ms: number): void;
   /** Forgets events, counts, tokens, faults and latency. */
@@ -74,6 +76,7 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
   const store = new FakeEventStore();
   const requests = new Map<string, number>();
   const faults: FakeCalendarFault[] = [];
+  let outage: FakeCalendarFault | null = null;
   const issuedTokens: string[] = [];
   const receivedTokens: string[] = [];
   let latencyMs = 0;
@@ -130,7 +133,7 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
     if (body === undefined) return tooLarge();
     const authFailure = checkAuthorization(authorization);
     if (authFailure) return authFailure;
-    const fault = faults.shift();
+    const fault = outage ?? faults.shift();
     if (fault) return faultReply(fault);
     const path = decodePath(route);
     if (!path) return googleError(400, 'invalid', 'Invalid path encoding.');
@@ -176,6 +179,9 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
     failNext(count, fault) {
       for (let i = 0; i < count; i++) faults.push(fault);
     },
+    setOutage(fault) {
+      outage = fault;
+    },
     setLatency(ms) {
       latencyMs = ms;
     },
@@ -183,6 +189,7 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
       store.clear();
       requests.clear();
       faults.length = 0;
+      outage = null;
       issuedTokens.length = 0;
       receivedTokens.length = 0;
       latencyMs = 0;

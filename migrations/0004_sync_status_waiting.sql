@@ -1,0 +1,2 @@
+ALTER TABLE "sync_status" DROP CONSTRAINT "sync_status_status_ck";--> statement-breakpoint
+ALTER TABLE "sync_status" ADD CONSTRAINT "sync_status_status_ck" CHECK ("sync_status"."status" in ('pending','running','waiting','synced','failed'));

@@ -1,0 +1,101 @@
+import { syncStatusRepository } from '@jobfleet/db';
+import { invoiceRequest, reservationRequest } from '../support/fixtures';
+import { waitFor } from '../support/processes';
+import { startTestSystem, TEST_CUIT, type TestSystem } from '../support/system';
+
+// A dependency outage opens its breaker: jobs wait in delayed without spending attempts, their
+// status says why, readiness stays 200, and the backlog drains by itself once the dependency is back.
+describe('circuit breakers during a dependency outage', () => {
+  let system: TestSystem;
+  beforeAll(async () => {
+    system = await startTestSystem({
+      label: 'e2e-breakers',
+      env: {
+        CALENDAR_MAX_FAILURES: '3',
+        AFIP_MAX_FAILURES: '3',
+        BREAKER_HALF_OPEN_AFTER_MS: '1000',
+        DEPENDENCY_RETRIES: '0',
+        CALENDAR_SYNC_CONCURRENCY: '5',
+        // Few attempts: were each deferral to spend one, these jobs would fail during the outage.
+        CALENDAR_SYNC_ATTEMPTS: '5',
+        AFIP_SYNC_ATTEMPTS: '5',
+      },
+    });
+  });
+  afterAll(async () => {
+    await system.close();
+  });
+
+  const post = (queue: string, body: unknown) =>
+    system.api.inject({
+      method: 'POST',
+      url: `/v1/jobs/${queue}`,
+      headers: { authorization: `Bearer ${system.apiKey}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    });
+  const ready = async () => JSON.parse((await system.api.inject({ method: 'GET', url: '/health/ready' })).body) as Record<string, unknown>;
+  const metric = async (name: string) => (await system.api.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((l) => l.startsWith(name));
+
+  it('Calendar down: jobs wait without spending attempts, status says so, readiness stays 200, backlog drains after', async () => {
+    system.calendar.setOutage({ status: 503 });
+    const ids = Array.from({ length: 20 }, (_, i) => `res-outage-${i}`);
+    const jobIds: string[] = [];
+    for (const id of ids) {
+      const answer = await post('calendar-sync', reservationRequest(id));
+      expect(answer.statusCode).toBe(202);
+      jobIds.push((JSON.parse(answer.body) as { jobId: string }).jobId);
+    }
+
+    const waiting = await waitFor(
+      async () => {
+        const row = await syncStatusRepository.get(system.testDb.database.db, system.tenantId, 'reservation', ids[19] ?? '');
+        return row?.status === 'waiting' ? row : undefined;
+      },
+      { timeoutMs: 15_000, what: 'a reservation waiting on the open breaker' },
+    );
+    expect(waiting.lastError).toMatchObject({ code: 'CIRCUIT_OPEN', message: 'waiting: calendar unavailable' });
+    const health = await system.api.inject({ method: 'GET', url: '/health/ready' });
+    expect(health.statusCode).toBe(200);
+    expect(await ready()).toMatchObject({ status: 'degraded', degraded: { calendar: { state: 'open' } } });
+    expect(await metric('circuit_breaker_state{dependency="calendar"}')).toEqual(['circuit_breaker_state{dependency="calendar"} 2']);
+    // Let it stay down through a few half-open trials.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await system.queues['calendar-sync'].getJobCounts('failed')).toEqual({ failed: 0 });
+
+    system.calendar.setOutage(null);
+    for (const id of ids) {
+      await waitFor(
+        async () => (await syncStatusRepository.get(system.testDb.database.db, system.tenantId, 'reservation', id))?.status === 'synced',
+        { timeoutMs: 30_000, what: `${id} synced after the outage` },
+      );
+    }
+    expect(system.calendar.insertCount()).toBe(20);
+    expect(system.calendar.listEvents('primary')).toHaveLength(20);
+    const jobs = await Promise.all(jobIds.map((id) => system.queues['calendar-sync'].getJob(id)));
+    const spent = jobs.reduce((sum, job) => sum + (job?.attemptsMade ?? 99), 0);
+    // One attempt each, plus the calls that opened the breaker and the failed half-open trials.
+    expect(spent).toBeLessThanOrEqual(20 + 3 + 6);
+    expect(await ready()).toMatchObject({ status: 'ok', degraded: {} });
+    expect(await metric('circuit_breaker_transitions_total{dependency="calendar",to="closed"}')).toEqual([
+      'circuit_breaker_transitions_total{dependency="calendar",to="closed"} 1',
+    ]);
+  }, 90_000);
+
+  it('AFIP WSFE down: invoices wait, then get consecutive numbers with no voucher lost or doubled', async () => {
+    system.afip.setOutage('service-unavailable', 'wsfe');
+    const ids = Array.from({ length: 8 }, (_, i) => `inv-outage-${i}`);
+    for (const id of ids) expect((await post('afip-sync', invoiceRequest(id))).statusCode).toBe(202);
+    await waitFor(async () => (await ready()).status === 'degraded', { timeoutMs: 15_000, what: 'the WSFE breaker to open' });
+    expect((await ready()).degraded).toHaveProperty('afip-wsfe');
+
+    system.afip.setOutage(null, 'wsfe');
+    for (const id of ids) {
+      await waitFor(
+        async () => (await syncStatusRepository.get(system.testDb.database.db, system.tenantId, 'afip-invoice', id))?.status === 'synced',
+        { timeoutMs: 30_000, what: `${id} authorised after the outage` },
+      );
+    }
+    expect(system.afip.authorized(TEST_CUIT, 1, 1).map((v) => v.cbteNro)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(await system.queues['afip-sync'].getJobCounts('failed')).toEqual({ failed: 0 });
+  }, 90_000);
+});
