@@ -1,7 +1,18 @@
-import { CircuitOpenError, coerceError, JobfleetError, PermanentError, toStoredError } from '@jobfleet/contracts';
+import {
+  CircuitOpenError,
+  coerceError,
+  JobfleetError,
+  PermanentError,
+  QUEUE_INTAKE,
+  QUEUES,
+  toStoredError,
+  type QueueIntake,
+  type QueueName,
+} from '@jobfleet/contracts';
 import { syncStatusRepository, type Database, type SyncEntity } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
-import type { z } from 'zod';
+import type { Job } from 'bullmq';
+import { z } from 'zod';
 import type { ProcessorContext } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
 
@@ -65,6 +76,25 @@ export async function trackSyncStatus<R>(
   await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
   return outcome.result;
 }
+
+/**
+ * A job of a sync queue that failed without its processor (stalled more than maxStalledCount
+ * times): its entity's status ends `failed` with BullMQ's reason instead of staying `running`.
+ */
+export async function recordUnprocessedFailure(database: Database, queue: QueueName, job: Job, error: Error): Promise<void> {
+  const kind = QUEUES[queue].syncKind;
+  if (kind === null) return;
+  const intake: QueueIntake = QUEUE_INTAKE[queue];
+  const data = unprocessedJobSchema.safeParse(job.data);
+  const request = data.success ? intake.requestSchema.safeParse(data.data.request) : undefined;
+  // A payload that never parsed names no entity; the failed job itself keeps the reason.
+  if (!data.success || !request?.success) return;
+  const entity = { tenantId: data.data.tenantId, kind, entityId: intake.entityId(request.data), version: intake.version(request.data), jobId: job.id ?? 'unknown' };
+  const stored = { ...toStoredError(error), code: 'JOB_STALLED' };
+  await syncStatusRepository.recordFailure(database.db, entity, job.attemptsMade, stored, true);
+}
+
+const unprocessedJobSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
 
 /** Retries `statement` with capped backoff until it succeeds or the attempt's signal fires. */
 async function untilWritten(statement: () => Promise<unknown>, context: ProcessorContext, logger: Logger): Promise<void> {

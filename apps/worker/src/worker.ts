@@ -1,8 +1,8 @@
 import { createTicketProvider, type WsaaClient, type WsaaCredentials, type WsfeClient } from '@jobfleet/afip';
 import type { CalendarClient } from '@jobfleet/calendar';
 import type { Config } from '@jobfleet/config';
-import { QUEUES, type QueueName } from '@jobfleet/contracts';
-import type { Database } from '@jobfleet/db';
+import { QUEUES, toStoredError, type QueueName } from '@jobfleet/contracts';
+import { backupRepository, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
 import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/queue';
@@ -13,6 +13,7 @@ import { createDependencyGuards, publishBreakerState, type Dependency, type Depe
 import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
 import { guardBackupTarget, guardCalendar, guardWsaa, guardWsfe } from './guarded-clients';
 import { processors } from './processors';
+import { recordUnprocessedFailure } from './sync-tracking';
 
 export interface WorkerFleetDeps {
   config: Config;
@@ -104,6 +105,10 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       processor,
       logger: logger.child({ workerId: config.worker.id }),
       metrics,
+      onUnprocessedFailure: (job, error) =>
+        queue === 'backup'
+          ? backupRepository.failRunningOfJob(database.db, job.id ?? '', { ...toStoredError(error), code: 'JOB_STALLED' }).then(() => undefined)
+          : recordUnprocessedFailure(database, queue, job, error),
     });
     workers.set(queue, worker);
   }

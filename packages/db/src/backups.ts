@@ -80,6 +80,16 @@ export const backupRepository = {
       .where(eq(backups.id, id));
   },
 
+  /** A run whose job failed without finishing it (stalled too often): it must not stay `running`. */
+  async failRunningOfJob(db: Db, jobId: string, error: StoredError): Promise<number> {
+    const rows = await db
+      .update(backups)
+      .set({ status: 'failed', error, finishedAt: new Date() })
+      .where(and(eq(backups.jobId, jobId), eq(backups.status, 'running')))
+      .returning({ id: backups.id });
+    return rows.length;
+  },
+
   /** When each schedule last succeeded (pruned runs count: they did succeed), for the overdue alert. */
   async lastSuccessBySchedule(db: Db): Promise<Map<string, { finishedAt: Date; bytes: number | null }>> {
     const rows = await db

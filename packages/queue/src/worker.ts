@@ -44,6 +44,11 @@ export interface CreateWorkerOptions<T, R> {
   metrics: Metrics;
   /** Start fetching jobs at once. Default true; otherwise call `worker.run()`. */
   autorun?: boolean;
+  /**
+   * A job failed without its processor deciding it (stalled more than maxStalledCount times):
+   * record that wherever the processor would have, so the job's entity does not stay `running`.
+   */
+  onUnprocessedFailure?: (job: Job<T, R>, error: Error) => Promise<void>;
 }
 
 // A half-open breaker refuses all but its trial call: come back soon, but not at once.
@@ -157,6 +162,11 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     // Failures BullMQ decides without running the processor, e.g. stalled more than maxStalledCount.
     metrics.jobsTotal.inc({ queue, outcome: 'failed' });
     logger.error({ err, jobId: job?.id, tenantId: tenantOf(job?.data) }, 'job failed');
+    if (job && options.onUnprocessedFailure) {
+      options.onUnprocessedFailure(job, err).catch((recordError: unknown) =>
+        logger.error({ err: recordError, jobId: job.id }, 'could not record a failure the processor never saw'),
+      );
+    }
   });
   worker.on('stalled', (jobId) => {
     metrics.jobsStalled.inc({ queue });
