@@ -77,10 +77,12 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
   });
   const backupTargets = new Map(
-    config.backup.targets.map((target) => {
-      const created = createBackupTarget(target, config.backup.s3);
-      return [target.name, created.kind === 's3' ? guardBackupTarget(created, guards.s3) : created] as const;
-    }),
+    await Promise.all(
+      config.backup.targets.map(async (target) => {
+        const created = await createBackupTarget(target, config.backup.s3);
+        return [target.name, created.kind === 's3' ? guardBackupTarget(created, guards.s3) : created] as const;
+      }),
+    ),
   );
   if (config.worker.queues.includes('backup')) await prepareBackups(deps);
   const processorDeps = {

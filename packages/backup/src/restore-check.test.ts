@@ -61,7 +61,6 @@ describe('checkRestore', () => {
 
   it.each<BackupFormat>(['custom', 'plain'])('restores a %s dump into a scratch database, counts its rows and drops it', async (format) => {
     const backup = await dump(format, `full-${format}`);
-    const before = await scratchDatabases();
 
     const result = await checkRestore({
       target,
@@ -75,8 +74,9 @@ describe('checkRestore', () => {
 
     expect(result.tables?.['public.restore_seed']).toBe(ROWS);
     expect(result.totalRows).toBeGreaterThanOrEqual(ROWS);
-    // Only this check's scratch database is known to be gone; others may belong to parallel tests.
-    expect((await scratchDatabases()).filter((name) => !before.includes(name))).toEqual([]);
+    expect(result.scratchDatabase).toMatch(/^jobfleet_restore_check_[0-9a-f]{12}$/);
+    // Others may belong to parallel tests; this check's own is gone.
+    expect(await scratchDatabases()).not.toContain(result.scratchDatabase);
   });
 
   it('fails a backup whose bytes changed after the run recorded them', async () => {

@@ -22,6 +22,8 @@ export interface RestoreCheckResult {
   /** full: rows per restored table (`schema.table`), as counted in the scratch database. */
   tables?: Record<string, number>;
   totalRows?: number;
+  /** full: the scratch database it restored into (dropped afterwards). */
+  scratchDatabase?: string;
   durationMs: number;
   checkedAt: string;
 }
@@ -106,7 +108,7 @@ export async function checkRestore(options: RestoreCheckOptions): Promise<Restor
       await runTool('psql', ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', `--dbname=${url}`], pipelineInto(source, hashing, gunzip), signal, env);
     }
     verify();
-    return finish(await countRows(scratch.url));
+    return finish({ ...(await countRows(scratch.url)), scratchDatabase: scratch.name });
   } finally {
     await scratch.drop();
   }
@@ -216,7 +218,7 @@ async function scanPlainScript(source: Readable, hashing: Transform, signal: Abo
   return { copyBlocks };
 }
 
-async function createScratchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+async function createScratchDatabase(serverUrl: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `jobfleet_restore_check_${randomBytes(6).toString('hex')}`;
   const admin = async (sql: string) => {
     const client = new pg.Client({ connectionString: serverUrl });
@@ -234,7 +236,7 @@ async function createScratchDatabase(serverUrl: string): Promise<{ url: string; 
   }
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+  return { name, url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
 }
 
 async function countRows(url: string): Promise<{ tables: Record<string, number>; totalRows: number }> {

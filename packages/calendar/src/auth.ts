@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { google, type Auth } from 'googleapis';
+import type { Auth, GoogleApis } from 'googleapis';
 import { z } from 'zod';
 import type { CalendarAuth } from '@jobfleet/config';
 import { assertNever } from './exhaustive';
@@ -19,27 +19,31 @@ const serviceAccountKeySchema = z.object({
 });
 
 /**
- * The auth client every Calendar request goes through. Its transporter neither retries (BullMQ
- * owns retries) nor waits longer than `timeoutMs`, token exchanges included.
+ * Makes the auth client every Calendar request goes through, once googleapis is loaded. Its
+ * transporter neither retries (BullMQ owns retries) nor waits longer than `timeoutMs`, token
+ * exchanges included. A service-account key is read now, so a bad one fails the boot.
  */
-export function createAuthClient(auth: CalendarAuth, timeoutMs: number): Auth.OAuth2Client {
+export function prepareAuthClient(auth: CalendarAuth, timeoutMs: number): (google: GoogleApis) => Auth.OAuth2Client {
   const transporterOptions = { timeout: timeoutMs, retry: false };
   switch (auth.kind) {
-    case 'access-token': {
-      const client = new google.auth.OAuth2({ transporterOptions });
-      client.setCredentials({ access_token: auth.token });
-      return client;
-    }
+    case 'access-token':
+      return (google) => {
+        const client = new google.auth.OAuth2({ transporterOptions });
+        client.setCredentials({ access_token: auth.token });
+        return client;
+      };
     case 'service-account': {
       const key = readServiceAccountKey(auth.keyFile);
-      const client = new google.auth.JWT({
-        email: key.client_email,
-        key: key.private_key,
-        scopes: [CALENDAR_EVENTS_SCOPE],
-        transporterOptions,
-      });
-      configureTokenExchange(client, auth.tokenUrl);
-      return client;
+      return (google) => {
+        const client = new google.auth.JWT({
+          email: key.client_email,
+          key: key.private_key,
+          scopes: [CALENDAR_EVENTS_SCOPE],
+          transporterOptions,
+        });
+        configureTokenExchange(client, auth.tokenUrl);
+        return client;
+      };
     }
     default:
       return assertNever(auth);

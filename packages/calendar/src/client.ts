@@ -1,8 +1,8 @@
-import { google } from 'googleapis';
+import type { Common, calendar_v3 } from 'googleapis';
 import { z } from 'zod';
 import { DependencyUnavailableError } from '@jobfleet/contracts';
 import type { CalendarAuth } from '@jobfleet/config';
-import { createAuthClient } from './auth';
+import { prepareAuthClient } from './auth';
 import { CALENDAR_DEPENDENCY, describeFailure, toCalendarError, type CalendarFailure, type CalendarOperation } from './errors';
 
 export interface CalendarEventTime {
@@ -91,31 +91,33 @@ const isDuplicateId = (failure: HttpFailure) => failure.status === 409 && failur
 
 /** The official googleapis client, with its retries off: BullMQ decides when to try again. */
 export function createCalendarClient(options: CalendarClientOptions): CalendarClient {
-  const calendar = google.calendar({
-    version: 'v3',
-    rootUrl: options.rootUrl,
-    auth: createAuthClient(options.auth, options.timeoutMs),
-    retry: false,
-    timeout: options.timeoutMs,
-  });
+  const authClientFor = prepareAuthClient(options.auth, options.timeoutMs);
+  // googleapis takes seconds to import: loaded on the first call, so processes that never call
+  // Calendar (afip or backup workers, the API) do not pay for it at boot.
+  let loading: Promise<{ calendar: calendar_v3.Calendar; gaxiosError: typeof Common.GaxiosError }> | undefined;
+  const load = () =>
+    (loading ??= import('googleapis').then(({ google, Common: common }) => ({
+      calendar: google.calendar({ version: 'v3', rootUrl: options.rootUrl, auth: authClientFor(google), retry: false, timeout: options.timeoutMs }),
+      gaxiosError: common.GaxiosError,
+    })));
 
   const tokenUrl = options.auth.kind === 'service-account' ? options.auth.tokenUrl : undefined;
 
   return {
     async insertEvent(calendarId, event) {
-      const response = await send('insert', () => calendar.events.insert({ calendarId, requestBody: event }), isDuplicateId);
+      const response = await send('insert', (calendar) => calendar.events.insert({ calendarId, requestBody: event }), isDuplicateId);
       return response ? { kind: 'created', event: parseEvent(response.data, 'insert') } : { kind: 'duplicate' };
     },
     async getEvent(calendarId, eventId) {
-      const response = await send('get', () => calendar.events.get({ calendarId, eventId }), isGone);
+      const response = await send('get', (calendar) => calendar.events.get({ calendarId, eventId }), isGone);
       return response ? parseEvent(response.data, 'get') : null;
     },
     async patchEvent(calendarId, eventId, patch) {
-      const response = await send('patch', () => calendar.events.patch({ calendarId, eventId, requestBody: patch }));
+      const response = await send('patch', (calendar) => calendar.events.patch({ calendarId, eventId, requestBody: patch }));
       return parseEvent(response.data, 'patch');
     },
     async deleteEvent(calendarId, eventId) {
-      const response = await send('delete', () => calendar.events.delete({ calendarId, eventId }), isGone);
+      const response = await send('delete', (calendar) => calendar.events.delete({ calendarId, eventId }), isGone);
       return response ? 'deleted' : 'gone';
     },
   };
@@ -124,21 +126,15 @@ export function createCalendarClient(options: CalendarClientOptions): CalendarCl
    * Runs one request. A Calendar failure `isAnswer` accepts is an answer of the API (a duplicate
    * id, a gone event) and comes back as null; every other failure is thrown as one of our errors.
    */
-  async function send(operation: CalendarOperation, request: () => Promise<ApiResponse>): Promise<ApiResponse>;
-  async function send(
-    operation: CalendarOperation,
-    request: () => Promise<ApiResponse>,
-    isAnswer: (failure: HttpFailure) => boolean,
-  ): Promise<ApiResponse | null>;
-  async function send(
-    operation: CalendarOperation,
-    request: () => Promise<ApiResponse>,
-    isAnswer?: (failure: HttpFailure) => boolean,
-  ): Promise<ApiResponse | null> {
+  type Request = (calendar: calendar_v3.Calendar) => Promise<ApiResponse>;
+  async function send(operation: CalendarOperation, request: Request): Promise<ApiResponse>;
+  async function send(operation: CalendarOperation, request: Request, isAnswer: (failure: HttpFailure) => boolean): Promise<ApiResponse | null>;
+  async function send(operation: CalendarOperation, request: Request, isAnswer?: (failure: HttpFailure) => boolean): Promise<ApiResponse | null> {
+    const { calendar, gaxiosError } = await load();
     try {
-      return await request();
+      return await request(calendar);
     } catch (thrown) {
-      const failure = describeFailure(thrown, tokenUrl);
+      const failure = describeFailure(thrown, tokenUrl, gaxiosError);
       if (failure.kind === 'http' && !failure.tokenExchange && isAnswer?.(failure)) return null;
       throw toCalendarError(failure, operation, thrown);
     }

@@ -1,4 +1,4 @@
-import { Common } from 'googleapis';
+import type { Common } from 'googleapis';
 import { z } from 'zod';
 import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
 import { assertNever } from './exhaustive';
@@ -45,9 +45,12 @@ const TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
   'AbortError', // gaxios: the request was aborted
 ]);
 
-/** `tokenUrl`: where service-account tokens are fetched, when they are. */
-export function describeFailure(thrown: unknown, tokenUrl: string | undefined): CalendarFailure {
-  if (!(thrown instanceof Common.GaxiosError)) return { kind: 'local', error: coerceError(thrown) };
+/**
+ * `tokenUrl`: where service-account tokens are fetched, when they are. `gaxiosError`: the class
+ * from the loaded googleapis (it is imported lazily, see createCalendarClient).
+ */
+export function describeFailure(thrown: unknown, tokenUrl: string | undefined, gaxiosError: typeof Common.GaxiosError): CalendarFailure {
+  if (!(thrown instanceof gaxiosError)) return { kind: 'local', error: coerceError(thrown) };
   const response = thrown.response;
   if (response) {
     const { reason, message } = readErrorBody(response.data);

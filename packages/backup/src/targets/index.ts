@@ -1,11 +1,14 @@
 import type { BackupConfig, BackupTargetConfig } from '@jobfleet/config';
 import type { BackupTarget } from '../target';
 import { createFilesystemTarget } from './filesystem';
-import { createS3Target } from './s3';
 
-/** The target a configured name stands for; close() releases an S3 client's sockets. */
-export function createBackupTarget(target: BackupTargetConfig, s3: BackupConfig['s3']): BackupTarget & { close(): void } {
+/**
+ * The target a configured name stands for; close() releases an S3 client's sockets. The AWS SDK
+ * takes seconds to import, so only a process with an S3 target loads it.
+ */
+export async function createBackupTarget(target: BackupTargetConfig, s3: BackupConfig['s3']): Promise<BackupTarget & { close(): void }> {
   if (target.type === 'filesystem') return { ...createFilesystemTarget({ directory: target.directory }), close: () => undefined };
+  const { createS3Target } = await import('./s3');
   return createS3Target({
     endpoint: target.endpoint,
     region: target.region,
