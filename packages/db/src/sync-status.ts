@@ -54,8 +54,10 @@ async function write(db: Db, entity: SyncEntity, t: Transition): Promise<boolean
     .onConflictDoUpdate({
       target: [syncStatus.tenantId, syncStatus.kind, syncStatus.entityId],
       set,
-      // A job for an older version must not overwrite what a newer one recorded.
-      setWhere: sql`${syncStatus.version} <= ${entity.version}`,
+      // A job for an older version must not overwrite what a newer one recorded, and `synced` is
+      // final for its version: a late write of the same version (an enqueue retried after its job
+      // ran, an attempt that lost its lock to the run that succeeded) must not undo it.
+      setWhere: sql`${syncStatus.version} < ${entity.version} or (${syncStatus.version} = ${entity.version} and (${syncStatus.status} <> 'synced' or ${t.status} = 'synced'))`,
     })
     .returning({ version: syncStatus.version });
   return rows.length > 0;

@@ -1,0 +1,39 @@
+import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
+import { syncStatusRepository } from './sync-status';
+
+describe('sync_status writes', () => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await createTestDatabase({ tenants: ['t1'] });
+  });
+  afterAll(async () => {
+    await testDb.drop();
+  });
+
+  const entity = (entityId: string, version: number, jobId = 'job-1') => ({ tenantId: 't1', kind: 'reservation', entityId, version, jobId });
+  const error = { name: 'Error', code: 'X', message: 'late', at: new Date().toISOString() };
+  const status = async (entityId: string) => (await syncStatusRepository.get(testDb.database.db, 't1', 'reservation', entityId))?.status;
+
+  it('keeps synced for its version against late writes of the same version, and lets a newer version through', async () => {
+    const { db } = testDb.database;
+    await syncStatusRepository.recordRunning(db, entity('r1', 1), 1);
+    await syncStatusRepository.recordSynced(db, entity('r1', 1), 1, 'event-1');
+
+    expect(await syncStatusRepository.recordEnqueued(db, entity('r1', 1, 'job-2'))).toBe(false);
+    expect(await syncStatusRepository.recordFailure(db, entity('r1', 1), 1, error, true)).toBe(false);
+    expect(await syncStatusRepository.recordRunning(db, entity('r1', 1), 2)).toBe(false);
+    expect(await status('r1')).toBe('synced');
+
+    expect(await syncStatusRepository.recordEnqueued(db, entity('r1', 2, 'job-3'))).toBe(true);
+    expect(await status('r1')).toBe('pending');
+  });
+
+  it('lets a failed version be tried again, and never lets an older version overwrite a newer one', async () => {
+    const { db } = testDb.database;
+    await syncStatusRepository.recordFailure(db, entity('r2', 3), 8, error, true);
+    expect(await syncStatusRepository.recordEnqueued(db, entity('r2', 3, 'job-again'))).toBe(true);
+    expect(await status('r2')).toBe('pending');
+    expect(await syncStatusRepository.recordSynced(db, entity('r2', 2), 1, 'old')).toBe(false);
+    expect(await status('r2')).toBe('pending');
+  });
+});
