@@ -1,5 +1,5 @@
 import { createTicketProvider, type WsaaClient, type WsaaCredentials, type WsfeClient } from '@jobfleet/afip';
-import type { CalendarClient } from '@jobfleet/calendar';
+import { preloadCalendarLibrary, type CalendarClient } from '@jobfleet/calendar';
 import type { Config } from '@jobfleet/config';
 import { QUEUES, toStoredError, type QueueName } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
@@ -85,6 +85,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     ),
   );
   if (config.worker.queues.includes('backup')) await prepareBackups(deps);
+  if (config.worker.queues.includes('calendar-sync')) await preloadCalendarLibrary();
   const processorDeps = {
     database,
     logger,

@@ -89,6 +89,14 @@ const isGone = (failure: HttpFailure) => failure.status === 404 || failure.statu
 
 const isDuplicateId = (failure: HttpFailure) => failure.status === 409 && failure.reason === 'duplicate';
 
+/**
+ * Loads googleapis now. Its import blocks the event loop for seconds, so a process that will call
+ * Calendar does it at boot rather than in the middle of its first job (or of a request it serves).
+ */
+export async function preloadCalendarLibrary(): Promise<void> {
+  await import('googleapis');
+}
+
 /** The official googleapis client, with its retries off: BullMQ decides when to try again. */
 export function createCalendarClient(options: CalendarClientOptions): CalendarClient {
   const authClientFor = prepareAuthClient(options.auth, options.timeoutMs);

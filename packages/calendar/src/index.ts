@@ -1,4 +1,4 @@
-export { createCalendarClient } from './client';
+export { createCalendarClient, preloadCalendarLibrary } from './client';
 export type {
   CalendarAttendee,
   CalendarClient,
