@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
+import { withClient } from '../../../tests/support/backup';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { BackupTimeoutError } from './errors';
 import { runPgDump } from './pg-dump';
@@ -15,15 +16,6 @@ import { createFilesystemTarget } from './targets/filesystem';
 const execFileAsync = promisify(execFile);
 const ROWS = 1000;
 
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 async function countRows(url: string): Promise<number> {
   return withClient(url, async (c) => Number((await c.query<{ n: string }>('select count(*) as n from backup_seed')).rows[0]?.n));

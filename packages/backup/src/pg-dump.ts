@@ -162,8 +162,8 @@ export function splitPassword(databaseUrl: string): { url: string; password: str
   return { url: parsed.toString(), password };
 }
 
-/** Keeps only the last STDERR_TAIL_BYTES written to the stream. */
-function collectTail(stream: Readable): () => string {
+/** Keeps only the last STDERR_TAIL_BYTES written to the stream (a client tool's final error lines). */
+export function collectTail(stream: Readable): () => string {
   let tail = Buffer.alloc(0);
   stream.on('data', (chunk: Buffer) => {
     tail = Buffer.concat([tail, chunk]);

@@ -3,7 +3,7 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import pg from 'pg';
+import { withClient } from '../../../tests/support/backup';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { ADMIN_DATABASE_URL } from '../../../tests/support/env';
 import { runPgDump, type BackupFormat } from './pg-dump';
@@ -14,14 +14,10 @@ import type { BackupTarget } from './target';
 const ROWS = 750;
 
 async function scratchDatabases(): Promise<string[]> {
-  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname like 'jobfleet_restore_check_%'`);
+  return withClient(ADMIN_DATABASE_URL, async (c) => {
+    const { rows } = await c.query<{ datname: string }>(`select datname from pg_database where datname like 'jobfleet_restore_check_%'`);
     return rows.map((r) => r.datname);
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 describe('checkRestore', () => {
@@ -30,11 +26,10 @@ describe('checkRestore', () => {
   let target: BackupTarget;
   beforeAll(async () => {
     source = await createTestDatabase();
-    const client = new pg.Client({ connectionString: source.url });
-    await client.connect();
-    await client.query('create table restore_seed (id int primary key, label text not null)');
-    await client.query(`insert into restore_seed select g, 'row ' || g from generate_series(1, ${ROWS}) g`);
-    await client.end();
+    await withClient(source.url, async (c) => {
+      await c.query('create table restore_seed (id int primary key, label text not null)');
+      await c.query(`insert into restore_seed select g, 'row ' || g from generate_series(1, ${ROWS}) g`);
+    });
   });
   afterAll(async () => {
     await source.drop();

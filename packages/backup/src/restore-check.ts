@@ -6,7 +6,7 @@ import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
 import type { BackupFormat } from './pg-dump';
-import { splitPassword } from './pg-dump';
+import { collectTail, splitPassword } from './pg-dump';
 import type { BackupTarget } from './target';
 
 export type RestoreCheckMode = 'list' | 'full';
@@ -46,7 +46,6 @@ export interface RestoreCheckOptions {
 
 // The last lines plain pg_dump writes; a truncated dump lacks them.
 const PLAIN_DUMP_TRAILER = '-- PostgreSQL database dump complete';
-const OUTPUT_TAIL_BYTES = 8 * 1024;
 // Tables counted per check; more are summed into totalRows only.
 const MAX_REPORTED_TABLES = 200;
 
@@ -135,11 +134,8 @@ async function runTool(
 ): Promise<string> {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
   const stdout: Buffer[] = [];
-  let stderrTail = '';
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
-  });
+  const stderr = collectTail(child.stderr);
   let stdinOpen = true;
   child.stdin.on('error', () => {
     stdinOpen = false;
@@ -179,6 +175,7 @@ async function runTool(
     throw new DependencyUnavailableError('backup-target', `reading the backup failed: ${(fed.reason as Error).message}`, { cause: fed.reason });
   }
   if (exited.value !== 0) {
+    const stderrTail = stderr();
     throw new PermanentError('BACKUP_RESTORE_CHECK_FAILED', `${command} exited with code ${exited.value}: ${stderrTail.trim()}`, {
       details: { command, exitCode: exited.value, stderr: stderrTail },
     });
