@@ -80,7 +80,7 @@ describe('backup API', () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const { row } = await backupRepository.start(db, { schedule: 'nightly', slot: new Date(Date.UTC(2026, 10, 20 + i, 6)), target: 'filesystem:/b', jobId: `j${i}` });
-      await backupRepository.succeed(db, row.id, { location: `/b/nightly.${i}.dump`, bytes: 100 + i, sha256: 'ab'.repeat(32), restoreCheck: { mode: 'list', sha256Verified: true } });
+      await backupRepository.succeed(db, row, { location: `/b/nightly.${i}.dump`, bytes: 100 + i, sha256: 'ab'.repeat(32), restoreCheck: { mode: 'list', sha256Verified: true } });
       ids.push(row.id);
     }
 

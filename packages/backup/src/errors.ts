@@ -32,3 +32,18 @@ export class BackupMemoryLimitError extends JobfleetError {
     });
   }
 }
+
+/**
+ * Another attempt of the same run took the backup row over (this worker lost its job lock, or the
+ * run was failed as stalled) while this one was still dumping. Its dump is discarded; the newer
+ * attempt's result is the run's. Not retryable: the job already belongs to the other attempt.
+ */
+export class BackupSupersededError extends JobfleetError {
+  readonly code = 'BACKUP_SUPERSEDED';
+  readonly retryable = false;
+  constructor(readonly backupId: string) {
+    super(`backup ${backupId} was taken over by another attempt of the same run; this attempt's dump is discarded`, {
+      details: { backupId },
+    });
+  }
+}

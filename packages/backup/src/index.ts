@@ -10,6 +10,6 @@ export type { BackupTarget, BackupUpload, StoredBackup } from './target';
 export { createBackupTarget } from './targets';
 export { runBackup, retentionPrefix } from './run-backup';
 export type { BackupRunDeps, BackupRunInput, BackupRunOutcome } from './run-backup';
-export { BackupMemoryLimitError, BackupTimeoutError } from './errors';
+export { BackupMemoryLimitError, BackupSupersededError, BackupTimeoutError } from './errors';
 export { verifyLatestBackup } from './verify-backup';
 export type { VerifyBackupDeps } from './verify-backup';

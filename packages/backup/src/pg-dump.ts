@@ -21,6 +21,8 @@ export interface PgDumpOptions {
   signal?: AbortSignal;
   /** Default: `pg_dump` from PATH. */
   pgDumpPath?: string;
+  /** Runs once the dump is fully written, before it becomes visible; throwing discards it. */
+  beforeCommit?: () => Promise<void>;
 }
 
 export type BackupFormat = 'custom' | 'plain';
@@ -130,6 +132,7 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
         cause: pipe.reason,
       });
     }
+    await options.beforeCommit?.();
     const location = await upload.commit();
     return { location, bytes, sha256: hash.digest('hex'), durationMs: elapsed() };
   } catch (error) {

@@ -2,7 +2,7 @@ import type { BackupDefinition, RestoreCheckMode } from '@jobfleet/config';
 import { coerceError, JobfleetError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { BackupMemoryLimitError } from './errors';
+import { BackupMemoryLimitError, BackupSupersededError } from './errors';
 import { runPgDump } from './pg-dump';
 import { checkRestore, type RestoreCheckResult } from './restore-check';
 import { applyRetention } from './retention';
@@ -39,11 +39,20 @@ export interface BackupRunOutcome extends BackupResult {
 
 const MEMORY_SAMPLE_MS = 500;
 
-/** `<definition>.<slot or start, compact UTC>.<row id prefix>`: sortable, unique, and owned by one definition. */
-function fileStem(definition: string, when: Date, backupId: string): string {
+const RUN_TAG_LENGTH = 8;
+
+/**
+ * `<definition>.<slot or start, compact UTC>.<run token prefix>`: sortable, owned by one definition,
+ * and unique per attempt, so two attempts of one run never write the same file and a file left by
+ * a killed attempt can be told apart from the live ones.
+ */
+function fileStem(definition: string, when: Date, runToken: string): string {
   const stamp = when.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  return `${definition}.${stamp}.${backupId.slice(0, 8)}`;
+  return `${definition}.${stamp}.${runToken.slice(0, RUN_TAG_LENGTH)}`;
 }
+
+/** The run tag of a file name made by `fileStem` (definition names contain no dots). */
+const runTagOf = (fileName: string): string | undefined => fileName.split('.')[2];
 
 /** The file-name prefix that holds exactly one definition's backups (names contain no dots). */
 export const retentionPrefix = (definition: string): string => `${definition}.`;
@@ -69,6 +78,9 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
     return { backupId: row.id, outcome: 'skipped', location: row.location, bytes: row.bytes, sha256: row.sha256, pruned: [] };
   }
 
+  const runToken = row.runToken ?? row.id;
+  await sweepAbandoned(definition.name, runToken, deps, logger);
+
   const guard = watchMemory(deps.memoryLimitBytes);
   const signal = AbortSignal.any([deps.signal, guard.signal]);
   let location: string | undefined;
@@ -78,9 +90,13 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
       databaseUrl: definition.databaseUrl,
       format: definition.format,
       target: deps.target,
-      name: fileStem(definition.name, input.slot ?? row.startedAt, row.id),
+      name: fileStem(definition.name, input.slot ?? row.startedAt, runToken),
       timeoutMs: deps.timeoutMs,
       signal,
+      // Saves publishing a dump the fenced `succeed` below would refuse anyway.
+      beforeCommit: async () => {
+        if (!(await backupRepository.isCurrent(db, row))) throw new BackupSupersededError(row.id);
+      },
     });
     location = dump.location;
     logger.info({ location, bytes: dump.bytes, sha256: dump.sha256, durationMs: dump.durationMs }, 'backup written');
@@ -98,12 +114,13 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
       restoreCheck = await countRestoreCheck(deps.metrics, definition.name, checked);
       logger.info({ restoreCheck }, 'backup restore check passed');
     }
-    await backupRepository.succeed(db, row.id, {
+    const recorded = await backupRepository.succeed(db, row, {
       location: dump.location,
       bytes: dump.bytes,
       sha256: dump.sha256,
       restoreCheck: restoreCheck === undefined ? null : { ...restoreCheck },
     });
+    if (!recorded) throw new BackupSupersededError(row.id);
     const pruned = await pruneOld(input, deps, logger);
     return { backupId: row.id, outcome: 'succeeded', location: dump.location, bytes: dump.bytes, sha256: dump.sha256, pruned };
   } catch (thrown) {
@@ -113,12 +130,27 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
     if (location !== undefined) {
       await deps.target.remove(location).catch((removeError: unknown) => logger.error({ err: removeError, location }, 'could not remove a failed backup'));
     }
+    // Fenced: a superseded attempt leaves the row to the attempt that took it over.
     await backupRepository
-      .fail(db, row.id, toStoredError(error), location === undefined ? undefined : { mode: input.restoreCheck, passed: false, location })
+      .fail(db, row, toStoredError(error), location === undefined ? undefined : { mode: input.restoreCheck, passed: false, location })
       .catch((writeError: unknown) => logger.error({ err: writeError }, 'could not record the failed backup'));
     throw error;
   } finally {
     guard.stop();
+  }
+}
+
+/**
+ * Removes the unfinished files of this definition's attempts that are no longer running (a worker
+ * killed mid-dump). Best effort: a failure is logged and the next run tries again.
+ */
+async function sweepAbandoned(name: string, ownToken: string, deps: BackupRunDeps, logger: Logger): Promise<void> {
+  try {
+    const live = new Set([ownToken, ...(await backupRepository.runningTokens(deps.database.db, name))].map((t) => t.slice(0, RUN_TAG_LENGTH)));
+    const removed = await deps.target.removeAbandoned(retentionPrefix(name), (fileName) => live.has(runTagOf(fileName) ?? ''));
+    if (removed.length > 0) logger.warn({ removed }, 'removed unfinished backup files left by attempts that are no longer running');
+  } catch (error) {
+    logger.error({ err: error }, 'could not sweep unfinished backup files; the next run tries again');
   }
 }
 

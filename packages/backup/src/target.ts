@@ -38,4 +38,10 @@ export interface BackupTarget {
   list(namePrefix: string): Promise<StoredBackup[]>;
   /** Deletes one committed backup; a missing one is not an error. */
   remove(location: string): Promise<void>;
+  /**
+   * Discards unfinished writes (partial files, open multipart uploads) whose file name starts with
+   * `namePrefix` and that `isLive` does not claim: what a killed worker left behind. Returns the
+   * file names (as given to `begin`) it discarded.
+   */
+  removeAbandoned(namePrefix: string, isLive: (fileName: string) => boolean): Promise<string[]>;
 }

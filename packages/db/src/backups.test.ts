@@ -18,7 +18,7 @@ describe('backups repository', () => {
     expect(first.created).toBe(true);
     expect(second).toMatchObject({ created: false, row: { id: first.row.id, jobId: 'a' } });
 
-    await backupRepository.fail(db, first.row.id, { name: 'Error', code: 'ENOSPC', message: 'disk full', at: new Date().toISOString() });
+    await backupRepository.fail(db, first.row, { name: 'Error', code: 'ENOSPC', message: 'disk full', at: new Date().toISOString() });
     const retried = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'c' });
     expect(retried).toMatchObject({ created: true, row: { id: first.row.id, status: 'running', jobId: 'c', error: null } });
   });
@@ -33,7 +33,18 @@ describe('backups repository', () => {
     expect(other).toMatchObject({ created: false, row: { id: first.row.id, jobId: 'job-1', status: 'running' } });
     expect(again).toMatchObject({ created: true, row: { id: first.row.id, jobId: 'job-1', status: 'running' } });
 
-    await backupRepository.succeed(db, first.row.id, { location: '/b/x.dump', bytes: 10, sha256: 'ab', restoreCheck: null });
+    // The attempt that was taken over is fenced out; the one that took over finishes the run.
+    const result = { location: '/b/x.dump', bytes: 10, sha256: 'ab', restoreCheck: null };
+    expect(again.row.runToken).not.toBe(first.row.runToken);
+    expect(await backupRepository.isCurrent(db, first.row)).toBe(false);
+    expect(await backupRepository.succeed(db, first.row, { ...result, location: '/b/stale.dump' })).toBe(false);
+    expect(await backupRepository.fail(db, first.row, { name: 'Error', code: 'LATE', message: 'late', at: new Date().toISOString() })).toBe(false);
+    const running = await backupRepository.runningTokens(db, 'nightly');
+    expect(running).toContain(again.row.runToken);
+    expect(running).not.toContain(first.row.runToken);
+    expect(await backupRepository.succeed(db, again.row, result)).toBe(true);
+    expect(await backupRepository.get(db, first.row.id)).toMatchObject({ status: 'succeeded', location: '/b/x.dump', error: null });
+    expect(await backupRepository.runningTokens(db, 'nightly')).not.toContain(again.row.runToken);
     const afterSuccess = await backupRepository.start(db, { schedule: 'nightly', slot, target: 'fs', jobId: 'job-1' });
     expect(afterSuccess).toMatchObject({ created: false, row: { status: 'succeeded' } });
     const last = await backupRepository.lastSuccessBySchedule(db);

@@ -6,20 +6,30 @@ import { backups } from './schema';
 
 export type BackupRow = typeof backups.$inferSelect;
 
+/** One attempt at a run: the row and the token its (re)start wrote. */
+export type BackupRun = Pick<BackupRow, 'id' | 'runToken'>;
+
+/** The row is still running under this attempt's token (no newer attempt took it over). */
+const heldBy = (run: BackupRun) =>
+  and(eq(backups.id, run.id), eq(backups.status, 'running'), run.runToken === null ? isNull(backups.runToken) : eq(backups.runToken, run.runToken));
+
 export const backupRepository = {
   /**
    * Records the start of a run. A scheduled run is unique per (schedule, slot): a second start of
    * the same slot (two schedulers fired) gets the existing row back and `created: false`, unless
    * that run failed, or was left running by the same job (its worker died and BullMQ runs the job
    * again; a job id is only ever active once), in which case it is restarted. An on-demand run
-   * (no slot) is identified by its job id the same way.
+   * (no slot) is identified by its job id the same way. Every (re)start writes a new `runToken`,
+   * which fences out the attempt it replaced (see `succeed`, `fail`).
    */
   async start(
     db: Db,
     input: { schedule: string; slot: Date | null; target: string; jobId: string; tenantId?: string },
   ): Promise<{ row: BackupRow; created: boolean }> {
     const now = new Date();
-    const values = { id: randomUUID(), status: 'running' as const, startedAt: now, ...input, tenantId: input.tenantId ?? null };
+    const runToken = randomUUID();
+    const values = { id: randomUUID(), status: 'running' as const, startedAt: now, runToken, ...input, tenantId: input.tenantId ?? null };
+    const restart = { status: 'running' as const, runToken, error: null, restoreCheck: null, startedAt: now, finishedAt: null };
     if (input.slot === null) {
       // On demand: the job id is the run's identity, so a retry continues the run's row.
       const previous = await db
@@ -33,7 +43,7 @@ export const backupRepository = {
       const rows = existing
         ? await db
             .update(backups)
-            .set({ status: 'running', error: null, restoreCheck: null, startedAt: now, finishedAt: null })
+            .set(restart)
             .where(eq(backups.id, existing.id))
             .returning()
         : await db.insert(backups).values(values).returning();
@@ -46,7 +56,7 @@ export const backupRepository = {
       .values(values)
       .onConflictDoUpdate({
         target: [backups.schedule, backups.slot],
-        set: { status: 'running', jobId: input.jobId, error: null, restoreCheck: null, startedAt: now, finishedAt: null },
+        set: { ...restart, jobId: input.jobId },
         // A finished run stands; a running one belongs to another job unless the job ids match.
         setWhere: sql`${backups.status} = 'failed' or (${backups.status} = 'running' and ${backups.jobId} = ${input.jobId})`,
       })
@@ -61,23 +71,46 @@ export const backupRepository = {
     return { row: existing[0], created: false };
   },
 
-  async succeed(
-    db: Db,
-    id: string,
-    result: { location: string; bytes: number; sha256: string; restoreCheck: Record<string, unknown> | null },
-  ): Promise<void> {
-    await db
-      .update(backups)
-      .set({ status: 'succeeded', ...result, finishedAt: new Date() })
-      .where(eq(backups.id, id));
+  /** Whether `run` still holds its row; false once another attempt restarted it or it was failed as stalled. */
+  async isCurrent(db: Db, run: BackupRun): Promise<boolean> {
+    const rows = await db.select({ id: backups.id }).from(backups).where(heldBy(run)).limit(1);
+    return rows.length > 0;
   },
 
-  /** `restoreCheck`: set when the dump was written but failed its check (the file is removed). */
-  async fail(db: Db, id: string, error: StoredError, restoreCheck?: Record<string, unknown>): Promise<void> {
-    await db
+  /** Fenced: false (and nothing written) when `run` no longer holds its row. */
+  async succeed(
+    db: Db,
+    run: BackupRun,
+    result: { location: string; bytes: number; sha256: string; restoreCheck: Record<string, unknown> | null },
+  ): Promise<boolean> {
+    const rows = await db
+      .update(backups)
+      .set({ status: 'succeeded', ...result, finishedAt: new Date() })
+      .where(heldBy(run))
+      .returning({ id: backups.id });
+    return rows.length > 0;
+  },
+
+  /**
+   * Fenced like `succeed`. `restoreCheck`: set when the dump was written but failed its check (the
+   * file is removed).
+   */
+  async fail(db: Db, run: BackupRun, error: StoredError, restoreCheck?: Record<string, unknown>): Promise<boolean> {
+    const rows = await db
       .update(backups)
       .set({ status: 'failed', error, finishedAt: new Date(), ...(restoreCheck === undefined ? {} : { restoreCheck }) })
-      .where(eq(backups.id, id));
+      .where(heldBy(run))
+      .returning({ id: backups.id });
+    return rows.length > 0;
+  },
+
+  /** Tokens of the schedule's runs in progress: their unfinished files must not be swept. */
+  async runningTokens(db: Db, schedule: string): Promise<string[]> {
+    const rows = await db
+      .select({ runToken: backups.runToken })
+      .from(backups)
+      .where(and(eq(backups.schedule, schedule), eq(backups.status, 'running')));
+    return rows.flatMap((r) => (r.runToken === null ? [] : [r.runToken]));
   },
 
   /** A run whose job failed without finishing it (stalled too often): it must not stay `running`. */

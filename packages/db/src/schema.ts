@@ -66,7 +66,7 @@ export const idempotencyKeys = pgTable(
   ],
 );
 
-// waiting: deferred because a dependency's circuit breaker is open (no attempt spent).
+// waiting: deferred because a dependency is known to be unavailable (open breaker, lost WSAA ticket; no attempt spent).
 export const syncStatusValues = ['pending', 'running', 'waiting', 'synced', 'failed'] as const;
 export type SyncStatusValue = (typeof syncStatusValues)[number];
 
@@ -186,6 +186,9 @@ export const backups = pgTable(
     // Who asked for an on-demand run.
     tenantId: text('tenant_id'),
     jobId: text('job_id'),
+    // New on every (re)start of the run: only the attempt holding it may finish the row, so a run
+    // that lost its job lock to another worker cannot overwrite the newer attempt's result.
+    runToken: text('run_token'),
     target: text('target').notNull(),
     location: text('location'),
     bytes: bigint('bytes', { mode: 'number' }),

@@ -1,4 +1,4 @@
-import { runBackup, verifyLatestBackup, type BackupTarget } from '@jobfleet/backup';
+import { BackupSupersededError, runBackup, verifyLatestBackup, type BackupTarget } from '@jobfleet/backup';
 import type { BackupConfig } from '@jobfleet/config';
 import { backupJobSchema, coerceError, PermanentError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
@@ -34,7 +34,7 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
       if (data.request.action !== 'verify') {
         // A run that should have happened: its failure is listed with the others.
         const { row } = await backupRepository.start(deps.database.db, { schedule: name, slot, target: 'unknown', jobId });
-        await backupRepository.fail(deps.database.db, row.id, toStoredError(error));
+        await backupRepository.fail(deps.database.db, row, toStoredError(error));
         deps.metrics.backupRuns.inc({ schedule: name, result: 'failed' });
       }
       throw error;
@@ -78,8 +78,11 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
       }
       return result;
     } catch (error) {
-      deps.metrics.backupRuns.inc({ schedule: name, result: 'failed' });
-      deps.metrics.backupDuration.observe({ schedule: name }, (performance.now() - started) / 1000);
+      // A superseded attempt is not a failed run: the attempt that took it over reports the run.
+      if (!(error instanceof BackupSupersededError)) {
+        deps.metrics.backupRuns.inc({ schedule: name, result: 'failed' });
+        deps.metrics.backupDuration.observe({ schedule: name }, (performance.now() - started) / 1000);
+      }
       throw coerceError(error);
     }
   };

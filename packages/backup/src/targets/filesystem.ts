@@ -1,9 +1,11 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
 import { BACKUP_SUFFIXES, type BackupTarget, type BackupUpload, type StoredBackup } from '../target';
+
+const PARTIAL_SUFFIX = '.partial';
 
 /** Backups as files in one local (or mounted) directory; a run writes `<name>.partial` and renames it. */
 export function createFilesystemTarget(settings: { directory: string }): BackupTarget {
@@ -23,7 +25,7 @@ export function createFilesystemTarget(settings: { directory: string }): BackupT
 
     async begin(fileName: string): Promise<BackupUpload> {
       const final = join(directory, fileName);
-      const partial = `${final}.partial`;
+      const partial = `${final}${PARTIAL_SUFFIX}`;
       try {
         await mkdir(directory, { recursive: true });
       } catch (cause) {
@@ -56,15 +58,8 @@ export function createFilesystemTarget(settings: { directory: string }): BackupT
     },
 
     async list(namePrefix: string): Promise<StoredBackup[]> {
-      let entries;
-      try {
-        entries = await readdir(directory, { withFileTypes: true });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw error;
-      }
       const found: StoredBackup[] = [];
-      for (const entry of entries) {
+      for (const entry of await entriesOf(directory)) {
         if (!entry.isFile() || !entry.name.startsWith(namePrefix)) continue;
         if (!BACKUP_SUFFIXES.some((suffix) => entry.name.endsWith(suffix))) continue;
         const location = join(directory, entry.name);
@@ -82,7 +77,29 @@ export function createFilesystemTarget(settings: { directory: string }): BackupT
     async remove(location: string): Promise<void> {
       await rm(locate(location), { force: true });
     },
+
+    async removeAbandoned(namePrefix: string, isLive: (fileName: string) => boolean): Promise<string[]> {
+      const removed: string[] = [];
+      for (const entry of await entriesOf(directory)) {
+        if (!entry.isFile() || !entry.name.startsWith(namePrefix) || !entry.name.endsWith(PARTIAL_SUFFIX)) continue;
+        const fileName = entry.name.slice(0, -PARTIAL_SUFFIX.length);
+        if (isLive(fileName)) continue;
+        await rm(join(directory, entry.name), { force: true });
+        removed.push(fileName);
+      }
+      return removed;
+    },
   };
+}
+
+/** The directory's entries; none before the first backup created it. */
+async function entriesOf(directory: string): Promise<Dirent[]> {
+  try {
+    return await readdir(directory, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
 }
 
 async function fsyncDirectory(directory: string): Promise<void> {
