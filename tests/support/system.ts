@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApi } from '@jobfleet/api';
-import { createTestCertificate, startAfipSimulator, type AfipSimulator } from '@jobfleet/afip/simulator';
+import { createTestCertificate, startAfipSimulator, type AfipSimulator, type AfipSimulatorOptions } from '@jobfleet/afip/simulator';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import type { QueueName } from '@jobfleet/contracts';
@@ -47,10 +47,15 @@ function writeTestCredentials(): string {
  * The whole fleet in this process against the machine's real Redis and Postgres, its own
  * database and queue prefix, and a fake Google Calendar on a random port.
  */
-export async function startTestSystem(options: { label: string; workers?: boolean; env?: Record<string, string> }): Promise<TestSystem> {
+export async function startTestSystem(options: {
+  label: string;
+  workers?: boolean;
+  env?: Record<string, string>;
+  afip?: AfipSimulatorOptions;
+}): Promise<TestSystem> {
   const testDb = await createTestDatabase();
   const calendar = await startFakeCalendar();
-  const afip = await startAfipSimulator();
+  const afip = await startAfipSimulator(options.afip);
   const credentialsDir = writeTestCredentials();
   const prefix = uniquePrefix(options.label);
   const childEnv = {

@@ -1,5 +1,5 @@
 import {
-  CircuitOpenError,
+  DependencyWaitError,
   coerceError,
   JobfleetError,
   PermanentError,
@@ -64,7 +64,7 @@ export async function trackSyncStatus<R>(
     const error = coerceError(thrown);
     const final = context.finalAttempt || (error instanceof JobfleetError && !error.retryable);
     const recording =
-      error instanceof CircuitOpenError
+      error instanceof DependencyWaitError
         ? syncStatusRepository.recordWaiting(db, entity, context.attempt, { ...toStoredError(error), message: `waiting: ${error.dependency} unavailable` })
         : syncStatusRepository.recordFailure(db, entity, context.attempt, toStoredError(error), final);
     // If Postgres is down too, the original error still decides the job's fate.
@@ -104,7 +104,7 @@ async function untilWritten(statement: () => Promise<unknown>, context: Processo
       return;
     } catch (error) {
       if (context.signal.aborted) throw error;
-      const wait = error instanceof CircuitOpenError ? Math.max(error.retryAfterMs, WRITE_RETRY_MIN_MS) : Math.min(WRITE_RETRY_MIN_MS * 2 ** tries, WRITE_RETRY_MAX_MS);
+      const wait = error instanceof DependencyWaitError ? Math.max(error.retryAfterMs, WRITE_RETRY_MIN_MS) : Math.min(WRITE_RETRY_MIN_MS * 2 ** tries, WRITE_RETRY_MAX_MS);
       if (tries === 1) context.logger.warn({ err: coerceError(error), retryInMs: wait }, 'sync_status write failed after the effect; retrying until Postgres answers');
       else logger.debug({ tries, retryInMs: wait }, 'sync_status write still failing');
       await sleep(Math.min(wait, WRITE_RETRY_MAX_MS), context.signal);

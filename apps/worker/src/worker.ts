@@ -75,6 +75,8 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     wsaa,
     credentials: deps.afip.credentials,
     withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
+    refreshMarginSeconds: config.afip.ticketRefreshMarginSeconds,
+    lostTicketRecheckMs: config.afip.lostTicketRecheckMs,
   });
   const backupTargets = new Map(
     await Promise.all(

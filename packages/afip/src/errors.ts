@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DependencyUnavailableError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
+import { DependencyUnavailableError, DependencyWaitError, JobfleetError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
 
 /** The `dependency` named in our errors, metrics and logs. */
 export const WSAA_DEPENDENCY = 'afip-wsaa';
@@ -7,12 +7,38 @@ export const WSFE_DEPENDENCY = 'afip-wsfe';
 
 /**
  * WSAA refused a login because it already issued a ticket (TA) for this certificate and service
- * that is still valid (fault `coe.alreadyAuthenticated`). Retryable: once that ticket expires
- * (at most 12 h) a login succeeds again. `createTicketProvider` turns it into a clearer message.
+ * that is still valid (fault `coe.alreadyAuthenticated`). WSAA answered as designed, so this is
+ * no outage and never opens a breaker; `createTicketProvider` decides what it means.
  */
-export class WsaaAlreadyAuthenticatedError extends DependencyUnavailableError {
-  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(WSAA_DEPENDENCY, message, options);
+export class WsaaAlreadyAuthenticatedError extends JobfleetError {
+  readonly code = 'AFIP_WSAA_ALREADY_AUTHENTICATED';
+  readonly retryable = true;
+}
+
+/**
+ * AFIP holds a valid ticket the fleet does not have (a worker died or timed out during its login,
+ * or Redis lost the cache), and refuses new logins until that ticket expires (at most 12 h after
+ * it was issued). Invoices wait, without spending attempts, and the login is tried again every
+ * `retryAfterMs`.
+ */
+export class WsaaTicketLostError extends DependencyWaitError {
+  readonly code = 'AFIP_WSAA_TICKET_LOST';
+  constructor(
+    readonly cuit: number,
+    readonly service: string,
+    /** When the lost ticket expires at the latest; new logins succeed from then on. */
+    readonly expiresBy: Date,
+    retryAfterMs: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super(
+      WSAA_DEPENDENCY,
+      retryAfterMs,
+      `WSAA already issued a ticket for CUIT ${cuit} and service ${service} that the fleet does not have (a worker died or ` +
+        `timed out during the login, or the cache was lost); no new one can be obtained before it expires, at the latest ` +
+        `${expiresBy.toISOString()}; next login try in ${Math.ceil(retryAfterMs / 1000)} s`,
+      { ...options, details: { cuit, service, reason: 'alreadyAuthenticated', expiresBy: expiresBy.toISOString() } },
+    );
   }
 }
 

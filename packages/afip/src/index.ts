@@ -1,4 +1,4 @@
-export { WSAA_DEPENDENCY, WSFE_DEPENDENCY, WsaaAlreadyAuthenticatedError } from './errors';
+export { WSAA_DEPENDENCY, WSFE_DEPENDENCY, WsaaAlreadyAuthenticatedError, WsaaTicketLostError } from './errors';
 export { buildLoginTicketRequest, createWsaaClient, signLoginTicketRequest } from './wsaa';
 export type { AccessTicket, WsaaClient, WsaaClientOptions, WsaaCredentials } from './wsaa';
 export { createTicketProvider } from './ticket-provider';

@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
-import { DependencyUnavailableError } from '@jobfleet/contracts';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DependencyWaitError } from '@jobfleet/contracts';
 import { TEST_REDIS_URL, deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator } from './simulator/index';
+import { WsaaTicketLostError } from './errors';
 import { createTicketProvider, type TicketProviderOptions } from './ticket-provider';
 import { createWsaaClient } from './wsaa';
 
@@ -79,13 +81,39 @@ describe('WSAA ticket provider (Redis cache + simulator)', () => {
     expect(simulator.loginCount(CUIT)).toBe(2);
   });
 
-  it('reports a ticket AFIP holds but the cache lost as a retryable DependencyUnavailableError', async () => {
+  it('waits out a ticket AFIP holds but the fleet lost: no attempt spent, one login try per recheck, then a new ticket', async () => {
     await provider().getTicket(CUIT);
-    await deletePrefix(keyPrefix); // Redis flushed
-    const error = await provider().getTicket(CUIT).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DependencyUnavailableError);
-    expect(error).toMatchObject({ retryable: true, dependency: 'afip-wsaa', details: { cuit: CUIT, reason: 'alreadyAuthenticated' } });
-    expect((error as Error).message).toMatch(/not in the cache/);
+    await redis.del(`${keyPrefix}:afip-wsaa:ticket:${CUIT}:wsfe`); // the cache entry is gone, AFIP's ticket is not
+    const tickets = provider({ lostTicketRecheckMs: 1000 });
+
+    const error = await tickets.getTicket(CUIT).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WsaaTicketLostError);
+    expect(error).toBeInstanceOf(DependencyWaitError);
+    expect(error).toMatchObject({ retryable: true, code: 'AFIP_WSAA_TICKET_LOST', dependency: 'afip-wsaa', details: { cuit: CUIT, reason: 'alreadyAuthenticated' } });
+    expect((error as WsaaTicketLostError).retryAfterMs).toBeLessThanOrEqual(1000);
+    // The lost ticket was issued by the first login, so it expires 12 h after that login started.
+    expect((error as WsaaTicketLostError).expiresBy.getTime()).toBeLessThanOrEqual(Date.now() + 12 * 3600_000);
+    const loginsAfterRefusal = simulator.requestCount('loginCms');
+    expect(loginsAfterRefusal).toBe(2);
+
+    // Until the recheck, the whole fleet waits without asking WSAA again.
+    await Promise.all(Array.from({ length: 5 }, () => expect(provider().getTicket(CUIT)).rejects.toBeInstanceOf(WsaaTicketLostError)));
+    expect(simulator.requestCount('loginCms')).toBe(loginsAfterRefusal);
+
+    simulator.expireTickets(); // the lost ticket's 12 hours pass
+    await delay(1100);
+    const ticket = await tickets.getTicket(CUIT);
+    expect(simulator.loginCount(CUIT)).toBe(2);
+    expect(await provider().getTicket(CUIT)).toEqual(ticket);
+  });
+
+  it('keeps using the cached ticket when WSAA refuses an early refresh, and does not ask again before it expires', async () => {
+    const first = await provider().getTicket(CUIT);
+    // A margin wider than the ticket's life makes it due for refresh; AFIP still holds it as valid.
+    const refreshing = provider({ refreshMarginSeconds: 13 * 3600 });
+    expect(await refreshing.getTicket(CUIT)).toEqual(first);
+    expect(await refreshing.getTicket(CUIT)).toEqual(first);
+    expect(simulator.requestCount('loginCms')).toBe(2);
     expect(simulator.loginCount(CUIT)).toBe(1);
   });
 

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { DependencyUnavailableError } from '@jobfleet/contracts';
-import { WSAA_DEPENDENCY, WsaaAlreadyAuthenticatedError } from './errors';
+import { WsaaAlreadyAuthenticatedError, WsaaTicketLostError } from './errors';
 import { buildLoginTicketRequest, signLoginTicketRequest, type AccessTicket, type WsaaClient, type WsaaCredentials } from './wsaa';
 
 export interface TicketProviderOptions {
@@ -18,12 +17,21 @@ export interface TicketProviderOptions {
   withLock: <T>(key: string, fn: () => Promise<T>) => Promise<T>;
   /** WSAA service name the ticket is for. Default `wsfe`. */
   service?: string;
-  /** A cached ticket is used until this long before it expires. Default 600 (10 minutes). */
+  /**
+   * A new ticket is asked for this long before the cached one expires. Default 600 (10 minutes).
+   * If WSAA refuses (the old one is still valid to AFIP), the old one is used until it expires.
+   */
   refreshMarginSeconds?: number;
+  /** While AFIP holds a ticket the fleet lost, how often one worker tries the login again. Default 300 000. */
+  lostTicketRecheckMs?: number;
 }
 
 export interface TicketProvider {
-  /** A valid ticket for `cuit`: from the shared cache, or from one WSAA login for the whole fleet. */
+  /**
+   * A valid ticket for `cuit`: from the shared cache, or from one WSAA login for the whole fleet.
+   * Throws `WsaaTicketLostError` (wait, no attempt spent) while AFIP refuses logins because of a
+   * ticket the fleet lost.
+   */
   getTicket(cuit: number): Promise<AccessTicket>;
   /**
    * Drops the cached ticket, for when WSFE refused it (error 600) before its time. The next
@@ -35,6 +43,11 @@ export interface TicketProvider {
 /** TRA validity: WSAA refuses a TRA generated in the future, so it starts a little in the past for clock skew. */
 const TRA_CLOCK_SKEW_SECONDS = 60;
 const TRA_TTL_SECONDS = 600;
+/** A cached ticket is not handed out in its last seconds: a WSFE call made with it could arrive after it expired. */
+const EXPIRY_SAFETY_MS = 5000;
+/** AFIP's longest ticket lifetime: a lost ticket blocks logins at most this long after its login started. */
+const MAX_TICKET_LIFETIME_MS = 12 * 3600_000;
+const MIN_RECHECK_MS = 1000;
 
 const cachedTicketSchema = z.object({
   token: z.string().min(1),
@@ -46,14 +59,18 @@ const cachedTicketSchema = z.object({
 /**
  * WSAA tickets shared by the fleet through Redis. WSAA issues one ticket per certificate and
  * service at a time (a second login while it is valid is refused), so every worker must use the
- * same cached one, and a refresh must happen once, under a lock.
+ * same cached one, and a refresh must happen once, under a lock. A login that WSAA refuses marks
+ * the key "blocked" in Redis for a while, so the fleet does not hammer WSAA with refused logins.
  */
 export function createTicketProvider(options: TicketProviderOptions): TicketProvider {
   const { redis, keyPrefix, wsaa, credentials, withLock, service = 'wsfe', refreshMarginSeconds = 600 } = options;
-  const cacheKey = (cuit: number) => `${keyPrefix}:afip-wsaa:ticket:${cuit}:${service}`;
+  const recheckMs = Math.max(MIN_RECHECK_MS, options.lostTicketRecheckMs ?? 300_000);
+  const key = (kind: 'ticket' | 'blocked' | 'login-started', cuit: number) => `${keyPrefix}:afip-wsaa:${kind}:${cuit}:${service}`;
+  const dueForRefresh = (ticket: AccessTicket) => ticket.expiresAt.getTime() - refreshMarginSeconds * 1000 <= Date.now();
 
+  /** The cached ticket while it can still be used, due for refresh or not. */
   async function readCache(cuit: number): Promise<AccessTicket | undefined> {
-    const raw = await redis.get(cacheKey(cuit));
+    const raw = await redis.get(key('ticket', cuit));
     if (raw === null) return undefined;
     let json: unknown;
     try {
@@ -62,58 +79,90 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
       return undefined; // unreadable entry: log in again and overwrite it
     }
     const parsed = cachedTicketSchema.safeParse(json);
-    if (!parsed.success || parsed.data.expiresAt.getTime() - refreshMarginSeconds * 1000 <= Date.now()) return undefined;
+    if (!parsed.success || parsed.data.expiresAt.getTime() - EXPIRY_SAFETY_MS <= Date.now()) return undefined;
     return parsed.data;
   }
 
-  async function login(cuit: number): Promise<AccessTicket> {
+  /** When logins are refused: until when, and for how much longer before the next try. */
+  async function readBlock(cuit: number): Promise<{ expiresBy: Date; retryAfterMs: number } | undefined> {
+    const blockedKey = key('blocked', cuit);
+    const [value, remaining] = await Promise.all([redis.get(blockedKey), redis.pttl(blockedKey)]);
+    if (value === null || remaining <= 0) return undefined;
+    return { expiresBy: new Date(Number(value)), retryAfterMs: remaining };
+  }
+
+  /** What the fleet uses while logins are blocked: the ticket it still has, or a wait. */
+  function whileBlocked(cuit: number, cached: AccessTicket | undefined, block: { expiresBy: Date; retryAfterMs: number }): AccessTicket {
+    if (cached) return cached;
+    throw new WsaaTicketLostError(cuit, service, block.expiresBy, block.retryAfterMs);
+  }
+
+  async function login(cuit: number, cached: AccessTicket | undefined): Promise<AccessTicket> {
     const tra = buildLoginTicketRequest({
       service,
       now: new Date(Date.now() - TRA_CLOCK_SKEW_SECONDS * 1000),
       ttlSeconds: TRA_TTL_SECONDS + TRA_CLOCK_SKEW_SECONDS,
     });
+    const signed = signLoginTicketRequest(tra, await credentials(cuit));
+    // Recorded before the call: if this worker dies or times out after WSAA issued the ticket,
+    // the next login attempt learns when the lost ticket expires at the latest.
+    const startedKey = key('login-started', cuit);
+    const previousStart = await redis.set(startedKey, String(Date.now()), 'PX', MAX_TICKET_LIFETIME_MS, 'GET');
     try {
-      return await wsaa.login(signLoginTicketRequest(tra, await credentials(cuit)));
+      const ticket = await wsaa.login(signed);
+      await store(cuit, ticket);
+      return ticket;
     } catch (error) {
       if (!(error instanceof WsaaAlreadyAuthenticatedError)) throw error;
-      // AFIP holds a valid ticket we no longer have (Redis flushed, key deleted). It cannot be had
-      // again before it expires: retry later, without hammering WSAA.
-      throw new DependencyUnavailableError(
-        WSAA_DEPENDENCY,
-        `WSAA already issued a ticket for CUIT ${cuit} and service ${service} that is not in the cache (lost?); ` +
-          'no new one can be obtained until it expires (up to 12 h)',
-        { cause: error, details: { cuit, service, reason: 'alreadyAuthenticated' } },
-      );
+      // This attempt issued nothing: the refused ticket is the previous attempt's.
+      if (previousStart === null) await redis.del(startedKey);
+      else await redis.set(startedKey, previousStart, 'PX', Math.max(1, Number(previousStart) + MAX_TICKET_LIFETIME_MS - Date.now()));
+      if (cached) {
+        // An early refresh refused: the ticket we have stays valid, so use it until it expires.
+        await block(cuit, cached.expiresAt.getTime(), cached.expiresAt.getTime() - Date.now());
+        return cached;
+      }
+      const expiresBy = (previousStart === null ? Date.now() : Number(previousStart)) + MAX_TICKET_LIFETIME_MS;
+      const retryAfterMs = Math.max(MIN_RECHECK_MS, Math.min(expiresBy - Date.now(), recheckMs));
+      await block(cuit, expiresBy, retryAfterMs);
+      throw new WsaaTicketLostError(cuit, service, new Date(expiresBy), retryAfterMs, { cause: error });
     }
   }
 
+  async function block(cuit: number, expiresBy: number, forMs: number): Promise<void> {
+    if (forMs > 0) await redis.set(key('blocked', cuit), String(expiresBy), 'PX', Math.ceil(forMs));
+  }
+
   async function store(cuit: number, ticket: AccessTicket): Promise<void> {
-    const ttlMs = ticket.expiresAt.getTime() - refreshMarginSeconds * 1000 - Date.now();
-    if (ttlMs <= 0) return; // already inside the margin: nothing worth sharing
+    const ttlMs = ticket.expiresAt.getTime() - EXPIRY_SAFETY_MS - Date.now();
+    if (ttlMs <= 0) return; // already expiring: nothing worth sharing
     const value = JSON.stringify({
       token: ticket.token,
       sign: ticket.sign,
       expiresAt: ticket.expiresAt.toISOString(),
       generatedAt: ticket.generatedAt.toISOString(),
     });
-    await redis.set(cacheKey(cuit), value, 'PX', ttlMs);
+    await redis.set(key('ticket', cuit), value, 'PX', ttlMs);
+    await redis.del(key('blocked', cuit));
   }
 
   return {
     async getTicket(cuit) {
       const cached = await readCache(cuit);
-      if (cached) return cached;
+      if (cached && !dueForRefresh(cached)) return cached;
+      const blocked = await readBlock(cuit);
+      if (blocked) return whileBlocked(cuit, cached, blocked);
       return withLock(`afip-wsaa:${cuit}:${service}`, async () => {
-        // Whoever held the lock before us may have logged in already.
-        const refreshed = await readCache(cuit);
-        if (refreshed) return refreshed;
-        const ticket = await login(cuit);
-        await store(cuit, ticket);
-        return ticket;
+        // Whoever held the lock before us may have logged in (or been refused) already.
+        const current = await readCache(cuit);
+        if (current && !dueForRefresh(current)) return current;
+        const blockedNow = await readBlock(cuit);
+        if (blockedNow) return whileBlocked(cuit, current, blockedNow);
+        return login(cuit, current);
       });
     },
     async invalidate(cuit) {
-      await redis.del(cacheKey(cuit));
+      await redis.del(key('ticket', cuit));
     },
   };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
+import { DependencyUnavailableError, JobfleetError, PermanentError } from '@jobfleet/contracts';
 import { WSFE_DEPENDENCY, describeSoapFailure, toUnavailableError } from './errors';
 import { createSoapService } from './soap-call';
 
@@ -130,11 +130,14 @@ export interface WsfeClient {
   salesPoints(auth: WsfeAuth): Promise<SalesPoint[]>;
 }
 
-/** WSFE refused the ticket (error 600): expired, revoked or not issued for this service. */
-export class WsfeTokenRejectedError extends DependencyUnavailableError {
-  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(WSFE_DEPENDENCY, message, options);
-  }
+/**
+ * WSFE refused the ticket (error 600): expired, revoked or not issued for this service. WSFE
+ * answered, so this is no outage and never opens its breaker; retryable with a new ticket.
+ */
+export class WsfeTokenRejectedError extends JobfleetError {
+  readonly code = 'AFIP_WSFE_TOKEN_REJECTED';
+  readonly retryable = true;
+  readonly dependency = WSFE_DEPENDENCY;
 }
 
 /** Error codes common to every WSFE method (WSFEv1 developer manual, "errores comunes"). */

@@ -120,6 +120,10 @@ const envSchema = z.object({
   AFIP_LOCK_WAIT_MS: int(0).default(5000),
   // TTL of the voucher-numbering lock (auto-extended while held): how long a crashed holder blocks its key.
   AFIP_LOCK_TTL_MS: int(1000).default(30_000),
+  // A new WSAA ticket is asked for this long before the cached one expires (the old one stays in use if refused).
+  AFIP_TICKET_REFRESH_MARGIN_SECONDS: int(0).default(600),
+  // While AFIP holds a login ticket the fleet lost (refuses new logins), how often one worker tries again.
+  AFIP_WSAA_RECHECK_SECONDS: int(1).default(300),
 
   // Backup definitions (JSON array) and the targets they write to (JSON object); see the README.
   BACKUP_DEFINITIONS: optionalString,
@@ -147,6 +151,9 @@ const envSchema = z.object({
   S3_MAX_FAILURES: int(1).optional(),
   POSTGRES_MAX_FAILURES: int(1).optional(),
   BREAKER_HALF_OPEN_AFTER_MS: int(100).default(30_000),
+  // How long a job may wait for an unavailable dependency without spending attempts; after that
+  // (counted from the job's creation) each wait costs an attempt, so no job waits forever.
+  DEPENDENCY_MAX_WAIT_HOURS: int(1).default(24),
   // Extra tries of an idempotent dependency call inside one attempt (exponential backoff, full jitter).
   DEPENDENCY_RETRIES: int(0).default(2),
   DEPENDENCY_RETRY_BASE_MS: int(1).default(200),
@@ -162,6 +169,8 @@ export interface WorkerQueueSettings {
   stalledIntervalMs: number;
   maxStalledCount: number;
   attempts: number;
+  /** Age of a job after which waiting for a dependency spends attempts like any retry. */
+  maxDependencyWaitMs: number;
 }
 
 export type CalendarAuth =
@@ -207,6 +216,10 @@ export interface Config {
     credentialsDir: string | undefined;
     lockWaitMs: number;
     lockTtlMs: number;
+    /** A new WSAA ticket is asked for this long before the cached one expires. */
+    ticketRefreshMarginSeconds: number;
+    /** While AFIP holds a ticket the fleet lost, how often one worker tries the login again. */
+    lostTicketRecheckMs: number;
   };
   backup: BackupConfig;
   /** Timeout, retry, breaker and bulkhead settings of each dependency. */
@@ -293,6 +306,7 @@ function perQueueSettings(env: Env, source: Source, issues: string[]): Record<Qu
       stalledIntervalMs: o.STALLED_INTERVAL_MS ?? own.stalledIntervalMs ?? env.WORKER_STALLED_INTERVAL_MS,
       maxStalledCount: o.MAX_STALLED_COUNT ?? own.maxStalledCount ?? env.WORKER_MAX_STALLED_COUNT,
       attempts: o.ATTEMPTS ?? own.attempts ?? env.WORKER_ATTEMPTS,
+      maxDependencyWaitMs: env.DEPENDENCY_MAX_WAIT_HOURS * 3_600_000,
     };
     return [queue, settings] as const;
   });
@@ -393,6 +407,8 @@ export function loadConfig(source: Source = process.env): Config {
       credentialsDir: env.AFIP_CREDENTIALS_DIR,
       lockWaitMs: env.AFIP_LOCK_WAIT_MS,
       lockTtlMs: env.AFIP_LOCK_TTL_MS,
+      ticketRefreshMarginSeconds: env.AFIP_TICKET_REFRESH_MARGIN_SECONDS,
+      lostTicketRecheckMs: env.AFIP_WSAA_RECHECK_SECONDS * 1000,
     },
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),

@@ -80,22 +80,28 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The circuit breaker of `dependency` is open: the call was not made. Retryable, and it says
- * nothing about the job, so the worker re-delays the job for `retryAfterMs` without spending an
- * attempt, and the entity's sync status reads `waiting: <dependency> unavailable`.
+ * `dependency` is known to be unusable for about `retryAfterMs` (an open breaker, a lost WSAA
+ * ticket), so the call was not made or cannot succeed. Retryable, and it says nothing about the
+ * job: the worker re-delays the job for `retryAfterMs` without spending an attempt, and the
+ * entity's sync status reads `waiting: <dependency> unavailable`.
  */
-export class CircuitOpenError extends JobfleetError {
-  readonly code = 'CIRCUIT_OPEN';
+export abstract class DependencyWaitError extends JobfleetError {
   readonly retryable = true;
   constructor(
     readonly dependency: string,
     readonly retryAfterMs: number,
-    options: { cause?: unknown } = {},
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    super(`${dependency} unavailable: circuit open, next trial in ${Math.ceil(retryAfterMs / 1000)} s`, {
-      ...options,
-      details: { dependency, retryAfterMs },
-    });
+    super(message, { ...options, details: { dependency, retryAfterMs, ...options.details } });
+  }
+}
+
+/** The circuit breaker of `dependency` is open: the call was not made. */
+export class CircuitOpenError extends DependencyWaitError {
+  readonly code = 'CIRCUIT_OPEN';
+  constructor(dependency: string, retryAfterMs: number, options: { cause?: unknown } = {}) {
+    super(dependency, retryAfterMs, `${dependency} unavailable: circuit open, next trial in ${Math.ceil(retryAfterMs / 1000)} s`, options);
   }
 }
 

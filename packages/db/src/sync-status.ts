@@ -69,7 +69,7 @@ export const syncStatusRepository = {
   recordRunning: (db: Db, entity: SyncEntity, attempt: number) => write(db, entity, { status: 'running', attempts: attempt }),
   recordSynced: (db: Db, entity: SyncEntity, attempt: number, externalRef: string) =>
     write(db, entity, { status: 'synced', attempts: attempt, lastError: null, externalRef, synced: true }),
-  /** A dependency's breaker is open: the job waits, no attempt spent; `lastError` says which. */
+  /** A dependency is known to be unavailable (open breaker, lost WSAA ticket): the job waits, no attempt spent; `lastError` says which. */
   recordWaiting: (db: Db, entity: SyncEntity, attempt: number, error: StoredError) =>
     write(db, entity, { status: 'waiting', attempts: attempt - 1, lastError: error }),
   /** `final`: no attempt is left, the row ends `failed`; otherwise it waits for the retry as `pending`. */

@@ -31,7 +31,7 @@ export function gate(): { promise: Promise<void>; open: () => void } {
 
 /** Short locks and stall checks, so recovery happens within a test. */
 export function testSettings(overrides: Partial<WorkerQueueSettings> = {}): WorkerQueueSettings {
-  return { concurrency: 2, lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 2, attempts: 3, ...overrides };
+  return { concurrency: 2, lockDurationMs: 1000, stalledIntervalMs: 500, maxStalledCount: 2, attempts: 3, maxDependencyWaitMs: 3_600_000, ...overrides };
 }
 
 /** A connection of `role` to the test Redis, once it is ready (producers refuse commands before). */

@@ -1,5 +1,5 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { CircuitOpenError, JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
+import { DependencyWaitError, JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
 import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -52,7 +52,7 @@ export interface CreateWorkerOptions<T, R> {
 }
 
 // A half-open breaker refuses all but its trial call: come back soon, but not at once.
-const MIN_BREAKER_DEFER_MS = 1000;
+const MIN_WAIT_DEFER_MS = 1000;
 
 /** The reason a hard close gives BullMQ's per-job abort controllers. */
 const CLOSING_HARD = 'jobfleet:worker-closing-hard';
@@ -117,11 +117,16 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
         // until another worker's stalled check moves it back to wait. No attempt is spent.
         throw new DelayedError(error.message);
       }
-      if (error instanceof CircuitOpenError) {
-        const delayMs = Math.max(error.retryAfterMs, MIN_BREAKER_DEFER_MS);
+      // Past its wait budget a job stops waiting for free: a dependency that never recovers for it
+      // (or a job whose every call fails as the breaker's trial) must end some day.
+      if (error instanceof DependencyWaitError && Date.now() - job.timestamp < options.settings.maxDependencyWaitMs) {
+        const delayMs = Math.max(error.retryAfterMs, MIN_WAIT_DEFER_MS);
         const deferred = await deferWithoutAttempt(job, delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
         if (isFlowControl(deferred)) {
-          jobLogger.info({ dependency: error.dependency, delayMs, durationMs: record('delayed') }, 'dependency unavailable (circuit open); job re-delayed, no attempt spent');
+          jobLogger.info(
+            { dependency: error.dependency, reason: error.code, delayMs, durationMs: record('delayed') },
+            'dependency unavailable; job re-delayed, no attempt spent',
+          );
           throw deferred;
         }
         // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, below.

@@ -28,7 +28,11 @@ describe('dependency guard', () => {
       calls++;
       throw outage();
     };
-    for (let i = 0; i < 3; i++) await expect(guard.call('insertEvent', failing)).rejects.toBeInstanceOf(DependencyUnavailableError);
+    for (let i = 0; i < 2; i++) await expect(guard.call('insertEvent', failing)).rejects.toBeInstanceOf(DependencyUnavailableError);
+    // The failure that opens the breaker is the dependency's, not the call's: reported as a wait, with the failure as cause.
+    const tripping = await guard.call('insertEvent', failing).catch((e: unknown) => e);
+    expect(tripping).toBeInstanceOf(CircuitOpenError);
+    expect((tripping as Error).cause).toBeInstanceOf(DependencyUnavailableError);
     expect(guard.state()).toBe('open');
     expect(await metricValue(metrics, 'circuit_breaker_state', { dependency: 'calendar' })).toBe(2);
 
@@ -48,11 +52,15 @@ describe('dependency guard', () => {
     expect(await metricValue(metrics, 'dependency_call_duration_seconds_count', { dependency: 'calendar', result: 'rejected' })).toBe(1);
   });
 
-  it('reopens when the half-open trial fails', async () => {
+  it('reopens when the half-open trial fails, and reports the failed trial as a wait (its job spends no attempt)', async () => {
     const guard = guardWith({ maxFailures: 1 });
-    await expect(guard.call('getEvent', async () => Promise.reject(outage()))).rejects.toThrow('503');
+    const causeOf = async (call: Promise<unknown>) => ((await call.catch((e: unknown) => e)) as Error).cause;
+    expect(await causeOf(guard.call('getEvent', async () => Promise.reject(outage())))).toMatchObject({ message: 'calendar: 503 Service Unavailable' });
     await sleep(320);
-    await expect(guard.call('getEvent', async () => Promise.reject(outage()))).rejects.toThrow('503');
+    const trial = guard.call('getEvent', async () => Promise.reject(outage()));
+    await expect(trial).rejects.toBeInstanceOf(CircuitOpenError);
+    await expect(trial).rejects.toMatchObject({ retryAfterMs: expect.any(Number) });
+    expect(await causeOf(trial)).toMatchObject({ message: 'calendar: 503 Service Unavailable' });
     expect(guard.state()).toBe('open');
     expect(transitions).toEqual(['open', 'half-open', 'open']);
   });
@@ -84,7 +92,10 @@ describe('dependency guard', () => {
     const guard = guardWith({ timeoutMs: 50, maxFailures: 1 });
     const started = Date.now();
     const slow = guard.call('insertEvent', () => sleep(5000));
-    await expect(slow).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', message: expect.stringContaining('insertEvent timed out') });
+    // It opened the breaker (maxFailures 1), so it comes back as a wait caused by the timeout.
+    const error = await slow.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect((error as Error).cause).toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', message: expect.stringContaining('insertEvent timed out') });
     expect(Date.now() - started).toBeLessThan(1000);
     expect(guard.state()).toBe('open');
     expect(await metricValue(metrics, 'dependency_call_duration_seconds_count', { dependency: 'calendar', operation: 'insertEvent', result: 'timeout' })).toBe(1);

@@ -16,7 +16,7 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { DEPENDENCIES, type Dependency, type DependencyPolicySettings } from '@jobfleet/config';
-import { CircuitOpenError, DependencyUnavailableError, JobfleetError } from '@jobfleet/contracts';
+import { CircuitOpenError, DependencyUnavailableError, DependencyWaitError, JobfleetError } from '@jobfleet/contracts';
 import type { Logger, Metrics } from '@jobfleet/observability';
 
 
@@ -51,7 +51,7 @@ export interface GuardEvents {
 
 /** What opens a breaker: the dependency failing, never the request being refused (4xx, validation). */
 export function isDependencyFailure(error: unknown): boolean {
-  if (error instanceof CircuitOpenError) return false;
+  if (error instanceof DependencyWaitError) return false;
   if (error instanceof DependencyUnavailableError) return true;
   if (error instanceof TaskCancelledError) return true;
   // Our clients map their failures; anything unmapped that is not ours is a transport surprise.
@@ -112,7 +112,14 @@ export function createDependencyGuard(
         return await policy.execute(({ signal }) => fn(signal), options.signal);
       } catch (error) {
         result = error instanceof BrokenCircuitError ? 'rejected' : error instanceof TaskCancelledError ? 'timeout' : 'failure';
-        throw translate(error, dependency, operation, retryAfterMs);
+        const translated = translate(error, dependency, operation, retryAfterMs);
+        // The failure that opened the breaker, or a failed half-open trial, tells about the
+        // dependency, not the job: it waits like the calls the open breaker refuses. Otherwise the
+        // job that happens to make each trial would spend an attempt per trial.
+        if (breaker.state === CircuitState.Open && !(translated instanceof CircuitOpenError) && isDependencyFailure(translated)) {
+          throw new CircuitOpenError(dependency, retryAfterMs(), { cause: translated });
+        }
+        throw translated;
       } finally {
         metrics.dependencyCallDuration.observe({ dependency, operation, result }, (performance.now() - started) / 1000);
       }

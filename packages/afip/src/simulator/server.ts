@@ -11,6 +11,8 @@ export interface AfipSimulatorOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /** How long WSAA's tickets are valid. Default 12 hours, as AFIP's; chaos tests shorten it. */
+  ticketTtlMs?: number;
 }
 
 export type AfipSimulatorService = 'wsaa' | 'wsfe';
@@ -81,7 +83,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
   const shutdown = new AbortController();
   const wait = (ms: number) => (ms > 0 ? delay(ms, undefined, { signal: shutdown.signal }) : Promise.resolve());
 
-  const wsaa = createWsaaService(now);
+  const wsaa = createWsaaService(now, options.ticketTtlMs);
   const wsfe = createWsfeService({ wsaa, now, afterAuthorize: () => wait(afterAuthorizeMs) });
 
   const server = createServer((request, response) => {

@@ -16,12 +16,12 @@ export type LoginOutcome = { loginCmsReturn: string } | { faultCode: string; mes
 /** Services the simulated WSAA issues tickets for (the real one knows many more). */
 const KNOWN_SERVICES: ReadonlySet<string> = new Set(['wsfe', 'wsfex', 'wsmtxca', 'ws_sr_padron_a5']);
 /** WSAA issues wsfe tickets for 12 hours. */
-const TICKET_TTL_MS = 12 * 3600_000;
+const DEFAULT_TICKET_TTL_MS = 12 * 3600_000;
 /** How far in the future a TRA's generationTime may be (clocks are never exactly in sync). */
 const GENERATION_TIME_TOLERANCE_MS = 2 * 60_000;
 
 /** WSAA's rules: one valid ticket per (CUIT, service); a second login while it is valid is refused. */
-export function createWsaaService(now: () => number) {
+export function createWsaaService(now: () => number, ticketTtlMs = DEFAULT_TICKET_TTL_MS) {
   const byToken = new Map<string, IssuedTicket>();
   const current = new Map<string, IssuedTicket>();
   const logins = new Map<number, number>();
@@ -51,7 +51,7 @@ export function createWsaaService(now: () => number) {
       sign: randomBytes(128).toString('base64'),
       cuit: Number(cuit),
       service: request.service,
-      expiresAt: at + TICKET_TTL_MS,
+      expiresAt: at + ticketTtlMs,
     };
     if (existing) byToken.delete(existing.token);
     current.set(key, ticket);
