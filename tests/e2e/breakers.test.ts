@@ -1,6 +1,8 @@
 import { syncStatusRepository } from '@jobfleet/db';
+import { Redis } from 'ioredis';
 import { invoiceRequest, reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
+import { TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, TEST_CUIT, type TestSystem } from '../support/system';
 
 // A dependency outage opens its breaker: jobs wait in delayed without spending attempts, their
@@ -19,6 +21,7 @@ describe('circuit breakers during a dependency outage', () => {
         // Few attempts: were each deferral to spend one, these jobs would fail during the outage.
         CALENDAR_SYNC_ATTEMPTS: '5',
         AFIP_SYNC_ATTEMPTS: '5',
+        AFIP_WSAA_RECHECK_SECONDS: '1',
       },
     });
   });
@@ -97,5 +100,45 @@ describe('circuit breakers during a dependency outage', () => {
     }
     expect(system.afip.authorized(TEST_CUIT, 1, 1).map((v) => v.cbteNro)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(await system.queues['afip-sync'].getJobCounts('failed')).toEqual({ failed: 0 });
+  }, 90_000);
+
+  it('a WSAA ticket the fleet lost: invoices wait without spending attempts until AFIP lets the fleet log in again', async () => {
+    const { db } = system.testDb.database;
+    const status = async (id: string) => syncStatusRepository.get(db, system.tenantId, 'afip-invoice', id);
+    expect((await post('afip-sync', invoiceRequest('inv-before-loss'))).statusCode).toBe(202);
+    await waitFor(async () => (await status('inv-before-loss'))?.status === 'synced', { timeoutMs: 15_000, what: 'the first invoice' });
+    const logins = system.afip.loginCount(TEST_CUIT);
+    // The worker that logged in died before caching the ticket, or Redis lost it: AFIP still holds it.
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      expect(await redis.del(`${system.config.redis.prefix}:afip-wsaa:ticket:${TEST_CUIT}:wsfe`)).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+
+    const ids = Array.from({ length: 4 }, (_, i) => `inv-lost-ticket-${i}`);
+    const jobIds: string[] = [];
+    for (const id of ids) {
+      const answer = await post('afip-sync', invoiceRequest(id));
+      expect(answer.statusCode).toBe(202);
+      jobIds.push((JSON.parse(answer.body) as { jobId: string }).jobId);
+    }
+    const waiting = await waitFor(async () => {
+      const row = await status(ids[0] ?? '');
+      return row?.status === 'waiting' ? row : undefined;
+    }, { timeoutMs: 15_000, what: 'an invoice waiting for a WSAA login' });
+    expect(waiting.lastError).toMatchObject({ code: 'AFIP_WSAA_TICKET_LOST', message: 'waiting: afip-wsaa unavailable', details: { reason: 'alreadyAuthenticated' } });
+    // Several rechecks pass while AFIP still holds the lost ticket: still waiting, nothing spent, WSAA asked about once a second.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await system.queues['afip-sync'].getJobCounts('failed', 'completed')).toMatchObject({ failed: 0 });
+    expect(system.afip.loginCount(TEST_CUIT)).toBe(logins);
+
+    system.afip.expireTickets(); // the lost ticket's 12 hours are over
+    for (const id of ids) {
+      await waitFor(async () => (await status(id))?.status === 'synced', { timeoutMs: 30_000, what: `${id} authorised after a new login` });
+    }
+    expect(system.afip.loginCount(TEST_CUIT)).toBe(logins + 1);
+    const jobs = await Promise.all(jobIds.map((id) => system.queues['afip-sync'].getJob(id)));
+    expect(jobs.map((job) => job?.attemptsMade)).toEqual([1, 1, 1, 1]);
   }, 90_000);
 });

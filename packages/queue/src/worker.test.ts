@@ -1,5 +1,5 @@
 import { loadConfig, type WorkerQueueSettings } from '@jobfleet/config';
-import { DependencyUnavailableError, PermanentError, type QueueName } from '@jobfleet/contracts';
+import { CircuitOpenError, DependencyUnavailableError, PermanentError, type QueueName } from '@jobfleet/contracts';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue, type CapturedLogs } from '@jobfleet/observability/testing';
 import { DelayedError, type Job, type Queue, type Worker } from 'bullmq';
@@ -219,6 +219,34 @@ describe('createWorker', () => {
     expect(attempts).toEqual([1, 1]);
     expect(done.attemptsMade).toBe(1);
     expect([await h.count('delayed'), await h.count('completed'), await h.count('retried')]).toEqual([1, 1, undefined]);
+  });
+
+  it('re-delays a job whose dependency is unavailable without spending an attempt, until the job is older than its wait budget', async () => {
+    const attempts: number[] = [];
+    const waiting = (budgetMs: number) =>
+      start(
+        async (_job, { attempt }) => {
+          attempts.push(attempt);
+          if (attempts.length > 2) return 'done';
+          throw new CircuitOpenError('calendar', 10);
+        },
+        { settings: { maxDependencyWaitMs: budgetMs } },
+      );
+
+    const young = waiting(60_000);
+    const done = await young.finished(await young.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 }));
+    expect(done.returnvalue).toBe('done');
+    expect(attempts).toEqual([1, 1, 1]);
+    expect([await young.count('delayed'), await young.count('retried')]).toEqual([2, undefined]);
+    expect(young.logs.lines().filter((l) => l.msg === 'dependency unavailable; job re-delayed, no attempt spent')).toHaveLength(2);
+
+    // A budget already used up: each wait is an ordinary retry and spends an attempt.
+    attempts.length = 0;
+    const old = waiting(0);
+    const retried = await old.finished(await old.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 }));
+    expect(retried.returnvalue).toBe('done');
+    expect(attempts).toEqual([1, 2, 3]);
+    expect([await old.count('delayed'), await old.count('retried')]).toEqual([undefined, 2]);
   });
 
   it('fails a job cancelled through BullMQ at once, with JOB_CANCELLED', async () => {
