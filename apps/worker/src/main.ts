@@ -1,12 +1,13 @@
 import { loadConfigOrExit } from '@jobfleet/config';
 import { openMigratedDatabase } from '@jobfleet/db';
-import { createLogger, createMetrics } from '@jobfleet/observability';
+import { createLogger, createMetrics, withDeadline } from '@jobfleet/observability';
 import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkerHttp } from './http';
 import { createConnectors } from './connectors';
 import { startWorkers } from './worker';
 
 // Entry point of a worker container: serves the queues named in QUEUES (default all).
+const DATABASE_CLOSE_TIMEOUT_MS = 5000;
 const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
 const metrics = createMetrics();
@@ -33,7 +34,10 @@ onShutdownSignal(
     if (forced) logger.warn('shutdown timeout reached: active jobs left to stalled-job recovery');
     http?.server.close();
     connection.disconnect();
-    await database.close();
+    // A pool with a query stuck on a dead server never ends; the process must exit anyway.
+    await withDeadline(database.close(), DATABASE_CLOSE_TIMEOUT_MS, 'closing the database').catch((err: unknown) =>
+      logger.warn({ err }, 'database did not close in time; exiting without it'),
+    );
   },
   { logger },
 );
