@@ -51,5 +51,6 @@ export function guardBackupTarget(target: BackupTarget & { close(): void }, guar
     open: (location) => guard.call('open', () => target.open(location), idempotent),
     list: (namePrefix) => guard.call('list', () => target.list(namePrefix), idempotent),
     remove: (location) => guard.call('remove', () => target.remove(location), idempotent),
+    removeAbandoned: (namePrefix, isLive) => guard.call('removeAbandoned', () => target.removeAbandoned(namePrefix, isLive), idempotent),
   };
 }

@@ -19,7 +19,14 @@ interface MultipartUpload {
   bucket: string;
   key: string;
   contentType: string;
+  initiated: Date;
   parts: Map<number, { body: Buffer; etag: string }>;
+}
+
+export interface OpenUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
 }
 
 interface ListOptions {
@@ -100,7 +107,7 @@ export class BucketStore {
   createUpload(bucket: string, key: string, contentType: string): string {
     this.objects(bucket);
     const uploadId = randomBytes(24).toString('base64url');
-    this.uploads.set(uploadId, { bucket, key, contentType, parts: new Map() });
+    this.uploads.set(uploadId, { bucket, key, contentType, initiated: new Date(), parts: new Map() });
     return uploadId;
   }
 
@@ -155,6 +162,27 @@ export class BucketStore {
     };
     this.objects(bucket).set(key, object);
     return object;
+  }
+
+  /**
+   * Open uploads of `bucket` whose key starts with `prefix`, ordered by key then upload id, after
+   * the markers (S3: without an upload-id marker, only keys after the key marker), at most `max`;
+   * `more` says whether others follow.
+   */
+  listUploads(
+    bucket: string,
+    options: { prefix: string; keyMarker: string; uploadIdMarker: string; max: number },
+  ): { uploads: OpenUpload[]; more: boolean } {
+    this.objects(bucket);
+    const { prefix, keyMarker, uploadIdMarker } = options;
+    const after = (u: OpenUpload) =>
+      keyMarker === '' || u.key > keyMarker || (u.key === keyMarker && uploadIdMarker !== '' && u.uploadId > uploadIdMarker);
+    const matching = [...this.uploads.entries()]
+      .filter(([, u]) => u.bucket === bucket && u.key.startsWith(prefix))
+      .map(([uploadId, u]) => ({ key: u.key, uploadId, initiated: u.initiated }))
+      .filter(after)
+      .sort((a, b) => (a.key === b.key ? (a.uploadId < b.uploadId ? -1 : 1) : a.key < b.key ? -1 : 1));
+    return { uploads: matching.slice(0, options.max), more: matching.length > options.max };
   }
 
   abortUpload(bucket: string, key: string, uploadId: string): void {

@@ -6,6 +6,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -130,6 +131,36 @@ describe('fake S3 (real AWS SDK v3 client)', () => {
 
     const all = await client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
     expect(all.Contents?.map((o) => o.Key)).toEqual(['p/a/1', 'p/a/2', 'p/b', 'p/c/x/y', odd, 'q/e']);
+  });
+
+  it('lists open multipart uploads by prefix, in key then upload-id order, across pages', async () => {
+    const created: Array<{ key: string; uploadId: string }> = [];
+    for (const key of ['p/b', 'p/a', 'p/a', 'q/c']) {
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+      created.push({ key, uploadId: UploadId ?? '' });
+    }
+    // A completed upload is no longer open.
+    const done = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'p/done' }));
+    const part = await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'p/done', UploadId: done.UploadId, PartNumber: 1, Body: Buffer.from('x') }));
+    await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'p/done', UploadId: done.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+    );
+    const expected = created
+      .filter((u) => u.key.startsWith('p/'))
+      .sort((a, b) => (a.key === b.key ? (a.uploadId < b.uploadId ? -1 : 1) : a.key < b.key ? -1 : 1));
+
+    const first = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'p/', MaxUploads: 2 }));
+    expect(first).toMatchObject({ IsTruncated: true, NextKeyMarker: expected[1]?.key, NextUploadIdMarker: expected[1]?.uploadId });
+    const second = await client.send(
+      new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'p/', MaxUploads: 2, KeyMarker: first.NextKeyMarker, UploadIdMarker: first.NextUploadIdMarker }),
+    );
+    expect(second.IsTruncated).toBe(false);
+    const listed = [...(first.Uploads ?? []), ...(second.Uploads ?? [])];
+    expect(listed.map((u) => ({ key: u.Key, uploadId: u.UploadId }))).toEqual(expected);
+    expect(listed[0]?.Initiated).toBeInstanceOf(Date);
+
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'q/c', UploadId: created[3]?.uploadId }));
+    expect((await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'q/' }))).Uploads ?? []).toEqual([]);
   });
 
   it('deletes in bulk with DeleteObjects; HeadObject and GetObject of a missing key are 404s', async () => {

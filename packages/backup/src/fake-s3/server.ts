@@ -58,6 +58,7 @@ export type FakeS3Operation =
   | 'HeadObject'
   | 'DeleteObject'
   | 'CreateMultipartUpload'
+  | 'ListMultipartUploads'
   | 'UploadPart'
   | 'CompleteMultipartUpload'
   | 'AbortMultipartUpload';
@@ -78,6 +79,7 @@ interface Fault {
 
 const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 const S3_MAX_KEYS = 1000;
+const FAKE_OWNER_ID = '75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a';
 
 /**
  * A fake S3 over real HTTP for the real AWS SDK: path-style object, listing and multipart
@@ -193,6 +195,8 @@ export async function startFakeS3(options: FakeS3Options): Promise<FakeS3> {
           typeof algorithm === 'string' ? { 'x-amz-checksum-algorithm': algorithm, 'x-amz-checksum-type': 'COMPOSITE' } : undefined,
         );
       }
+      case 'ListMultipartUploads':
+        return listUploads(bucket, params);
       case 'UploadPart': {
         const partNumber = Number(params.get('partNumber'));
         const etag = store.uploadPart(bucket, key, params.get('uploadId') ?? '', partNumber, payload.bytes);
@@ -217,6 +221,39 @@ export async function startFakeS3(options: FakeS3Options): Promise<FakeS3> {
         throw new Error(`unhandled operation ${String(unhandled)}`);
       }
     }
+  }
+
+  function listUploads(bucket: string, params: URLSearchParams): Reply {
+    const prefix = params.get('prefix') ?? '';
+    const keyMarker = params.get('key-marker') ?? '';
+    const uploadIdMarker = params.get('upload-id-marker') ?? '';
+    const maxUploads = Math.min(Number(params.get('max-uploads') ?? S3_MAX_KEYS), pageSize);
+    if (!Number.isInteger(maxUploads) || maxUploads < 0) {
+      throw new S3Failure(400, 'InvalidArgument', 'Provided max-uploads not an integer or within integer range');
+    }
+    const { uploads, more } = store.listUploads(bucket, { prefix, keyMarker, uploadIdMarker, max: maxUploads });
+    const last = uploads.at(-1);
+    const owner = xmlFields({ ID: FAKE_OWNER_ID, DisplayName: 'fake-s3' });
+    const entries = uploads
+      .map(
+        (u) =>
+          `<Upload>${xmlFields({ Key: u.key, UploadId: u.uploadId })}<Initiator>${owner}</Initiator><Owner>${owner}</Owner>${xmlFields({
+            StorageClass: 'STANDARD',
+            Initiated: u.initiated.toISOString(),
+          })}</Upload>`,
+      )
+      .join('');
+    const fields = xmlFields({
+      Bucket: bucket,
+      KeyMarker: keyMarker,
+      UploadIdMarker: uploadIdMarker,
+      NextKeyMarker: more ? last?.key : undefined,
+      NextUploadIdMarker: more ? last?.uploadId : undefined,
+      Prefix: prefix,
+      MaxUploads: maxUploads,
+      IsTruncated: more,
+    });
+    return xmlReply(200, `<ListMultipartUploadsResult xmlns="${S3_XMLNS}">${fields}${entries}</ListMultipartUploadsResult>`);
   }
 
   function listObjects(bucket: string, params: URLSearchParams): Reply {
@@ -309,6 +346,7 @@ function parseRoute(method: string, path: string, query: string, headers: Incomi
   if (key === undefined) {
     if (method === 'HEAD') return route('HeadBucket');
     if (method === 'GET' && params.get('list-type') === '2') return route('ListObjectsV2');
+    if (method === 'GET' && params.has('uploads')) return route('ListMultipartUploads');
     if (method === 'POST' && params.has('delete')) return route('DeleteObjects');
     return route(undefined);
   }

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
 import { startFakeS3, type FakeS3 } from '../fake-s3';
 import { createS3Target, type S3TargetSettings } from './s3';
@@ -225,6 +225,36 @@ describe('S3 backup target against the fake S3', () => {
     expect(fake.requestCounts().ListObjectsV2).toBe(4);
   });
 
+  it('removeAbandoned aborts the open uploads of dead runs under the prefix, and nothing else', async () => {
+    const s3 = target();
+    // Uploads that killed workers left open (two of them, so the listing takes two pages), one
+    // still being written, one of another definition, and a finished backup.
+    const sdk = new S3Client({
+      endpoint: fake.url,
+      region: fake.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: fake.accessKeyId, secretAccessKey: fake.secretAccessKey },
+    });
+    closers.push({ close: () => sdk.destroy() });
+    for (const name of ['nightly.1.dead0001.dump', 'nightly.2.dead0002.dump', 'weekly.1.dead0003.dump']) {
+      await sdk.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: `${PREFIX}${name}` }));
+    }
+    const live = await s3.begin('nightly.3.live0001.dump');
+    live.stream.write(randomBytes(6 * MiB)); // a first part goes out, the upload is open
+    await waitUntil(() => fake.openUploads() === 4);
+    const finished = await s3.begin('nightly.0.done0001.dump');
+    finished.stream.end(Buffer.from('small'));
+    await finished.commit();
+
+    const removed = await s3.removeAbandoned('nightly.', (name) => name.includes('live'));
+
+    expect(removed.sort()).toEqual(['nightly.1.dead0001.dump', 'nightly.2.dead0002.dump']);
+    const open = await sdk.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: PREFIX }));
+    expect((open.Uploads ?? []).map((u) => u.Key).sort()).toEqual([`${PREFIX}nightly.3.live0001.dump`, `${PREFIX}weekly.1.dead0003.dump`]);
+    expect([...fake.objects(BUCKET).keys()]).toEqual([`${PREFIX}nightly.0.done0001.dump`]);
+    await live.abort();
+  });
+
   it('an endpoint refusing connections is a retryable DependencyUnavailableError', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
@@ -279,3 +309,11 @@ describe('S3 backup target against the fake S3', () => {
     expect(() => target({ secretAccessKey: undefined })).toThrow(/set both or neither/);
   });
 });
+
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await delay(20);
+  }
+}

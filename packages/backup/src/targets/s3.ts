@@ -1,5 +1,12 @@
 import { PassThrough, Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { DependencyUnavailableError, JobfleetError, PermanentError } from '@jobfleet/contracts';
 import { BACKUP_SUFFIXES, type BackupTarget, type BackupUpload, type StoredBackup } from '../target';
@@ -162,6 +169,31 @@ export function createS3Target(settings: S3TargetSettings): BackupTarget & { clo
       const key = keyAt(location);
       // S3 answers 204 for a missing key too.
       await call('DeleteObject', () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+    },
+
+    async removeAbandoned(namePrefix: string, isLive: (fileName: string) => boolean): Promise<string[]> {
+      // Open multipart uploads are what a killed worker's run leaves: invisible, but stored and billed.
+      const removed: string[] = [];
+      let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      for (;;) {
+        const input = { Bucket: bucket, Prefix: `${prefix}${namePrefix}`, ...markers };
+        const page = await call('ListMultipartUploads', () => client.send(new ListMultipartUploadsCommand(input)));
+        for (const upload of page.Uploads ?? []) {
+          if (upload.Key === undefined || upload.UploadId === undefined) continue;
+          const name = upload.Key.slice(prefix.length);
+          if (name.includes('/') || isLive(name)) continue;
+          const abort = { Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId };
+          try {
+            await call('AbortMultipartUpload', () => client.send(new AbortMultipartUploadCommand(abort)));
+          } catch (error) {
+            // Completed or aborted meanwhile: nothing left to discard.
+            if (!(error instanceof PermanentError && error.details.code === 'NoSuchUpload')) throw error;
+          }
+          removed.push(name);
+        }
+        if (!page.IsTruncated) return removed;
+        markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+      }
     },
 
     close() {
