@@ -36,7 +36,10 @@ describe('worker metrics and health endpoint', () => {
       expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' }, degraded: {} });
 
       // A Google outage opens the calendar breaker: reported, still ready.
-      await expect(calendar.call('insertEvent', async () => Promise.reject(new DependencyUnavailableError('calendar', '503')))).rejects.toThrow('503');
+      // (The failure that opens it comes back as a wait: CircuitOpenError.)
+      await expect(calendar.call('insertEvent', async () => Promise.reject(new DependencyUnavailableError('calendar', '503')))).rejects.toMatchObject({
+        code: 'CIRCUIT_OPEN',
+      });
       const degraded = await fetch(`${base}/health/ready`);
       expect(degraded.status).toBe(200);
       expect(await degraded.json()).toEqual({ status: 'degraded', checks: { redis: 'ok', postgres: 'ok' }, degraded: { calendar: 'open' } });
