@@ -9,7 +9,7 @@ import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/q
 import { createBackupTarget } from '@jobfleet/backup';
 import type { Redis } from 'ioredis';
 import { Queue, type Worker } from 'bullmq';
-import { createDependencyGuards, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
+import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
 import { guardBackupTarget, guardCalendar, guardWsaa, guardWsfe } from './guarded-clients';
 import { processors } from './processors';
@@ -62,6 +62,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     metrics,
     logger,
     onStateChange: (dependency, state) => publishBreakerState(connection, config.redis.prefix, config.worker.id, dependency, state),
+    countFleetFailure: createFleetFailureCounter(connection, config.redis.prefix),
   });
   const calendar = guardCalendar(deps.calendar, guards.calendar);
   const wsaa = guardWsaa(deps.afip.wsaa, guards['afip-wsaa']);

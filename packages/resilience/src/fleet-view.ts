@@ -39,3 +39,22 @@ export async function readDegradedDependencies(redis: Redis, prefix: string, now
   }
   return degraded;
 }
+
+/**
+ * Dependency failures counted across the fleet in a window: `countFleetFailure` for the guards.
+ * The window starts at the first failure and is not renewed by later ones, so the count returns
+ * to zero within `windowMs` of the last outage. Never throws: without Redis, it counts nothing.
+ */
+export function createFleetFailureCounter(redis: Redis, prefix: string): (dependency: Dependency, windowMs: number) => Promise<number> {
+  return async (dependency, windowMs) => {
+    const key = `${prefix}:dependency-failures:${dependency}`;
+    try {
+      // SET NX gives a new window its expiry; INCR keeps it. One transaction: no key without a TTL.
+      const replies = await redis.multi().set(key, '0', 'PX', windowMs, 'NX').incr(key).exec();
+      const count = replies?.[1]?.[1];
+      return typeof count === 'number' ? count : 0;
+    } catch {
+      return 0;
+    }
+  };
+}

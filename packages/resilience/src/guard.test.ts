@@ -2,6 +2,9 @@ import { CircuitOpenError, DependencyUnavailableError, PermanentError } from '@j
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue } from '@jobfleet/observability/testing';
 import type { DependencyPolicySettings } from '@jobfleet/config';
+import { Redis } from 'ioredis';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../../../tests/support/redis';
+import { createFleetFailureCounter } from './fleet-view';
 import { createDependencyGuard, type BreakerState } from './guard';
 
 const settings: DependencyPolicySettings = { timeoutMs: 500, retries: 2, retryBaseMs: 5, maxFailures: 3, halfOpenAfterMs: 300, maxConcurrent: 0 };
@@ -114,5 +117,29 @@ describe('dependency guard', () => {
       });
     await Promise.all(Array.from({ length: 8 }, call));
     expect(most).toBe(2);
+  });
+
+  it('makes a failure wait once the whole fleet has seen maxFailures, before any one breaker opens', async () => {
+    const redis = new Redis(TEST_REDIS_URL);
+    const prefix = uniquePrefix('fleet-failures');
+    try {
+      const countFleetFailure = createFleetFailureCounter(redis, prefix);
+      const worker = () =>
+        createDependencyGuard('afip-wsfe', { ...settings, retries: 0, halfOpenAfterMs: 2000 }, { metrics: createMetrics(), logger: captureLogs().logger, countFleetFailure });
+      const [first, second] = [worker(), worker()];
+      const failing = async () => Promise.reject(outage());
+      // The head of a serialized series, tried by each worker in turn.
+      await expect(first.call('lastAuthorized', failing)).rejects.toBeInstanceOf(DependencyUnavailableError);
+      await expect(second.call('lastAuthorized', failing)).rejects.toBeInstanceOf(DependencyUnavailableError);
+      const third = await first.call('lastAuthorized', failing).catch((e: unknown) => e);
+      expect(third).toBeInstanceOf(CircuitOpenError);
+      expect(third).toMatchObject({ dependency: 'afip-wsfe', retryAfterMs: 2000 });
+      expect([first.state(), second.state()]).toEqual(['closed', 'closed']);
+      // The window started with the first failure and expires with it.
+      expect(await redis.pttl(`${prefix}:dependency-failures:afip-wsfe`)).toBeLessThanOrEqual(2000);
+    } finally {
+      await deletePrefix(prefix);
+      redis.disconnect();
+    }
   });
 });

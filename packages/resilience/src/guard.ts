@@ -47,6 +47,13 @@ export interface DependencyGuard {
 export interface GuardEvents {
   /** Every breaker transition, e.g. to publish the fleet's view in Redis. */
   onStateChange?(dependency: Dependency, state: BreakerState, retryAfterMs: number): void;
+  /**
+   * Records one dependency failure fleet-wide and returns how many the fleet saw within the last
+   * `windowMs` (see `createFleetFailureCounter`). Breakers are per process: without this, a job
+   * that every worker in turn tries (the head of a serialized AFIP series) would spend an attempt
+   * per worker per failure before any one breaker opened.
+   */
+  countFleetFailure?(dependency: Dependency, windowMs: number): Promise<number>;
 }
 
 /** What opens a breaker: the dependency failing, never the request being refused (4xx, validation). */
@@ -113,12 +120,13 @@ export function createDependencyGuard(
       } catch (error) {
         result = error instanceof BrokenCircuitError ? 'rejected' : error instanceof TaskCancelledError ? 'timeout' : 'failure';
         const translated = translate(error, dependency, operation, retryAfterMs);
-        // The failure that opened the breaker, or a failed half-open trial, tells about the
-        // dependency, not the job: it waits like the calls the open breaker refuses. Otherwise the
-        // job that happens to make each trial would spend an attempt per trial.
-        if (breaker.state === CircuitState.Open && !(translated instanceof CircuitOpenError) && isDependencyFailure(translated)) {
-          throw new CircuitOpenError(dependency, retryAfterMs(), { cause: translated });
-        }
+        if (translated instanceof CircuitOpenError || !isDependencyFailure(translated)) throw translated;
+        // The failure that opened the breaker, a failed half-open trial, or a failure once the
+        // fleet as a whole has seen maxFailures of them tells about the dependency, not the job:
+        // it waits like the calls an open breaker refuses, without spending an attempt.
+        if (breaker.state === CircuitState.Open) throw new CircuitOpenError(dependency, retryAfterMs(), { cause: translated });
+        const fleetFailures = await (deps.countFleetFailure?.(dependency, settings.halfOpenAfterMs) ?? Promise.resolve(0)).catch(() => 0);
+        if (fleetFailures >= settings.maxFailures) throw new CircuitOpenError(dependency, settings.halfOpenAfterMs, { cause: translated });
         throw translated;
       } finally {
         metrics.dependencyCallDuration.observe({ dependency, operation, result }, (performance.now() - started) / 1000);

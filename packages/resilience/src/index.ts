@@ -2,4 +2,4 @@ export { BREAKER_STATE_VALUE, createDependencyGuard, createDependencyGuards, isD
 export type { BreakerState, CallOptions, DependencyGuard, GuardEvents } from './guard';
 export { DEPENDENCIES } from '@jobfleet/config';
 export type { Dependency, DependencyPolicySettings } from '@jobfleet/config';
-export { breakerViewKey, publishBreakerState, readDegradedDependencies } from './fleet-view';
+export { breakerViewKey, createFleetFailureCounter, publishBreakerState, readDegradedDependencies } from './fleet-view';
