@@ -46,7 +46,12 @@ export function guardBackupTarget(target: BackupTarget & { close(): void }, guar
     close: () => target.close(),
     begin: async (fileName) => {
       const upload = await guard.call('begin', () => target.begin(fileName));
-      return { stream: upload.stream, abort: () => upload.abort(), commit: () => guard.call('commit', () => upload.commit(), { timeoutMs: 0 }) };
+      return {
+        stream: upload.stream,
+        location: upload.location,
+        abort: () => upload.abort(),
+        commit: () => guard.call('commit', () => upload.commit(), { timeoutMs: 0 }),
+      };
     },
     open: (location) => guard.call('open', () => target.open(location), idempotent),
     list: (namePrefix) => guard.call('list', () => target.list(namePrefix), idempotent),

@@ -21,8 +21,8 @@ export interface PgDumpOptions {
   signal?: AbortSignal;
   /** Default: `pg_dump` from PATH. */
   pgDumpPath?: string;
-  /** Runs once the dump is fully written, before it becomes visible; throwing discards it. */
-  beforeCommit?: () => Promise<void>;
+  /** Runs once the dump is fully written, before it becomes visible at `location`; throwing discards it. */
+  beforeCommit?: (location: string) => Promise<void>;
 }
 
 export type BackupFormat = 'custom' | 'plain';
@@ -132,7 +132,7 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
         cause: pipe.reason,
       });
     }
-    await options.beforeCommit?.();
+    await options.beforeCommit?.(upload.location);
     const location = await upload.commit();
     return { location, bytes, sha256: hash.digest('hex'), durationMs: elapsed() };
   } catch (error) {

@@ -86,6 +86,21 @@ describe('runBackup', () => {
     }
   });
 
+  it('removes the dump an earlier attempt published but died before recording, when the run is taken over', async () => {
+    const { db } = state.database;
+    // The earlier attempt: recorded where it would publish, published, then its worker was killed.
+    const { row: earlier } = await backupRepository.start(db, { schedule: 'nightly', slot: null, target: 'fs', jobId: 'job-3' });
+    const orphan = join(directory, `nightly.20261124T020000Z.${earlier.runToken?.slice(0, 8)}.dump`);
+    expect(await backupRepository.recordPublishing(db, earlier, orphan)).toBe(true);
+    await writeFile(orphan, 'a complete dump nobody recorded');
+
+    const result = await runBackup(onDemand('job-3'), deps);
+
+    expect(result.outcome).toBe('succeeded');
+    expect((await readdir(directory)).map((f) => join(directory, f))).toEqual([result.location]);
+    expect(await backupRepository.get(db, earlier.id)).toMatchObject({ status: 'succeeded', location: result.location });
+  });
+
   it('removes partial files of attempts that are no longer running and keeps those of running ones', async () => {
     const { db } = state.database;
     // A run in progress elsewhere (another job) and its partial file; and one a killed worker left.

@@ -86,6 +86,11 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
   let location: string | undefined;
   let restoreCheck: RestoreCheckResult | undefined;
   try {
+    if (row.location !== null) {
+      // An earlier attempt of this run published its dump and died before recording its success.
+      await deps.target.remove(row.location);
+      logger.warn({ location: row.location }, 'removed the dump an earlier attempt of this run published without recording it');
+    }
     const dump = await runPgDump({
       databaseUrl: definition.databaseUrl,
       format: definition.format,
@@ -93,9 +98,9 @@ export async function runBackup(input: BackupRunInput, deps: BackupRunDeps): Pro
       name: fileStem(definition.name, input.slot ?? row.startedAt, runToken),
       timeoutMs: deps.timeoutMs,
       signal,
-      // Saves publishing a dump the fenced `succeed` below would refuse anyway.
-      beforeCommit: async () => {
-        if (!(await backupRepository.isCurrent(db, row))) throw new BackupSupersededError(row.id);
+      // Fenced: a superseded attempt publishes nothing the fenced `succeed` below would refuse anyway.
+      beforeCommit: async (publishing) => {
+        if (!(await backupRepository.recordPublishing(db, row, publishing))) throw new BackupSupersededError(row.id);
       },
     });
     location = dump.location;

@@ -19,6 +19,8 @@ export interface StoredBackup {
  */
 export interface BackupUpload {
   readonly stream: Writable;
+  /** Where `commit` will publish it (what `commit` returns). */
+  readonly location: string;
   /** Call after `stream` finished: publishes the object durably and returns its location. */
   commit(): Promise<string>;
   /** Discards whatever was written (partial file, multipart upload). Safe to call more than once. */

@@ -36,7 +36,8 @@ describe('backups repository', () => {
     // The attempt that was taken over is fenced out; the one that took over finishes the run.
     const result = { location: '/b/x.dump', bytes: 10, sha256: 'ab', restoreCheck: null };
     expect(again.row.runToken).not.toBe(first.row.runToken);
-    expect(await backupRepository.isCurrent(db, first.row)).toBe(false);
+    expect(await backupRepository.recordPublishing(db, first.row, '/b/stale.dump')).toBe(false);
+    expect(await backupRepository.recordPublishing(db, again.row, '/b/x.dump')).toBe(true);
     expect(await backupRepository.succeed(db, first.row, { ...result, location: '/b/stale.dump' })).toBe(false);
     expect(await backupRepository.fail(db, first.row, { name: 'Error', code: 'LATE', message: 'late', at: new Date().toISOString() })).toBe(false);
     const running = await backupRepository.runningTokens(db, 'nightly');

@@ -71,9 +71,14 @@ export const backupRepository = {
     return { row: existing[0], created: false };
   },
 
-  /** Whether `run` still holds its row; false once another attempt restarted it or it was failed as stalled. */
-  async isCurrent(db: Db, run: BackupRun): Promise<boolean> {
-    const rows = await db.select({ id: backups.id }).from(backups).where(heldBy(run)).limit(1);
+  /**
+   * Fenced: records where `run` is about to publish its dump, before it does, so an attempt that
+   * takes the row over after this one died between publishing and `succeed` finds the file and
+   * removes it. False (nothing written) once another attempt restarted the row or it was failed
+   * as stalled.
+   */
+  async recordPublishing(db: Db, run: BackupRun, location: string): Promise<boolean> {
+    const rows = await db.update(backups).set({ location }).where(heldBy(run)).returning({ id: backups.id });
     return rows.length > 0;
   },
 

@@ -36,6 +36,7 @@ export function createFilesystemTarget(settings: { directory: string }): BackupT
       let committed = false;
       return {
         stream,
+        location: final,
         async commit() {
           await rename(partial, final);
           committed = true;

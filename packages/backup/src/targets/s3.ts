@@ -117,6 +117,7 @@ export function createS3Target(settings: S3TargetSettings): BackupTarget & { clo
       let aborting: Promise<void> | undefined;
       return {
         stream,
+        location: locationOf(key),
         async commit() {
           const result = await outcome;
           if (!result.ok) throw result.error;
