@@ -79,6 +79,20 @@ async function waitForRuns(backups: BackupSystem, definition: string, count: num
   );
 }
 
+/**
+ * The definition's runs, oldest first, once their statuses are `expected`: retention marks rows
+ * pruned just after the newest run's row says succeeded.
+ */
+async function waitForStatuses(backups: BackupSystem, definition: string, expected: readonly string[]): Promise<BackupRow[]> {
+  return waitFor(
+    async () => {
+      const rows = (await rowsOf(backups, definition)).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+      return rows.map((r) => r.status).join() === expected.join() ? rows : undefined;
+    },
+    { timeoutMs: 30_000, what: `runs of ${definition} to be ${expected.join(', ')}`, intervalMs: 200 },
+  );
+}
+
 /** Most runs whose [startedAt, finishedAt] intervals overlap at one instant. */
 function maxOverlap(rows: readonly BackupRow[]): number {
   const edges = rows.flatMap((r) => [
@@ -236,8 +250,7 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
         await waitForRuns(backups, 'kept', run);
       }
 
-      const rows = (await rowsOf(backups, 'kept')).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
-      expect(rows.map((r) => r.status)).toEqual(['pruned', 'pruned', 'succeeded', 'succeeded']);
+      const rows = await waitForStatuses(backups, 'kept', ['pruned', 'pruned', 'succeeded', 'succeeded']);
       const files = (await readdir(backups.directory)).sort();
       const kept = rows.slice(2).map((r) => basename(r.location ?? ''));
       const other = (await rowsOf(backups, 'kept-other')).map((r) => basename(r.location ?? ''));
@@ -265,8 +278,7 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
         expect((await requestBackup(backups, { definition: 'offsite' })).statusCode).toBe(202);
         await waitForRuns(backups, 'offsite', run);
       }
-      const rows = (await rowsOf(backups, 'offsite')).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
-      expect(rows.map((r) => r.status)).toEqual(['pruned', 'succeeded', 'succeeded']);
+      const rows = await waitForStatuses(backups, 'offsite', ['pruned', 'succeeded', 'succeeded']);
       expect(rows[0]?.target).toContain('s3://acme-backups/jobfleet/');
 
       const objects = s3.objects('acme-backups');
