@@ -13,11 +13,13 @@ import {
   beginIdempotentRequest,
   completeIdempotentRequest,
   createTenant,
+  googleConnectionRepository,
   openDatabase,
   syncStatusRepository,
 } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor, waitUntilReady } from '@jobfleet/queue';
+import { parseKeyring } from '@jobfleet/secrets';
 import { createConnectors, startWorkers } from '@jobfleet/worker';
 import { Queue, Worker } from 'bullmq';
 import pg from 'pg';
@@ -85,6 +87,11 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
   const database = openDatabase({ ...config.database, url: databaseUrl, poolMax: 20 });
   await database.migrate();
   await createTenant(database.db, { id: 'bench', name: 'bench' });
+  await googleConnectionRepository.add(database.db, parseKeyring(config.secrets.keys), {
+    tenantId: 'bench',
+    credential: { kind: 'access-token', token: 'bench-token' },
+    access: { policy: 'credential' },
+  });
   const producer = createRedisConnection(REDIS_URL, 'producer');
   await waitUntilReady(producer, 5000);
   const workerConnection = createRedisConnection(REDIS_URL, 'worker');

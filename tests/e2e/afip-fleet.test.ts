@@ -55,7 +55,7 @@ describe('afip-sync across worker processes', () => {
     });
     const expected = Array.from({ length: INVOICES }, (_, i) => i + 1);
     expect(system.afip.authorized(TEST_CUIT, 1, 1).map((v) => v.cbteNro)).toEqual(expected);
-    const rows = await afipInvoiceRepository.listNumbers(system.testDb.database.db, VOUCHER);
+    const rows = await afipInvoiceRepository.listNumbers(system.testDb.database.db, { tenantId: system.tenantId, ...VOUCHER });
     expect(rows.filter((r) => r.status === 'authorized').map((r) => r.cbteNro)).toEqual(expected);
     // One WSAA login for the whole fleet.
     expect(system.afip.loginCount(TEST_CUIT)).toBe(1);

@@ -38,7 +38,7 @@ describe('afip-sync end to end (API -> worker -> AFIP simulator over SOAP -> Pos
     expect(system.afip.loginCount(TEST_CUIT)).toBe(1);
     const atAfip = system.afip.authorized(TEST_CUIT, 1, 1).map((v) => v.cbteNro);
     expect(atAfip).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    const rows = await afipInvoiceRepository.listNumbers(system.testDb.database.db, VOUCHER);
+    const rows = await afipInvoiceRepository.listNumbers(system.testDb.database.db, { tenantId: system.tenantId, ...VOUCHER });
     expect(rows).toEqual(atAfip.map((cbteNro) => ({ cbteNro, status: 'authorized' })));
 
     const sync = await system.api.inject({

@@ -111,7 +111,7 @@ describe('circuit breakers during a dependency outage', () => {
     // The worker that logged in died before caching the ticket, or Redis lost it: AFIP still holds it.
     const redis = new Redis(TEST_REDIS_URL);
     try {
-      expect(await redis.del(`${system.config.redis.prefix}:afip-wsaa:ticket:${TEST_CUIT}:wsfe`)).toBe(1);
+      expect(await redis.del(`${system.config.redis.prefix}:afip-wsaa:ticket:${system.tenantId}:${TEST_CUIT}:wsfe`)).toBe(1);
     } finally {
       redis.disconnect();
     }

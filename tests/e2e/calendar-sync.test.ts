@@ -49,14 +49,19 @@ describe('calendar-sync end to end (API -> Redis -> worker -> fake Google Calend
     expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(1);
   });
 
-  it('Calendar answering 429 twice then accepting ends synced after 3 attempts with one event', async () => {
-    system.calendar.failNext(2, { status: 429 });
+  it('Calendar answering 429 twice waits at least its Retry-After each time, spends no attempt, and ends synced with one event', async () => {
+    system.calendar.failNext(2, { status: 429, retryAfterSeconds: 1 });
+    const sent = Date.now();
     const answer = await post(reservation('res-ratelimited', 1));
     expect(answer.statusCode).toBe(202);
     const row = await syncedRow('res-ratelimited');
-    expect(row.attempts).toBe(3);
+    // Two waits of at least the 1 s Google asked for; a rate limit says nothing about the job.
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(2000);
+    expect(row.attempts).toBe(1);
     expect(row.lastError).toBeNull();
     expect(system.calendar.insertCount()).toBe(1);
+    const job = await system.queues['calendar-sync'].getJob(JSON.parse(answer.body).jobId);
+    expect(job?.attemptsMade).toBe(0);
   });
 
   it('create, update and cancel address one event; a stale version changes nothing', async () => {

@@ -7,7 +7,7 @@ describe('production safety', () => {
       ADMIN_PASSWORD: 'admin',
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
       REDIS_URL: 'redis://127.0.0.1:6379',
-      GOOGLE_ACCESS_TOKEN: 'token',
+      SECRETS_KEYS: `prod:${Buffer.alloc(32, 3).toString('base64')}`,
     });
     const { code } = await child.exited;
     expect(code).not.toBe(0);

@@ -1,14 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { buildApi } from '@jobfleet/api';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator, type AfipSimulatorOptions } from '@jobfleet/afip/simulator';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import type { QueueName } from '@jobfleet/contracts';
-import { createApiKey, createTenant } from '@jobfleet/db';
+import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
+import { parseKeyring } from '@jobfleet/secrets';
 import { createConnectors, startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -34,13 +32,30 @@ export interface TestSystem {
 /** The seller CUIT of the invoice fixtures. */
 export const TEST_CUIT = 30712345671;
 
-/** A credentials directory (`<cuit>.crt`, `<cuit>.key`) with a throwaway certificate for TEST_CUIT. */
-function writeTestCredentials(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'jobfleet-afip-'));
-  const { certificatePem, privateKeyPem } = createTestCertificate({ cuit: TEST_CUIT });
-  writeFileSync(join(dir, `${TEST_CUIT}.crt`), certificatePem);
-  writeFileSync(join(dir, `${TEST_CUIT}.key`), privateKeyPem);
-  return dir;
+/** The key that encrypts connection secrets in tests (32 bytes, base64). */
+export const TEST_SECRETS_KEYS = `test:${Buffer.alloc(32, 7).toString('base64')}`;
+
+/**
+ * Gives a tenant its own connections: AFIP issuers for `cuits` (throwaway certificates the
+ * simulator accepts) and a Google connection with a bearer token of its own, writing to any
+ * calendar unless `calendars` says which.
+ */
+export async function seedTenantConnections(
+  db: Db,
+  tenantId: string,
+  options: { cuits?: readonly number[]; calendar?: CalendarAccess | false; secretsKeys?: string } = {},
+): Promise<void> {
+  const keyring = parseKeyring(options.secretsKeys ?? TEST_SECRETS_KEYS);
+  for (const cuit of options.cuits ?? [TEST_CUIT]) {
+    await afipIssuerRepository.add(db, keyring, { tenantId, cuit, ...createTestCertificate({ cuit }) });
+  }
+  if (options.calendar !== false) {
+    await googleConnectionRepository.add(db, keyring, {
+      tenantId,
+      credential: { kind: 'access-token', token: `token-of-${tenantId}` },
+      access: options.calendar ?? { policy: 'credential' },
+    });
+  }
 }
 
 /**
@@ -56,7 +71,6 @@ export async function startTestSystem(options: {
   const testDb = await createTestDatabase();
   const calendar = await startFakeCalendar();
   const afip = await startAfipSimulator(options.afip);
-  const credentialsDir = writeTestCredentials();
   const prefix = uniquePrefix(options.label);
   const childEnv = {
     NODE_ENV: 'test',
@@ -66,10 +80,10 @@ export async function startTestSystem(options: {
     QUEUE_PREFIX: prefix,
     CONNECTORS_MODE: 'live',
     GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
-    GOOGLE_ACCESS_TOKEN: 'test-token',
+    GOOGLE_TOKEN_URL: calendar.tokenUrl,
     AFIP_WSAA_URL: afip.wsaaUrl,
     AFIP_WSFE_URL: afip.wsfeUrl,
-    AFIP_CREDENTIALS_DIR: credentialsDir,
+    SECRETS_KEYS: TEST_SECRETS_KEYS,
     WORKER_METRICS_PORT: 'off',
     JOBS_BACKOFF_DELAY_MS: '50',
     ...options.env,
@@ -97,6 +111,7 @@ export async function startTestSystem(options: {
 
   const tenantId = `tenant-${options.label}`;
   await createTenant(testDb.database.db, { id: tenantId, name: options.label });
+  await seedTenantConnections(testDb.database.db, tenantId);
   const { key: apiKey } = await createApiKey(testDb.database.db, { tenantId, name: 'test', scopes: ['jobs:write', 'jobs:read'] });
 
   return {
@@ -118,7 +133,6 @@ export async function startTestSystem(options: {
       producer.disconnect();
       await calendar.close();
       await afip.close();
-      rmSync(credentialsDir, { recursive: true, force: true });
       await deletePrefix(prefix);
       await testDb.drop();
     },

@@ -5,11 +5,13 @@ import type { Logger, Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { parseKeyring } from '@jobfleet/secrets';
 import { registerDocs } from './openapi';
 import { createAuth } from './plugins/auth';
 import { installProblemHandlers } from './problem';
 import { registerAdminRoutes } from './routes/admin';
 import { registerBackupRoutes } from './routes/backups';
+import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
@@ -66,6 +68,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerJobRoutes(app, { config, db: database.db, queues, redis, auth });
   registerSyncRoutes(app, { db: database.db, auth });
   registerBackupRoutes(app, { db: database.db, auth });
+  registerConnectionRoutes(app, {
+    db: database.db,
+    keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId),
+    auth,
+    allowAccessTokens: config.nodeEnv !== 'production',
+  });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

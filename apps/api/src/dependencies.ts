@@ -1,4 +1,5 @@
 import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
+import { classifyPostgresError } from '@jobfleet/db';
 import { DeadlineExceededError, withDeadline } from '@jobfleet/observability';
 import type { Redis } from 'ioredis';
 
@@ -12,30 +13,9 @@ type Dependency = 'redis' | 'postgres';
  */
 const DEPENDENCY_TIMEOUT_MS: Readonly<Record<Dependency, number>> = { redis: 3000, postgres: 5000 };
 
-// SQLSTATE classes that mean "the server is not there or not serving": connection exception,
-// insufficient resources, operator intervention (shutdown), system error.
-const UNAVAILABLE_SQLSTATE = /^(08|53|57P|58)/;
-const SQLSTATE = /^[0-9A-Z]{5}$/;
-
-// pg's own messages when it cannot reach or keep a connection (it gives them no code).
-const PG_CONNECTION_MESSAGE = /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error/i;
-
-/**
- * Whether a database error means "Postgres is unavailable" rather than a bug in our query: a SQLSTATE
- * of the classes above, a socket error, pg's connection messages, or our deadline.
- * Drizzle wraps driver errors, so the cause chain is searched.
- */
-function isPostgresUnavailable(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof DeadlineExceededError || PG_CONNECTION_MESSAGE.test(e.message)) return true;
-    // Node's socket errors name the failed system call; an AggregateError of them (one per address) does not.
-    if ('syscall' in e) return true;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code !== 'string') continue;
-    if (SQLSTATE.test(code)) return UNAVAILABLE_SQLSTATE.test(code);
-    if (/^E[A-Z]+$/.test(code)) return true;
-  }
-  return false;
+/** Whether a database error means "Postgres is unavailable" (see classifyPostgresError) or our deadline passed. */
+function isPostgresUnavailable(error: Error): boolean {
+  return error instanceof DeadlineExceededError || classifyPostgresError(error) === 'unavailable';
 }
 
 /**

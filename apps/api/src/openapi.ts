@@ -125,6 +125,26 @@ export function enqueueDocs(queue: QueueName): FastifySchema {
   };
 }
 
+/** Documentation of an admin route over a tenant's connections, its body derived from the zod schema. */
+export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 201 | 204 = 200): FastifySchema {
+  return {
+    tags: ['connections'],
+    summary,
+    security: apiKeySecurity,
+    ...(body === undefined ? {} : { body: jsonSchema(body) }),
+    response: {
+      [success]: success === 204 ? { description: 'Done', type: 'null' } : { description: 'The connection, without its secrets', type: 'object', additionalProperties: true },
+      400: problem('Invalid tenant id or CUIT in the path'),
+      404: problem('No such tenant or connection'),
+      409: problem('The CUIT is registered already, or the tenant has a Google connection already'),
+      422: problem('Invalid body: not PEM, key not matching the certificate, certificate for another CUIT'),
+      401: authProblems[401],
+      403: problem('The key is not admin of this tenant (nor fleet:admin)'),
+      503: authProblems[503],
+    },
+  };
+}
+
 /** One documentation schema per route, keyed by what the route does. */
 export const docs = {
   getJob: {
@@ -227,6 +247,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'jobs', description: 'Queue jobs and follow them' },
         { name: 'sync', description: 'What has been synced, per entity' },
         { name: 'backups', description: 'Backup runs (admin)' },
+        { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

@@ -1,12 +1,44 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { readCredentialsDirectory } from '@jobfleet/afip';
 import { loadConfigOrExit } from '@jobfleet/config';
-import { API_KEY_SCOPES, createApiKey, createTenant, openDatabase, revokeApiKey, type ApiKeyScope } from '@jobfleet/db';
+import { isValidCuit } from '@jobfleet/contracts';
+import {
+  API_KEY_SCOPES,
+  ConnectionError,
+  afipIssuerRepository,
+  createApiKey,
+  createTenant,
+  googleConnectionRepository,
+  openDatabase,
+  reencryptConnectionSecrets,
+  revokeApiKey,
+  tenantExists,
+  type ApiKeyScope,
+  type CalendarAccess,
+  type Db,
+  type GoogleCredential,
+} from '@jobfleet/db';
+import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
+import { z } from 'zod';
 
 const USAGE = `usage: npm run jobfleet -- <command>
   migrate                                       apply database migrations
   tenant create <id> --name <name>              create (or rename) a tenant
   key create <tenantId> [--scopes a,b] [--name n]  create an API key (printed once)
   key revoke <keyId>                            revoke an API key
+  afip-issuer add <tenantId> --cuit <cuit> --cert <file.crt> --key <file.key>
+  afip-issuer rotate <tenantId> --cuit <cuit> --cert <file.crt> --key <file.key>
+  afip-issuer remove <tenantId> --cuit <cuit>
+  afip-issuer list <tenantId>
+  afip-issuer import <tenantId> --dir <dir>     every <cuit>.crt + <cuit>.key of a directory
+  google-connection add <tenantId> (--service-account-key <file.json> | --refresh-token <t> --client-id <id> --client-secret <s>)
+                    --calendars <a,b | credential>
+  google-connection rotate <tenantId> [credential options] [--calendars …]
+  google-connection remove <tenantId>
+  google-connection show <tenantId>
+  secrets generate-key <kid>                    print a new SECRETS_KEYS entry
+  secrets re-encrypt                            re-wrap every connection secret under the active key
 scopes: ${API_KEY_SCOPES.join(', ')} (default jobs:write,jobs:read)`;
 
 function fail(message: string): never {
@@ -23,35 +55,161 @@ function parseScopes(raw: string | undefined): ApiKeyScope[] {
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { name: { type: 'string' }, scopes: { type: 'string' } },
+  options: {
+    name: { type: 'string' },
+    scopes: { type: 'string' },
+    cuit: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    dir: { type: 'string' },
+    'service-account-key': { type: 'string' },
+    'refresh-token': { type: 'string' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    calendars: { type: 'string' },
+  },
 });
 const [command, sub, target] = positionals;
+
+function cuitOption(): number {
+  const cuit = Number(values.cuit);
+  if (!isValidCuit(cuit)) fail(`--cuit: not a valid CUIT (11 digits with check digit): ${values.cuit ?? '(missing)'}`);
+  return cuit;
+}
+
+async function issuerFiles(): Promise<{ certificatePem: string; privateKeyPem: string }> {
+  if (!values.cert || !values.key) fail('--cert and --key are required');
+  const [certificatePem, privateKeyPem] = await Promise.all([readFile(values.cert, 'utf8'), readFile(values.key, 'utf8')]);
+  return { certificatePem, privateKeyPem };
+}
+
+const serviceAccountKey = z.object({ client_email: z.string().min(1), private_key: z.string().min(1) });
+
+/** The credential named by the options, or undefined when none is given. */
+async function googleCredential(): Promise<GoogleCredential | undefined> {
+  const keyFile = values['service-account-key'];
+  if (keyFile !== undefined) {
+    const parsed = serviceAccountKey.safeParse(JSON.parse(await readFile(keyFile, 'utf8')));
+    if (!parsed.success) fail(`${keyFile} is not a Google service account key (client_email, private_key)`);
+    return { kind: 'service-account', clientEmail: parsed.data.client_email, privateKey: parsed.data.private_key };
+  }
+  const refreshToken = values['refresh-token'];
+  if (refreshToken !== undefined) {
+    const clientId = values['client-id'];
+    const clientSecret = values['client-secret'];
+    if (!clientId || !clientSecret) fail('--refresh-token needs --client-id and --client-secret');
+    return { kind: 'oauth-refresh-token', clientId, clientSecret, refreshToken };
+  }
+  return undefined;
+}
+
+function calendarAccess(): CalendarAccess | undefined {
+  if (values.calendars === undefined) return undefined;
+  if (values.calendars === 'credential') return { policy: 'credential' };
+  const calendars = values.calendars.split(',').map((c) => c.trim()).filter(Boolean);
+  if (calendars.length === 0) fail('--calendars: name at least one calendar, or "credential"');
+  return { policy: 'allowlist', calendars };
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+
+async function requireTenant(db: Db): Promise<string> {
+  if (!target) fail('tenant id required');
+  if (!(await tenantExists(db, target))) fail(`no tenant ${target} (create it with: tenant create ${target})`);
+  return target;
+}
+
+if (`${command ?? ''} ${sub ?? ''}` === 'secrets generate-key') {
+  if (!target) fail('key id required');
+  process.stdout.write(`${generateKeyringEntry(target)}\n(append it to SECRETS_KEYS; it becomes active as the last entry or through SECRETS_ACTIVE_KEY_ID)\n`);
+  process.exit(0);
+}
+
 const config = loadConfigOrExit();
+const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
 const database = openDatabase(config.database);
 try {
   await database.migrate();
+  const { db } = database;
   switch (`${command ?? ''} ${sub ?? ''}`.trim()) {
     case 'migrate':
       process.stdout.write('migrations applied\n');
       break;
     case 'tenant create':
       if (!target) fail('tenant id required');
-      await createTenant(database.db, { id: target, name: values.name ?? target });
+      await createTenant(db, { id: target, name: values.name ?? target });
       process.stdout.write(`tenant ${target} ready\n`);
       break;
     case 'key create': {
       if (!target) fail('tenant id required');
-      const created = await createApiKey(database.db, { tenantId: target, name: values.name ?? 'cli', scopes: parseScopes(values.scopes) });
+      const created = await createApiKey(db, { tenantId: target, name: values.name ?? 'cli', scopes: parseScopes(values.scopes) });
       process.stdout.write(`key id ${created.id}\napi key ${created.key}\n(store it now: only its sha256 is kept)\n`);
       break;
     }
     case 'key revoke':
       if (!target) fail('key id required');
-      process.stdout.write((await revokeApiKey(database.db, target)) ? `revoked ${target}\n` : `no active key ${target}\n`);
+      process.stdout.write((await revokeApiKey(db, target)) ? `revoked ${target}\n` : `no active key ${target}\n`);
       break;
+    case 'afip-issuer add':
+      print(await afipIssuerRepository.add(db, keyring, { tenantId: await requireTenant(db), cuit: cuitOption(), ...(await issuerFiles()) }));
+      break;
+    case 'afip-issuer rotate':
+      print(await afipIssuerRepository.rotate(db, keyring, { tenantId: await requireTenant(db), cuit: cuitOption(), ...(await issuerFiles()) }));
+      break;
+    case 'afip-issuer remove':
+      await afipIssuerRepository.remove(db, { tenantId: await requireTenant(db), cuit: cuitOption() });
+      process.stdout.write(`removed CUIT ${values.cuit ?? ''}\n`);
+      break;
+    case 'afip-issuer list':
+      print(await afipIssuerRepository.list(db, await requireTenant(db)));
+      break;
+    case 'afip-issuer import': {
+      const tenantId = await requireTenant(db);
+      if (!values.dir) fail('--dir required');
+      // Single-tenant deployments: the certificate directory they mounted before, into one tenant.
+      for (const files of await readCredentialsDirectory(values.dir)) {
+        const exists = await afipIssuerRepository.isOwnedBy(db, tenantId, files.cuit);
+        const issuer = exists ? await afipIssuerRepository.rotate(db, keyring, { tenantId, ...files }) : await afipIssuerRepository.add(db, keyring, { tenantId, ...files });
+        process.stdout.write(`${exists ? 'rotated' : 'added'} CUIT ${issuer.cuit} (certificate valid until ${issuer.certificate.notAfter})\n`);
+      }
+      break;
+    }
+    case 'google-connection add': {
+      const tenantId = await requireTenant(db);
+      const credential = await googleCredential();
+      const access = calendarAccess();
+      if (!credential) fail('a credential is required: --service-account-key, or --refresh-token with --client-id and --client-secret');
+      if (!access) fail('--calendars is required: a comma-separated list, or "credential" (whatever the credential may write to)');
+      print(await googleConnectionRepository.add(db, keyring, { tenantId, credential, access }));
+      break;
+    }
+    case 'google-connection rotate': {
+      const tenantId = await requireTenant(db);
+      const credential = await googleCredential();
+      const access = calendarAccess();
+      if (!credential && !access) fail('give a new credential, --calendars, or both');
+      print(await googleConnectionRepository.rotate(db, keyring, { tenantId, ...(credential ? { credential } : {}), ...(access ? { access } : {}) }));
+      break;
+    }
+    case 'google-connection remove':
+      await googleConnectionRepository.remove(db, await requireTenant(db));
+      process.stdout.write('removed\n');
+      break;
+    case 'google-connection show':
+      print((await googleConnectionRepository.find(db, await requireTenant(db))) ?? null);
+      break;
+    case 'secrets re-encrypt': {
+      const counts = await reencryptConnectionSecrets(db, keyring);
+      process.stdout.write(`re-encrypted under key ${keyring.activeKeyId}: ${counts.afipIssuers} AFIP issuer(s), ${counts.googleConnections} Google connection(s)\n`);
+      break;
+    }
     default:
       fail(`unknown command: ${positionals.join(' ') || '(none)'}`);
   }
+} catch (error) {
+  if (!(error instanceof ConnectionError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exitCode = 1;
 } finally {
   await database.close();
 }

@@ -1,31 +1,46 @@
 import { buildApi, startIdempotencyRetention } from '@jobfleet/api';
-import { createSandboxCredentials, startAfipSimulator } from '@jobfleet/afip/simulator';
+import { startAfipSimulator } from '@jobfleet/afip/simulator';
+import { startFakeS3 } from '@jobfleet/backup/fake-s3';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfigOrExit, type Config } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
+import { parseKeyring } from '@jobfleet/secrets';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { createConnectors, startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
+import { seedSandboxConnections } from './sandbox-connections';
 
-// `npm start`: API, workers and (in sandbox mode) the fake Google Calendar in one process.
-const config = loadConfigOrExit();
-const logger = createLogger({ level: config.logLevel, serviceName: config.serviceName });
+// `npm start`: API, workers and (per dependency, in sandbox mode) the fake Google Calendar, the
+// AFIP simulator and a fake S3, in one process.
+const loaded = loadConfigOrExit();
+const logger = createLogger({ level: loaded.logLevel, serviceName: loaded.serviceName });
 const metrics = createMetrics();
 
-const redis = await resolveRedis({ url: config.redis.url, dataDir: config.database.dataDir, logger });
-const database = await openMigratedDatabase(config.database, logger);
-if (config.devTenant.enabled) await ensureDevTenant(database.db, config.devTenant);
+const redis = await resolveRedis({ url: loaded.redis.url, dataDir: loaded.database.dataDir, logger });
+const database = await openMigratedDatabase(loaded.database, logger);
 
-// Sandbox: the fake Google Calendar and the AFIP simulator, in-process, with throwaway certificates.
-const sandbox =
-  config.connectors.mode === 'sandbox' ? { calendar: await startFakeCalendar(), afip: await startAfipSimulator() } : undefined;
-const connectorConfig: Pick<Config, 'calendar' | 'afip'> = sandbox
-  ? {
-      calendar: { ...config.calendar, rootUrl: sandbox.calendar.rootUrl, auth: { kind: 'access-token', token: 'sandbox-token' } },
-      afip: { ...config.afip, wsaaUrl: sandbox.afip.wsaaUrl, wsfeUrl: sandbox.afip.wsfeUrl },
-    }
-  : config;
+// Sandbox dependencies run in-process; each connector mode is chosen on its own.
+const sandbox = {
+  calendar: loaded.connectors.calendar === 'sandbox' ? await startFakeCalendar() : undefined,
+  afip: loaded.connectors.afip === 'sandbox' ? await startAfipSimulator() : undefined,
+  s3: loaded.connectors.s3 === 'sandbox' && loaded.backup.targets.some((t) => t.type === 's3') ? await startFakeS3({ buckets: s3Buckets(loaded) }) : undefined,
+};
+const config: Config = {
+  ...loaded,
+  calendar: sandbox.calendar ? { ...loaded.calendar, rootUrl: sandbox.calendar.rootUrl, tokenUrl: sandbox.calendar.tokenUrl } : loaded.calendar,
+  afip: sandbox.afip ? { ...loaded.afip, wsaaUrl: sandbox.afip.wsaaUrl, wsfeUrl: sandbox.afip.wsfeUrl } : loaded.afip,
+  backup: sandbox.s3 ? sandboxS3Backups(loaded.backup, sandbox.s3) : loaded.backup,
+};
+if (config.devTenant.enabled) {
+  await ensureDevTenant(database.db, config.devTenant);
+  // The dev tenant acts through connections of its own, as every tenant does: the simulator's CUIT and the fake Calendar.
+  await seedSandboxConnections(database.db, parseKeyring(config.secrets.keys, config.secrets.activeKeyId), {
+    tenantId: config.devTenant.tenantId,
+    afip: sandbox.afip !== undefined,
+    calendar: sandbox.calendar !== undefined,
+  });
+}
 
 const producer = createRedisConnection(redis.url, 'producer', { name: 'api' });
 await waitUntilReady(producer, 5000);
@@ -42,7 +57,7 @@ const fleet = await startWorkers({
   connection: workerConnection,
   logger,
   metrics,
-  ...createConnectors(connectorConfig, sandbox ? createSandboxCredentials() : undefined),
+  ...createConnectors(config),
 });
 
 // The bound port, which differs from the configured one when API_PORT=0.
@@ -57,8 +72,9 @@ const banner = [
   `  Metrics      ${base}/metrics        Health: ${base}/health/ready`,
   `  Redis        ${redis.url} (${redis.source})`,
   `  Postgres     ${database.dialect === 'pglite' ? `embedded PGlite in ${config.database.dataDir}` : 'DATABASE_URL'}`,
-  `  Calendar     ${sandbox ? `sandbox fake at ${sandbox.calendar.rootUrl}` : connectorConfig.calendar.rootUrl}`,
-  `  AFIP         ${sandbox ? `sandbox simulator at ${sandbox.afip.wsfeUrl}` : connectorConfig.afip.wsfeUrl}`,
+  `  Calendar     ${sandbox.calendar ? `sandbox fake at ${sandbox.calendar.rootUrl}` : config.calendar.rootUrl}`,
+  `  AFIP         ${sandbox.afip ? `sandbox simulator at ${sandbox.afip.wsfeUrl}` : config.afip.wsfeUrl}`,
+  sandbox.s3 ? `  S3           sandbox fake at ${sandbox.s3.url}` : '',
   config.devTenant.enabled ? `  Dev API key  ${config.devTenant.apiKey}   (tenant "${config.devTenant.tenantId}")` : '',
   '',
 ].join('\n');
@@ -74,10 +90,27 @@ onShutdownSignal(
     await closeQueues(queues);
     producer.disconnect();
     workerConnection.disconnect();
-    await sandbox?.calendar.close();
-    await sandbox?.afip.close();
+    await sandbox.calendar?.close();
+    await sandbox.afip?.close();
+    await sandbox.s3?.close();
     await database.close();
     await redis.stop();
   },
   { logger },
 );
+
+function s3Buckets(source: Config): string[] {
+  return [...new Set(source.backup.targets.flatMap((target) => (target.type === 's3' ? [target.bucket] : [])))];
+}
+
+/** Points every S3 backup target at the in-process fake, with the fake's credentials. */
+function sandboxS3Backups(backup: Config['backup'], fake: { url: string; accessKeyId: string; secretAccessKey: string }): Config['backup'] {
+  const retarget = <T extends Config['backup']['targets'][number]>(target: T): T =>
+    target.type === 's3' ? { ...target, endpoint: fake.url, forcePathStyle: true } : target;
+  return {
+    ...backup,
+    targets: backup.targets.map(retarget),
+    definitions: backup.definitions.map((definition) => ({ ...definition, target: retarget(definition.target) })),
+    s3: { ...backup.s3, accessKeyId: fake.accessKeyId, secretAccessKey: fake.secretAccessKey },
+  };
+}

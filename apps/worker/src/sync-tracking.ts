@@ -1,7 +1,6 @@
 import {
   DependencyWaitError,
   coerceError,
-  JobfleetError,
   PermanentError,
   QUEUE_INTAKE,
   QUEUES,
@@ -13,7 +12,7 @@ import { syncStatusRepository, type Database, type SyncEntity } from '@jobfleet/
 import type { Logger } from '@jobfleet/observability';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
-import type { ProcessorContext } from '@jobfleet/queue';
+import type { AttemptDecision, ProcessorContext } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
 
 /** A payload that does not parse can never succeed: fail the job alone, never the worker. */
@@ -39,9 +38,9 @@ const WRITE_RETRY_MIN_MS = 250;
 const WRITE_RETRY_MAX_MS = 5000;
 
 /**
- * Runs one attempt of a sync and records it: running -> synced, or the failure (final when the
- * error is permanent or no attempt is left), or `waiting` when a dependency's breaker is open (the
- * worker then re-delays the job without spending an attempt).
+ * Runs one attempt of a sync and records its start and its success: running -> synced. A failure
+ * is recorded by `recordAttemptDecision`, from the attempt policy's decision, once the error has
+ * left the processor.
  *
  * The job completes only after `synced` is durable. When Postgres is down at that point the effect
  * has already happened, so the write is retried (through the breaker) for as long as the attempt
@@ -57,24 +56,45 @@ export async function trackSyncStatus<R>(
   const { db } = database;
   const write = (operation: string, statement: () => Promise<unknown>) => postgres.call(operation, statement, { idempotent: true });
   await write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt));
-  let outcome: { result: R; externalRef: string };
-  try {
-    outcome = await work();
-  } catch (thrown) {
-    const error = coerceError(thrown);
-    const final = context.finalAttempt || (error instanceof JobfleetError && !error.retryable);
-    const recording =
-      error instanceof DependencyWaitError
-        ? syncStatusRepository.recordWaiting(db, entity, context.attempt, { ...toStoredError(error), message: `waiting: ${error.dependency} unavailable` })
-        : syncStatusRepository.recordFailure(db, entity, context.attempt, toStoredError(error), final);
-    // If Postgres is down too, the original error still decides the job's fate.
-    await write('recordFailure', () => recording).catch((writeError: unknown) => {
-      logger.error({ err: coerceError(writeError), ...entity }, 'could not record the failure in sync_status');
-    });
-    throw error;
-  }
+  const outcome = await work();
   await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
   return outcome.result;
+}
+
+const jobEnvelopeSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
+
+/** The entity a job of a sync queue reports on; undefined for other queues and payloads that never parsed. */
+function entityOfJob(queue: QueueName, job: Job): SyncEntity | undefined {
+  const kind = QUEUES[queue].syncKind;
+  if (kind === null) return undefined;
+  const intake: QueueIntake = QUEUE_INTAKE[queue];
+  const data = jobEnvelopeSchema.safeParse(job.data);
+  const request = data.success ? intake.requestSchema.safeParse(data.data.request) : undefined;
+  // A payload that never parsed names no entity; the failed job itself keeps the reason.
+  if (!data.success || !request?.success) return undefined;
+  return { tenantId: data.data.tenantId, kind, entityId: intake.entityId(request.data), version: intake.version(request.data), jobId: job.id ?? 'unknown' };
+}
+
+/**
+ * Writes what the attempt policy decided for a failed attempt into the entity's status, before
+ * BullMQ carries it out: `waiting` (no attempt spent), `pending` (a retry will come) or `failed`.
+ */
+export async function recordAttemptDecision(
+  { database, postgres }: Pick<SyncTrackingDeps, 'database' | 'postgres'>,
+  queue: QueueName,
+  job: Job,
+  decision: AttemptDecision,
+  error: Error,
+  attempt: number,
+): Promise<void> {
+  const entity = entityOfJob(queue, job);
+  if (entity === undefined) return;
+  const { db } = database;
+  const statement =
+    decision.action === 'wait'
+      ? () => syncStatusRepository.recordWaiting(db, entity, attempt, { ...toStoredError(error), message: `waiting: ${decision.reason}` })
+      : () => syncStatusRepository.recordFailure(db, entity, attempt, toStoredError(error), decision.action === 'fail');
+  await postgres.call('recordAttemptDecision', statement, { idempotent: true });
 }
 
 /**
@@ -82,19 +102,11 @@ export async function trackSyncStatus<R>(
  * times): its entity's status ends `failed` with BullMQ's reason instead of staying `running`.
  */
 export async function recordUnprocessedFailure(database: Database, queue: QueueName, job: Job, error: Error): Promise<void> {
-  const kind = QUEUES[queue].syncKind;
-  if (kind === null) return;
-  const intake: QueueIntake = QUEUE_INTAKE[queue];
-  const data = unprocessedJobSchema.safeParse(job.data);
-  const request = data.success ? intake.requestSchema.safeParse(data.data.request) : undefined;
-  // A payload that never parsed names no entity; the failed job itself keeps the reason.
-  if (!data.success || !request?.success) return;
-  const entity = { tenantId: data.data.tenantId, kind, entityId: intake.entityId(request.data), version: intake.version(request.data), jobId: job.id ?? 'unknown' };
+  const entity = entityOfJob(queue, job);
+  if (entity === undefined) return;
   const stored = { ...toStoredError(error), code: 'JOB_STALLED' };
   await syncStatusRepository.recordFailure(database.db, entity, job.attemptsMade, stored, true);
 }
-
-const unprocessedJobSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
 
 /** Retries `statement` with capped backoff until it succeeds or the attempt's signal fires. */
 async function untilWritten(statement: () => Promise<unknown>, context: ProcessorContext, logger: Logger): Promise<void> {

@@ -1,8 +1,8 @@
-import { createTicketProvider, type WsaaClient, type WsaaCredentials, type WsfeClient } from '@jobfleet/afip';
-import { preloadCalendarLibrary, type CalendarClient } from '@jobfleet/calendar';
+import { createTicketProvider } from '@jobfleet/afip';
+import { preloadCalendarLibrary } from '@jobfleet/calendar';
 import type { Config } from '@jobfleet/config';
 import { QUEUES, toStoredError, type QueueName } from '@jobfleet/contracts';
-import { backupRepository, type Database } from '@jobfleet/db';
+import { backupRepository, classifyPostgresError, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
 import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/queue';
@@ -10,25 +10,21 @@ import { createBackupTarget } from '@jobfleet/backup';
 import type { Redis } from 'ioredis';
 import { Queue, type Worker } from 'bullmq';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
+import { parseKeyring } from '@jobfleet/secrets';
+import type { Connectors } from './connectors';
 import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
 import { guardBackupTarget, guardCalendar, guardWsaa, guardWsfe } from './guarded-clients';
 import { processors } from './processors';
-import { recordUnprocessedFailure } from './sync-tracking';
+import { recordAttemptDecision, recordUnprocessedFailure } from './sync-tracking';
+import { createTenantConnections } from './tenant-connections';
 
-export interface WorkerFleetDeps {
+export interface WorkerFleetDeps extends Connectors {
   config: Config;
   database: Database;
   /** A worker-role connection (maxRetriesPerRequest: null); BullMQ duplicates it per worker. */
   connection: Redis;
   logger: Logger;
   metrics: Metrics;
-  calendar: CalendarClient;
-  afip: {
-    wsaa: WsaaClient;
-    wsfe: WsfeClient;
-    /** The certificate that represents a CUIT before AFIP. */
-    credentials: (cuit: number) => WsaaCredentials | Promise<WsaaCredentials>;
-  };
 }
 
 // A WSAA login is one slow call; others wait for it and then read the shared ticket.
@@ -63,10 +59,18 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     logger,
     onStateChange: (dependency, state) => publishBreakerState(connection, config.redis.prefix, config.worker.id, dependency, state),
     countFleetFailure: createFleetFailureCounter(connection, config.redis.prefix),
+    // Only an unavailable server opens the Postgres breaker; a statement it refuses is a bug of ours.
+    isFailure: { postgres: (error) => classifyPostgresError(error) !== 'bug' },
   });
-  const calendar = guardCalendar(deps.calendar, guards.calendar);
   const wsaa = guardWsaa(deps.afip.wsaa, guards['afip-wsaa']);
   const wsfe = guardWsfe(deps.afip.wsfe, guards['afip-wsfe']);
+  const connections = createTenantConnections({
+    db: database.db,
+    keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId),
+    createCalendarClient: (credential) => guardCalendar(deps.calendar(credential), guards.calendar),
+    postgres: guards.postgres,
+    cacheMs: config.connectionCacheMs,
+  });
   // Process-wide infrastructure the processors share: the fleet lock (audited) and the AFIP ticket.
   const audit = createBufferedAuditSink({ database, metrics, logger });
   const locks = createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger });
@@ -74,7 +78,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     redis: connection,
     keyPrefix: config.redis.prefix,
     wsaa,
-    credentials: deps.afip.credentials,
+    credentials: (issuer) => connections.issuerCredentials(issuer),
     withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
     refreshMarginSeconds: config.afip.ticketRefreshMarginSeconds,
     lostTicketRecheckMs: config.afip.lostTicketRecheckMs,
@@ -95,7 +99,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     metrics,
     postgres: guards.postgres,
     backup: { config: config.backup, targets: backupTargets },
-    calendar,
+    connections,
     locks,
     afip: { wsfe, tickets, lockWaitMs: config.afip.lockWaitMs, lockTtlMs: config.afip.lockTtlMs },
   };
@@ -111,6 +115,9 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       processor,
       logger: logger.child({ workerId: config.worker.id }),
       metrics,
+      onDecision: (job, decision, error, attempt) => recordAttemptDecision(processorDeps, queue, job, decision, error, attempt),
+      // A statement Postgres refuses for what it is (not for being unavailable) fails the same way every time.
+      isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         queue === 'backup'
           ? backupRepository.failRunningOfJob(database.db, job.id ?? '', { ...toStoredError(error), code: 'JOB_STALLED' }).then(() => undefined)

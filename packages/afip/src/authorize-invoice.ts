@@ -2,19 +2,31 @@ import { DependencyUnavailableError, PermanentError, type AfipSyncRequest, type 
 import type { TicketProvider } from './ticket-provider';
 import { WsfeTokenRejectedError, type CaeResult, type WsfeClient, type WsfeInvoice } from './wsfe';
 
-/** The invoice rows, implemented by @jobfleet/db's afipInvoiceRepository (bound to a database). */
+/**
+ * The invoice rows, implemented by @jobfleet/db's afipInvoiceRepository (bound to a database).
+ * Every write carries the voucher lock's fencing token and is refused once a newer holder wrote.
+ */
 export interface InvoiceStore {
   findByIdempotencyKey(tenantId: string, idempotencyKey: string): Promise<StoredInvoice | undefined>;
-  reserve(input: VoucherKey & { tenantId: string; idempotencyKey: string; jobId: string; cbteNro: number; request: unknown }): Promise<StoredInvoice>;
-  releaseDeadReservations(key: VoucherKey, fromNumber: number): Promise<number>;
-  markAuthorized(id: string, result: { cbteNro: number; cae: string; caeDueDate: string; response: unknown }): Promise<void>;
-  markRejected(id: string, response: unknown): Promise<void>;
+  reserve(input: VoucherKey & { idempotencyKey: string; jobId: string; cbteNro: number; request: unknown; fencingToken: number }): Promise<StoredInvoice>;
+  releaseDeadReservations(key: VoucherKey, fromNumber: number, fencingToken: number): Promise<number>;
+  markAuthorized(row: FencedRow, result: { cbteNro: number; cae: string; caeDueDate: string; response: unknown }): Promise<void>;
+  markRejected(row: FencedRow, response: unknown): Promise<void>;
 }
 
+/** A numbering sequence: one tenant's CUIT, point of sale and voucher type (two tenants never share one). */
 export interface VoucherKey {
+  tenantId: string;
   cuit: number;
   ptoVta: number;
   cbteTipo: number;
+}
+
+/** An invoice row and the lock token its write is fenced by. */
+export interface FencedRow {
+  id: string;
+  key: VoucherKey;
+  fencingToken: number;
 }
 
 export interface StoredInvoice extends VoucherKey {
@@ -33,6 +45,8 @@ export interface HeldLock {
 }
 
 export interface AuthorizeInvoiceDeps {
+  /** Whether the tenant owns the issuing CUIT (an AFIP issuer connection of its own). */
+  ownsIssuer(tenantId: string, cuit: number): Promise<boolean>;
   wsfe: WsfeClient;
   tickets: Pick<TicketProvider, 'getTicket' | 'invalidate'>;
   invoices: InvoiceStore;
@@ -46,9 +60,9 @@ export interface AuthorizeInvoiceJob {
   request: AfipSyncRequest;
 }
 
-/** The lock that serialises numbering of one (CUIT, point of sale, voucher type) across the fleet. */
+/** The lock that serialises numbering of one tenant's (CUIT, point of sale, voucher type) across the fleet. */
 export function voucherLockKey(key: VoucherKey): string {
-  return `afip-voucher:${key.cuit}:${key.ptoVta}:${key.cbteTipo}`;
+  return `afip-voucher:${key.tenantId}:${key.cuit}:${key.ptoVta}:${key.cbteTipo}`;
 }
 
 /**
@@ -59,57 +73,63 @@ export function voucherLockKey(key: VoucherKey): string {
  */
 export async function authorizeInvoice(job: AuthorizeInvoiceJob, deps: AuthorizeInvoiceDeps): Promise<AfipSyncResult> {
   const { request } = job;
-  const key: VoucherKey = { cuit: request.cuit, ptoVta: request.ptoVta, cbteTipo: request.cbteTipo };
+  const key: VoucherKey = { tenantId: job.tenantId, cuit: request.cuit, ptoVta: request.ptoVta, cbteTipo: request.cbteTipo };
+  // Checked before anything else, the lock included: a tenant never acts under another's CUIT.
+  if (!(await deps.ownsIssuer(job.tenantId, request.cuit))) {
+    throw new PermanentError('AFIP_ISSUER_NOT_OWNED', `tenant ${job.tenantId} has no AFIP issuer with CUIT ${request.cuit}`, {
+      details: { cuit: request.cuit },
+    });
+  }
+  const issuer = { tenantId: job.tenantId, cuit: request.cuit };
   try {
     return await deps.withLock(voucherLockKey(key), (lock) => authorizeLocked(job, key, lock, deps));
   } catch (error) {
     // WSFE refused the cached ticket before its time: the retry must log in again.
-    if (error instanceof WsfeTokenRejectedError) await deps.tickets.invalidate(key.cuit);
+    if (error instanceof WsfeTokenRejectedError) await deps.tickets.invalidate(issuer);
     throw error;
   }
 }
 
 async function authorizeLocked(job: AuthorizeInvoiceJob, key: VoucherKey, lock: HeldLock, deps: AuthorizeInvoiceDeps): Promise<AfipSyncResult> {
   const { request } = job;
-  const ticket = await deps.tickets.getTicket(key.cuit);
+  const ticket = await deps.tickets.getTicket({ tenantId: key.tenantId, cuit: key.cuit });
   const auth = { token: ticket.token, sign: ticket.sign, cuit: key.cuit };
+  const fencingToken = lock.fencingToken;
   const existing = await deps.invoices.findByIdempotencyKey(job.tenantId, job.idempotencyKey);
   if (existing?.status === 'authorized' && existing.cae && existing.caeDueDate) {
-    return { ...key, cbteNro: existing.cbteNro, cae: existing.cae, caeDueDate: existing.caeDueDate, recovered: true, observations: [] };
+    return { ...voucherOf(key), cbteNro: existing.cbteNro, cae: existing.cae, caeDueDate: existing.caeDueDate, recovered: true, observations: [] };
   }
   if (existing?.status === 'reserved') {
     const atAfip = await deps.wsfe.getInvoice(auth, key.ptoVta, key.cbteTipo, existing.cbteNro);
     if (atAfip !== null && atAfip.result === 'A' && atAfip.authorizationDueDate) {
       // The earlier run got its CAE and died before recording it.
       const recovered = { cbteNro: existing.cbteNro, cae: atAfip.authorizationCode, caeDueDate: atAfip.authorizationDueDate };
-      await deps.invoices.markAuthorized(existing.id, { ...recovered, response: { recoveredFrom: 'FECompConsultar', voucher: atAfip } });
-      return { ...key, ...recovered, recovered: true, observations: atAfip.observations };
+      await deps.invoices.markAuthorized({ id: existing.id, key, fencingToken }, { ...recovered, response: { recoveredFrom: 'FECompConsultar', voucher: atAfip } });
+      return { ...voucherOf(key), ...recovered, recovered: true, observations: atAfip.observations };
     }
   }
 
   const next = (await deps.wsfe.lastAuthorized(auth, key.ptoVta, key.cbteTipo)) + 1;
   // Reservations from `next` on belong to runs that died before AFIP took their number.
-  await deps.invoices.releaseDeadReservations(key, next);
-  const row = await deps.invoices.reserve({ ...key, tenantId: job.tenantId, idempotencyKey: job.idempotencyKey, jobId: job.jobId, cbteNro: next, request });
+  await deps.invoices.releaseDeadReservations(key, next, fencingToken);
+  const row = await deps.invoices.reserve({ ...key, idempotencyKey: job.idempotencyKey, jobId: job.jobId, cbteNro: next, request, fencingToken });
   if (lock.signal.aborted) {
     throw new DependencyUnavailableError('afip-lock', 'voucher lock lost before requesting the CAE; retrying', { cause: lock.signal.reason });
   }
   const answer = await deps.wsfe.requestCae(auth, toWsfeInvoice(request, next));
-  return settle(deps.invoices, row.id, { ...key, cbteNro: next }, answer);
+  return settle(deps.invoices, { id: row.id, key, fencingToken }, next, answer);
 }
 
-async function settle(
-  invoices: InvoiceStore,
-  rowId: string,
-  voucher: VoucherKey & { cbteNro: number },
-  answer: CaeResult,
-): Promise<AfipSyncResult> {
-  const { cbteNro } = voucher;
+/** The voucher as the job's result names it (the tenant is the job's own). */
+const voucherOf = ({ cuit, ptoVta, cbteTipo }: VoucherKey) => ({ cuit, ptoVta, cbteTipo });
+
+async function settle(invoices: InvoiceStore, row: FencedRow, cbteNro: number, answer: CaeResult): Promise<AfipSyncResult> {
+  const voucher = { ...voucherOf(row.key), cbteNro };
   if (answer.result !== 'R' && answer.cae && answer.caeDueDate) {
-    await invoices.markAuthorized(rowId, { cbteNro, cae: answer.cae, caeDueDate: answer.caeDueDate, response: answer });
+    await invoices.markAuthorized(row, { cbteNro, cae: answer.cae, caeDueDate: answer.caeDueDate, response: answer });
     return { ...voucher, cae: answer.cae, caeDueDate: answer.caeDueDate, recovered: false, observations: answer.observations };
   }
-  await invoices.markRejected(rowId, answer);
+  await invoices.markRejected(row, answer);
   const codes = [...answer.errors, ...answer.observations].map((m) => `${m.code}: ${m.message}`).join('; ');
   throw new PermanentError('AFIP_REJECTED', `AFIP rejected voucher ${cbteNro}: ${codes || 'no reason given'}`, {
     details: { cbteNro, errors: answer.errors, observations: answer.observations },

@@ -1,23 +1,26 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PermanentError } from '@jobfleet/contracts';
 import type { WsaaCredentials } from './wsaa';
 
+/** One issuer's files in a credentials directory. */
+export interface IssuerFiles extends WsaaCredentials {
+  cuit: number;
+}
+
 /**
- * Certificates per issuing CUIT from a directory (a mounted secret): `<cuit>.crt` and `<cuit>.key`,
- * PEM. Read on each login only (about twice a day per CUIT), so a rotated secret is picked up.
+ * Reads a directory of issuer certificates as single-tenant deployments keep them (a mounted
+ * secret): `<cuit>.crt` and `<cuit>.key`, PEM. Used once, to import them into a tenant's
+ * connections; a `.crt` without its `.key` is reported, not skipped.
  */
-export function credentialsFromDirectory(dir: string): (cuit: number) => Promise<WsaaCredentials> {
-  return async (cuit) => {
-    try {
-      const [certificatePem, privateKeyPem] = await Promise.all([
-        readFile(join(dir, `${cuit}.crt`), 'utf8'),
-        readFile(join(dir, `${cuit}.key`), 'utf8'),
-      ]);
-      return { certificatePem, privateKeyPem };
-    } catch (cause) {
-      // No certificate for this CUIT is a setup problem: retrying will not help.
-      throw new PermanentError('AFIP_NO_CREDENTIALS', `no AFIP certificate for CUIT ${cuit} in the credentials directory`, { cause });
-    }
-  };
+export async function readCredentialsDirectory(dir: string): Promise<IssuerFiles[]> {
+  const names = await readdir(dir);
+  const cuits = names.flatMap((name) => /^(\d{11})\.crt$/.exec(name)?.[1] ?? []);
+  return Promise.all(
+    cuits.map(async (cuit) => {
+      const keyFile = `${cuit}.key`;
+      if (!names.includes(keyFile)) throw new Error(`${join(dir, `${cuit}.crt`)} has no ${keyFile} beside it`);
+      const [certificatePem, privateKeyPem] = await Promise.all([readFile(join(dir, `${cuit}.crt`), 'utf8'), readFile(join(dir, keyFile), 'utf8')]);
+      return { cuit: Number(cuit), certificatePem, privateKeyPem };
+    }),
+  );
 }

@@ -2,7 +2,7 @@ export { WSAA_DEPENDENCY, WSFE_DEPENDENCY, WsaaAlreadyAuthenticatedError, WsaaTi
 export { buildLoginTicketRequest, createWsaaClient, signLoginTicketRequest } from './wsaa';
 export type { AccessTicket, WsaaClient, WsaaClientOptions, WsaaCredentials } from './wsaa';
 export { createTicketProvider } from './ticket-provider';
-export type { TicketProvider, TicketProviderOptions } from './ticket-provider';
+export type { IssuerRef, TicketProvider, TicketProviderOptions } from './ticket-provider';
 export { createWsfeClient, WsfeTokenRejectedError } from './wsfe';
 export type {
   AfipMessage,
@@ -15,5 +15,6 @@ export type {
   WsfeInvoice,
 } from './wsfe';
 export { authorizeInvoice, voucherLockKey } from './authorize-invoice';
-export type { AuthorizeInvoiceDeps, AuthorizeInvoiceJob, HeldLock, InvoiceStore, StoredInvoice, VoucherKey } from './authorize-invoice';
-export { credentialsFromDirectory } from './credentials';
+export type { AuthorizeInvoiceDeps, AuthorizeInvoiceJob, FencedRow, HeldLock, InvoiceStore, StoredInvoice, VoucherKey } from './authorize-invoice';
+export { readCredentialsDirectory } from './credentials';
+export type { IssuerFiles } from './credentials';

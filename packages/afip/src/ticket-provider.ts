@@ -5,11 +5,11 @@ import { buildLoginTicketRequest, signLoginTicketRequest, type AccessTicket, typ
 
 export interface TicketProviderOptions {
   redis: Redis;
-  /** Prefix of the cache keys (the fleet's Redis prefix); the key is `<keyPrefix>:afip-wsaa:ticket:<cuit>:<service>`. */
+  /** Prefix of the cache keys (the fleet's Redis prefix); the key is `<keyPrefix>:afip-wsaa:ticket:<tenant>:<cuit>:<service>`. */
   keyPrefix: string;
   wsaa: WsaaClient;
-  /** The certificate and key that represent `cuit` before AFIP. */
-  credentials: (cuit: number) => WsaaCredentials | Promise<WsaaCredentials>;
+  /** The certificate and key of the tenant's issuer, which represent its CUIT before AFIP. */
+  credentials: (issuer: IssuerRef) => WsaaCredentials | Promise<WsaaCredentials>;
   /**
    * Runs `fn` while holding the fleet-wide lock `key`, so one worker logs in while the others
    * wait and then find the ticket in the cache.
@@ -26,18 +26,24 @@ export interface TicketProviderOptions {
   lostTicketRecheckMs?: number;
 }
 
+/** An issuing CUIT as one tenant owns it: tickets are cached per tenant and CUIT, never shared across tenants. */
+export interface IssuerRef {
+  tenantId: string;
+  cuit: number;
+}
+
 export interface TicketProvider {
   /**
-   * A valid ticket for `cuit`: from the shared cache, or from one WSAA login for the whole fleet.
+   * A valid ticket for the issuer: from the shared cache, or from one WSAA login for the whole fleet.
    * Throws `WsaaTicketLostError` (wait, no attempt spent) while AFIP refuses logins because of a
    * ticket the fleet lost.
    */
-  getTicket(cuit: number): Promise<AccessTicket>;
+  getTicket(issuer: IssuerRef): Promise<AccessTicket>;
   /**
    * Drops the cached ticket, for when WSFE refused it (error 600) before its time. The next
    * `getTicket` logs in again; WSAA may still answer alreadyAuthenticated until the ticket expires.
    */
-  invalidate(cuit: number): Promise<void>;
+  invalidate(issuer: IssuerRef): Promise<void>;
 }
 
 /** TRA validity: WSAA refuses a TRA generated in the future, so it starts a little in the past for clock skew. */
@@ -65,12 +71,13 @@ const cachedTicketSchema = z.object({
 export function createTicketProvider(options: TicketProviderOptions): TicketProvider {
   const { redis, keyPrefix, wsaa, credentials, withLock, service = 'wsfe', refreshMarginSeconds = 600 } = options;
   const recheckMs = Math.max(MIN_RECHECK_MS, options.lostTicketRecheckMs ?? 300_000);
-  const key = (kind: 'ticket' | 'blocked' | 'login-started', cuit: number) => `${keyPrefix}:afip-wsaa:${kind}:${cuit}:${service}`;
+  const key = (kind: 'ticket' | 'blocked' | 'login-started', issuer: IssuerRef) =>
+    `${keyPrefix}:afip-wsaa:${kind}:${issuer.tenantId}:${issuer.cuit}:${service}`;
   const dueForRefresh = (ticket: AccessTicket) => ticket.expiresAt.getTime() - refreshMarginSeconds * 1000 <= Date.now();
 
   /** The cached ticket while it can still be used, due for refresh or not. */
-  async function readCache(cuit: number): Promise<AccessTicket | undefined> {
-    const raw = await redis.get(key('ticket', cuit));
+  async function readCache(issuer: IssuerRef): Promise<AccessTicket | undefined> {
+    const raw = await redis.get(key('ticket', issuer));
     if (raw === null) return undefined;
     let json: unknown;
     try {
@@ -84,33 +91,33 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
   }
 
   /** When logins are refused: until when, and for how much longer before the next try. */
-  async function readBlock(cuit: number): Promise<{ expiresBy: Date; retryAfterMs: number } | undefined> {
-    const blockedKey = key('blocked', cuit);
+  async function readBlock(issuer: IssuerRef): Promise<{ expiresBy: Date; retryAfterMs: number } | undefined> {
+    const blockedKey = key('blocked', issuer);
     const [value, remaining] = await Promise.all([redis.get(blockedKey), redis.pttl(blockedKey)]);
     if (value === null || remaining <= 0) return undefined;
     return { expiresBy: new Date(Number(value)), retryAfterMs: remaining };
   }
 
   /** What the fleet uses while logins are blocked: the ticket it still has, or a wait. */
-  function whileBlocked(cuit: number, cached: AccessTicket | undefined, block: { expiresBy: Date; retryAfterMs: number }): AccessTicket {
+  function whileBlocked(issuer: IssuerRef, cached: AccessTicket | undefined, block: { expiresBy: Date; retryAfterMs: number }): AccessTicket {
     if (cached) return cached;
-    throw new WsaaTicketLostError(cuit, service, block.expiresBy, block.retryAfterMs);
+    throw new WsaaTicketLostError(issuer.cuit, service, block.expiresBy, block.retryAfterMs);
   }
 
-  async function login(cuit: number, cached: AccessTicket | undefined): Promise<AccessTicket> {
+  async function login(issuer: IssuerRef, cached: AccessTicket | undefined): Promise<AccessTicket> {
     const tra = buildLoginTicketRequest({
       service,
       now: new Date(Date.now() - TRA_CLOCK_SKEW_SECONDS * 1000),
       ttlSeconds: TRA_TTL_SECONDS + TRA_CLOCK_SKEW_SECONDS,
     });
-    const signed = signLoginTicketRequest(tra, await credentials(cuit));
+    const signed = signLoginTicketRequest(tra, await credentials(issuer));
     // Recorded before the call: if this worker dies or times out after WSAA issued the ticket,
     // the next login attempt learns when the lost ticket expires at the latest.
-    const startedKey = key('login-started', cuit);
+    const startedKey = key('login-started', issuer);
     const previousStart = await redis.set(startedKey, String(Date.now()), 'PX', MAX_TICKET_LIFETIME_MS, 'GET');
     try {
       const ticket = await wsaa.login(signed);
-      await store(cuit, ticket);
+      await store(issuer, ticket);
       return ticket;
     } catch (error) {
       if (!(error instanceof WsaaAlreadyAuthenticatedError)) throw error;
@@ -119,21 +126,21 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
       else await redis.set(startedKey, previousStart, 'PX', Math.max(1, Number(previousStart) + MAX_TICKET_LIFETIME_MS - Date.now()));
       if (cached) {
         // An early refresh refused: the ticket we have stays valid, so use it until it expires.
-        await block(cuit, cached.expiresAt.getTime(), cached.expiresAt.getTime() - Date.now());
+        await block(issuer, cached.expiresAt.getTime(), cached.expiresAt.getTime() - Date.now());
         return cached;
       }
       const expiresBy = (previousStart === null ? Date.now() : Number(previousStart)) + MAX_TICKET_LIFETIME_MS;
       const retryAfterMs = Math.max(MIN_RECHECK_MS, Math.min(expiresBy - Date.now(), recheckMs));
-      await block(cuit, expiresBy, retryAfterMs);
-      throw new WsaaTicketLostError(cuit, service, new Date(expiresBy), retryAfterMs, { cause: error });
+      await block(issuer, expiresBy, retryAfterMs);
+      throw new WsaaTicketLostError(issuer.cuit, service, new Date(expiresBy), retryAfterMs, { cause: error });
     }
   }
 
-  async function block(cuit: number, expiresBy: number, forMs: number): Promise<void> {
-    if (forMs > 0) await redis.set(key('blocked', cuit), String(expiresBy), 'PX', Math.ceil(forMs));
+  async function block(issuer: IssuerRef, expiresBy: number, forMs: number): Promise<void> {
+    if (forMs > 0) await redis.set(key('blocked', issuer), String(expiresBy), 'PX', Math.ceil(forMs));
   }
 
-  async function store(cuit: number, ticket: AccessTicket): Promise<void> {
+  async function store(issuer: IssuerRef, ticket: AccessTicket): Promise<void> {
     const ttlMs = ticket.expiresAt.getTime() - EXPIRY_SAFETY_MS - Date.now();
     if (ttlMs <= 0) return; // already expiring: nothing worth sharing
     const value = JSON.stringify({
@@ -142,27 +149,27 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
       expiresAt: ticket.expiresAt.toISOString(),
       generatedAt: ticket.generatedAt.toISOString(),
     });
-    await redis.set(key('ticket', cuit), value, 'PX', ttlMs);
-    await redis.del(key('blocked', cuit));
+    await redis.set(key('ticket', issuer), value, 'PX', ttlMs);
+    await redis.del(key('blocked', issuer));
   }
 
   return {
-    async getTicket(cuit) {
-      const cached = await readCache(cuit);
+    async getTicket(issuer) {
+      const cached = await readCache(issuer);
       if (cached && !dueForRefresh(cached)) return cached;
-      const blocked = await readBlock(cuit);
-      if (blocked) return whileBlocked(cuit, cached, blocked);
-      return withLock(`afip-wsaa:${cuit}:${service}`, async () => {
+      const blocked = await readBlock(issuer);
+      if (blocked) return whileBlocked(issuer, cached, blocked);
+      return withLock(`afip-wsaa:${issuer.tenantId}:${issuer.cuit}:${service}`, async () => {
         // Whoever held the lock before us may have logged in (or been refused) already.
-        const current = await readCache(cuit);
+        const current = await readCache(issuer);
         if (current && !dueForRefresh(current)) return current;
-        const blockedNow = await readBlock(cuit);
-        if (blockedNow) return whileBlocked(cuit, current, blockedNow);
-        return login(cuit, current);
+        const blockedNow = await readBlock(issuer);
+        if (blockedNow) return whileBlocked(issuer, current, blockedNow);
+        return login(issuer, current);
       });
     },
-    async invalidate(cuit) {
-      await redis.del(key('ticket', cuit));
+    async invalidate(issuer) {
+      await redis.del(key('ticket', issuer));
     },
   };
 }

@@ -1,9 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DependencyUnavailableError, PermanentError, RateLimitedError } from '@jobfleet/contracts';
 import { createCalendarClient, type CalendarClient, type CalendarEventInput } from './client';
 import { startFakeCalendar, type FakeCalendar } from './fake/index';
@@ -20,7 +17,7 @@ const dinner: CalendarEventInput = {
 };
 
 function accessTokenClient(fake: FakeCalendar, token = 'test-token', timeoutMs = 5000): CalendarClient {
-  return createCalendarClient({ rootUrl: fake.rootUrl, auth: { kind: 'access-token', token }, timeoutMs });
+  return createCalendarClient({ rootUrl: fake.rootUrl, credential: { kind: 'access-token', token }, tokenUrl: fake.tokenUrl, timeoutMs });
 }
 
 describe('calendar client (googleapis against the fake Calendar)', () => {
@@ -150,38 +147,27 @@ describe('calendar client (googleapis against the fake Calendar)', () => {
 
 describe('calendar client with a service account', () => {
   let fake: FakeCalendar;
-  let keyDir: string;
-  let keyFile: string;
+  let serviceAccount: { kind: 'service-account'; clientEmail: string; privateKey: string };
 
   beforeAll(async () => {
     fake = await startFakeCalendar();
-    keyDir = mkdtempSync(join(tmpdir(), 'jobfleet-calendar-'));
-    keyFile = join(keyDir, 'service-account.json');
     const { privateKey } = generateKeyPairSync('rsa', {
       modulusLength: 2048,
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       publicKeyEncoding: { type: 'spki', format: 'pem' },
     });
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        type: 'service_account',
-        client_email: 'jobfleet@test-project.iam.gserviceaccount.com',
-        private_key: privateKey,
-        token_uri: 'https://oauth2.googleapis.com/token',
-      }),
-    );
+    serviceAccount = { kind: 'service-account', clientEmail: 'jobfleet@test-project.iam.gserviceaccount.com', privateKey };
   });
   afterEach(() => fake.reset());
   afterAll(async () => {
     await fake.close();
-    rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('exchanges a signed assertion at the configured token URL and sends the token it got', async () => {
     const client = createCalendarClient({
       rootUrl: fake.rootUrl,
-      auth: { kind: 'service-account', keyFile, tokenUrl: fake.tokenUrl },
+      credential: serviceAccount,
+      tokenUrl: fake.tokenUrl,
       timeoutMs: 5000,
     });
     await client.insertEvent(CALENDAR_ID, { ...dinner, id: EVENT_ID });
@@ -196,7 +182,8 @@ describe('calendar client with a service account', () => {
   it('fails permanently when the token endpoint answers 4xx, never mistaking its 404 for a missing event', async () => {
     const client = createCalendarClient({
       rootUrl: fake.rootUrl,
-      auth: { kind: 'service-account', keyFile, tokenUrl: `${fake.rootUrl}no-token-here` },
+      credential: serviceAccount,
+      tokenUrl: `${fake.rootUrl}no-token-here`,
       timeoutMs: 5000,
     });
     const error = await client.getEvent(CALENDAR_ID, EVENT_ID).catch((e: unknown) => e);
@@ -208,7 +195,8 @@ describe('calendar client with a service account', () => {
   it('sends a request Google refuses once: no refresh-and-resend by the auth library', async () => {
     const client = createCalendarClient({
       rootUrl: fake.rootUrl,
-      auth: { kind: 'service-account', keyFile, tokenUrl: fake.tokenUrl },
+      credential: serviceAccount,
+      tokenUrl: fake.tokenUrl,
       timeoutMs: 5000,
     });
     fake.failNext(1, { status: 403, reason: 'forbidden' });
@@ -228,7 +216,8 @@ describe('calendar client with a service account', () => {
       const { port } = failingTokenEndpoint.address() as AddressInfo;
       const client = createCalendarClient({
         rootUrl: fake.rootUrl,
-        auth: { kind: 'service-account', keyFile, tokenUrl: `http://127.0.0.1:${port}/token` },
+        credential: serviceAccount,
+        tokenUrl: `http://127.0.0.1:${port}/token`,
         timeoutMs: 5000,
       });
       const error = await client.getEvent(CALENDAR_ID, EVENT_ID).catch((e: unknown) => e);
@@ -241,10 +230,16 @@ describe('calendar client with a service account', () => {
     }
   });
 
-  it('refuses to start with a key file that is not a service account key', () => {
-    const notAKey = join(keyDir, 'not-a-key.json');
-    writeFileSync(notAKey, JSON.stringify({ type: 'authorized_user' }));
-    const auth = { kind: 'service-account', keyFile: notAKey, tokenUrl: fake.tokenUrl } as const;
-    expect(() => createCalendarClient({ rootUrl: fake.rootUrl, auth, timeoutMs: 1000 })).toThrow(/client_email/);
+  it('exchanges a refresh token at the configured token URL (OAuth connection)', async () => {
+    const client = createCalendarClient({
+      rootUrl: fake.rootUrl,
+      credential: { kind: 'oauth-refresh-token', clientId: 'client-1', clientSecret: 'client-secret', refreshToken: 'refresh-1' },
+      tokenUrl: fake.tokenUrl,
+      timeoutMs: 5000,
+    });
+    await client.insertEvent(CALENDAR_ID, { ...dinner, id: EVENT_ID });
+    const issued = fake.issuedTokens();
+    expect(issued).toHaveLength(1);
+    expect(fake.receivedTokens()).toEqual([issued[0]]);
   });
 });

@@ -1,8 +1,7 @@
 import type { Common, calendar_v3 } from 'googleapis';
 import { z } from 'zod';
 import { DependencyUnavailableError } from '@jobfleet/contracts';
-import type { CalendarAuth } from '@jobfleet/config';
-import { prepareAuthClient } from './auth';
+import { createAuthClient, type CalendarCredential } from './auth';
 import { CALENDAR_DEPENDENCY, describeFailure, toCalendarError, type CalendarFailure, type CalendarOperation } from './errors';
 
 export interface CalendarEventTime {
@@ -58,7 +57,10 @@ export interface CalendarClient {
 export interface CalendarClientOptions {
   /** Calendar API root: `https://www.googleapis.com/` in production, a fake's `rootUrl` in tests. */
   rootUrl: string;
-  auth: CalendarAuth;
+  /** The tenant's credential: every request of this client acts as it. */
+  credential: CalendarCredential;
+  /** Where service-account and refresh-token credentials are exchanged for access tokens. */
+  tokenUrl: string;
   /** Upper bound for each HTTP request, the OAuth token exchange included. */
   timeoutMs: number;
 }
@@ -97,19 +99,24 @@ export async function preloadCalendarLibrary(): Promise<void> {
   await import('googleapis');
 }
 
-/** The official googleapis client, with its retries off: BullMQ decides when to try again. */
+/** The official googleapis client for one tenant's credential, with its retries off: BullMQ decides when to try again. */
 export function createCalendarClient(options: CalendarClientOptions): CalendarClient {
-  const authClientFor = prepareAuthClient(options.auth, options.timeoutMs);
   // googleapis takes seconds to import: loaded on the first call, so processes that never call
   // Calendar (afip or backup workers, the API) do not pay for it at boot.
   let loading: Promise<{ calendar: calendar_v3.Calendar; gaxiosError: typeof Common.GaxiosError }> | undefined;
   const load = () =>
     (loading ??= import('googleapis').then(({ google, Common: common }) => ({
-      calendar: google.calendar({ version: 'v3', rootUrl: options.rootUrl, auth: authClientFor(google), retry: false, timeout: options.timeoutMs }),
+      calendar: google.calendar({
+        version: 'v3',
+        rootUrl: options.rootUrl,
+        auth: createAuthClient(google, options.credential, options.tokenUrl, options.timeoutMs),
+        retry: false,
+        timeout: options.timeoutMs,
+      }),
       gaxiosError: common.GaxiosError,
     })));
 
-  const tokenUrl = options.auth.kind === 'service-account' ? options.auth.tokenUrl : undefined;
+  const tokenUrl = options.credential.kind === 'access-token' ? undefined : options.tokenUrl;
 
   return {
     async insertEvent(calendarId, event) {

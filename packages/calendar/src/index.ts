@@ -7,5 +7,6 @@ export type {
   CalendarEventInput,
   CalendarEventTime,
 } from './client';
+export type { CalendarCredential } from './auth';
 export { calendarEventId, syncReservation } from './sync-reservation';
 export type { SyncReservationDeps, SyncReservationJob } from './sync-reservation';

@@ -34,7 +34,7 @@ describe('syncReservation (through googleapis against the fake Calendar)', () =>
 
   beforeAll(async () => {
     fake = await startFakeCalendar();
-    calendar = createCalendarClient({ rootUrl: fake.rootUrl, auth: { kind: 'access-token', token: 'test-token' }, timeoutMs: 1000 });
+    calendar = createCalendarClient({ rootUrl: fake.rootUrl, credential: { kind: 'access-token', token: 'test-token' }, tokenUrl: fake.tokenUrl, timeoutMs: 1000 });
   });
   afterEach(() => fake.reset());
   afterAll(() => fake.close());

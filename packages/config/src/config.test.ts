@@ -1,13 +1,12 @@
 import { jest } from '@jest/globals';
-import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig, loadConfigOrExit } from './config';
+import { ConfigError, DEV_ADMIN_PASSWORD, DEV_SECRETS_KEY, loadConfig, loadConfigOrExit } from './config';
 
 const production = {
   NODE_ENV: 'production',
   ADMIN_PASSWORD: 'a-long-production-secret',
   DATABASE_URL: 'postgres://db/jobfleet',
   REDIS_URL: 'redis://redis:6379',
-  GOOGLE_ACCESS_TOKEN: 'ya29.token',
-  AFIP_CREDENTIALS_DIR: '/run/secrets/afip',
+  SECRETS_KEYS: `prod-1:${Buffer.alloc(32, 1).toString('base64')}`,
 };
 
 function issuesOf(env: Record<string, string>): readonly string[] {
@@ -25,7 +24,8 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.nodeEnv).toBe('development');
     expect(config.devTenant.enabled).toBe(true);
-    expect(config.connectors.mode).toBe('sandbox');
+    expect(config.connectors).toEqual({ calendar: 'sandbox', afip: 'sandbox', s3: 'sandbox' });
+    expect(config.secrets.keys).toBe(DEV_SECRETS_KEY);
     expect(config.database.url).toBeUndefined();
     expect(config.worker.queues).toEqual(['calendar-sync', 'afip-sync', 'backup']);
     expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
@@ -38,7 +38,7 @@ describe('loadConfig', () => {
 
   it('accepts a complete production environment', () => {
     const config = loadConfig(production);
-    expect(config.connectors.mode).toBe('live');
+    expect(config.connectors).toEqual({ calendar: 'live', afip: 'live', s3: 'live' });
     expect(config.devTenant.enabled).toBe(false);
   });
 
@@ -46,7 +46,11 @@ describe('loadConfig', () => {
     ['ADMIN_PASSWORD', { ADMIN_PASSWORD: undefined }],
     ['ADMIN_PASSWORD', { ADMIN_PASSWORD: DEV_ADMIN_PASSWORD }],
     ['DEV_TENANT_ENABLED', { DEV_TENANT_ENABLED: 'true' }],
-    ['CONNECTORS_MODE', { CONNECTORS_MODE: 'sandbox' }],
+    ['CALENDAR_CONNECTOR', { CONNECTORS_MODE: 'sandbox' }],
+    ['AFIP_CONNECTOR', { AFIP_CONNECTOR: 'sandbox' }],
+    ['S3_CONNECTOR', { S3_CONNECTOR: 'sandbox' }],
+    ['SECRETS_KEYS', { SECRETS_KEYS: undefined }],
+    ['SECRETS_KEYS', { SECRETS_KEYS: `old:${Buffer.alloc(32, 2).toString('base64')},${DEV_SECRETS_KEY}` }],
     ['DATABASE_URL', { DATABASE_URL: undefined }],
     ['REDIS_URL', { REDIS_URL: undefined }],
   ])('refuses production with an unsafe %s', (variable, change) => {
@@ -69,14 +73,9 @@ describe('loadConfig', () => {
     expect(later.join('\n')).toMatch(/CALENDAR_SYNC_CONCURRENCY/);
   });
 
-  it('requires AFIP credentials when a live worker serves afip-sync', () => {
-    const { AFIP_CREDENTIALS_DIR: _omitted, ...withoutCredentials } = production;
-    expect(issuesOf(withoutCredentials).join()).toMatch(/AFIP_CREDENTIALS_DIR/);
-    expect(issuesOf({ ...withoutCredentials, QUEUES: 'calendar-sync' })).toEqual([]);
-  });
-
-  it('requires a key file for service-account auth', () => {
-    expect(issuesOf({ GOOGLE_AUTH_MODE: 'service-account' }).join()).toMatch(/GOOGLE_SERVICE_ACCOUNT_KEY_FILE/);
+  it('chooses sandbox or live per dependency, CONNECTORS_MODE being the default', () => {
+    expect(loadConfig({ CALENDAR_CONNECTOR: 'live' }).connectors).toEqual({ calendar: 'live', afip: 'sandbox', s3: 'sandbox' });
+    expect(loadConfig({ CONNECTORS_MODE: 'live', AFIP_CONNECTOR: 'sandbox' }).connectors).toEqual({ calendar: 'live', afip: 'sandbox', s3: 'live' });
   });
 
   it('refuses embedded Redis and Postgres for api and worker processes', () => {

@@ -13,6 +13,11 @@ export type QueueName = (typeof WORKER_QUEUES)[number];
 export const DEV_TENANT_ID = 'dev';
 export const DEV_API_KEY = 'jf_dev_local_only_key';
 export const DEV_ADMIN_PASSWORD = 'admin';
+/**
+ * The development key that encrypts tenant connection secrets (32 bytes, base64): public, so
+ * anything sealed with it is readable by anyone. Production refuses it.
+ */
+export const DEV_SECRETS_KEY = 'dev:ZGV2ZWxvcG1lbnQtb25seS1zZWNyZXRzLWtleS0zMiE=';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -97,25 +102,31 @@ const envSchema = z.object({
   WORKER_MAX_STALLED_COUNT: int(0).default(2),
   WORKER_ATTEMPTS: int(1).default(8),
 
-  // sandbox: fake Google Calendar in-process; live: the configured endpoints.
+  // Default mode of every connector: sandbox (the in-process fakes of `npm start`) or live.
   CONNECTORS_MODE: z.enum(['sandbox', 'live']).optional(),
+  // Per dependency, overriding CONNECTORS_MODE: e.g. live Google Calendar with the AFIP simulator.
+  CALENDAR_CONNECTOR: z.enum(['sandbox', 'live']).optional(),
+  AFIP_CONNECTOR: z.enum(['sandbox', 'live']).optional(),
+  S3_CONNECTOR: z.enum(['sandbox', 'live']).optional(),
   // Google Calendar API root (the googleapis rootUrl).
   GOOGLE_CALENDAR_ROOT_URL: z.url().default('https://www.googleapis.com/'),
-  // service-account (key file, JWT exchanged at GOOGLE_TOKEN_URL) or access-token (static bearer).
-  GOOGLE_AUTH_MODE: z.enum(['service-account', 'access-token']).default('access-token'),
-  GOOGLE_SERVICE_ACCOUNT_KEY_FILE: optionalString,
+  // Where service-account JWTs and OAuth refresh tokens are exchanged for access tokens.
   GOOGLE_TOKEN_URL: z.url().default('https://oauth2.googleapis.com/token'),
-  GOOGLE_ACCESS_TOKEN: optionalString,
   // Per-request timeout for Calendar calls.
   GOOGLE_TIMEOUT_MS: int(100).default(15_000),
+  // Tenant connections (AFIP certificates, Google credentials) are cached in each worker this long.
+  CONNECTION_CACHE_SECONDS: int(0).default(60),
+
+  // Keys that encrypt tenant connection secrets at rest: `kid:base64(32 bytes)`, comma-separated.
+  // New secrets use SECRETS_ACTIVE_KEY_ID (default the last key); older keys stay for decryption.
+  SECRETS_KEYS: optionalString,
+  SECRETS_ACTIVE_KEY_ID: optionalString,
 
   // AFIP endpoints; the defaults are AFIP's homologation (testing) services.
   AFIP_WSAA_URL: z.url().default('https://wsaahomo.afip.gov.ar/ws/services/LoginCms'),
   AFIP_WSFE_URL: z.url().default('https://wswhomo.afip.gov.ar/wsfev1/service.asmx'),
   // Timeout of each AFIP call (WSAA login, WSFE operation).
   AFIP_TIMEOUT_SECONDS: int(1).default(30),
-  // Directory with <cuit>.crt and <cuit>.key (PEM) per issuing CUIT; required for live AFIP.
-  AFIP_CREDENTIALS_DIR: optionalString,
   // How long a job waits for the voucher-numbering lock before it is re-delayed (no attempt spent).
   AFIP_LOCK_WAIT_MS: int(0).default(5000),
   // TTL of the voucher-numbering lock (auto-extended while held): how long a crashed holder blocks its key.
@@ -173,9 +184,7 @@ export interface WorkerQueueSettings {
   maxDependencyWaitMs: number;
 }
 
-export type CalendarAuth =
-  | { kind: 'service-account'; keyFile: string; tokenUrl: string }
-  | { kind: 'access-token'; token: string };
+export type ConnectorMode = 'sandbox' | 'live';
 
 export interface Config {
   nodeEnv: Env['NODE_ENV'];
@@ -206,14 +215,17 @@ export interface Config {
     metricsPort: number | undefined;
     perQueue: Readonly<Record<QueueName, WorkerQueueSettings>>;
   };
-  connectors: { mode: 'sandbox' | 'live' };
-  calendar: { rootUrl: string; auth: CalendarAuth; timeoutMs: number };
+  /** Sandbox (in-process fakes, `npm start` only) or live, per dependency. */
+  connectors: { calendar: ConnectorMode; afip: ConnectorMode; s3: ConnectorMode };
+  /** Encryption of tenant connection secrets: a `kid:base64` list and the key new secrets use. */
+  secrets: { keys: string; activeKeyId: string | undefined };
+  /** How long a worker reuses a tenant's connection (credentials, allowed calendars) before reading it again. */
+  connectionCacheMs: number;
+  calendar: { rootUrl: string; tokenUrl: string; timeoutMs: number };
   afip: {
     wsaaUrl: string;
     wsfeUrl: string;
     timeoutMs: number;
-    /** undefined only in sandbox mode, where throwaway certificates are generated per CUIT. */
-    credentialsDir: string | undefined;
     lockWaitMs: number;
     lockTtlMs: number;
     /** A new WSAA ticket is asked for this long before the cached one expires. */
@@ -322,15 +334,9 @@ function parseQueues(raw: string | undefined, issues: string[]): QueueName[] {
   return names.filter((n): n is QueueName => known.has(n));
 }
 
-function calendarAuth(env: Env, issues: string[]): CalendarAuth {
-  if (env.GOOGLE_AUTH_MODE === 'service-account') {
-    if (!env.GOOGLE_SERVICE_ACCOUNT_KEY_FILE) {
-      issues.push('GOOGLE_SERVICE_ACCOUNT_KEY_FILE: required when GOOGLE_AUTH_MODE=service-account');
-    }
-    return { kind: 'service-account', keyFile: env.GOOGLE_SERVICE_ACCOUNT_KEY_FILE ?? '', tokenUrl: env.GOOGLE_TOKEN_URL };
-  }
-  // The fake Calendar accepts any bearer token; a live deployment must set a real one.
-  return { kind: 'access-token', token: env.GOOGLE_ACCESS_TOKEN ?? 'sandbox-token' };
+function connectorModes(env: Env, production: boolean): Config['connectors'] {
+  const fallback = env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox');
+  return { calendar: env.CALENDAR_CONNECTOR ?? fallback, afip: env.AFIP_CONNECTOR ?? fallback, s3: env.S3_CONNECTOR ?? fallback };
 }
 
 /** Rules that keep development conveniences out of production; each names its variable. */
@@ -341,12 +347,15 @@ function productionIssues(env: Env, config: Config): string[] {
     issues.push('ADMIN_PASSWORD: the default or a short (<16 chars) password is refused in production');
   }
   if (config.devTenant.enabled) issues.push('DEV_TENANT_ENABLED: the development tenant is refused in production');
-  if (config.connectors.mode === 'sandbox') issues.push('CONNECTORS_MODE: sandbox connectors are refused in production (set live)');
+  for (const [dependency, mode] of Object.entries(config.connectors)) {
+    if (mode === 'sandbox') issues.push(`${dependency.toUpperCase()}_CONNECTOR: sandbox connectors are refused in production (set CONNECTORS_MODE=live)`);
+  }
+  if (env.SECRETS_KEYS === undefined) issues.push('SECRETS_KEYS: must be set in production (it encrypts tenant credentials)');
+  else if (env.SECRETS_KEYS.split(',').some((entry) => entry.trim() === DEV_SECRETS_KEY)) {
+    issues.push('SECRETS_KEYS: the development key is refused in production');
+  }
   if (!env.DATABASE_URL) issues.push('DATABASE_URL: must be set in production (embedded PGlite is for development)');
   if (!env.REDIS_URL) issues.push('REDIS_URL: must be set in production');
-  if (env.GOOGLE_AUTH_MODE === 'access-token' && !env.GOOGLE_ACCESS_TOKEN) {
-    issues.push('GOOGLE_ACCESS_TOKEN: must be set in production when GOOGLE_AUTH_MODE=access-token');
-  }
   return issues;
 }
 
@@ -398,13 +407,14 @@ export function loadConfig(source: Source = process.env): Config {
       metricsPort: env.WORKER_METRICS_PORT === 'off' ? undefined : env.WORKER_METRICS_PORT,
       perQueue: perQueueSettings(env, source, issues),
     },
-    connectors: { mode: env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox') },
-    calendar: { rootUrl: env.GOOGLE_CALENDAR_ROOT_URL, auth: calendarAuth(env, issues), timeoutMs: env.GOOGLE_TIMEOUT_MS },
+    connectors: connectorModes(env, production),
+    secrets: { keys: env.SECRETS_KEYS ?? DEV_SECRETS_KEY, activeKeyId: env.SECRETS_ACTIVE_KEY_ID },
+    connectionCacheMs: env.CONNECTION_CACHE_SECONDS * 1000,
+    calendar: { rootUrl: env.GOOGLE_CALENDAR_ROOT_URL, tokenUrl: env.GOOGLE_TOKEN_URL, timeoutMs: env.GOOGLE_TIMEOUT_MS },
     afip: {
       wsaaUrl: env.AFIP_WSAA_URL,
       wsfeUrl: env.AFIP_WSFE_URL,
       timeoutMs: env.AFIP_TIMEOUT_SECONDS * 1000,
-      credentialsDir: env.AFIP_CREDENTIALS_DIR,
       lockWaitMs: env.AFIP_LOCK_WAIT_MS,
       lockTtlMs: env.AFIP_LOCK_TTL_MS,
       ticketRefreshMarginSeconds: env.AFIP_TICKET_REFRESH_MARGIN_SECONDS,
@@ -413,10 +423,6 @@ export function loadConfig(source: Source = process.env): Config {
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),
   };
-  if (config.connectors.mode === 'live' && config.worker.queues.includes('afip-sync') && !env.AFIP_CREDENTIALS_DIR) {
-    issues.push('AFIP_CREDENTIALS_DIR: required with live connectors when this process serves afip-sync');
-  }
-
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);
   return deepFreeze(config);

@@ -80,20 +80,38 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * `dependency` is known to be unusable for about `retryAfterMs` (an open breaker, a lost WSAA
- * ticket), so the call was not made or cannot succeed. Retryable, and it says nothing about the
- * job: the worker re-delays the job for `retryAfterMs` without spending an attempt, and the
- * entity's sync status reads `waiting: <dependency> unavailable`.
+ * The job cannot run now for a reason outside itself (a busy lock, an unavailable dependency, a
+ * worker short of memory). Retryable, and it says nothing about the job: the attempt policy
+ * re-delays it for about `retryAfterMs` without spending an attempt (within the wait budget),
+ * and its status reads `waiting: <waitReason>`.
  */
-export abstract class DependencyWaitError extends JobfleetError {
+export abstract class WaitError extends JobfleetError {
   readonly retryable = true;
+  /** Why it waits, for people: "afip-wsfe unavailable", "lock … busy". */
+  abstract readonly waitReason: string;
   constructor(
-    readonly dependency: string,
     readonly retryAfterMs: number,
     message: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    super(message, { ...options, details: { dependency, retryAfterMs, ...options.details } });
+    super(message, { ...options, details: { retryAfterMs, ...options.details } });
+  }
+}
+
+/**
+ * `dependency` is known to be unusable for about `retryAfterMs` (an open breaker, a lost WSAA
+ * ticket), so the call was not made or cannot succeed.
+ */
+export abstract class DependencyWaitError extends WaitError {
+  readonly waitReason: string;
+  constructor(
+    readonly dependency: string,
+    retryAfterMs: number,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(retryAfterMs, message, { ...options, details: { dependency, ...options.details } });
+    this.waitReason = `${dependency} unavailable`;
   }
 }
 

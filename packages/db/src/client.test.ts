@@ -14,7 +14,18 @@ describe('database client', () => {
     const rows = await testDb.database.rows<{ table_name: string }>(
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['afip_invoices', 'api_keys', 'backups', 'idempotency_keys', 'lock_audit', 'sync_status', 'tenants']);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      'afip_invoices',
+      'afip_issuers',
+      'afip_voucher_fences',
+      'api_keys',
+      'backups',
+      'google_connections',
+      'idempotency_keys',
+      'lock_audit',
+      'sync_status',
+      'tenants',
+    ]);
   });
 
   it('migrating again is a no-op', async () => {

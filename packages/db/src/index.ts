@@ -1,10 +1,10 @@
 export { openDatabase, openMigratedDatabase, MIGRATIONS_DIR } from './client';
 export type { Database, DatabaseOptions, Db, Schema } from './client';
 export * as schema from './schema';
-export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus } from './schema';
+export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus, GoogleAuthKind } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
-export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
+export { API_KEY_SCOPES, createTenant, tenantExists, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
 export type { ApiKeyScope, ApiKeyPrincipal } from './tenants';
 export {
   beginIdempotentRequest,
@@ -15,7 +15,7 @@ export {
 } from './idempotency';
 export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
-export { afipInvoiceRepository } from './afip-invoices';
+export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
 export type { AfipInvoiceRow, VoucherKey } from './afip-invoices';
 export { appendLockAuditEvents, verifyLockAuditChains, canonicalJson, GENESIS_HASH } from './lock-audit';
 export type {
@@ -28,3 +28,13 @@ export type {
 } from './lock-audit';
 export { backupRepository } from './backups';
 export type { BackupRow } from './backups';
+export {
+  ConnectionError,
+  afipIssuerRepository,
+  googleConnectionRepository,
+  mayWriteCalendar,
+  reencryptConnectionSecrets,
+} from './connections';
+export type { AfipIssuerSecret, AfipIssuerView, CalendarAccess, GoogleConnectionView, GoogleCredential } from './connections';
+export { classifyPostgresError } from './postgres-errors';
+export type { PostgresErrorClass } from './postgres-errors';

@@ -164,10 +164,86 @@ export const afipInvoices = pgTable(
     uniqueIndex('afip_invoices_idempotency_uq').on(t.tenantId, t.idempotencyKey),
     // Only live numbers are unique: rejected and released ones were never consumed at AFIP.
     uniqueIndex('afip_invoices_number_uq')
-      .on(t.cuit, t.ptoVta, t.cbteTipo, t.cbteNro)
+      .on(t.tenantId, t.cuit, t.ptoVta, t.cbteTipo, t.cbteNro)
       .where(sql`${t.status} in ('reserved', 'authorized')`),
     check('afip_invoices_status_ck', sql`${t.status} in ('reserved','authorized','rejected','released')`),
     index('afip_invoices_tenant_status_idx').on(t.tenantId, t.status, t.createdAt),
+  ],
+);
+
+/**
+ * The newest fencing token seen per voucher series (tenant, CUIT, point of sale, voucher type).
+ * Every reservation and settlement of a number carries its lock's token and is refused when an
+ * older one: a holder paused past its lock's TTL can then record nothing.
+ */
+export const afipVoucherFences = pgTable(
+  'afip_voucher_fences',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    cuit: bigint('cuit', { mode: 'number' }).notNull(),
+    ptoVta: integer('pto_vta').notNull(),
+    cbteTipo: integer('cbte_tipo').notNull(),
+    fencingToken: bigint('fencing_token', { mode: 'number' }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.cuit, t.ptoVta, t.cbteTipo] })],
+);
+
+/**
+ * An AFIP issuer: a CUIT with the certificate and key that represent it before AFIP. A CUIT
+ * belongs to exactly one tenant. `secret` is a sealed envelope (@jobfleet/secrets) of both PEMs.
+ */
+export const afipIssuers = pgTable(
+  'afip_issuers',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    cuit: bigint('cuit', { mode: 'number' }).notNull(),
+    secret: jsonb('secret').notNull(),
+    // Id of the key that wraps `secret`: rows still under a retired key are found by it.
+    keyId: text('key_id').notNull(),
+    // Non-secret facts of the certificate, for listings.
+    certificateSubject: text('certificate_subject').notNull(),
+    certificateFingerprint: text('certificate_fingerprint').notNull(),
+    certificateNotAfter: timestamp('certificate_not_after', { withTimezone: true }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('afip_issuers_cuit_uq').on(t.cuit), index('afip_issuers_tenant_idx').on(t.tenantId)],
+);
+
+export const googleAuthKinds = ['service-account', 'oauth-refresh-token', 'access-token'] as const;
+export type GoogleAuthKind = (typeof googleAuthKinds)[number];
+// allowlist: only `calendars`; credential: whatever the tenant's own credential may write to.
+export const calendarPolicies = ['allowlist', 'credential'] as const;
+export type CalendarPolicy = (typeof calendarPolicies)[number];
+
+/** A tenant's Google Calendar connection (one per tenant); `secret` is a sealed credential. */
+export const googleConnections = pgTable(
+  'google_connections',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    authKind: text('auth_kind', { enum: googleAuthKinds }).notNull(),
+    // Who the credential acts as (service-account email, OAuth client id), for listings.
+    principal: text('principal').notNull(),
+    calendarPolicy: text('calendar_policy', { enum: calendarPolicies }).notNull(),
+    calendars: text('calendars').array().notNull(),
+    secret: jsonb('secret').notNull(),
+    keyId: text('key_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('google_connections_tenant_uq').on(t.tenantId),
+    check('google_connections_auth_kind_ck', sql`${t.authKind} in ('service-account','oauth-refresh-token','access-token')`),
+    check('google_connections_policy_ck', sql`${t.calendarPolicy} in ('allowlist','credential')`),
   ],
 );
 

@@ -3,7 +3,11 @@ import { and, eq, isNull } from 'drizzle-orm';
 import type { Db } from './client';
 import { apiKeys, tenants } from './schema';
 
-export const API_KEY_SCOPES = ['jobs:write', 'jobs:read', 'admin'] as const;
+/**
+ * `admin` manages its own tenant (connections, backups, Bull Board of its jobs); `fleet:admin` is
+ * for the fleet's operators and reaches every tenant.
+ */
+export const API_KEY_SCOPES = ['jobs:write', 'jobs:read', 'admin', 'fleet:admin'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 export interface ApiKeyPrincipal {
@@ -21,6 +25,11 @@ function hashKey(plaintext: string): string {
 
 function isScope(value: string): value is ApiKeyScope {
   return (API_KEY_SCOPES as readonly string[]).includes(value);
+}
+
+export async function tenantExists(db: Db, tenantId: string): Promise<boolean> {
+  const rows = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId)).limit(1);
+  return rows.length > 0;
 }
 
 /** Creates the tenant, or renames it when it exists (safe to run at every boot). */

@@ -1,14 +1,18 @@
-import { JobfleetError } from '@jobfleet/contracts';
+import { JobfleetError, WaitError } from '@jobfleet/contracts';
 
-/** The lock was held by another owner for the whole wait; retryable (the holder will finish). */
-export class LockUnavailableError extends JobfleetError {
+// A busy lock's job comes back soon (jittered by the deferral), so waiting jobs spread out.
+const LOCK_BUSY_RETRY_MS = 500;
+
+/** The lock was held by another owner for the whole wait: the job waits its turn, no attempt spent. */
+export class LockUnavailableError extends WaitError {
   readonly code = 'LOCK_UNAVAILABLE';
-  readonly retryable = true;
+  readonly waitReason: string;
   constructor(
     readonly key: string,
     readonly waitedMs: number,
   ) {
-    super(`lock ${key} is held by another owner (waited ${waitedMs} ms)`, { details: { key, waitedMs } });
+    super(LOCK_BUSY_RETRY_MS, `lock ${key} is held by another owner (waited ${waitedMs} ms)`, { details: { key, waitedMs } });
+    this.waitReason = `lock ${key} busy`;
   }
 }
 

@@ -1,4 +1,4 @@
-import { JobfleetError } from '@jobfleet/contracts';
+import { JobfleetError, WaitError } from '@jobfleet/contracts';
 
 /** An attempt ran past its queue's `attemptTimeoutMs`; retried like any transient failure. */
 export class AttemptTimeoutError extends JobfleetError {
@@ -18,5 +18,15 @@ export class WorkerClosingError extends JobfleetError {
   readonly retryable = true;
   constructor() {
     super('worker closing hard: attempt left to stalled-job recovery');
+  }
+}
+
+/** This worker process cannot take the job now (over its memory limit): it waits for later or for a worker with room. */
+export class WorkerBusyError extends WaitError {
+  readonly code = 'WORKER_BUSY';
+  readonly waitReason: string;
+  constructor(reason: string, retryAfterMs: number) {
+    super(retryAfterMs, `worker busy: ${reason}`);
+    this.waitReason = `worker busy (${reason})`;
   }
 }

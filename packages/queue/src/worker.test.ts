@@ -238,7 +238,7 @@ describe('createWorker', () => {
     expect(done.returnvalue).toBe('done');
     expect(attempts).toEqual([1, 1, 1]);
     expect([await young.count('delayed'), await young.count('retried')]).toEqual([2, undefined]);
-    expect(young.logs.lines().filter((l) => l.msg === 'dependency unavailable; job re-delayed, no attempt spent')).toHaveLength(2);
+    expect(young.logs.lines().filter((l) => l.msg === 'job waits: re-delayed, no attempt spent')).toHaveLength(2);
 
     // A budget already used up: each wait is an ordinary retry and spends an attempt.
     attempts.length = 0;

@@ -1,8 +1,9 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { DependencyWaitError, JobfleetError, PermanentError, coerceError, type QueueName } from '@jobfleet/contracts';
+import { JobfleetError, PermanentError, coerceError } from '@jobfleet/contracts';
 import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { decideAfterError, retryOrFail, type AttemptDecision } from './attempt-policy';
 import { deferWithoutAttempt } from './defer';
 import { AttemptTimeoutError, WorkerClosingError } from './errors';
 
@@ -24,7 +25,7 @@ export interface ProcessorContext {
 export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
 
 export interface CreateWorkerOptions<T, R> {
-  queue: QueueName;
+  queue: string;
   /**
    * A worker-role connection. BullMQ sends commands on it and duplicates it for the blocking
    * fetch; closing the worker leaves it open for its owner to close afterwards.
@@ -45,14 +46,18 @@ export interface CreateWorkerOptions<T, R> {
   /** Start fetching jobs at once. Default true; otherwise call `worker.run()`. */
   autorun?: boolean;
   /**
+   * Records the attempt policy's decision where the job's status lives (sync_status), before it is
+   * carried out; a failure to record is logged, and the decision stands.
+   */
+  onDecision?: (job: Job<T, R>, decision: AttemptDecision, error: Error, attempt: number) => Promise<void>;
+  /** Errors that fail at once although untyped (see AttemptPolicySettings.isPermanent). */
+  isPermanent?: (error: Error) => boolean;
+  /**
    * A job failed without its processor deciding it (stalled more than maxStalledCount times):
    * record that wherever the processor would have, so the job's entity does not stay `running`.
    */
   onUnprocessedFailure?: (job: Job<T, R>, error: Error) => Promise<void>;
 }
-
-// A half-open breaker refuses all but its trial call: come back soon, but not at once.
-const MIN_WAIT_DEFER_MS = 1000;
 
 /** The reason a hard close gives BullMQ's per-job abort controllers. */
 const CLOSING_HARD = 'jobfleet:worker-closing-hard';
@@ -117,28 +122,31 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
         // until another worker's stalled check moves it back to wait. No attempt is spent.
         throw new DelayedError(error.message);
       }
-      // Past its wait budget a job stops waiting for free: a dependency that never recovers for it
-      // (or a job whose every call fails as the breaker's trial) must end some day.
-      if (error instanceof DependencyWaitError && Date.now() - job.timestamp < options.settings.maxDependencyWaitMs) {
-        const delayMs = Math.max(error.retryAfterMs, MIN_WAIT_DEFER_MS);
-        const deferred = await deferWithoutAttempt(job, delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
-        if (isFlowControl(deferred)) {
-          jobLogger.info(
-            { dependency: error.dependency, reason: error.code, delayMs, durationMs: record('delayed') },
-            'dependency unavailable; job re-delayed, no attempt spent',
-          );
-          throw deferred;
-        }
-        // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, below.
-      }
       if (isFlowControl(error)) {
         jobLogger.debug({ durationMs: record('delayed') }, 'job re-scheduled by its processor');
         throw error;
       }
-      const toThrow = error instanceof JobfleetError && !error.retryable ? unrecoverable(error) : error;
-      const final = finalAttempt || isUnrecoverable(toThrow);
-      const durationMs = record(final ? 'failed' : 'retried');
-      if (final) jobLogger.error({ err: error, durationMs }, 'job failed');
+      const facts = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, createdAt: job.timestamp, now: Date.now() };
+      let decision = decideAfterError(error, facts, { maxWaitMs: options.settings.maxDependencyWaitMs, isPermanent: options.isPermanent });
+      const recordDecision = (decided: AttemptDecision) =>
+        options.onDecision?.(job, decided, error, attempt).catch((recordError: unknown) =>
+          jobLogger.error({ err: coerceError(recordError), decision: decided.action }, 'could not record the attempt outcome'),
+        );
+      await recordDecision(decision);
+      if (decision.action === 'wait') {
+        const deferred = await deferWithoutAttempt(job, decision.delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
+        if (isFlowControl(deferred)) {
+          jobLogger.info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
+          throw deferred;
+        }
+        // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, or the end.
+        decision = retryOrFail(facts);
+        await recordDecision(decision);
+      }
+      // BullMQ fails a job whose attempts ran out by itself; a permanent error must stop it early.
+      const toThrow = decision.action === 'fail' && decision.permanent ? unrecoverable(error) : error;
+      const durationMs = record(decision.action === 'fail' ? 'failed' : 'retried');
+      if (decision.action === 'fail') jobLogger.error({ err: error, durationMs }, 'job failed');
       else jobLogger.warn({ err: error, durationMs }, 'job attempt failed; it will be retried');
       reported.add(toThrow);
       throw toThrow;
@@ -188,16 +196,17 @@ function rejectWhenAborted(signal: AbortSignal): Promise<never> {
 }
 
 /** Keeps the code in BullMQ's failedReason and the original error (with its stack) as cause. */
-function unrecoverable(error: JobfleetError): UnrecoverableError {
-  const wrapped = new UnrecoverableError(`${error.code}: ${error.message}`);
+function unrecoverable(error: Error): UnrecoverableError {
+  if (error instanceof UnrecoverableError) return error;
+  const wrapped = new UnrecoverableError(`${codeOf(error)}: ${error.message}`);
   wrapped.cause = error;
   // BullMQ stores this stack with the failed job: show where the permanent error arose.
   if (error.stack) wrapped.stack = error.stack;
   return wrapped;
 }
 
-function isUnrecoverable(error: Error): boolean {
-  return error instanceof UnrecoverableError || error.name === 'UnrecoverableError';
+function codeOf(error: Error): string {
+  return error instanceof JobfleetError ? error.code : 'UNEXPECTED';
 }
 
 // BullMQ matches these by name or message too (worker.handleFailed), as a bundled copy may differ.

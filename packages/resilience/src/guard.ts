@@ -16,7 +16,7 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { DEPENDENCIES, type Dependency, type DependencyPolicySettings } from '@jobfleet/config';
-import { CircuitOpenError, DependencyUnavailableError, DependencyWaitError, JobfleetError } from '@jobfleet/contracts';
+import { CircuitOpenError, DependencyUnavailableError, JobfleetError, WaitError } from '@jobfleet/contracts';
 import type { Logger, Metrics } from '@jobfleet/observability';
 
 
@@ -54,11 +54,16 @@ export interface GuardEvents {
    * per worker per failure before any one breaker opened.
    */
   countFleetFailure?(dependency: Dependency, windowMs: number): Promise<number>;
+  /**
+   * Narrows what counts as a failure of a dependency beyond `isDependencyFailure`, e.g. for
+   * Postgres only an unavailable server (see classifyPostgresError), never a refused statement.
+   */
+  isFailure?: Partial<Record<Dependency, (error: unknown) => boolean>>;
 }
 
 /** What opens a breaker: the dependency failing, never the request being refused (4xx, validation). */
 export function isDependencyFailure(error: unknown): boolean {
-  if (error instanceof DependencyWaitError) return false;
+  if (error instanceof WaitError) return false;
   if (error instanceof DependencyUnavailableError) return true;
   if (error instanceof TaskCancelledError) return true;
   // Our clients map their failures; anything unmapped that is not ours is a transport surprise.
@@ -78,7 +83,9 @@ export function createDependencyGuard(
   deps: { metrics: Metrics; logger: Logger } & GuardEvents,
 ): DependencyGuard {
   const { metrics, logger } = deps;
-  const breaker = circuitBreaker(handleWhen(isDependencyFailure), {
+  const narrowed = deps.isFailure?.[dependency];
+  const isFailure = narrowed === undefined ? isDependencyFailure : (error: unknown) => isDependencyFailure(error) && narrowed(error);
+  const breaker = circuitBreaker(handleWhen(isFailure), {
     halfOpenAfter: settings.halfOpenAfterMs,
     breaker: new ConsecutiveBreaker(settings.maxFailures),
   });
@@ -120,7 +127,7 @@ export function createDependencyGuard(
       } catch (error) {
         result = error instanceof BrokenCircuitError ? 'rejected' : error instanceof TaskCancelledError ? 'timeout' : 'failure';
         const translated = translate(error, dependency, operation, retryAfterMs);
-        if (translated instanceof CircuitOpenError || !isDependencyFailure(translated)) throw translated;
+        if (translated instanceof CircuitOpenError || !isFailure(translated)) throw translated;
         // The failure that opened the breaker, a failed half-open trial, or a failure once the
         // fleet as a whole has seen maxFailures of them tells about the dependency, not the job:
         // it waits like the calls an open breaker refuses, without spending an attempt.

@@ -14,6 +14,11 @@ export interface AuthOptions {
 export interface Auth {
   /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403. */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
+  /**
+   * For a tenant's own administration: `fleet:admin` reaches every tenant, `admin` its own only;
+   * anything else is 403. Call after `requireScope('jobs:read')`-style authentication, or alone.
+   */
+  requireTenantAdmin(request: FastifyRequest, tenantId: string): Promise<ApiKeyPrincipal>;
   /** For ops UIs: resolves for an `admin`-scoped API key or HTTP Basic with the admin credentials, else throws 401/403. */
   requireAdmin(request: FastifyRequest): Promise<void>;
   /** The caller of a request that passed `requireScope`. */
@@ -90,6 +95,15 @@ export function createAuth(options: AuthOptions): Auth {
         }
         principals.set(request, principal);
       };
+    },
+
+    async requireTenantAdmin(request, tenantId) {
+      const principal = await authenticate(request);
+      principals.set(request, principal);
+      if (principal.scopes.includes('fleet:admin')) return principal;
+      if (!principal.scopes.includes('admin')) throw new HttpProblem(403, 'The API key lacks the "admin" scope');
+      if (principal.tenantId !== tenantId) throw new HttpProblem(403, `An "admin" key administers its own tenant only, not "${tenantId}"`);
+      return principal;
     },
 
     async requireAdmin(request) {

@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type BackupRequest, type QueueIntake, type QueueName } from '@jobfleet/contracts';
+import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueIntake, type QueueName } from '@jobfleet/contracts';
 import {
   abandonIdempotentRequest,
   beginIdempotentRequest,
@@ -15,6 +15,7 @@ import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { ADMISSIONS } from '../admission';
 import { canonicalJson, sha256Hex } from '../canonical-json';
 import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
 import { docs, enqueueDocs } from '../openapi';
@@ -82,22 +83,6 @@ async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
   };
 }
 
-/** What the schema cannot judge: the definition must exist on this deployment, and be checkable as asked. */
-function assertRunnableBackup(config: Config, request: BackupRequest): void {
-  const { definitions, scratchServerUrl } = config.backup;
-  if (!definitions.some((d) => d.name === request.definition)) {
-    const known = definitions.map((d) => d.name).join(', ') || 'none';
-    throw new HttpProblem(422, `No backup definition "${request.definition}" is configured (known: ${known})`, {
-      type: '/problems/unknown-backup-definition',
-    });
-  }
-  if (request.restoreCheck === 'full' && scratchServerUrl === undefined) {
-    throw new HttpProblem(422, 'A full restore check needs BACKUP_RESTORE_SCRATCH_URL, which this deployment does not set', {
-      type: '/problems/restore-check-unavailable',
-    });
-  }
-}
-
 export function registerJobRoutes(app: FastifyInstance, { config, db, queues, redis: connection, auth }: JobRoutesDeps): void {
   const redis = redisCaller(connection);
 
@@ -111,7 +96,6 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
       'The Idempotency-Key header',
     )['idempotency-key'];
     const body = parseOrThrow(intake.requestSchema, request.body, 'The request body', 422);
-    if (queue === 'backup') assertRunnableBackup(config, QUEUE_INTAKE.backup.requestSchema.parse(body));
     const syncKind: string | null = QUEUES[queue].syncKind;
     const entityId = intake.entityId(body);
     // Without a key, the request's natural key: a resend of the same thing is a replay.
@@ -161,6 +145,8 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
     const data = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
     try {
+      // Judged after the key is ours, so a replay of an accepted request still gets its first answer.
+      await ADMISSIONS[queue]({ config, db, tenantId }, body);
       // A timed-out enqueue may still land; the retry then meets it under the same job id.
       const { created } = await redis(() => enqueue(queues[queue], { jobId, name: intake.jobName(body), data }));
       // Expected after a stale takeover; after an expired key was reused it means Redis still holds the

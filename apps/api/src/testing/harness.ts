@@ -1,9 +1,10 @@
 import { createServer } from 'node:net';
 import { loadConfig, type Config } from '@jobfleet/config';
 import type { QueueName } from '@jobfleet/contracts';
-import { createApiKey, createTenant, type ApiKeyScope } from '@jobfleet/db';
+import { createApiKey, createTenant, googleConnectionRepository, type ApiKeyScope } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
+import { parseKeyring } from '@jobfleet/secrets';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../../../tests/support/db';
@@ -65,6 +66,11 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
   const { db } = testDb.database;
   await createTenant(db, { id: 'acme', name: 'Acme' });
   await createTenant(db, { id: 'globex', name: 'Globex' });
+  // Both may write to any calendar through a Google connection of their own.
+  const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
+  for (const tenantId of ['acme', 'globex']) {
+    await googleConnectionRepository.add(db, keyring, { tenantId, credential: { kind: 'access-token', token: `token-of-${tenantId}` }, access: { policy: 'credential' } });
+  }
   const key = async (tenantId: string, scopes: ApiKeyScope[]) => (await createApiKey(db, { tenantId, name: 'test', scopes })).key;
   const keys = {
     writer: await key('acme', ['jobs:write', 'jobs:read']),

@@ -1,25 +1,24 @@
 import { authorizeInvoice, type InvoiceStore, type TicketProvider, type WsfeClient } from '@jobfleet/afip';
 import { afipSyncJobSchema, QUEUES, type AfipSyncResult } from '@jobfleet/contracts';
 import { afipInvoiceRepository, type Db } from '@jobfleet/db';
-import { LockUnavailableError, type LockManager } from '@jobfleet/locks';
-import { deferWithoutAttempt, type JobProcessor } from '@jobfleet/queue';
+import type { LockManager } from '@jobfleet/locks';
+import type { JobProcessor } from '@jobfleet/queue';
 import { parsePayload, trackSyncStatus, type SyncTrackingDeps } from '../sync-tracking';
+import type { TenantConnections } from '../tenant-connections';
 
 export interface AfipSyncDeps extends SyncTrackingDeps {
+  connections: Pick<TenantConnections, 'ownsIssuer'>;
   locks: LockManager;
   afip: { wsfe: WsfeClient; tickets: TicketProvider; lockWaitMs: number; lockTtlMs: number };
 }
-
-// Re-delay when the lock is busy: short, jittered, so waiting jobs spread out.
-const LOCK_BUSY_DELAY_MS = 500;
 
 function invoiceStore(db: Db): InvoiceStore {
   return {
     findByIdempotencyKey: (tenantId, key) => afipInvoiceRepository.findByIdempotencyKey(db, tenantId, key),
     reserve: (input) => afipInvoiceRepository.reserve(db, input),
-    releaseDeadReservations: (key, fromNumber) => afipInvoiceRepository.releaseDeadReservations(db, key, fromNumber),
-    markAuthorized: (id, result) => afipInvoiceRepository.markAuthorized(db, id, result),
-    markRejected: (id, response) => afipInvoiceRepository.markRejected(db, id, response),
+    releaseDeadReservations: (key, fromNumber, fencingToken) => afipInvoiceRepository.releaseDeadReservations(db, key, fromNumber, fencingToken),
+    markAuthorized: (row, result) => afipInvoiceRepository.markAuthorized(db, row, result),
+    markRejected: (row, response) => afipInvoiceRepository.markRejected(db, row, response),
   };
 }
 
@@ -36,24 +35,21 @@ export function afipSyncProcessor(deps: AfipSyncDeps): JobProcessor<unknown, unk
       version: 0,
       jobId,
     };
-    try {
-      return await trackSyncStatus(deps, entity, context, async () => {
-        const result = await authorizeInvoice(
-          { tenantId: data.tenantId, idempotencyKey: data.idempotencyKey, jobId, request: data.request },
-          {
-            wsfe: deps.afip.wsfe,
-            tickets: deps.afip.tickets,
-            invoices,
-            withLock: (key, fn) =>
-              deps.locks.withLock(key, { waitMs: deps.afip.lockWaitMs, ttlMs: deps.afip.lockTtlMs, jobId, tenantId: data.tenantId }, fn),
-          },
-        );
-        return { result, externalRef: result.cae };
-      });
-    } catch (error) {
-      // Another worker is numbering this voucher key: wait our turn without spending an attempt.
-      if (error instanceof LockUnavailableError) return deferWithoutAttempt(job, LOCK_BUSY_DELAY_MS);
-      throw error;
-    }
+    // A busy voucher lock (another worker is numbering this series) is a LockUnavailableError: the
+    // attempt policy makes the job wait its turn without spending an attempt.
+    return trackSyncStatus(deps, entity, context, async () => {
+      const result = await authorizeInvoice(
+        { tenantId: data.tenantId, idempotencyKey: data.idempotencyKey, jobId, request: data.request },
+        {
+          ownsIssuer: (tenantId, cuit) => deps.connections.ownsIssuer(tenantId, cuit),
+          wsfe: deps.afip.wsfe,
+          tickets: deps.afip.tickets,
+          invoices,
+          withLock: (key, fn) =>
+            deps.locks.withLock(key, { waitMs: deps.afip.lockWaitMs, ttlMs: deps.afip.lockTtlMs, jobId, tenantId: data.tenantId }, fn),
+        },
+      );
+      return { result, externalRef: result.cae };
+    });
   };
 }

@@ -3,9 +3,8 @@ import type { BackupConfig } from '@jobfleet/config';
 import { backupJobSchema, coerceError, PermanentError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import type { JobProcessor } from '@jobfleet/queue';
+import { WorkerBusyError, type JobProcessor } from '@jobfleet/queue';
 import { slotOfScheduledJob } from '../backup-schedules';
-import { deferWithoutAttempt } from '@jobfleet/queue';
 import { parsePayload } from '../sync-tracking';
 
 export interface BackupDeps {
@@ -41,7 +40,7 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
     }
     if (process.memoryUsage.rss() > config.memoryLimitBytes) {
       context.logger.warn({ definition: name, limitBytes: config.memoryLimitBytes }, 'worker over its backup memory limit; backup deferred');
-      return deferWithoutAttempt(job, MEMORY_BUSY_DELAY_MS);
+      throw new WorkerBusyError('over its backup memory limit', MEMORY_BUSY_DELAY_MS);
     }
 
     const runDeps = {

@@ -1,10 +1,11 @@
-import { syncReservation, type CalendarClient } from '@jobfleet/calendar';
+import { syncReservation } from '@jobfleet/calendar';
 import { calendarSyncJobSchema, QUEUES, type CalendarSyncJob, type CalendarSyncResult } from '@jobfleet/contracts';
 import type { JobProcessor } from '@jobfleet/queue';
 import { parsePayload, trackSyncStatus, type SyncTrackingDeps } from '../sync-tracking';
+import type { TenantConnections } from '../tenant-connections';
 
 export interface CalendarSyncDeps extends SyncTrackingDeps {
-  calendar: CalendarClient;
+  connections: Pick<TenantConnections, 'calendarFor'>;
 }
 
 /** Glue only: parse the job, run the domain function, keep the reservation's sync_status true. */
@@ -19,7 +20,9 @@ export function calendarSyncProcessor(deps: CalendarSyncDeps): JobProcessor<unkn
       jobId: job.id ?? 'unknown',
     };
     return trackSyncStatus(deps, entity, context, async () => {
-      const result = await syncReservation(data, { calendar: deps.calendar });
+      // The tenant's own credential, for a calendar it may write to; refused before any call otherwise.
+      const calendar = await deps.connections.calendarFor(data.tenantId, data.request.calendarId);
+      const result = await syncReservation(data, { calendar });
       return { result, externalRef: result.eventId };
     });
   };

@@ -26,15 +26,3 @@ export function createTestCertificate(options: { cuit: number; commonName?: stri
   certificate.sign(nodeSignedRsaKey(privateKeyPem), forge.md.sha256.create());
   return { certificatePem: forge.pki.certificateToPem(certificate), privateKeyPem };
 }
-
-/** Sandbox credentials: one throwaway certificate per CUIT, made on first use (key generation is slow). */
-export function createSandboxCredentials(): (cuit: number) => WsaaCredentials {
-  const issued = new Map<number, WsaaCredentials>();
-  return (cuit) => {
-    const existing = issued.get(cuit);
-    if (existing) return existing;
-    const created = createTestCertificate({ cuit, commonName: 'jobfleet-sandbox' });
-    issued.set(cuit, created);
-    return created;
-  };
-}

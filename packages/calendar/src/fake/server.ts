@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FakeEventStore, type FakeCalendarEvent } from './event-store';
 import { googleError, type Reply } from './replies';
-import { exchangeAssertion } from './token-endpoint';
+import { exchangeToken } from './token-endpoint';
 
 export interface FakeCalendarOptions {
   /** Default 0: a free port. */
@@ -24,7 +24,7 @@ export interface FakeCalendarFault {
 export interface FakeCalendar {
   /** Pass as `rootUrl` to `google.calendar()` (ends with a slash). */
   readonly rootUrl: string;
-  /** The fake OAuth token endpoint, for service-account auth. */
+  /** The fake OAuth token endpoint, for service-account and refresh-token auth. */
   readonly tokenUrl: string;
   /** Stored events, deleted ones (status "cancelled") included; copies. */
   listEvents(calendarId?: string): FakeCalendarEvent[];
@@ -162,7 +162,7 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
   }
 
   function token(body: Buffer): Reply {
-    const exchange = exchangeAssertion(new URLSearchParams(body.toString('utf8')), tokenUrl);
+    const exchange = exchangeToken(new URLSearchParams(body.toString('utf8')), tokenUrl);
     if (exchange.granted) issuedTokens.push(exchange.accessToken);
     return exchange.reply;
   }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { oauthError, type Reply } from './replies';
 
 const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const REFRESH_TOKEN_GRANT = 'refresh_token';
 /** The `aud` Google requires in a service account's assertion, whatever URL the exchange is posted to. */
 const GOOGLE_TOKEN_AUDIENCE = 'https://oauth2.googleapis.com/token';
 /** Google refuses assertions that live longer than an hour. */
@@ -22,11 +23,13 @@ const claimsSchema = z.object({
 type TokenExchange = { granted: true; accessToken: string; reply: Reply } | { granted: false; reply: Reply };
 
 /**
- * Google's JWT-bearer token exchange (service accounts): checks the assertion's shape and claims,
- * not its signature, and hands out an opaque access token.
+ * Google's token endpoint: the JWT-bearer exchange of service accounts (the assertion's shape and
+ * claims are checked, not its signature) and the OAuth refresh-token grant (client id, secret and
+ * refresh token must be present). Either hands out an opaque access token.
  */
-export function exchangeAssertion(form: URLSearchParams, tokenUrl: string): TokenExchange {
+export function exchangeToken(form: URLSearchParams, tokenUrl: string): TokenExchange {
   const grantType = form.get('grant_type');
+  if (grantType === REFRESH_TOKEN_GRANT) return exchangeRefreshToken(form);
   if (grantType !== JWT_BEARER_GRANT) {
     return refused(oauthError('unsupported_grant_type', `Invalid grant_type: ${grantType ?? ''}`));
   }
@@ -45,6 +48,17 @@ export function exchangeAssertion(form: URLSearchParams, tokenUrl: string): Toke
       ),
     );
   }
+  return grant();
+}
+
+function exchangeRefreshToken(form: URLSearchParams): TokenExchange {
+  for (const field of ['client_id', 'client_secret', 'refresh_token']) {
+    if (!form.get(field)) return refused(oauthError('invalid_request', `Missing required parameter: ${field}`));
+  }
+  return grant();
+}
+
+function grant(): TokenExchange {
   const accessToken = `ya29.fake-${randomBytes(24).toString('base64url')}`;
   return {
     granted: true,
