@@ -12,9 +12,26 @@ export interface LoggerOptions {
 
 const CENSOR = '[redacted]';
 
-// Secrets that travel in requests, configs and dependency errors. A `*.x` path matches one level
-// down only, so the top-level names and the request headers are listed on their own.
-const SECRET_KEYS = ['apiKey', 'api_key', 'password', 'token', 'accessToken', 'access_token', 'privateKey', 'private_key'];
+// Secrets that travel in requests, configs, tenant connections (AFIP keys, Google service-account
+// keys, OAuth tokens) and dependency errors. A `*.x` path matches one level down only, so the
+// top-level names and the request headers are listed on their own; anything deeper is not caught.
+const SECRET_KEYS = [
+  'apiKey',
+  'api_key',
+  'password',
+  'secret',
+  'token',
+  'accessToken',
+  'access_token',
+  'refreshToken',
+  'refresh_token',
+  'clientSecret',
+  'client_secret',
+  'privateKey',
+  'private_key',
+  'privateKeyPem',
+  'secretAccessKey',
+];
 const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
