@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 
 /**
- * JSON with object keys sorted at every depth, so equal values give equal text whatever order the
- * keys arrived (or came back from jsonb) in. Used for request hashes and for idempotent responses,
- * which must replay byte for byte.
+ * RFC 8785 (JCS) text: object keys sorted at every depth, numbers and strings as ECMAScript writes
+ * them, so equal values give equal text whatever order the keys arrived (or came back from jsonb)
+ * in. Used for request hashes and for idempotent responses, which must replay byte for byte.
+ * Throws on what RFC 8785 cannot write: a lone surrogate, NaN or Infinity, a cycle.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const record = v as Record<string, unknown>;
-    return Object.fromEntries(Object.keys(record).sort().map((k) => [k, record[k]]));
-  });
+  const text = canonicalize(value);
+  // canonicalize answers undefined for what JSON has no text for at all (undefined, a function).
+  if (text === undefined) throw new TypeError(`canonicalJson: ${typeof value} is not JSON`);
+  return text;
 }
 
 export function sha256Hex(text: string): string {

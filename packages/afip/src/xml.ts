@@ -1,56 +1,92 @@
+import { EntityDecoder } from '@nodable/entities';
+import { XMLParser } from 'fast-xml-parser';
+
 /**
- * The little XML this package reads by hand: the loginTicketRequest/Response documents WSAA wraps
+ * The little XML this package reads itself: the loginTicketRequest/Response documents WSAA wraps
  * in a string, and (in the simulator) the SOAP requests it answers. soap parses the envelopes the
- * clients receive; neither AFIP document needs DTDs, entities beyond the predefined ones, or
- * namespace resolution, so element names are reduced to their local part.
+ * clients receive. fast-xml-parser checks well-formedness and decodes entities; this module turns
+ * its output into a small tree whose element names are reduced to their local part.
  */
 export interface XmlElement {
   /** Local name: `soap:Body` is `Body`. */
   name: string;
+  /** As written, prefixes included (`xmlns:soap`, `xml:lang`); values entity-decoded. */
   attributes: Readonly<Record<string, string>>;
   children: XmlElement[];
   /** The element's own character data (CDATA included), concatenated, entities decoded. */
   text: string;
 }
 
-const TOKEN =
-  /<!--[\s\S]*?-->|<\?[\s\S]*?\?>|<!\[CDATA\[([\s\S]*?)\]\]>|<!([^>]*)>|<\/([^\s>]+)\s*>|<([^\s/>!?]+)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|([^<]+)|</g;
-const ATTRIBUTE = /([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
-const ENTITY = /&(?:#(\d+)|#x([0-9a-fA-F]+)|(lt|gt|amp|quot|apos));|&/g;
-const NAMED_ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
-
-/** Parses a document into its root element; throws on anything that is not well-formed enough to trust. */
-export function parseXml(xml: string): XmlElement {
-  const stack: XmlElement[] = [];
-  let root: XmlElement | undefined;
-  for (const match of xml.matchAll(TOKEN)) {
-    const [token, cdata, declaration, closing, opening, attributes, selfClosing, text] = match;
-    const current = stack.at(-1);
-    if (cdata !== undefined) {
-      if (!current) throw new Error('XML: character data outside the root element');
-      current.text += cdata;
-    } else if (declaration !== undefined) {
-      // DOCTYPE and friends: refusing them rules out entity expansion attacks.
-      throw new Error(`XML: declarations are not accepted (<!${declaration.slice(0, 20)}>)`);
-    } else if (closing !== undefined) {
-      if (!current || current.name !== localName(closing)) throw new Error(`XML: unexpected </${closing}>`);
-      stack.pop();
-    } else if (opening !== undefined) {
-      if (root && stack.length === 0) throw new Error('XML: more than one root element');
-      const element: XmlElement = { name: localName(opening), attributes: readAttributes(attributes ?? ''), children: [], text: '' };
-      if (current) current.children.push(element);
-      else root = element;
-      if (selfClosing !== '/') stack.push(element);
-    } else if (text !== undefined) {
-      if (current) current.text += decodeEntities(text);
-      else if (text.trim() !== '') throw new Error('XML: text outside the root element');
-    } else if (token === '<') {
-      throw new Error('XML: malformed tag');
-    }
-    // Comments and processing instructions (the <?xml?> declaration) carry nothing we read.
+/**
+ * The predefined entities and character references, nothing declared: fast-xml-parser hands every
+ * DOCTYPE's entities to `addInputEntities`, so refusing there rules out entity expansion attacks.
+ * (Its default decoder would also leave `&#233;` undecoded unless HTML entities are switched on.)
+ */
+class PredefinedEntitiesOnly extends EntityDecoder {
+  override addInputEntities(): never {
+    throw new Error('declarations are not accepted (<!DOCTYPE>)');
   }
-  if (!root || stack.length > 0) throw new Error('XML: document is empty or not closed');
+}
+
+/** Keys of fast-xml-parser's ordered output besides the element name. */
+const ATTRIBUTES = ':@';
+const TEXT = '#text';
+
+const parser = new XMLParser({
+  // Every element becomes an entry of its parent's list, so one <AlicIva> reads like three.
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  // Tokens, CAE codes and CUITs look like numbers but must stay the exact text AFIP sent.
+  parseTagValue: false,
+  parseAttributeValue: false,
+  // childText trims; an element's own text keeps its whitespace.
+  trimValues: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  entityDecoder: new PredefinedEntitiesOnly(),
+  // removeNSPrefix is not used: it also drops xmlns:* attributes, which tell SOAP 1.1 from 1.2.
+});
+
+/** fast-xml-parser's ordered node: `{ [name]: children, ':@'?: attributes }` or `{ '#text': text }`. */
+type OrderedNode = Readonly<Record<string, unknown>>;
+
+/** Parses a document into its root element; throws on anything that is not well-formed. */
+export function parseXml(xml: string): XmlElement {
+  let nodes: unknown;
+  try {
+    // `true`: validate first, so mismatched tags, a second root or a bare `&` are errors.
+    nodes = parser.parse(xml, true);
+  } catch (error) {
+    throw new Error(`XML: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const { children, text } = readContent(nodes);
+  const [root, ...others] = children;
+  if (!root) throw new Error('XML: document is empty');
+  // The validator misses a second root after a self-closing one (<a/><b/>). Text after a
+  // self-closing root never reaches the output, so that one stays unnoticed (and unread).
+  if (others.length > 0 || text.trim() !== '') throw new Error('XML: content outside the root element');
   return root;
+}
+
+function readContent(nodes: unknown): { children: XmlElement[]; text: string } {
+  if (!Array.isArray(nodes)) throw new Error('XML: unexpected parser output');
+  const content = { children: [] as XmlElement[], text: '' };
+  for (const node of nodes as OrderedNode[]) {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === TEXT) content.text += String(value);
+      else if (key !== ATTRIBUTES) {
+        const { children, text } = readContent(value);
+        content.children.push({ name: localName(key), attributes: readAttributes(node[ATTRIBUTES]), children, text });
+      }
+    }
+  }
+  return content;
+}
+
+function readAttributes(attributes: unknown): Record<string, string> {
+  if (attributes === undefined) return {};
+  return Object.fromEntries(Object.entries(attributes as Record<string, unknown>).map(([name, value]) => [name, String(value)]));
 }
 
 export function childElement(parent: XmlElement | undefined, name: string): XmlElement | undefined {
@@ -73,21 +109,4 @@ export function escapeXml(text: string): string {
 
 function localName(qualified: string): string {
   return qualified.slice(qualified.indexOf(':') + 1);
-}
-
-function readAttributes(source: string): Record<string, string> {
-  const attributes: Record<string, string> = {};
-  for (const [, name, doubleQuoted, singleQuoted] of source.matchAll(ATTRIBUTE)) {
-    if (name !== undefined) attributes[name] = decodeEntities(doubleQuoted ?? singleQuoted ?? '');
-  }
-  return attributes;
-}
-
-function decodeEntities(text: string): string {
-  return text.replace(ENTITY, (entity, decimal?: string, hex?: string, named?: string) => {
-    if (decimal !== undefined) return String.fromCodePoint(Number(decimal));
-    if (hex !== undefined) return String.fromCodePoint(Number.parseInt(hex, 16));
-    if (named !== undefined) return NAMED_ENTITIES[named] ?? entity;
-    throw new Error('XML: bare "&" or unknown entity');
-  });
 }

@@ -17,7 +17,7 @@ export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, Idempoten
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
 export type { AfipInvoiceRow, VoucherKey } from './afip-invoices';
-export { appendLockAuditEvents, verifyLockAuditChains, canonicalJson, GENESIS_HASH } from './lock-audit';
+export { appendLockAuditEvents, verifyLockAuditChains, GENESIS_HASH } from './lock-audit';
 export type {
   LockAuditInput,
   LockAuditBreak,

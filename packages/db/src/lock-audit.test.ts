@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { asc, eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { openDatabase } from './client';
-import { appendLockAuditEvents, canonicalJson, GENESIS_HASH, verifyLockAuditChains, type LockAuditInput } from './lock-audit';
+import { appendLockAuditEvents, GENESIS_HASH, verifyLockAuditChains, type LockAuditInput } from './lock-audit';
 import { lockAudit } from './schema';
 
 describe('lock audit chain', () => {
@@ -38,8 +39,15 @@ describe('lock audit chain', () => {
     return testDb.database.db.select().from(lockAudit).where(eq(lockAudit.chain, chain)).orderBy(asc(lockAudit.seq));
   }
 
+  type StoredRow = Omit<typeof lockAudit.$inferSelect, 'id'>;
+
   /** The hash a row should carry, computed here independently of the repository. */
-  function hashOf(row: typeof lockAudit.$inferSelect): string {
+  function hashOf(row: StoredRow): string {
+    return createHash('sha256').update(row.prevHash + canonicalTextOf(row)).digest('hex');
+  }
+
+  /** The RFC 8785 text of a row's hashed fields. */
+  function canonicalTextOf(row: StoredRow): string | undefined {
     const hashed = {
       chain: row.chain,
       seq: row.seq,
@@ -53,7 +61,7 @@ describe('lock audit chain', () => {
       at: new Date(row.at).toISOString(),
       prev_hash: row.prevHash,
     };
-    return createHash('sha256').update(row.prevHash + canonicalJson(hashed)).digest('hex');
+    return canonicalize(hashed);
   }
 
   /** Runs raw SQL with the append-only triggers off, as someone with table-owner rights could. */
@@ -65,10 +73,6 @@ describe('lock audit chain', () => {
       await tx.execute(sql`alter table lock_audit enable trigger user`);
     });
   }
-
-  it('canonical JSON sorts keys at every level and drops undefined fields', () => {
-    expect(canonicalJson({ b: 1, a: { d: [2, { z: null, y: 'x' }], c: undefined } })).toBe('{"a":{"d":[2,{"y":"x","z":null}]},"b":1}');
-  });
 
   it('numbers each chain 1..n from the genesis hash and links every row to the previous hash', async () => {
     const a = newChain();
@@ -156,6 +160,69 @@ describe('lock audit chain', () => {
       chains: 1,
       rows: 3,
       broken: [{ chain, seq: 3, id: rows[2]!.id, reason: 'seq-gap' }],
+    });
+  });
+
+  // A chain as the hand-written canonicalJson (replaced by canonicalize) wrote it: the same bytes,
+  // so rows from before the change keep verifying. Hashes computed with that implementation.
+  const legacyChain = 'afip-wsaa:20123456786:wsfe';
+  const legacyRows: StoredRow[] = [
+    {
+      chain: legacyChain,
+      seq: 1,
+      lockKey: `jf:lock:${legacyChain}`,
+      event: 'acquired',
+      owner: 'worker-7f3a',
+      tenantId: 'acme',
+      jobId: 'acme:inv-2026-0001',
+      fencingToken: 9007199254740991,
+      details: { ttlMs: 30000, waitMs: 2500, note: 'Señal "ok" \\ 中文 😀', attempts: [1, 2, { z: null, a: true }], empty: {} },
+      at: '2026-03-14T15:09:26.535Z',
+      prevHash: GENESIS_HASH,
+      hash: 'ad5c756a317b5612ef7a1795e7e424d168bfbd7dea7cf41bdd6a9bdaf15080d9',
+    },
+    {
+      chain: legacyChain,
+      seq: 2,
+      lockKey: `jf:lock:${legacyChain}`,
+      event: 'released',
+      owner: 'worker-7f3a',
+      tenantId: null,
+      jobId: null,
+      fencingToken: null,
+      details: {},
+      at: '2026-03-14T15:09:27.001Z',
+      prevHash: 'ad5c756a317b5612ef7a1795e7e424d168bfbd7dea7cf41bdd6a9bdaf15080d9',
+      hash: '74b38da8e27f5d477800f2dc7332a2cddd065ebfa542f9131cc8049ef99ae803',
+    },
+  ];
+
+  it('hashes a row as sha256(prev_hash || RFC 8785 text), byte for byte as before canonicalize', () => {
+    const [first, second] = legacyRows;
+    expect(canonicalTextOf(first!)).toBe(
+      '{"at":"2026-03-14T15:09:26.535Z","chain":"afip-wsaa:20123456786:wsfe",' +
+        '"details":{"attempts":[1,2,{"a":true,"z":null}],"empty":{},"note":"Señal \\"ok\\" \\\\ 中文 😀","ttlMs":30000,"waitMs":2500},' +
+        '"event":"acquired","fencing_token":9007199254740991,"job_id":"acme:inv-2026-0001",' +
+        '"lock_key":"jf:lock:afip-wsaa:20123456786:wsfe","owner":"worker-7f3a",' +
+        '"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","seq":1,"tenant_id":"acme"}',
+    );
+    expect(hashOf(first!)).toBe(first!.hash);
+    expect(hashOf(second!)).toBe(second!.hash);
+  });
+
+  it('verifies a chain written before canonicalize and extended after it, and still catches an edit to an old row', async () => {
+    const { db } = testDb.database;
+    await db.insert(lockAudit).values(legacyRows);
+    await expect(verifyLockAuditChains(db, { chain: legacyChain })).resolves.toEqual({ chains: 1, rows: 2, broken: [] });
+
+    await appendLockAuditEvents(db, [event(legacyChain, 3)]);
+    const rows = await rowsOf(legacyChain);
+    expect(rows[2]).toMatchObject({ seq: 3, prevHash: legacyRows[1]!.hash });
+    await expect(verifyLockAuditChains(db, { chain: legacyChain })).resolves.toEqual({ chains: 1, rows: 3, broken: [] });
+
+    await tamper(sql`update lock_audit set details = '{"ttlMs": 60000}' where id = ${rows[0]!.id}`);
+    await expect(verifyLockAuditChains(db, { chain: legacyChain })).resolves.toMatchObject({
+      broken: [{ chain: legacyChain, seq: 1, id: rows[0]!.id, reason: 'hash-mismatch' }],
     });
   });
 

@@ -64,6 +64,14 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
     expect(await api.jobCount()).toBe(before);
   });
 
+  it('refuses a body with a lone surrogate (422), which has no canonical hash, and enqueues nothing', async () => {
+    const before = await api.jobCount();
+    const answer = await api.post(reservation('res-surrogate', { summary: 'Mesa \ud800 8' }), { 'idempotency-key': 'surrogate-1' });
+    expect(answer.statusCode).toBe(422);
+    expect(answer.json()).toMatchObject({ status: 422, detail: expect.stringMatching(/RFC 8785.*surrogate/i) });
+    expect(await api.jobCount()).toBe(before);
+  });
+
   it('derives the key from reservation and version when none is sent', async () => {
     const first = await api.post(reservation('res-derived', { version: 7 }));
     expect(first.statusCode).toBe(202);

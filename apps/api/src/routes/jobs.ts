@@ -63,6 +63,21 @@ function sendStored(reply: FastifyReply, statusCode: number, stored: StoredRespo
   return reply.send(canonicalJson(stored.body));
 }
 
+/**
+ * The hash that tells a replay from a different request under the same key. JSON.parse accepts a
+ * lone surrogate ("\ud800") that RFC 8785 cannot write; such a body has no stable hash, so it is refused.
+ */
+function requestHash(body: unknown): string {
+  let text: string;
+  try {
+    text = canonicalJson(body);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new HttpProblem(422, `The request body has no canonical JSON form (RFC 8785): ${reason}`, { type: '/problems/validation', cause });
+  }
+  return sha256Hex(text);
+}
+
 async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
   const state = await redis(() => job.getState());
   const lastStack = job.stacktrace?.at(-1);
@@ -103,10 +118,11 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     const ref: IdempotencyKeyRef = { tenantId, scope: queue, key: idempotencyKey };
     const jobId = jobIdFor(tenantId, idempotencyKey);
 
+    const hash = requestHash(body);
     const outcome = await pg(() =>
       beginIdempotentRequest(db, {
         ...ref,
-        requestHash: sha256Hex(canonicalJson(body)),
+        requestHash: hash,
         jobId,
         ttlSeconds: config.idempotency.ttlSeconds,
         staleAfterSeconds: STALE_IN_FLIGHT_SECONDS,
