@@ -18,9 +18,10 @@ import {
   syncStatusRepository,
 } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
+import { QUEUE_NAMES } from '@jobfleet/kinds';
 import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
-import { createConnectors, startWorkers } from '@jobfleet/worker';
+import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker } from 'bullmq';
 import pg from 'pg';
 
@@ -95,9 +96,9 @@ async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number
   const producer = createRedisConnection(REDIS_URL, 'producer');
   await waitUntilReady(producer, 5000);
   const workerConnection = createRedisConnection(REDIS_URL, 'worker');
-  const queues = createQueues({ connection: producer, prefix, config });
+  const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix, config });
   const metrics = createMetrics();
-  const fleet = await startWorkers({ config, database, connection: workerConnection, logger, metrics, ...createConnectors(config) });
+  const fleet = await startWorkers({ config, database, connection: workerConnection, logger, metrics });
   let completed = 0;
   fleet.workers.get('calendar-sync')?.on('completed', () => completed++);
 

@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { backupRepository, type BackupRow } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { createRedisConnection } from '@jobfleet/queue';
-import { createConnectors, startWorkers, type WorkerFleet } from '@jobfleet/worker';
+import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import { loadConfig } from '@jobfleet/config';
 import { startFakeS3 } from '@jobfleet/backup/fake-s3';
 import pg from 'pg';
@@ -175,7 +175,6 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
       connection,
       logger: createLogger({ level: 'silent', serviceName: 'test' }),
       metrics: createMetrics(),
-      ...createConnectors(backups.system.config),
     });
     try {
       const answers = await Promise.all(Array.from({ length: 5 }, () => requestBackup(backups, { definition: 'limited' })));
@@ -319,7 +318,6 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
         connection,
         logger: createLogger({ level: 'silent', serviceName: 'test' }),
         metrics: createMetrics(),
-        ...createConnectors(config),
       });
       return { fleet, close: async () => (await fleet.close(), connection.disconnect()) };
     };

@@ -1,4 +1,4 @@
-import type { QueueName } from '@jobfleet/contracts';
+import type { QueueName } from '@jobfleet/kinds';
 import { CHAOS_BACKUP_DEFINITION, sleep } from './chaos';
 import { invoiceRequest, reservationRequest } from './fixtures';
 

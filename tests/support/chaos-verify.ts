@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { calendarEventId } from '@jobfleet/calendar';
-import type { QueueName } from '@jobfleet/contracts';
+import type { QueueName } from '@jobfleet/kinds';
 import { CHAOS_BACKUP_DEFINITION, logLines, sleep, type ChaosSystem, type LogLine } from './chaos';
 import type { AcceptedJob, LoadReport } from './chaos-load';
 import { withClient } from './backup';

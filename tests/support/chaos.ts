@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { QUEUE_NAMES, type QueueName } from '@jobfleet/contracts';
+import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
 import { createApiKey } from '@jobfleet/db';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';

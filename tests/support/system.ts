@@ -2,12 +2,12 @@ import { buildApi } from '@jobfleet/api';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator, type AfipSimulatorOptions } from '@jobfleet/afip/simulator';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
-import type { QueueName } from '@jobfleet/contracts';
+import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
-import { createConnectors, startWorkers, type WorkerFleet } from '@jobfleet/worker';
+import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from './db';
@@ -92,7 +92,7 @@ export async function startTestSystem(options: {
   const logger = createLogger({ level: config.logLevel, serviceName: 'test' });
   const metrics = createMetrics();
   const producer = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-api' });
-  const queues = createQueues({ connection: producer, prefix, config });
+  const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
   const api = await buildApi({ config, database: testDb.database, queues, redis: producer, logger, metrics });
   await api.ready();
@@ -105,7 +105,6 @@ export async function startTestSystem(options: {
         connection: workerConnection,
         logger,
         metrics,
-        ...createConnectors(config),
       })
     : undefined;
 

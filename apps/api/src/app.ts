@@ -1,6 +1,6 @@
 import type { Config } from '@jobfleet/config';
-import type { QueueName } from '@jobfleet/contracts';
 import type { Database } from '@jobfleet/db';
+import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -19,7 +19,10 @@ import { registerSyncRoutes } from './routes/sync';
 export interface ApiDeps {
   config: Config;
   database: Database;
-  queues: Record<QueueName, Queue>;
+  /** A queue per job kind, by name (createQueues). */
+  queues: Readonly<Record<string, Queue>>;
+  /** The job kinds to serve routes for; default the registry. */
+  kinds?: readonly AnyJobKind[];
   /** The producer connection (fails fast when Redis is down); pinged by /health/ready. */
   redis: Redis;
   logger: Logger;
@@ -65,8 +68,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
-  registerJobRoutes(app, { config, db: database.db, queues, redis, auth });
-  registerSyncRoutes(app, { db: database.db, auth });
+  const kinds = deps.kinds ?? JOB_KINDS;
+  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth });
+  registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });
   registerConnectionRoutes(app, {
     db: database.db,

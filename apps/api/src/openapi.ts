@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { QUEUE_INTAKE, type QueueName } from '@jobfleet/contracts';
+import type { AnyJobKind } from '@jobfleet/kinds';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { PROBLEM_CONTENT_TYPE } from './problem';
@@ -90,8 +90,8 @@ const adminProblems = {
 };
 
 /** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
-export function enqueueDocs(queue: QueueName): FastifySchema {
-  const intake = QUEUE_INTAKE[queue];
+export function enqueueDocs(kind: AnyJobKind): FastifySchema {
+  const { intake } = kind;
   return {
     tags: ['jobs'],
     summary: intake.summary,
@@ -103,7 +103,7 @@ export function enqueueDocs(queue: QueueName): FastifySchema {
     headers: object({
       'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
     }),
-    body: jsonSchema(intake.requestSchema),
+    body: jsonSchema(kind.requestSchema),
     response: {
       202: object(
         {

@@ -6,8 +6,9 @@ import { loadConfigOrExit, type Config } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { parseKeyring } from '@jobfleet/secrets';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
+import { QUEUE_NAMES } from '@jobfleet/kinds';
 import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
-import { createConnectors, startWorkers } from '@jobfleet/worker';
+import { startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
 import { seedSandboxConnections } from './sandbox-connections';
 
@@ -44,7 +45,7 @@ if (config.devTenant.enabled) {
 
 const producer = createRedisConnection(redis.url, 'producer', { name: 'api' });
 await waitUntilReady(producer, 5000);
-const queues = createQueues({ connection: producer, prefix: config.redis.prefix, config });
+const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port });
@@ -57,7 +58,6 @@ const fleet = await startWorkers({
   connection: workerConnection,
   logger,
   metrics,
-  ...createConnectors(config),
 });
 
 // The bound port, which differs from the configured one when API_PORT=0.

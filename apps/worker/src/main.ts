@@ -3,7 +3,6 @@ import { openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, withDeadline } from '@jobfleet/observability';
 import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkerHttp } from './http';
-import { createConnectors } from './connectors';
 import { startWorkers } from './worker';
 
 // Entry point of a worker container: serves the queues named in QUEUES (default all).
@@ -19,7 +18,6 @@ const fleet = await startWorkers({
   connection,
   logger,
   metrics,
-  ...createConnectors(config),
 });
 const http =
   config.worker.metricsPort === undefined

@@ -1,59 +1,49 @@
-import { createTicketProvider } from '@jobfleet/afip';
-import { preloadCalendarLibrary } from '@jobfleet/calendar';
 import type { Config } from '@jobfleet/config';
-import { QUEUES, toStoredError, type QueueName } from '@jobfleet/contracts';
-import { backupRepository, classifyPostgresError, type Database } from '@jobfleet/db';
+import { classifyPostgresError, type Database } from '@jobfleet/db';
+import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
+import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
-import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/queue';
-import { createBackupTarget } from '@jobfleet/backup';
-import type { Redis } from 'ioredis';
-import { Queue, type Worker } from 'bullmq';
+import { closeWorkersGracefully, createWorker, settingsFor } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
-import type { Connectors } from './connectors';
-import { seedBackupGauges, syncBackupSchedules } from './backup-schedules';
-import { guardBackupTarget, guardCalendar, guardWsaa, guardWsfe } from './guarded-clients';
-import { processors } from './processors';
-import { recordAttemptDecision, recordUnprocessedFailure } from './sync-tracking';
-import { createTenantConnections } from './tenant-connections';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 
-export interface WorkerFleetDeps extends Connectors {
+export interface WorkerFleetDeps {
   config: Config;
   database: Database;
   /** A worker-role connection (maxRetriesPerRequest: null); BullMQ duplicates it per worker. */
   connection: Redis;
   logger: Logger;
   metrics: Metrics;
+  /** The job kinds this build knows; default the registry. `config.worker.queues` picks among them. */
+  kinds?: readonly AnyJobKind[];
 }
 
-// A WSAA login is one slow call; others wait for it and then read the shared ticket.
-const LOGIN_LOCK = { waitMs: 30_000, ttlMs: 60_000 };
-
 export interface WorkerFleet {
-  workers: ReadonlyMap<QueueName, Worker>;
+  workers: ReadonlyMap<string, Worker>;
   /** This process's circuit breakers, one per dependency (its /health/ready reports them). */
   guards: Readonly<Record<Dependency, DependencyGuard>>;
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
 
-/**
- * A backup attempt is bounded by its own deadlines (dump, then restore check, each
- * BACKUP_TIMEOUT_SECONDS); the worker's bound only catches a run that ignores them.
- */
-const BACKUP_ATTEMPT_SLACK_MS = 5 * 60_000;
-
-function attemptTimeoutMs(queue: QueueName, config: Config): number {
-  return QUEUES[queue].attemptTimeoutMs ?? 2 * config.backup.timeoutMs + BACKUP_ATTEMPT_SLACK_MS;
+/** The kinds named by QUEUES (every known kind when it is unset); an unknown name stops the boot. */
+function servedKinds(config: Config, kinds: readonly AnyJobKind[]): AnyJobKind[] {
+  const { queues } = config.worker;
+  if (queues === 'all') return [...kinds];
+  const unknown = queues.filter((name) => !kinds.some((kind) => kind.name === name));
+  if (unknown.length > 0) throw new Error(`QUEUES names job kinds this build does not have: ${unknown.join(', ')}`);
+  return kinds.filter((kind) => queues.includes(kind.name));
 }
 
 /**
- * Starts one BullMQ worker for each queue in `config.worker.queues`. A worker serving backups
- * first makes the backup schedulers match its definitions and seeds the backup gauges.
+ * Starts one BullMQ worker for each served job kind. Each kind's worker half is loaded and
+ * started first (its connections, schedulers, gauges), only in the processes that serve it.
  */
 export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> {
   const { config, logger, metrics, database, connection } = deps;
+  const kinds = servedKinds(config, deps.kinds ?? JOB_KINDS);
   const guards = createDependencyGuards(config.resilience, {
     metrics,
     logger,
@@ -62,68 +52,36 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     // Only an unavailable server opens the Postgres breaker; a statement it refuses is a bug of ours.
     isFailure: { postgres: (error) => classifyPostgresError(error) !== 'bug' },
   });
-  const wsaa = guardWsaa(deps.afip.wsaa, guards['afip-wsaa']);
-  const wsfe = guardWsfe(deps.afip.wsfe, guards['afip-wsfe']);
-  const connections = createTenantConnections({
-    db: database.db,
-    keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId),
-    createCalendarClient: (credential) => guardCalendar(deps.calendar(credential), guards.calendar),
-    postgres: guards.postgres,
-    cacheMs: config.connectionCacheMs,
-  });
-  // Process-wide infrastructure the processors share: the fleet lock (audited) and the AFIP ticket.
+  // The fleet lock (audited), shared by the kinds that need one.
   const audit = createBufferedAuditSink({ database, metrics, logger });
-  const locks = createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger });
-  const tickets = createTicketProvider({
-    redis: connection,
-    keyPrefix: config.redis.prefix,
-    wsaa,
-    credentials: (issuer) => connections.issuerCredentials(issuer),
-    withLock: (key, fn) => locks.withLock(key, LOGIN_LOCK, () => fn()),
-    refreshMarginSeconds: config.afip.ticketRefreshMarginSeconds,
-    lostTicketRecheckMs: config.afip.lostTicketRecheckMs,
-  });
-  const backupTargets = new Map(
-    await Promise.all(
-      config.backup.targets.map(async (target) => {
-        const created = await createBackupTarget(target, config.backup.s3);
-        return [target.name, created.kind === 's3' ? guardBackupTarget(created, guards.s3) : created] as const;
-      }),
-    ),
-  );
-  if (config.worker.queues.includes('backup')) await prepareBackups(deps);
-  if (config.worker.queues.includes('calendar-sync')) await preloadCalendarLibrary();
-  const processorDeps = {
-    database,
-    logger,
-    metrics,
-    postgres: guards.postgres,
-    backup: { config: config.backup, targets: backupTargets },
-    connections,
-    locks,
-    afip: { wsfe, tickets, lockWaitMs: config.afip.lockWaitMs, lockTtlMs: config.afip.lockTtlMs },
-  };
-  const workers = new Map<QueueName, Worker>();
-  for (const queue of config.worker.queues) {
-    const processor = processors[queue](processorDeps);
+  let lockManager: LockManager | undefined;
+  const locks = () => (lockManager ??= createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger }));
+  const context = { config, database, redis: connection, logger, metrics, guards, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), locks };
+
+  const runtimes = new Map<string, KindRuntime>();
+  for (const kind of kinds) runtimes.set(kind.name, await (await kind.worker()).start(context));
+  const statusDeps = { database, postgres: guards.postgres };
+  const workers = new Map<string, Worker>();
+  for (const kind of kinds) {
+    const runtime = runtimes.get(kind.name);
+    if (runtime === undefined) continue;
     const worker = createWorker({
-      queue,
-      connection: deps.connection,
+      queue: kind.name,
+      connection,
       prefix: config.redis.prefix,
-      settings: config.worker.perQueue[queue],
-      attemptTimeoutMs: attemptTimeoutMs(queue, config),
-      processor,
+      settings: settingsFor(kind.name, config),
+      attemptTimeoutMs: kind.attemptTimeoutMs(config),
+      processor: runtime.processor,
       logger: logger.child({ workerId: config.worker.id }),
       metrics,
-      onDecision: (job, decision, error, attempt) => recordAttemptDecision(processorDeps, queue, job, decision, error, attempt),
+      onDecision: (job, decision, error, attempt) =>
+        runtime.onDecision ? runtime.onDecision(job, decision, error, attempt) : recordAttemptDecision(statusDeps, kind, job, decision, error, attempt),
       // A statement Postgres refuses for what it is (not for being unavailable) fails the same way every time.
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
-        queue === 'backup'
-          ? backupRepository.failRunningOfJob(database.db, job.id ?? '', { ...toStoredError(error), code: 'JOB_STALLED' }).then(() => undefined)
-          : recordUnprocessedFailure(database, queue, job, error),
+        runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
     });
-    workers.set(queue, worker);
+    workers.set(kind.name, worker);
   }
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');
   return {
@@ -133,22 +91,8 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       // Lock events of the last jobs are written before the database closes.
       await audit.close();
-      for (const target of backupTargets.values()) target.close();
+      for (const runtime of runtimes.values()) await runtime.close?.();
       return outcome;
     },
   };
-}
-
-async function prepareBackups({ config, connection, database, logger, metrics }: WorkerFleetDeps): Promise<void> {
-  const queue = new Queue('backup', { connection, prefix: config.redis.prefix });
-  try {
-    await syncBackupSchedules(
-      queue,
-      { definitions: config.backup.definitions, maxConcurrent: config.backup.maxConcurrent, jobOptions: jobOptionsFor('backup', config) },
-      logger,
-    );
-  } finally {
-    await queue.close();
-  }
-  await seedBackupGauges(database, metrics);
 }

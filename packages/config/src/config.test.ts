@@ -27,7 +27,7 @@ describe('loadConfig', () => {
     expect(config.connectors).toEqual({ calendar: 'sandbox', afip: 'sandbox', s3: 'sandbox' });
     expect(config.secrets.keys).toBe(DEV_SECRETS_KEY);
     expect(config.database.url).toBeUndefined();
-    expect(config.worker.queues).toEqual(['calendar-sync', 'afip-sync', 'backup']);
+    expect(config.worker.queues).toBe('all');
     expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
   });
 

@@ -3,11 +3,12 @@ import { z } from 'zod';
 import { parseBackupConfig, type BackupConfig } from './backup';
 
 /**
- * Queue names the worker can serve. `@jobfleet/contracts` owns the queue definitions; this list
- * is repeated here only because config depends on nothing of ours (a test keeps them equal).
+ * The job kinds QUEUES may name and <QUEUE>_* variables configure. `@jobfleet/kinds` owns the
+ * registry; this list is repeated here only because config depends on nothing of ours (a test
+ * keeps them equal).
  */
 const WORKER_QUEUES = ['calendar-sync', 'afip-sync', 'backup'] as const;
-export type QueueName = (typeof WORKER_QUEUES)[number];
+type QueueName = (typeof WORKER_QUEUES)[number];
 
 /** Development defaults. Production refuses to start while any of them is in use. */
 export const DEV_TENANT_ID = 'dev';
@@ -209,11 +210,14 @@ export interface Config {
   };
   worker: {
     id: string;
-    queues: readonly QueueName[];
+    /** The job kinds this process serves; 'all' (QUEUES unset or *): every registered kind. */
+    queues: readonly string[] | 'all';
     shutdownTimeoutMs: number;
     /** undefined: the worker serves no HTTP endpoint (standalone mode shares the API's). */
     metricsPort: number | undefined;
-    perQueue: Readonly<Record<QueueName, WorkerQueueSettings>>;
+    /** Settings per job kind; a kind without its own (one registered by a test) takes `defaults`. */
+    perQueue: Readonly<Partial<Record<string, WorkerQueueSettings>>>;
+    defaults: WorkerQueueSettings;
   };
   /** Sandbox (in-process fakes, `npm start` only) or live, per dependency. */
   connectors: { calendar: ConnectorMode; afip: ConnectorMode; s3: ConnectorMode };
@@ -293,6 +297,17 @@ const QUEUE_DEFAULTS: Partial<Record<QueueName, Partial<WorkerQueueSettings>>> =
   backup: { concurrency: 2, attempts: 3 },
 };
 
+function defaultQueueSettings(env: Env): WorkerQueueSettings {
+  return {
+    concurrency: env.WORKER_CONCURRENCY,
+    lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+    attempts: env.WORKER_ATTEMPTS,
+    maxDependencyWaitMs: env.DEPENDENCY_MAX_WAIT_HOURS * 3_600_000,
+  };
+}
+
 function perQueueSettings(env: Env, source: Source, issues: string[]): Record<QueueName, WorkerQueueSettings> {
   const overrides = z.object({
     CONCURRENCY: int(1).optional(),
@@ -311,22 +326,22 @@ function perQueueSettings(env: Env, source: Source, issues: string[]): Record<Qu
       for (const issue of parsed.error.issues) issues.push(`${prefix}_${issue.path.join('.')}: ${issue.message}`);
     }
     const o = parsed.success ? parsed.data : {};
-    const own = QUEUE_DEFAULTS[queue] ?? {};
+    const base = { ...defaultQueueSettings(env), ...QUEUE_DEFAULTS[queue] };
     const settings: WorkerQueueSettings = {
-      concurrency: o.CONCURRENCY ?? own.concurrency ?? env.WORKER_CONCURRENCY,
-      lockDurationMs: o.LOCK_DURATION_MS ?? own.lockDurationMs ?? env.WORKER_LOCK_DURATION_MS,
-      stalledIntervalMs: o.STALLED_INTERVAL_MS ?? own.stalledIntervalMs ?? env.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: o.MAX_STALLED_COUNT ?? own.maxStalledCount ?? env.WORKER_MAX_STALLED_COUNT,
-      attempts: o.ATTEMPTS ?? own.attempts ?? env.WORKER_ATTEMPTS,
-      maxDependencyWaitMs: env.DEPENDENCY_MAX_WAIT_HOURS * 3_600_000,
+      ...base,
+      concurrency: o.CONCURRENCY ?? base.concurrency,
+      lockDurationMs: o.LOCK_DURATION_MS ?? base.lockDurationMs,
+      stalledIntervalMs: o.STALLED_INTERVAL_MS ?? base.stalledIntervalMs,
+      maxStalledCount: o.MAX_STALLED_COUNT ?? base.maxStalledCount,
+      attempts: o.ATTEMPTS ?? base.attempts,
     };
     return [queue, settings] as const;
   });
   return Object.fromEntries(entries) as Record<QueueName, WorkerQueueSettings>;
 }
 
-function parseQueues(raw: string | undefined, issues: string[]): QueueName[] {
-  if (raw === undefined || raw === '*') return [...WORKER_QUEUES];
+function parseQueues(raw: string | undefined, issues: string[]): QueueName[] | 'all' {
+  if (raw === undefined || raw === '*') return 'all';
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const known = new Set<string>(WORKER_QUEUES);
   const unknown = names.filter((n) => !known.has(n));
@@ -406,6 +421,7 @@ export function loadConfig(source: Source = process.env): Config {
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       metricsPort: env.WORKER_METRICS_PORT === 'off' ? undefined : env.WORKER_METRICS_PORT,
       perQueue: perQueueSettings(env, source, issues),
+      defaults: defaultQueueSettings(env),
     },
     connectors: connectorModes(env, production),
     secrets: { keys: env.SECRETS_KEYS ?? DEV_SECRETS_KEY, activeKeyId: env.SECRETS_ACTIVE_KEY_ID },

@@ -1,16 +1,11 @@
-import { BACKUP_DEFINITION_NAME as CONFIG_DEFINITION_NAME, loadConfig } from '@jobfleet/config';
+import { BACKUP_DEFINITION_NAME as CONFIG_DEFINITION_NAME } from '@jobfleet/config';
 import { BACKUP_DEFINITION_NAME } from './backup';
 import { calendarSyncRequestSchema } from './calendar-sync';
-import { QUEUE_NAMES } from './queues';
 import { reservationRequest } from '../../../tests/support/fixtures';
 
 const create = reservationRequest('res-1');
 
 describe('contracts', () => {
-  it('config serves exactly the queues contracts define', () => {
-    expect([...loadConfig({}).worker.queues].sort()).toEqual([...QUEUE_NAMES].sort());
-  });
-
   it('config and contracts agree on what a backup definition may be called', () => {
     expect(BACKUP_DEFINITION_NAME.source).toBe(CONFIG_DEFINITION_NAME.source);
   });

@@ -1,5 +1,3 @@
-export { QUEUE_NAMES, QUEUES, isQueueName } from './queues';
-export type { QueueName, QueueDefinition } from './queues';
 export {
   calendarSyncRequestSchema,
   calendarSyncJobSchema,
@@ -10,7 +8,5 @@ export { JobfleetError, PermanentError, DependencyUnavailableError, RateLimitedE
 export type { StoredError } from './errors';
 export { afipSyncRequestSchema, afipSyncJobSchema, isValidCuit, AFIP_VOUCHER_TYPES, AFIP_VAT_RATES, AFIP_DOC_TYPES } from './afip-sync';
 export type { AfipSyncRequest, AfipSyncJob, AfipSyncResult } from './afip-sync';
-export { QUEUE_INTAKE } from './intake';
-export type { QueueIntake } from './intake';
 export { BACKUP_DEFINITION_NAME, backupRequestSchema, backupJobSchema } from './backup';
 export type { BackupRequest, BackupJob, BackupResult } from './backup';

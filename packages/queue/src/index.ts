@@ -1,6 +1,6 @@
 export { createRedisConnection, waitUntilReady } from './connection';
 export type { RedisRole, RedisConnectionOptions } from './connection';
-export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor } from './queues';
+export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export type { CreateQueuesOptions, EnqueueJob, QueueConfig } from './queues';
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';

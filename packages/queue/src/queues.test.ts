@@ -1,5 +1,4 @@
 import { loadConfig } from '@jobfleet/config';
-import type { QueueName } from '@jobfleet/contracts';
 import { createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { metricValue } from '@jobfleet/observability/testing';
 import type { Queue } from 'bullmq';
@@ -7,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { createRedisConnection } from './connection';
 import { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor } from './queues';
-import { disconnectUnreachable, readyConnection } from './test-support';
+import { disconnectUnreachable, readyConnection, TEST_QUEUES, type TestQueueName } from './test-support';
 
 const config = loadConfig({
   CALENDAR_SYNC_ATTEMPTS: '4',
@@ -44,12 +43,12 @@ describe('jobIdFor', () => {
 describe('queues on Redis', () => {
   const prefix = uniquePrefix('queue-queues');
   let producer: Redis;
-  let queues: Record<QueueName, Queue>;
+  let queues: Record<TestQueueName, Queue>;
   let queue: Queue;
 
   beforeAll(async () => {
     producer = await readyConnection('producer');
-    queues = createQueues({ connection: producer, prefix, config });
+    queues = createQueues({ names: TEST_QUEUES, connection: producer, prefix, config });
     queue = queues['calendar-sync'];
   });
   afterEach(async () => {
@@ -85,7 +84,7 @@ describe('queues on Redis', () => {
 
   it('enqueue through a producer connection to a dead port fails in under a second', async () => {
     const dead = createRedisConnection('redis://127.0.0.1:1', 'producer');
-    const deadQueues = createQueues({ connection: dead, prefix, config });
+    const deadQueues = createQueues({ names: TEST_QUEUES, connection: dead, prefix, config });
     try {
       const started = performance.now();
       await expect(enqueue(deadQueues['calendar-sync'], { jobId: jobIdFor('acme', 'k'), name: 'calendar-sync', data: {} })).rejects.toThrow();

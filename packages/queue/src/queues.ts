@@ -1,18 +1,22 @@
 import { isDeepStrictEqual } from 'node:util';
 import { createHash } from 'node:crypto';
-import type { Config } from '@jobfleet/config';
-import { QUEUE_NAMES, type QueueName } from '@jobfleet/contracts';
+import type { Config, WorkerQueueSettings } from '@jobfleet/config';
 import type { Logger } from '@jobfleet/observability';
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export type QueueConfig = Pick<Config, 'jobs' | 'worker'>;
 
+/** The worker settings of a job kind: its own, or the WORKER_* defaults for a kind config does not name. */
+export function settingsFor(queue: string, config: Pick<Config, 'worker'>): WorkerQueueSettings {
+  return config.worker.perQueue[queue] ?? config.worker.defaults;
+}
+
 /** Default options of every job of `queue`: attempts, jittered exponential backoff, bounded retention. */
-export function jobOptionsFor(queue: QueueName, config: QueueConfig): JobsOptions {
+export function jobOptionsFor(queue: string, config: QueueConfig): JobsOptions {
   const { jobs } = config;
   return {
-    attempts: config.worker.perQueue[queue].attempts,
+    attempts: settingsFor(queue, config).attempts,
     // jitter 0.5: each delay is drawn from [d/2, d], so retries after an outage spread out.
     backoff: { type: 'exponential', delay: jobs.backoffDelayMs, jitter: 0.5 },
     removeOnComplete: { ...jobs.removeOnComplete },
@@ -20,7 +24,9 @@ export function jobOptionsFor(queue: QueueName, config: QueueConfig): JobsOption
   };
 }
 
-export interface CreateQueuesOptions {
+export interface CreateQueuesOptions<K extends string> {
+  /** The queue names: the job kinds of the registry. */
+  names: readonly K[];
   /**
    * A producer-role connection, shared by the queues and left open by closeQueues. While it is not
    * ready (Redis down, or still connecting at startup) every queue call is refused at once.
@@ -33,9 +39,9 @@ export interface CreateQueuesOptions {
   logger?: Logger;
 }
 
-/** One BullMQ Queue per known queue name, each with its default job options. */
-export function createQueues(options: CreateQueuesOptions): Record<QueueName, Queue> {
-  const entries = QUEUE_NAMES.map((name) => {
+/** One BullMQ Queue per job kind, each with its default job options. */
+export function createQueues<K extends string>(options: CreateQueuesOptions<K>): Record<K, Queue> {
+  const entries = options.names.map((name) => {
     const queue = new Queue(name, {
       connection: options.connection,
       prefix: options.prefix,
@@ -49,7 +55,7 @@ export function createQueues(options: CreateQueuesOptions): Record<QueueName, Qu
     queue.on('error', (err: Error) => options.logger?.warn({ err, queue: name }, 'queue error'));
     return [name, queue] as const;
   });
-  return Object.fromEntries(entries) as Record<QueueName, Queue>;
+  return Object.fromEntries(entries) as Record<K, Queue>;
 }
 
 /** Closes every queue; the shared connection stays open for its owner to close. */

@@ -1,5 +1,4 @@
 import { loadConfig } from '@jobfleet/config';
-import type { QueueName } from '@jobfleet/contracts';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue } from '@jobfleet/observability/testing';
 import type { Job, Queue, Worker } from 'bullmq';
@@ -8,10 +7,10 @@ import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { WorkerClosingError } from './errors';
 import { closeQueues, createQueues } from './queues';
 import { closeWorkersGracefully, onShutdownSignal } from './shutdown';
-import { gate, readyConnection, testSettings, waitFor } from './test-support';
+import { gate, readyConnection, testSettings, waitFor, TEST_QUEUES, type TestQueueName } from './test-support';
 import { createWorker, type JobProcessor } from './worker';
 
-const QUEUE: QueueName = 'calendar-sync';
+const QUEUE: TestQueueName = 'calendar-sync';
 const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
 
 describe('closeWorkersGracefully', () => {
@@ -20,7 +19,7 @@ describe('closeWorkersGracefully', () => {
   let connection: Redis;
   let tests = 0;
   let prefix: string;
-  let queues: Record<QueueName, Queue>;
+  let queues: Record<TestQueueName, Queue>;
   const workers: Worker[] = [];
 
   beforeAll(async () => {
@@ -29,7 +28,7 @@ describe('closeWorkersGracefully', () => {
   });
   beforeEach(() => {
     prefix = `${root}:${++tests}`;
-    queues = createQueues({ connection: producer, prefix, config });
+    queues = createQueues({ names: TEST_QUEUES, connection: producer, prefix, config });
   });
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.close(true)));

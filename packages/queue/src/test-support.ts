@@ -50,3 +50,7 @@ export async function disconnectUnreachable(redis: Redis): Promise<void> {
   if (redis.status === 'reconnecting') await once(redis, 'connecting');
   redis.disconnect();
 }
+
+/** The queue names of the built-in kinds (the registry lives in @jobfleet/kinds, which depends on this package). */
+export const TEST_QUEUES = ['calendar-sync', 'afip-sync', 'backup'] as const;
+export type TestQueueName = (typeof TEST_QUEUES)[number];

@@ -1,5 +1,5 @@
 import { loadConfig, type WorkerQueueSettings } from '@jobfleet/config';
-import { CircuitOpenError, DependencyUnavailableError, PermanentError, type QueueName } from '@jobfleet/contracts';
+import { CircuitOpenError, DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue, type CapturedLogs } from '@jobfleet/observability/testing';
 import { DelayedError, type Job, type Queue, type Worker } from 'bullmq';
@@ -7,16 +7,16 @@ import type { Redis } from 'ioredis';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { AttemptTimeoutError } from './errors';
 import { closeQueues, createQueues } from './queues';
-import { gate, readyConnection, testSettings, waitFor } from './test-support';
+import { gate, readyConnection, testSettings, waitFor, TEST_QUEUES, type TestQueueName } from './test-support';
 import { createWorker, type JobProcessor, type ProcessorContext } from './worker';
 
-const QUEUE: QueueName = 'calendar-sync';
+const QUEUE: TestQueueName = 'calendar-sync';
 const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
 const root = uniquePrefix('queue-worker');
 let producer: Redis;
 let connection: Redis;
 let started = 0;
-const running: Array<{ worker: Worker; queues: Record<QueueName, Queue> }> = [];
+const running: Array<{ worker: Worker; queues: Record<TestQueueName, Queue> }> = [];
 
 beforeAll(async () => {
   producer = await readyConnection('producer');
@@ -52,7 +52,7 @@ function start<R>(
   const prefix = `${root}:${++started}`;
   const metrics = createMetrics();
   const logs = captureLogs();
-  const queues = createQueues({ connection: producer, prefix, config });
+  const queues = createQueues({ names: TEST_QUEUES, connection: producer, prefix, config });
   const worker = createWorker({
     queue: QUEUE,
     connection,

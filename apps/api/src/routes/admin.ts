@@ -1,7 +1,6 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import type { QueueName } from '@jobfleet/contracts';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Auth } from '../plugins/auth';
@@ -12,7 +11,7 @@ const ADMIN_QUEUES_PATH = '/admin/queues';
 /** Bull Board, which has no auth of its own, behind an admin API key or the admin Basic credentials. */
 export async function registerAdminRoutes(
   app: FastifyInstance,
-  { queues, auth }: { queues: Record<QueueName, Queue>; auth: Auth },
+  { queues, auth }: { queues: Readonly<Record<string, Queue>>; auth: Auth },
 ): Promise<void> {
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_QUEUES_PATH);

@@ -93,7 +93,7 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
       queue: 'calendar-sync',
       state: 'waiting',
       attempts: 0,
-      maxAttempts: api.config.worker.perQueue['calendar-sync'].attempts,
+      maxAttempts: api.config.worker.perQueue['calendar-sync']?.attempts,
       processedAt: null,
       finishedAt: null,
       result: null,

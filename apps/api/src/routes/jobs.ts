@@ -1,5 +1,4 @@
 import type { Config } from '@jobfleet/config';
-import { QUEUES, QUEUE_INTAKE, QUEUE_NAMES, isQueueName, type QueueIntake, type QueueName } from '@jobfleet/contracts';
 import {
   abandonIdempotentRequest,
   beginIdempotentRequest,
@@ -10,12 +9,12 @@ import {
   type Db,
   type IdempotencyKeyRef,
 } from '@jobfleet/db';
+import { AdmissionRefusal, type AdmissionContext, type AnyJobKind } from '@jobfleet/kinds';
 import { enqueue, jobIdFor } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { ADMISSIONS } from '../admission';
 import { canonicalJson, sha256Hex } from '../canonical-json';
 import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
 import { docs, enqueueDocs } from '../openapi';
@@ -26,7 +25,10 @@ import { syncLink, syncStatusView } from './sync';
 export interface JobRoutesDeps {
   config: Config;
   db: Db;
-  queues: Record<QueueName, Queue>;
+  /** The registry's kinds: one enqueue route each. */
+  kinds: readonly AnyJobKind[];
+  /** A queue per kind, by name. */
+  queues: Readonly<Record<string, Queue>>;
   /** The producer connection the queues share. */
   redis: Redis;
   auth: Auth;
@@ -78,7 +80,7 @@ function requestHash(body: unknown): string {
   return sha256Hex(text);
 }
 
-async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
+async function jobView(queue: string, job: Job, redis: DependencyCall) {
   const state = await redis(() => job.getState());
   const lastStack = job.stacktrace?.at(-1);
   return {
@@ -98,20 +100,34 @@ async function jobView(queue: QueueName, job: Job, redis: DependencyCall) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { config, db, queues, redis: connection, auth }: JobRoutesDeps): void {
-  const redis = redisCaller(connection);
+/** An admission refusal as the problem answered for it. */
+async function admit(kind: AnyJobKind, context: AdmissionContext, body: unknown): Promise<void> {
+  try {
+    await pg(() => kind.intake.admit?.(context, body) ?? Promise.resolve());
+  } catch (error) {
+    if (error instanceof AdmissionRefusal) throw new HttpProblem(error.status, error.message, { type: error.type });
+    throw error;
+  }
+}
 
-  async function accept(queue: QueueName, request: FastifyRequest, reply: FastifyReply) {
-    // Erased to the common shape: the schema's output goes straight back into its own intake.
-    const intake: QueueIntake = QUEUE_INTAKE[queue];
+export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth }: JobRoutesDeps): void {
+  const redis = redisCaller(connection);
+  const queueOf = (name: string): Queue => {
+    const queue = queues[name];
+    if (queue === undefined) throw new Error(`no queue for job kind ${name}`);
+    return queue;
+  };
+
+  async function accept(kind: AnyJobKind, request: FastifyRequest, reply: FastifyReply) {
+    const { intake, name: queue } = kind;
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
       idempotencyHeader,
       { 'idempotency-key': request.headers['idempotency-key'] },
       'The Idempotency-Key header',
     )['idempotency-key'];
-    const body = parseOrThrow(intake.requestSchema, request.body, 'The request body', 422);
-    const syncKind: string | null = QUEUES[queue].syncKind;
+    const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
+    const { syncKind } = kind;
     const entityId = intake.entityId(body);
     // Without a key, the request's natural key: a resend of the same thing is a replay.
     const idempotencyKey = header ?? intake.defaultIdempotencyKey(body);
@@ -162,9 +178,9 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     const data = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
     try {
       // Judged after the key is ours, so a replay of an accepted request still gets its first answer.
-      await ADMISSIONS[queue]({ config, db, tenantId }, body);
+      await admit(kind, { config, db, tenantId }, body);
       // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      const { created } = await redis(() => enqueue(queues[queue], { jobId, name: intake.jobName(body), data }));
+      const { created } = await redis(() => enqueue(queueOf(queue), { jobId, name: intake.jobName(body), data }));
       // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
       // old job under this id, and that job (not this body) is what runs.
       if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
@@ -183,11 +199,11 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     return sendStored(reply, 202, stored, false);
   }
 
-  for (const queue of QUEUE_NAMES) {
+  for (const kind of kinds) {
     app.post(
-      `/v1/jobs/${queue}`,
-      { onRequest: auth.requireScope(QUEUE_INTAKE[queue].requiredScope), schema: enqueueDocs(queue) },
-      (request, reply) => accept(queue, request, reply),
+      `/v1/jobs/${kind.name}`,
+      { onRequest: auth.requireScope(kind.intake.requiredScope), schema: enqueueDocs(kind) },
+      (request, reply) => accept(kind, request, reply),
     );
   }
 
@@ -196,12 +212,12 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, queues, re
     const { tenantId } = auth.principal(request);
     // Postgres holds each job's owner and queue for the idempotency TTL; past it the job is unknown here.
     const record = await pg(() => findIdempotencyRecordByJobId(db, id));
-    if (record === undefined || !isQueueName(record.scope)) throw new HttpProblem(404, `No job "${id}"`);
+    if (record === undefined || queues[record.scope] === undefined) throw new HttpProblem(404, `No job "${id}"`);
     if (record.tenantId !== tenantId) throw new HttpProblem(403, `Job "${id}" belongs to another tenant`);
     const queue = record.scope;
 
     const [job, sync] = await Promise.all([
-      redis(() => queues[queue].getJob(id)),
+      redis(() => queueOf(queue).getJob(id)),
       pg(() => findSyncStatusByJobId(db, tenantId, id)),
     ]);
     const links = { self: jobLink(id), ...(sync === undefined ? {} : { sync: syncLink(sync.kind, sync.entityId) }) };

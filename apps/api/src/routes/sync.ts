@@ -1,4 +1,5 @@
-import { QUEUES, calendarSyncRequestSchema } from '@jobfleet/contracts';
+import { calendarSyncRequestSchema } from '@jobfleet/contracts';
+import { RESERVATION_SYNC_KIND, type AnyJobKind } from '@jobfleet/kinds';
 import { syncStatusRepository, type Db, type SyncStatusRow } from '@jobfleet/db';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -10,10 +11,12 @@ import { docs } from '../openapi';
 export interface SyncRoutesDeps {
   db: Db;
   auth: Auth;
+  /** The registry's kinds: their sync kinds are what `/v1/sync/:kind` knows. */
+  kinds: readonly AnyJobKind[];
 }
 
-const RESERVATION_KIND = QUEUES['calendar-sync'].syncKind;
-const SYNC_KINDS: ReadonlySet<string> = new Set(Object.values(QUEUES).flatMap((q): string[] => (q.syncKind === null ? [] : [q.syncKind])));
+// Reservations (the calendar-sync kind's entities) have a friendlier path of their own.
+const RESERVATION_KIND = RESERVATION_SYNC_KIND;
 
 const reservationParams = z.strictObject({ id: calendarSyncRequestSchema.shape.reservationId });
 const syncParams = z.strictObject({
@@ -45,7 +48,8 @@ export function syncStatusView(row: SyncStatusRow) {
   };
 }
 
-export function registerSyncRoutes(app: FastifyInstance, { db, auth }: SyncRoutesDeps): void {
+export function registerSyncRoutes(app: FastifyInstance, { db, auth, kinds }: SyncRoutesDeps): void {
+  const syncKinds: ReadonlySet<string> = new Set(kinds.flatMap((kind) => (kind.syncKind === null ? [] : [kind.syncKind])));
   async function find(tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow> {
     const row = await callPostgres(() => syncStatusRepository.get(db, tenantId, kind, entityId));
     // Other tenants' rows are simply not in the caller's namespace: 404, not 403.
@@ -68,7 +72,7 @@ export function registerSyncRoutes(app: FastifyInstance, { db, auth }: SyncRoute
     { onRequest: auth.requireScope('jobs:read'), schema: docs.syncStatus },
     async (request) => {
       const { kind, entityId } = parseOrThrow(syncParams, request.params, 'The path');
-      if (!SYNC_KINDS.has(kind)) throw new HttpProblem(404, `Unknown sync kind "${kind}"`);
+      if (!syncKinds.has(kind)) throw new HttpProblem(404, `Unknown sync kind "${kind}"`);
       const row = await find(auth.principal(request).tenantId, kind, entityId);
       return { kind: row.kind, entityId: row.entityId, ...syncStatusView(row) };
     },

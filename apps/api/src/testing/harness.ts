@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { loadConfig, type Config } from '@jobfleet/config';
-import type { QueueName } from '@jobfleet/contracts';
+import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
 import { createApiKey, createTenant, googleConnectionRepository, type ApiKeyScope } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
@@ -58,7 +58,7 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
   const logger = createLogger({ level: config.logLevel, serviceName: 'api-test' });
   const metrics = createMetrics();
   const redis = createRedisConnection(options.redisUrl ?? TEST_REDIS_URL, 'producer', { name: `test-${options.label}` });
-  const queues = createQueues({ connection: redis, prefix, config });
+  const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
   const app = await buildApi({ config, database: testDb.database, queues, redis, logger, metrics });
   await app.ready();

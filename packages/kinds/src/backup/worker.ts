@@ -1,13 +1,16 @@
-import { BackupSupersededError, runBackup, verifyLatestBackup, type BackupTarget } from '@jobfleet/backup';
+import { BackupSupersededError, createBackupTarget, runBackup, verifyLatestBackup, type BackupTarget } from '@jobfleet/backup';
 import type { BackupConfig } from '@jobfleet/config';
 import { backupJobSchema, coerceError, PermanentError, toStoredError, type BackupResult } from '@jobfleet/contracts';
 import { backupRepository, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { WorkerBusyError, type JobProcessor } from '@jobfleet/queue';
-import { slotOfScheduledJob } from '../backup-schedules';
+import { jobOptionsFor, WorkerBusyError, type JobProcessor } from '@jobfleet/queue';
+import type { DependencyGuard } from '@jobfleet/resilience';
+import { Queue } from 'bullmq';
+import type { KindWorker } from '../define';
 import { parsePayload } from '../sync-tracking';
+import { seedBackupGauges, slotOfScheduledJob, syncBackupSchedules } from './schedules';
 
-export interface BackupDeps {
+interface BackupDeps {
   database: Database;
   logger: Logger;
   metrics: Metrics;
@@ -18,7 +21,7 @@ export interface BackupDeps {
 const MEMORY_BUSY_DELAY_MS = 30_000;
 
 /** Glue only: parse, find the definition and its target, run (or verify) it, count it. */
-export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown> {
+function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown> {
   const { config, targets } = deps.backup;
   return async (job, context): Promise<BackupResult> => {
     const data = parsePayload(backupJobSchema, job.data);
@@ -86,3 +89,66 @@ export function backupProcessor(deps: BackupDeps): JobProcessor<unknown, unknown
     }
   };
 }
+
+/**
+ * S3 (or a mounted directory): listing, reading and deleting are guarded calls; an upload is one
+ * long stream bounded by BACKUP_TIMEOUT_SECONDS, so only its completion counts for the breaker.
+ */
+function guardBackupTarget(target: BackupTarget & { close(): void }, guard: DependencyGuard): BackupTarget & { close(): void } {
+  const idempotent = { idempotent: true };
+  return {
+    kind: target.kind,
+    description: target.description,
+    close: () => target.close(),
+    begin: async (fileName) => {
+      const upload = await guard.call('begin', () => target.begin(fileName));
+      return {
+        stream: upload.stream,
+        location: upload.location,
+        abort: () => upload.abort(),
+        commit: () => guard.call('commit', () => upload.commit(), { timeoutMs: 0 }),
+      };
+    },
+    open: (location) => guard.call('open', () => target.open(location), idempotent),
+    list: (namePrefix) => guard.call('list', () => target.list(namePrefix), idempotent),
+    remove: (location) => guard.call('remove', () => target.remove(location), idempotent),
+    removeAbandoned: (namePrefix, isLive) => guard.call('removeAbandoned', () => target.removeAbandoned(namePrefix, isLive), idempotent),
+  };
+}
+
+export const backupWorker: KindWorker = {
+  async start({ config, database, redis, logger, metrics, guards }) {
+    const targets = new Map(
+      await Promise.all(
+        config.backup.targets.map(async (target) => {
+          const created = await createBackupTarget(target, config.backup.s3);
+          return [target.name, created.kind === 's3' ? guardBackupTarget(created, guards.s3) : created] as const;
+        }),
+      ),
+    );
+    // Every worker serving backups makes the schedulers match its definitions, then seeds the gauges.
+    const queue = new Queue('backup', { connection: redis, prefix: config.redis.prefix });
+    try {
+      await syncBackupSchedules(
+        queue,
+        { definitions: config.backup.definitions, maxConcurrent: config.backup.maxConcurrent, jobOptions: jobOptionsFor('backup', config) },
+        logger,
+      );
+    } finally {
+      await queue.close();
+    }
+    await seedBackupGauges(database, metrics);
+    return {
+      processor: backupProcessor({ database, logger, metrics, backup: { config: config.backup, targets } }),
+      // Backup runs keep their own rows: a run the processor never finished ends failed, not running.
+      onDecision: () => Promise.resolve(),
+      onUnprocessedFailure: async (job, error) => {
+        await backupRepository.failRunningOfJob(database.db, job.id ?? '', { ...toStoredError(error), code: 'JOB_STALLED' });
+      },
+      close: () => {
+        for (const target of targets.values()) target.close();
+        return Promise.resolve();
+      },
+    };
+  },
+};

@@ -1,19 +1,11 @@
-import {
-  DependencyWaitError,
-  coerceError,
-  PermanentError,
-  QUEUE_INTAKE,
-  QUEUES,
-  toStoredError,
-  type QueueIntake,
-  type QueueName,
-} from '@jobfleet/contracts';
+import { DependencyWaitError, coerceError, PermanentError, toStoredError } from '@jobfleet/contracts';
 import { syncStatusRepository, type Database, type SyncEntity } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { AttemptDecision, ProcessorContext } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
+import type { AnyJobKind, KindIntake } from './define';
 
 /** A payload that does not parse can never succeed: fail the job alone, never the worker. */
 export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
@@ -63,16 +55,20 @@ export async function trackSyncStatus<R>(
 
 const jobEnvelopeSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
 
-/** The entity a job of a sync queue reports on; undefined for other queues and payloads that never parsed. */
-function entityOfJob(queue: QueueName, job: Job): SyncEntity | undefined {
-  const kind = QUEUES[queue].syncKind;
-  if (kind === null) return undefined;
-  const intake: QueueIntake = QUEUE_INTAKE[queue];
+/** The sync_status entity of one request of a sync kind (its intake names entity and version). */
+export function syncEntityOf<Req>(kind: { name: string; syncKind: string | null; intake: KindIntake<Req> }, tenantId: string, request: Req, job: Job): SyncEntity {
+  if (kind.syncKind === null) throw new Error(`job kind ${kind.name} keeps no sync status`);
+  return { tenantId, kind: kind.syncKind, entityId: kind.intake.entityId(request), version: kind.intake.version(request), jobId: job.id ?? 'unknown' };
+}
+
+/** The entity a job of a sync kind reports on; undefined for other kinds and payloads that never parsed. */
+function entityOfJob(kind: AnyJobKind, job: Job): SyncEntity | undefined {
+  if (kind.syncKind === null) return undefined;
   const data = jobEnvelopeSchema.safeParse(job.data);
-  const request = data.success ? intake.requestSchema.safeParse(data.data.request) : undefined;
+  const request = data.success ? kind.requestSchema.safeParse(data.data.request) : undefined;
   // A payload that never parsed names no entity; the failed job itself keeps the reason.
   if (!data.success || !request?.success) return undefined;
-  return { tenantId: data.data.tenantId, kind, entityId: intake.entityId(request.data), version: intake.version(request.data), jobId: job.id ?? 'unknown' };
+  return syncEntityOf(kind, data.data.tenantId, request.data, job);
 }
 
 /**
@@ -81,13 +77,13 @@ function entityOfJob(queue: QueueName, job: Job): SyncEntity | undefined {
  */
 export async function recordAttemptDecision(
   { database, postgres }: Pick<SyncTrackingDeps, 'database' | 'postgres'>,
-  queue: QueueName,
+  kind: AnyJobKind,
   job: Job,
   decision: AttemptDecision,
   error: Error,
   attempt: number,
 ): Promise<void> {
-  const entity = entityOfJob(queue, job);
+  const entity = entityOfJob(kind, job);
   if (entity === undefined) return;
   const { db } = database;
   const statement =
@@ -101,8 +97,8 @@ export async function recordAttemptDecision(
  * A job of a sync queue that failed without its processor (stalled more than maxStalledCount
  * times): its entity's status ends `failed` with BullMQ's reason instead of staying `running`.
  */
-export async function recordUnprocessedFailure(database: Database, queue: QueueName, job: Job, error: Error): Promise<void> {
-  const entity = entityOfJob(queue, job);
+export async function recordUnprocessedFailure(database: Database, kind: AnyJobKind, job: Job, error: Error): Promise<void> {
+  const entity = entityOfJob(kind, job);
   if (entity === undefined) return;
   const stored = { ...toStoredError(error), code: 'JOB_STALLED' };
   await syncStatusRepository.recordFailure(database.db, entity, job.attemptsMade, stored, true);
