@@ -2,10 +2,10 @@ import { createTicketProvider } from '@jobfleet/afip';
 import { preloadCalendarLibrary } from '@jobfleet/calendar';
 import type { Config } from '@jobfleet/config';
 import { QUEUES, toStoredError, type QueueName } from '@jobfleet/contracts';
-import { backupRepository, classifyPostgresError, type Database } from '@jobfleet/db';
+import { backupRepository, classifyPostgresError, postgresRefusal, type Database } from '@jobfleet/db';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
-import { closeWorkersGracefully, createWorker, jobOptionsFor } from '@jobfleet/queue';
+import { closeWorkersGracefully, createWorker, jobOptionsFor, type JobProcessor } from '@jobfleet/queue';
 import { createBackupTarget } from '@jobfleet/backup';
 import type { Redis } from 'ioredis';
 import { Queue, type Worker } from 'bullmq';
@@ -105,7 +105,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   };
   const workers = new Map<QueueName, Worker>();
   for (const queue of config.worker.queues) {
-    const processor = processors[queue](processorDeps);
+    const processor = describePostgresRefusals(processors[queue](processorDeps));
     const worker = createWorker({
       queue,
       connection: deps.connection,
@@ -136,6 +136,20 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       for (const target of backupTargets.values()) target.close();
       return outcome;
     },
+  };
+}
+
+/**
+ * A refused statement fails as POSTGRES_REFUSED with the server's reason and SQLSTATE: BullMQ's
+ * failedReason and sync_status.last_error would otherwise hold only drizzle's SQL text and parameters.
+ */
+function describePostgresRefusals<T, R>(processor: JobProcessor<T, R>): JobProcessor<T, R> {
+  return async (job, context) => {
+    try {
+      return await processor(job, context);
+    } catch (error) {
+      throw postgresRefusal(error) ?? error;
+    }
   };
 }
 
