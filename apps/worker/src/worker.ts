@@ -1,9 +1,9 @@
 import type { Config } from '@jobfleet/config';
-import { classifyPostgresError, type Database } from '@jobfleet/db';
+import { classifyPostgresError, postgresRefusal, type Database } from '@jobfleet/db';
 import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeWorkersGracefully, createWorker, settingsFor } from '@jobfleet/queue';
+import { closeWorkersGracefully, createWorker, settingsFor, type JobProcessor } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
@@ -71,7 +71,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       prefix: config.redis.prefix,
       settings: settingsFor(kind.name, config),
       attemptTimeoutMs: kind.attemptTimeoutMs(config),
-      processor: runtime.processor,
+      processor: describePostgresRefusals(runtime.processor),
       logger: logger.child({ workerId: config.worker.id }),
       metrics,
       onDecision: (job, decision, error, attempt) =>
@@ -94,5 +94,19 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       for (const runtime of runtimes.values()) await runtime.close?.();
       return outcome;
     },
+  };
+}
+
+/**
+ * A refused statement fails as POSTGRES_REFUSED with the server's reason and SQLSTATE: BullMQ's
+ * failedReason and sync_status.last_error would otherwise hold only drizzle's SQL text and parameters.
+ */
+function describePostgresRefusals<T, R>(processor: JobProcessor<T, R>): JobProcessor<T, R> {
+  return async (job, context) => {
+    try {
+      return await processor(job, context);
+    } catch (error) {
+      throw postgresRefusal(error) ?? error;
+    }
   };
 }

@@ -36,5 +36,5 @@ export {
   reencryptConnectionSecrets,
 } from './connections';
 export type { AfipIssuerSecret, AfipIssuerView, CalendarAccess, GoogleConnectionView, GoogleCredential } from './connections';
-export { classifyPostgresError } from './postgres-errors';
+export { classifyPostgresError, postgresRefusal } from './postgres-errors';
 export type { PostgresErrorClass } from './postgres-errors';

@@ -1,3 +1,5 @@
+import { PermanentError } from '@jobfleet/contracts';
+
 /**
  * What a Postgres error means for the caller, decided in one place for the API and the worker:
  * - `unavailable`: the server is not there or not serving (connection exception 08, insufficient
@@ -32,4 +34,24 @@ export function classifyPostgresError(error: unknown): PostgresErrorClass {
     if (/^E[A-Z]+$/.test(code)) return 'unavailable';
   }
   return 'other';
+}
+
+/**
+ * A statement Postgres refused for what it is (`bug`) as a PermanentError that says why: the
+ * server's message and SQLSTATE, where drizzle's own message is only the SQL text and its
+ * parameters. Undefined for any other error. The original stays the `cause`.
+ */
+export function postgresRefusal(error: unknown): PermanentError | undefined {
+  if (classifyPostgresError(error) !== 'bug') return undefined;
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const { code, table, constraint, column } = e as { code?: unknown; table?: unknown; constraint?: unknown; column?: unknown };
+    if (typeof code !== 'string' || !SQLSTATE.test(code)) continue;
+    const details = { sqlstate: code, ...named({ table, constraint, column }) };
+    return new PermanentError('POSTGRES_REFUSED', `Postgres refused the statement: ${e.message} (SQLSTATE ${code})`, { cause: error, details });
+  }
+  return undefined;
+}
+
+function named(fields: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }

@@ -1,0 +1,79 @@
+import { afipInvoiceRepository, createTenant, FencedOutError, schema } from '@jobfleet/db';
+import { eq } from 'drizzle-orm';
+import { createLockTestBed, sleep, type LockTestBed } from './test-support';
+
+// A holder that stops (GC pause, frozen VM, SIGSTOP) past its lock's TTL wakes up believing it
+// still holds the lock: only the fencing token lets Postgres refuse what it writes next.
+describe('fencing a paused lock holder out of the AFIP invoice rows', () => {
+  let bed: LockTestBed;
+  const tenantId = 'tenant-fencing';
+  const key = { tenantId, cuit: 30712345671, ptoVta: 1, cbteTipo: 1 };
+  const lockKey = `afip-voucher:${tenantId}:30712345671:1:1`;
+  beforeAll(async () => {
+    bed = await createLockTestBed('locks-fencing');
+    await createTenant(bed.testDb.database.db, { id: tenantId, name: tenantId });
+  });
+  afterAll(async () => {
+    await bed.close();
+  });
+
+  const db = () => bed.testDb.database.db;
+  const reserve = (idempotencyKey: string, cbteNro: number, fencingToken: number) =>
+    afipInvoiceRepository.reserve(db(), { ...key, idempotencyKey, jobId: `job-${idempotencyKey}`, cbteNro, request: { idempotencyKey }, fencingToken });
+  const invoiceRows = () => db().select().from(schema.afipInvoices).where(eq(schema.afipInvoices.tenantId, tenantId)).orderBy(schema.afipInvoices.createdAt);
+  const authorization = (cae: string) => ({ cbteNro: 1, cae, caeDueDate: '20261210', response: { cae } });
+
+  it('refuses every write of a holder whose lock expired while it was paused, once the next holder has written', async () => {
+    const [workerA, workerB] = bed.managers as [LockTestBed['managers'][number], LockTestBed['managers'][number]];
+    // No auto-extension: a paused process renews nothing, so its lock runs out after 300 ms.
+    const a = await workerA.acquire(lockKey, { ttlMs: 300, autoExtend: false });
+    if (!a) throw new Error('A did not get the free lock');
+    const reservedByA = await reserve('inv-a', 1, a.fencingToken);
+
+    // A "pauses" past its TTL: it runs nothing meanwhile, so it never looks at its signal.
+    await sleep(450);
+    const b = await workerB.acquire(lockKey, { ttlMs: 5000 });
+    if (!b) throw new Error('B did not get the expired lock');
+    expect(b.fencingToken).toBeGreaterThan(a.fencingToken);
+    // B finds A's number not taken at AFIP, frees it and reserves it for its own invoice.
+    expect(await afipInvoiceRepository.releaseDeadReservations(db(), key, 1, b.fencingToken)).toBe(1);
+    const reservedByB = await reserve('inv-b', 1, b.fencingToken);
+    const afterB = await invoiceRows();
+    expect(afterB.map((r) => [r.idempotencyKey, r.cbteNro, r.status])).toEqual([
+      ['inv-a', 1, 'released'],
+      ['inv-b', 1, 'reserved'],
+    ]);
+
+    // A wakes up and carries on where it stopped: every write is refused, nothing changes.
+    const stale = { id: reservedByA.id, key, fencingToken: a.fencingToken };
+    await expect(afipInvoiceRepository.markAuthorized(db(), stale, authorization('75000000000001'))).rejects.toBeInstanceOf(FencedOutError);
+    await expect(afipInvoiceRepository.markRejected(db(), stale, { result: 'R' })).rejects.toBeInstanceOf(FencedOutError);
+    await expect(reserve('inv-a', 1, a.fencingToken)).rejects.toMatchObject({ code: 'LOCK_FENCED_OUT', details: { fencingToken: a.fencingToken } });
+    await expect(reserve('inv-a-2', 2, a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
+    await expect(afipInvoiceRepository.releaseDeadReservations(db(), key, 1, a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
+    expect(await invoiceRows()).toEqual(afterB);
+    expect(await a.release()).toBe(false);
+
+    // B, the current holder, settles its invoice.
+    await afipInvoiceRepository.markAuthorized(db(), { id: reservedByB.id, key, fencingToken: b.fencingToken }, authorization('75000000000002'));
+    expect((await invoiceRows()).map((r) => [r.idempotencyKey, r.status, r.cae])).toEqual([
+      ['inv-a', 'released', null],
+      ['inv-b', 'authorized', '75000000000002'],
+    ]);
+    expect(await b.release()).toBe(true);
+  });
+
+  it('lets the same holder keep writing while its lock is extended past the TTL', async () => {
+    const [workerA] = bed.managers as [LockTestBed['managers'][number]];
+    const lock = await workerA.acquire(lockKey, { ttlMs: 600 });
+    if (!lock) throw new Error('the lock is not free');
+    try {
+      // Auto-extension every 200 ms keeps it ours (and its token the newest) well past its 600 ms TTL.
+      await sleep(900);
+      expect(lock.signal.aborted).toBe(false);
+      await expect(reserve('inv-c', 2, lock.fencingToken)).resolves.toMatchObject({ status: 'reserved', cbteNro: 2 });
+    } finally {
+      expect(await lock.release()).toBe(true);
+    }
+  });
+});
