@@ -2,7 +2,7 @@ import { buildApi } from '@jobfleet/api';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator, type AfipSimulatorOptions } from '@jobfleet/afip/simulator';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
-import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
+import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
@@ -67,7 +67,10 @@ export async function startTestSystem(options: {
   workers?: boolean;
   env?: Record<string, string>;
   afip?: AfipSimulatorOptions;
+  /** Extra job kinds served beside the registry's (a test's own kind). */
+  extraKinds?: readonly AnyJobKind[];
 }): Promise<TestSystem> {
+  const kinds: readonly AnyJobKind[] = [...JOB_KINDS, ...(options.extraKinds ?? [])];
   const testDb = await createTestDatabase();
   const calendar = await startFakeCalendar();
   const afip = await startAfipSimulator(options.afip);
@@ -92,9 +95,9 @@ export async function startTestSystem(options: {
   const logger = createLogger({ level: config.logLevel, serviceName: 'test' });
   const metrics = createMetrics();
   const producer = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-api' });
-  const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix, config });
+  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
-  const api = await buildApi({ config, database: testDb.database, queues, redis: producer, logger, metrics });
+  const api = await buildApi({ config, database: testDb.database, queues, kinds, redis: producer, logger, metrics });
   await api.ready();
 
   const workerConnection = options.workers === false ? undefined : createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'test-worker' });
@@ -105,6 +108,7 @@ export async function startTestSystem(options: {
         connection: workerConnection,
         logger,
         metrics,
+        kinds,
       })
     : undefined;
 

@@ -3,7 +3,9 @@ import { LRUCache } from 'lru-cache';
 /**
  * Per-tenant connections (credentials, allowed calendars) read from Postgres on first use and kept
  * for `ttlMs`, so a rotated or removed connection takes effect within that time. Bounded: idle
- * tenants cost nothing. `load` answers undefined for "the tenant has none", which is cached too.
+ * tenants cost nothing. `load` answers undefined for "the tenant has none"; that answer is read
+ * again before it is believed, so a connection added a moment ago (which the API already
+ * checked) is never refused from a stale cache.
  */
 export function createTenantCache<V extends object>(options: { ttlMs: number; max?: number; load: (key: string) => Promise<V | undefined> }) {
   const cache = new LRUCache<string, V | { none: true }>({
@@ -14,7 +16,8 @@ export function createTenantCache<V extends object>(options: { ttlMs: number; ma
   });
   return {
     async get(key: string): Promise<V | undefined> {
-      const found = await cache.fetch(key);
+      let found = await cache.fetch(key);
+      if (found !== undefined && 'none' in found) found = await cache.fetch(key, { forceRefresh: true });
       return found === undefined || 'none' in found ? undefined : (found as V);
     },
   };
