@@ -67,8 +67,12 @@ export function createTenantConnections(deps: TenantConnectionsDeps): TenantConn
     },
   });
 
+  // A refusal fails the job for good, so it is never made on a cached answer: that may predate the
+  // connection the API has just admitted the job on (an issuer added, a calendar allowed).
   async function issuer(ref: IssuerRef): Promise<WsaaCredentials | undefined> {
-    const found = await issuers.fetch(JSON.stringify([ref.tenantId, ref.cuit]));
+    const key = JSON.stringify([ref.tenantId, ref.cuit]);
+    let found = await issuers.fetch(key);
+    if (found === 'none') found = await issuers.fetch(key, { forceRefresh: true });
     return found === 'none' ? undefined : found;
   }
 
@@ -84,7 +88,10 @@ export function createTenantConnections(deps: TenantConnectionsDeps): TenantConn
       return credentials;
     },
     async calendarFor(tenantId, calendarId) {
-      const resolved = await calendars.fetch(tenantId);
+      let resolved = await calendars.fetch(tenantId);
+      if (resolved === undefined || resolved === 'none' || !mayWriteCalendar(resolved.access, calendarId)) {
+        resolved = await calendars.fetch(tenantId, { forceRefresh: true });
+      }
       if (resolved === undefined || resolved === 'none') {
         throw new PermanentError('GOOGLE_CONNECTION_MISSING', `tenant ${tenantId} has no Google Calendar connection`);
       }
