@@ -15,9 +15,9 @@ export interface RunningProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs a TypeScript entry point of this repo as a real child process with only the given env. */
-export function startEntryPoint(entry: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(NODE, ['--import', 'tsx', resolve(REPO_ROOT, entry)], {
+/** Runs a TypeScript entry point of this repo as a real child process with only the given env (and `args`). */
+export function startEntryPoint(entry: string, env: Record<string, string>, args: readonly string[] = []): RunningProcess {
+  const child = spawn(NODE, ['--import', 'tsx', resolve(REPO_ROOT, entry), ...args], {
     cwd: REPO_ROOT,
     // Only what is given: nothing leaks in from the test runner's environment.
     env: { PATH: process.env.PATH ?? '', ...env },

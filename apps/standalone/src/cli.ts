@@ -167,7 +167,11 @@ try {
       const tenantId = await requireTenant(db);
       if (!values.dir) fail('--dir required');
       // Single-tenant deployments: the certificate directory they mounted before, into one tenant.
-      for (const files of await readCredentialsDirectory(values.dir)) {
+      const directory = await readCredentialsDirectory(values.dir);
+      // Checked like --cuit, and before anything is stored, so a bad file name imports nothing.
+      const invalid = directory.find((files) => !isValidCuit(files.cuit));
+      if (invalid) fail(`${invalid.cuit}.crt: not a valid CUIT (11 digits with check digit)`);
+      for (const files of directory) {
         const exists = await afipIssuerRepository.isOwnedBy(db, tenantId, files.cuit);
         const issuer = exists ? await afipIssuerRepository.rotate(db, keyring, { tenantId, ...files }) : await afipIssuerRepository.add(db, keyring, { tenantId, ...files });
         process.stdout.write(`${exists ? 'rotated' : 'added'} CUIT ${issuer.cuit} (certificate valid until ${issuer.certificate.notAfter})\n`);

@@ -16,8 +16,10 @@ export function createTenantCache<V extends object>(options: { ttlMs: number; ma
   });
   return {
     async get(key: string): Promise<V | undefined> {
-      let found = await cache.fetch(key);
-      if (found !== undefined && 'none' in found) found = await cache.fetch(key, { forceRefresh: true });
+      const status: LRUCache.Status<string, V | { none: true }> = {};
+      let found = await cache.fetch(key, { status });
+      // A cached "none" is checked again; one just read is the answer.
+      if (found !== undefined && 'none' in found && status.fetch === 'hit') found = await cache.fetch(key, { forceRefresh: true });
       return found === undefined || 'none' in found ? undefined : (found as V);
     },
   };

@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { loadConfig, type Config } from '@jobfleet/config';
 import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
 import { createApiKey, createTenant, googleConnectionRepository, type ApiKeyScope } from '@jobfleet/db';
-import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
+import { createLogger, createMetrics, registerQueueGauges, type Logger } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Queue } from 'bullmq';
@@ -40,9 +40,10 @@ export async function closedPort(): Promise<number> {
 
 /**
  * The API against this file's own database and queue prefix, with tenants "acme" and "globex".
- * `redisUrl` points the producer elsewhere (a closed port simulates a Redis outage).
+ * `redisUrl` points the producer elsewhere (a closed port simulates a Redis outage); `logger`
+ * replaces the silent one (a capture, to check what the API logs).
  */
-export async function startTestApi(options: { label: string; redisUrl?: string; env?: Record<string, string> }): Promise<TestApi> {
+export async function startTestApi(options: { label: string; redisUrl?: string; env?: Record<string, string>; logger?: Logger }): Promise<TestApi> {
   const testDb = await createTestDatabase();
   const prefix = uniquePrefix(options.label);
   const config = loadConfig({
@@ -55,7 +56,7 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
     API_BODY_LIMIT_BYTES: '16384',
     ...options.env,
   });
-  const logger = createLogger({ level: config.logLevel, serviceName: 'api-test' });
+  const logger = options.logger ?? createLogger({ level: config.logLevel, serviceName: 'api-test' });
   const metrics = createMetrics();
   const redis = createRedisConnection(options.redisUrl ?? TEST_REDIS_URL, 'producer', { name: `test-${options.label}` });
   const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix, config });
