@@ -15,12 +15,17 @@ export function createTenantCache<V extends object>(options: { ttlMs: number; ma
     fetchMethod: async (key) => (await options.load(key)) ?? { none: true },
   });
   return {
-    async get(key: string): Promise<V | undefined> {
+    /**
+     * The tenant's connection; a cached one that is missing or not `sufficient` for the job at
+     * hand (a calendar just added to the allowlist) is read again before it is believed.
+     */
+    async get(key: string, sufficient: (value: V) => boolean = () => true): Promise<V | undefined> {
       const status: LRUCache.Status<string, V | { none: true }> = {};
-      let found = await cache.fetch(key, { status });
-      // A cached "none" is checked again; one just read is the answer.
-      if (found !== undefined && 'none' in found && status.fetch === 'hit') found = await cache.fetch(key, { forceRefresh: true });
-      return found === undefined || 'none' in found ? undefined : (found as V);
+      const cached = await cache.fetch(key, { status });
+      const usable = (found: V | { none: true } | undefined): V | undefined => (found === undefined || 'none' in found ? undefined : (found as V));
+      const value = usable(cached);
+      if (status.fetch !== 'hit' || (value !== undefined && sufficient(value))) return value;
+      return usable(await cache.fetch(key, { forceRefresh: true }));
     },
   };
 }

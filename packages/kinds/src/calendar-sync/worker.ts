@@ -41,7 +41,7 @@ export const calendarSyncWorker: KindWorker = {
         const data = parsePayload(calendarSync.jobSchema, job.data);
         const { tenantId, request } = data;
         return trackSyncStatus(deps, syncEntityOf(calendarSync, tenantId, request, job), context, async () => {
-          const connection = await tenants.get(tenantId);
+          const connection = await tenants.get(tenantId, (found) => mayWriteCalendar(found.access, request.calendarId));
           // Refused before any call to Google: a tenant writes only where its own connection allows.
           if (connection === undefined) throw new PermanentError('GOOGLE_CONNECTION_MISSING', `tenant ${tenantId} has no Google Calendar connection`);
           if (!mayWriteCalendar(connection.access, request.calendarId)) {
