@@ -68,7 +68,7 @@ export function childText(parent: XmlElement | undefined, name: string): string 
 
 /** Escapes text for an element body or a double-quoted attribute. */
 export function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (char) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[char]};`);
+  return text.replace(/[<>&"']/g, (char) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[char] ?? ''};`);
 }
 
 function localName(qualified: string): string {

@@ -16,7 +16,7 @@ export const backupRequestSchema = z
   })
   .refine((request) => request.action !== 'verify' || request.restoreCheck !== 'none', {
     path: ['restoreCheck'],
-    message: 'a verify run is a restore check: use list or full',
+    error: 'a verify run is a restore check: use list or full',
   });
 export type BackupRequest = z.infer<typeof backupRequestSchema>;
 

@@ -76,7 +76,8 @@ interface HashedRow {
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
-    const text = JSON.stringify(value);
+    // Typed string, but undefined for undefined, functions and symbols.
+    const text = JSON.stringify(value) as string | undefined;
     if (text === undefined) throw new TypeError(`canonicalJson: ${typeof value} is not JSON`);
     return text;
   }
