@@ -1,11 +1,3 @@
 export { createCalendarClient, preloadCalendarLibrary } from './client';
-export type {
-  CalendarAttendee,
-  CalendarClient,
-  CalendarClientOptions,
-  CalendarEvent,
-  CalendarEventInput,
-  CalendarEventTime,
-} from './client';
+export type { CalendarClient } from './client';
 export { calendarEventId, syncReservation } from './sync-reservation';
-export type { SyncReservationDeps, SyncReservationJob } from './sync-reservation';

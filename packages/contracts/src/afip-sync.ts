@@ -113,7 +113,6 @@ export const afipSyncJobSchema = z.object({
   request: afipSyncRequestSchema,
   enqueuedAt: z.iso.datetime().optional(),
 });
-export type AfipSyncJob = z.infer<typeof afipSyncJobSchema>;
 
 export interface AfipSyncResult {
   cuit: number;

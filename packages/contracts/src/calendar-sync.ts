@@ -19,7 +19,6 @@ const timeZone = z
 const eventTime = z.strictObject({ dateTime, timeZone });
 
 export const calendarSyncActions = ['create', 'update', 'cancel'] as const;
-export type CalendarSyncAction = (typeof calendarSyncActions)[number];
 
 /** What a producer POSTs to /v1/jobs/calendar-sync. */
 export const calendarSyncRequestSchema = z

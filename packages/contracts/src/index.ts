@@ -1,16 +1,12 @@
 export { QUEUE_NAMES, QUEUES, isQueueName } from './queues';
-export type { QueueName, QueueDefinition } from './queues';
-export {
-  calendarSyncRequestSchema,
-  calendarSyncJobSchema,
-  calendarSyncActions,
-} from './calendar-sync';
-export type { CalendarSyncRequest, CalendarSyncJob, CalendarSyncResult, CalendarSyncAction } from './calendar-sync';
+export type { QueueName } from './queues';
+export { calendarSyncRequestSchema, calendarSyncJobSchema } from './calendar-sync';
+export type { CalendarSyncRequest, CalendarSyncJob, CalendarSyncResult } from './calendar-sync';
 export { JobfleetError, PermanentError, DependencyUnavailableError, RateLimitedError, DependencyWaitError, CircuitOpenError, coerceError, toStoredError, NETWORK_ERROR_CODES } from './errors';
 export type { StoredError } from './errors';
-export { afipSyncRequestSchema, afipSyncJobSchema, isValidCuit, AFIP_VOUCHER_TYPES, AFIP_VAT_RATES, AFIP_DOC_TYPES } from './afip-sync';
-export type { AfipSyncRequest, AfipSyncJob, AfipSyncResult } from './afip-sync';
+export { afipSyncJobSchema } from './afip-sync';
+export type { AfipSyncRequest, AfipSyncResult } from './afip-sync';
 export { QUEUE_INTAKE } from './intake';
 export type { QueueIntake } from './intake';
-export { BACKUP_DEFINITION_NAME, backupRequestSchema, backupJobSchema } from './backup';
+export { backupJobSchema } from './backup';
 export type { BackupRequest, BackupJob, BackupResult } from './backup';

@@ -1,7 +1,7 @@
-export { openDatabase, openMigratedDatabase, MIGRATIONS_DIR } from './client';
-export type { Database, DatabaseOptions, Db, Schema } from './client';
+export { openDatabase, openMigratedDatabase } from './client';
+export type { Database, Db } from './client';
 export * as schema from './schema';
-export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus } from './schema';
+export type { LockAuditEvent } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { API_KEY_SCOPES, createTenant, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
@@ -13,18 +13,10 @@ export {
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
-export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';
+export type { IdempotencyKeyRef } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository } from './afip-invoices';
-export type { AfipInvoiceRow, VoucherKey } from './afip-invoices';
-export { appendLockAuditEvents, verifyLockAuditChains, canonicalJson, GENESIS_HASH } from './lock-audit';
-export type {
-  LockAuditInput,
-  LockAuditBreak,
-  BrokenLink,
-  ChainVerification,
-  LockAuditVerification,
-  VerifyLockAuditOptions,
-} from './lock-audit';
+export { appendLockAuditEvents, verifyLockAuditChains } from './lock-audit';
+export type { LockAuditInput } from './lock-audit';
 export { backupRepository } from './backups';
 export type { BackupRow } from './backups';
