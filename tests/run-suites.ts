@@ -81,5 +81,5 @@ function merge(all: JestReport[]): JestReport {
     numPendingTestSuites: sum('numPendingTestSuites'),
     numRuntimeErrorTestSuites: sum('numRuntimeErrorTestSuites') + missingReports,
     testResults: all.flatMap((r) => r.testResults),
-  } as JestReport;
+  };
 }

@@ -34,8 +34,9 @@ describe('chaos: Calendar and AFIP outages under load', () => {
     const { calendar, afip } = system.base;
     const load = startLoad(system, { calendar: 120, afip: 40, backups: 2, durationMs: 15_000 });
     const readiness: { status: number; body: { status?: string; degraded?: Record<string, unknown> } }[] = [];
+    const { apiUrl } = system;
     const probe = async () => {
-      const answer = await fetch(`${system?.apiUrl}/health/ready`);
+      const answer = await fetch(`${apiUrl}/health/ready`);
       readiness.push({ status: answer.status, body: (await answer.json()) as (typeof readiness)[number]['body'] });
     };
 

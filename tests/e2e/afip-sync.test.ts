@@ -67,7 +67,7 @@ describe('afip-sync end to end (API -> worker -> AFIP simulator over SOAP -> Pos
 
     const job = await system.api.inject({
       method: 'GET',
-      url: `/v1/jobs/${JSON.parse(answer.body).jobId}`,
+      url: `/v1/jobs/${(JSON.parse(answer.body) as { jobId: string }).jobId}`,
       headers: { authorization: `Bearer ${system.apiKey}` },
     });
     expect(JSON.parse(job.body)).toMatchObject({ state: 'failed', error: { message: expect.stringContaining('10016') } });

@@ -91,7 +91,7 @@ describe('backup API', () => {
     const page2 = JSON.parse((await get(`/v1/backups?limit=2&cursor=${page1.nextCursor ?? ''}`)).body) as typeof page1;
     expect(page2).toEqual({ items: [expect.objectContaining({ id: ids[0] })], nextCursor: null });
 
-    const one = await get(`/v1/backups/${ids[0]}`);
+    const one = await get(`/v1/backups/${ids[0]!}`);
     expect(JSON.parse(one.body)).toMatchObject({
       id: ids[0],
       definition: 'nightly',
@@ -101,7 +101,7 @@ describe('backup API', () => {
       location: '/b/nightly.0.dump',
       bytes: 100,
       restoreCheck: { mode: 'list', sha256Verified: true },
-      links: { self: `/v1/backups/${ids[0]}`, job: '/v1/jobs/j0' },
+      links: { self: `/v1/backups/${ids[0]!}`, job: '/v1/jobs/j0' },
     });
   });
 

@@ -84,7 +84,7 @@ describe('backup memory', () => {
     expect(row.bytes).toBeGreaterThan(ROWS * ROW_BYTES);
     expect(row.bytes).toBeGreaterThan(MAX_RSS_GROWTH_BYTES * 1.5);
     const growth = peak - baseline;
-    process.stdout.write(`backup of ${row.bytes} bytes: worker RSS ${baseline} -> peak ${peak} (+${growth})\n`);
+    process.stdout.write(`backup of ${String(row.bytes)} bytes: worker RSS ${baseline} -> peak ${peak} (+${growth})\n`);
     expect(growth).toBeLessThan(MAX_RSS_GROWTH_BYTES);
   }, 240_000);
 });

@@ -319,7 +319,11 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
         logger: createLogger({ level: 'silent', serviceName: 'test' }),
         metrics: createMetrics(),
       });
-      return { fleet, close: async () => (await fleet.close(), connection.disconnect()) };
+      const close = async () => {
+        await fleet.close();
+        connection.disconnect();
+      };
+      return { fleet, close };
     };
     let workers: { fleet: WorkerFleet; close(): Promise<void> }[] = [];
     try {

@@ -104,7 +104,7 @@ describe('calendar-sync end to end (API -> Redis -> worker -> fake Google Calend
     expect(row.lastError).toMatchObject({ code: 'CALENDAR_EVENT_NOT_FOUND' });
     const job = await system.api.inject({
       method: 'GET',
-      url: `/v1/jobs/${JSON.parse(answer.body).jobId}`,
+      url: `/v1/jobs/${(JSON.parse(answer.body) as { jobId: string }).jobId}`,
       headers: { authorization: `Bearer ${system.apiKey}` },
     });
     expect(JSON.parse(job.body)).toMatchObject({ state: 'failed', attempts: 1 });

@@ -9,7 +9,7 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
 describe('standalone start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'jobfleet-standalone-'));
   const prefix = uniquePrefix('standalone');
-  let app: RunningProcess;
+  let app: RunningProcess | undefined; // unset when the test failed before starting it
   afterAll(async () => {
     await app?.kill('SIGKILL');
     await deletePrefix(prefix);
@@ -17,7 +17,7 @@ describe('standalone start', () => {
   });
 
   it('serves the dev key, syncs a reservation end to end on PGlite, and exits cleanly on SIGTERM', async () => {
-    app = startEntryPoint('apps/standalone/src/main.ts', {
+    const started = startEntryPoint('apps/standalone/src/main.ts', {
       DATA_DIR: dataDir,
       REDIS_URL: TEST_REDIS_URL,
       QUEUE_PREFIX: prefix,
@@ -25,13 +25,14 @@ describe('standalone start', () => {
       API_PORT: '0',
       LOG_LEVEL: 'warn',
     });
-    const base = await waitFor(() => app.output().match(/API {10}(http:\/\/127\.0\.0\.1:\d+)\/v1/)?.[1], {
+    app = started;
+    const base = await waitFor(() => started.output().match(/API {10}(http:\/\/127\.0\.0\.1:\d+)\/v1/)?.[1], {
       timeoutMs: 60_000,
-      what: `the start banner\n${app.output()}`,
+      what: `the start banner\n${started.output()}`,
     });
-    const key = app.output().match(/Dev API key {2}(\S+)/)?.[1];
+    const key = started.output().match(/Dev API key {2}(\S+)/)?.[1];
     expect(key).toBeDefined();
-    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const headers = { authorization: `Bearer ${key!}`, 'content-type': 'application/json' };
 
     const accepted = await fetch(`${base}/v1/jobs/calendar-sync`, {
       method: 'POST',
@@ -49,8 +50,8 @@ describe('standalone start', () => {
     );
     expect(synced.externalRef).toMatch(/^[0-9a-f]{64}$/);
 
-    app.child.kill('SIGTERM');
-    const { code } = await app.exited;
+    started.child.kill('SIGTERM');
+    const { code } = await started.exited;
     expect(code).toBe(0);
   }, 90_000);
 });

@@ -98,10 +98,10 @@ function planRequests(plan: LoadPlan): PlannedRequest[] {
   return sends;
 }
 
-function shuffle<T>(items: T[]): void {
+function shuffle(items: unknown[]): void {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
+    [items[i], items[j]] = [items[j], items[i]];
   }
 }
 

@@ -65,8 +65,8 @@ export async function startRedisServer(port: number): Promise<RedisServer> {
       const started = spawn('redis-server', [configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       child = started;
       exited = new Promise((resolve) => started.once('exit', () => resolve()));
-      started.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      started.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      started.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      started.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
       // Redis answers LOADING instead of PONG while it replays the AOF.
       await waitFor(ping, { timeoutMs: 10_000, what: `redis-server on port ${port}\n${output}`, intervalMs: 50 });
     },

@@ -113,7 +113,7 @@ export async function verifyChaos(system: ChaosSystem, load: LoadReport, options
   duplicatedEffects += Math.max(0, vouchers.length - authorizedRows.length);
   const caeByNumber = new Map(vouchers.map((v) => [v.cbteNro, v.cae]));
   for (const row of authorizedRows) {
-    if (caeByNumber.get(Number(row.cbte_nro)) !== row.cae) problems.push(`invoice ${row.key}: recorded CAE ${row.cae} for number ${row.cbte_nro}, AFIP has ${caeByNumber.get(Number(row.cbte_nro))}`);
+    if (caeByNumber.get(Number(row.cbte_nro)) !== row.cae) problems.push(`invoice ${row.key}: recorded CAE ${String(row.cae)} for number ${row.cbte_nro}, AFIP has ${String(caeByNumber.get(Number(row.cbte_nro)))}`);
   }
   const authorizedKeys = new Set(authorizedRows.map((r) => r.key));
   for (const job of completedIn('afip-sync')) if (!authorizedKeys.has(job.idempotencyKey)) missingEffect(job, `invoice ${job.entityId} not authorised`);
@@ -204,7 +204,7 @@ export function diagnosis(system: ChaosSystem): string {
     ...[{ id: 'api', process: system.api }, ...system.allWorkers()]
       .filter((w) => (w.process.child.exitCode ?? 0) !== 0)
       .flatMap((w) => [
-        `-- ${w.id} exited with code ${w.process.child.exitCode}; what it printed outside its JSON log ends:`,
+        `-- ${w.id} exited with code ${String(w.process.child.exitCode)}; what it printed outside its JSON log ends:`,
         ...w.process.output().split('\n').filter((line) => !line.startsWith('{')).slice(-30),
       ]),
     ...system

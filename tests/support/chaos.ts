@@ -148,8 +148,8 @@ export interface ChaosSystem {
 
 /** Undo steps, run last-registered first; every step runs even when others fail. */
 class Cleanup {
-  readonly #steps: (() => Promise<unknown> | unknown)[] = [];
-  add(step: () => Promise<unknown> | unknown): void {
+  readonly #steps: (() => unknown)[] = [];
+  add(step: () => unknown): void {
     this.#steps.push(step);
   }
   async run(): Promise<void> {
@@ -259,7 +259,7 @@ export async function startChaosSystem(options: ChaosOptions): Promise<ChaosSyst
       };
       // A worker killed while booting never gets ready; whoever awaits `ready` sees the reason.
       worker.ready.catch(() => undefined);
-      void child.exited.then(({ code, signal }) => note(`${id} exited (${signal ?? `code ${code}`})`));
+      void child.exited.then(({ code, signal }) => note(`${id} exited (${signal ?? `code ${String(code)}`})`));
       workers.push(worker);
       return worker;
     };

@@ -47,7 +47,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // zod is the one validator: handlers parse, so errors come out as our problem+json. Route
   // schemas exist for the OpenAPI document only and must neither validate nor reshape responses.
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installProblemHandlers(app);
   // Bodies are JSON only; Fastify's default text/plain parser would turn a wrong type into a 400.

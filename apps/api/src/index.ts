@@ -1,3 +1,2 @@
 export { buildApi } from './app';
-export type { ApiDeps } from './app';
 export { startIdempotencyRetention } from './retention';

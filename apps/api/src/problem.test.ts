@@ -10,7 +10,12 @@ describe('problem+json answers', () => {
   const logger: FastifyBaseLogger = createLogger({
     level: 'info',
     serviceName: 'problem-test',
-    destination: new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }),
+    destination: new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    }),
   });
   const app = Fastify({ loggerInstance: logger });
   installProblemHandlers(app);

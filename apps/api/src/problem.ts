@@ -137,6 +137,6 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
   );
 }

@@ -59,7 +59,9 @@ export async function resolveRedis(options: {
 async function answersPing(url: string): Promise<boolean> {
   const redis = createRedisConnection(url, 'producer', { name: 'probe' });
   try {
-    return (await waitUntilReady(redis, 1000)) && (await redis.ping()) === 'PONG';
+    if (!(await waitUntilReady(redis, 1000))) return false;
+    await redis.ping(); // answers PONG or throws
+    return true;
   } catch {
     return false;
   } finally {

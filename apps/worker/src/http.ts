@@ -27,7 +27,10 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
       res.writeHead(status, { 'content-type': type }).end(body);
     };
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') return send(405, JSON.stringify({ title: 'Method Not Allowed', status: 405 }));
+    if (req.method !== 'GET') {
+      send(405, JSON.stringify({ title: 'Method Not Allowed', status: 405 }));
+      return;
+    }
     switch (path) {
       case '/metrics':
         deps.metrics.registry
@@ -36,16 +39,18 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
           .catch((error: unknown) => send(500, JSON.stringify({ title: 'metrics failed', detail: String(error) })));
         return;
       case '/health/live':
-        return send(200, JSON.stringify({ status: 'ok' }));
+        send(200, JSON.stringify({ status: 'ok' }));
+        return;
       case '/health/ready':
-        readiness(deps).then(({ ready, checks }) => {
+        // readiness() settles every probe itself; it does not reject.
+        void readiness(deps).then(({ ready, checks }) => {
           const degraded = Object.fromEntries(Object.entries(deps.guards ?? {}).flatMap(([name, guard]) => (guard.state() === 'closed' ? [] : [[name, guard.state()]])));
           const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
           send(ready ? 200 : 503, JSON.stringify({ status, checks, degraded }));
         });
         return;
       default:
-        return send(404, JSON.stringify({ title: 'Not Found', status: 404 }));
+        send(404, JSON.stringify({ title: 'Not Found', status: 404 }));
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,3 +1,3 @@
 export { startWorkers } from './worker';
-export type { WorkerFleet, WorkerFleetDeps } from './worker';
-export { startWorkerHttp } from './http';
+export type { WorkerFleet,  } from './worker';
+;

@@ -27,7 +27,7 @@ export function createSoapService(wsdlFile: string, endpoint: string, timeoutMs:
       if (typeof method !== 'function') throw new Error(`${wsdlFile} declares no operation ${operation}`);
       // soap's promise methods resolve with [result, rawResponse, soapHeader, rawRequest].
       const answer: unknown = await method.call(ready, args, { signal: AbortSignal.timeout(timeoutMs) });
-      return Array.isArray(answer) ? answer[0] : undefined;
+      return Array.isArray(answer) ? (answer[0] as unknown) : undefined;
     },
   };
 }

@@ -151,7 +151,7 @@ const NO_RESULTS = 602;
 const number = z.coerce.number().refine(Number.isFinite);
 const optionalText = z.preprocess((v) => (v === null || v === '' || v === 'NULL' ? undefined : v), z.string().optional());
 const listOf = <T extends z.ZodType>(item: T) =>
-  z.preprocess((v) => (v === undefined || v === null || v === '' ? [] : Array.isArray(v) ? v : [v]), z.array(item));
+  z.preprocess((v) => (v === undefined || v === null || v === '' ? [] : Array.isArray(v) ? (v as unknown[]) : [v]), z.array(item));
 const messages = (key: 'Err' | 'Obs' | 'Evt') =>
   z
     .preprocess((v) => (typeof v === 'object' && v !== null ? v : {}), z.object({ [key]: listOf(z.object({ Code: number, Msg: z.string().default('') })) }))

@@ -1,5 +1,6 @@
 import { EntityDecoder } from '@nodable/entities';
 import { XMLParser } from 'fast-xml-parser';
+import { SyntaxValidator } from 'fast-xml-validator';
 
 /**
  * The little XML this package reads itself: the loginTicketRequest/Response documents WSAA wraps
@@ -55,8 +56,10 @@ type OrderedNode = Readonly<Record<string, unknown>>;
 export function parseXml(xml: string): XmlElement {
   let nodes: unknown;
   try {
-    // `true`: validate first, so mismatched tags, a second root or a bare `&` are errors.
-    nodes = parser.parse(xml, true);
+    // Validated first (fast-xml-parser's own validation flag is deprecated for this package), so
+    // mismatched tags, a second root or a bare `&` are errors.
+    SyntaxValidator.validate(xml);
+    nodes = parser.parse(xml);
   } catch (error) {
     throw new Error(`XML: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
@@ -104,7 +107,7 @@ export function childText(parent: XmlElement | undefined, name: string): string 
 
 /** Escapes text for an element body or a double-quoted attribute. */
 export function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (char) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[char]};`);
+  return text.replace(/[<>&"']/g, (char) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[char] ?? ''};`);
 }
 
 function localName(qualified: string): string {

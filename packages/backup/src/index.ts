@@ -1,15 +1,5 @@
-export { backupFileName, runPgDump, splitPassword } from './pg-dump';
-export type { BackupFormat, PgDumpOptions, PgDumpResult } from './pg-dump';
-export { checkRestore } from './restore-check';
-export type { RestoreCheckMode, RestoreCheckOptions, RestoreCheckResult } from './restore-check';
-export { applyRetention } from './retention';
-export type { RetentionPolicy, RetentionResult } from './retention';
-export { createFilesystemTarget } from './targets/filesystem';
-export { BACKUP_SUFFIXES } from './target';
-export type { BackupTarget, BackupUpload, StoredBackup } from './target';
+export type { BackupTarget } from './target';
 export { createBackupTarget } from './targets';
-export { runBackup, retentionPrefix } from './run-backup';
-export type { BackupRunDeps, BackupRunInput, BackupRunOutcome } from './run-backup';
-export { BackupMemoryLimitError, BackupSupersededError, BackupTimeoutError } from './errors';
+export { runBackup } from './run-backup';
+export { BackupSupersededError } from './errors';
 export { verifyLatestBackup } from './verify-backup';
-export type { VerifyBackupDeps } from './verify-backup';

@@ -122,7 +122,7 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
     const { code, signal } = exit.value;
     if (code !== 0) {
       const tail = stderr();
-      const message = `pg_dump exited with ${code === null ? `signal ${signal}` : `code ${code}`}: ${tail.trim()}`;
+      const message = `pg_dump exited with ${code === null ? `signal ${String(signal)}` : `code ${code}`}: ${tail.trim()}`;
       const details = { exitCode: code, signal, stderr: tail };
       if (PERMANENT_STDERR.test(tail)) throw new PermanentError('BACKUP_PG_DUMP_FAILED', message, { details });
       throw new DependencyUnavailableError('postgres', message, { details });

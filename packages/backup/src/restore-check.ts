@@ -144,8 +144,10 @@ async function runTool(
     input,
     new Writable({
       write(chunk: Buffer, _encoding, done) {
-        if (!stdinOpen || !child.stdin.writable) return done();
-        if (child.stdin.write(chunk)) return done();
+        if (!stdinOpen || !child.stdin.writable || child.stdin.write(chunk)) {
+          done();
+          return;
+        }
         const resume = () => {
           child.stdin.off('drain', resume);
           child.stdin.off('close', resume);
@@ -176,7 +178,7 @@ async function runTool(
   }
   if (exited.value !== 0) {
     const stderrTail = stderr();
-    throw new PermanentError('BACKUP_RESTORE_CHECK_FAILED', `${command} exited with code ${exited.value}: ${stderrTail.trim()}`, {
+    throw new PermanentError('BACKUP_RESTORE_CHECK_FAILED', `${command} exited with code ${String(exited.value)}: ${stderrTail.trim()}`, {
       details: { command, exitCode: exited.value, stderr: stderrTail },
     });
   }

@@ -90,7 +90,7 @@ describe('runBackup', () => {
     const { db } = state.database;
     // The earlier attempt: recorded where it would publish, published, then its worker was killed.
     const { row: earlier } = await backupRepository.start(db, { schedule: 'nightly', slot: null, target: 'fs', jobId: 'job-3' });
-    const orphan = join(directory, `nightly.20261124T020000Z.${earlier.runToken?.slice(0, 8)}.dump`);
+    const orphan = join(directory, `nightly.20261124T020000Z.${earlier.runToken!.slice(0, 8)}.dump`);
     expect(await backupRepository.recordPublishing(db, earlier, orphan)).toBe(true);
     await writeFile(orphan, 'a complete dump nobody recorded');
 
@@ -105,7 +105,7 @@ describe('runBackup', () => {
     const { db } = state.database;
     // A run in progress elsewhere (another job) and its partial file; and one a killed worker left.
     const { row: running } = await backupRepository.start(db, { schedule: 'nightly', slot: null, target: 'fs', jobId: 'elsewhere' });
-    const livePartial = `nightly.20261124T010000Z.${running.runToken?.slice(0, 8)}.dump.partial`;
+    const livePartial = `nightly.20261124T010000Z.${running.runToken!.slice(0, 8)}.dump.partial`;
     const deadPartial = 'nightly.20261124T000000Z.0badc0de.dump.partial';
     const otherDefinition = 'weekly.20261124T000000Z.0badc0de.dump.partial';
     for (const name of [livePartial, deadPartial, otherDefinition]) await writeFile(join(directory, name), 'half a dump');

@@ -5,7 +5,7 @@ export const BACKUP_SUFFIXES = ['.dump', '.sql.gz'] as const;
 
 /** A finished backup as a target lists it; in-progress uploads and partial files are never listed. */
 export interface StoredBackup {
-  /** The object's file name (`<prefix>…​.dump` / `.sql.gz`), without directory or key prefix. */
+  /** The object's file name (`<prefix>….dump` / `.sql.gz`), without directory or key prefix. */
   name: string;
   /** What `open` and `remove` take, and what the `backups` row stores. */
   location: string;

@@ -107,14 +107,6 @@ export const afipSyncRequestSchema = z
   });
 export type AfipSyncRequest = z.output<typeof afipSyncRequestSchema>;
 
-export const afipSyncJobSchema = z.object({
-  tenantId: z.string().min(1),
-  idempotencyKey: z.string().min(1),
-  request: afipSyncRequestSchema,
-  enqueuedAt: z.iso.datetime().optional(),
-});
-export type AfipSyncJob = z.infer<typeof afipSyncJobSchema>;
-
 export interface AfipSyncResult {
   cuit: number;
   ptoVta: number;

@@ -16,9 +16,8 @@ export const backupRequestSchema = z
   })
   .refine((request) => request.action !== 'verify' || request.restoreCheck !== 'none', {
     path: ['restoreCheck'],
-    message: 'a verify run is a restore check: use list or full',
+    error: 'a verify run is a restore check: use list or full',
   });
-export type BackupRequest = z.infer<typeof backupRequestSchema>;
 
 /**
  * On-demand jobs carry who asked (tenantId, idempotencyKey); scheduled jobs, created by the

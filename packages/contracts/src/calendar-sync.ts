@@ -19,7 +19,6 @@ const timeZone = z
 const eventTime = z.strictObject({ dateTime, timeZone });
 
 export const calendarSyncActions = ['create', 'update', 'cancel'] as const;
-export type CalendarSyncAction = (typeof calendarSyncActions)[number];
 
 /** What a producer POSTs to /v1/jobs/calendar-sync. */
 export const calendarSyncRequestSchema = z
@@ -51,16 +50,6 @@ export const calendarSyncRequestSchema = z
     }
   });
 export type CalendarSyncRequest = z.infer<typeof calendarSyncRequestSchema>;
-
-/** What sits in Redis: the request plus who asked and under which key. */
-export const calendarSyncJobSchema = z.object({
-  tenantId: z.string().min(1),
-  idempotencyKey: z.string().min(1),
-  request: calendarSyncRequestSchema,
-  // Optional so jobs enqueued before a field was added still parse.
-  enqueuedAt: z.iso.datetime().optional(),
-});
-export type CalendarSyncJob = z.infer<typeof calendarSyncJobSchema>;
 
 export interface CalendarSyncResult {
   eventId: string;

@@ -145,6 +145,6 @@ export async function pruneExpiredIdempotencyKeys(db: Db, now: Date = new Date()
   const result = (await db.execute(sql`
     with pruned as (delete from ${idempotencyKeys} where ${idempotencyKeys.expiresAt} <= ${now} returning 1)
     select count(*)::int as count from pruned
-  `)) as unknown as { rows: { count: number }[] };
+  `)) as { rows: { count: number }[] };
   return result.rows[0]?.count ?? 0;
 }

@@ -1,7 +1,7 @@
-export { openDatabase, openMigratedDatabase, MIGRATIONS_DIR } from './client';
-export type { Database, DatabaseOptions, Db, Schema } from './client';
+export { openDatabase, openMigratedDatabase,  } from './client';
+export type { Database,  Db,  } from './client';
 export * as schema from './schema';
-export type { SyncStatusValue, LockAuditEvent, AfipInvoiceStatus, BackupStatus, GoogleAuthKind } from './schema';
+export type {  LockAuditEvent,    } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { API_KEY_SCOPES, createTenant, tenantExists, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
@@ -13,18 +13,18 @@ export {
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
-export type { BeginIdempotentRequest, BeginOutcome, IdempotencyKeyRef, IdempotencyRecord } from './idempotency';
+export type {   IdempotencyKeyRef,  } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
-export type { AfipInvoiceRow, VoucherKey } from './afip-invoices';
-export { appendLockAuditEvents, verifyLockAuditChains, GENESIS_HASH } from './lock-audit';
+;
+export { appendLockAuditEvents, verifyLockAuditChains,  } from './lock-audit';
 export type {
   LockAuditInput,
-  LockAuditBreak,
-  BrokenLink,
-  ChainVerification,
-  LockAuditVerification,
-  VerifyLockAuditOptions,
+  
+  
+  
+  
+  
 } from './lock-audit';
 export { backupRepository } from './backups';
 export type { BackupRow } from './backups';
@@ -35,6 +35,6 @@ export {
   mayWriteCalendar,
   reencryptConnectionSecrets,
 } from './connections';
-export type { AfipIssuerSecret, AfipIssuerView, CalendarAccess, GoogleConnectionView, GoogleCredential } from './connections';
+export type {   CalendarAccess,  GoogleCredential } from './connections';
 export { classifyPostgresError, postgresRefusal } from './postgres-errors';
-export type { PostgresErrorClass } from './postgres-errors';
+;

@@ -43,7 +43,9 @@ describe('lock audit chain', () => {
 
   /** The hash a row should carry, computed here independently of the repository. */
   function hashOf(row: StoredRow): string {
-    return createHash('sha256').update(row.prevHash + canonicalTextOf(row)).digest('hex');
+    const text = canonicalTextOf(row);
+    if (text === undefined) throw new Error('row has no canonical text');
+    return createHash('sha256').update(row.prevHash + text).digest('hex');
   }
 
   /** The RFC 8785 text of a row's hashed fields. */

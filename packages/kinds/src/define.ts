@@ -67,7 +67,7 @@ export interface KindWorkerContext {
   guards: Readonly<Record<Dependency, DependencyGuard>>;
   keyring: Keyring;
   /** The fleet-wide audited lock manager, created on first use. */
-  locks(): LockManager;
+  locks: () => LockManager;
 }
 
 /** What a kind runs with in a process that serves it. */

@@ -22,7 +22,7 @@ export function createTenantCache<V extends object>(options: { ttlMs: number; ma
     async get(key: string, sufficient: (value: V) => boolean = () => true): Promise<V | undefined> {
       const status: LRUCache.Status<string, V | { none: true }> = {};
       const cached = await cache.fetch(key, { status });
-      const usable = (found: V | { none: true } | undefined): V | undefined => (found === undefined || 'none' in found ? undefined : (found as V));
+      const usable = (found: V | { none: true } | undefined): V | undefined => (found === undefined || 'none' in found ? undefined : found);
       const value = usable(cached);
       if (status.fetch !== 'hit' || (value !== undefined && sufficient(value))) return value;
       return usable(await cache.fetch(key, { forceRefresh: true }));

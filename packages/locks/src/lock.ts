@@ -171,6 +171,8 @@ export function createLockManager(options: LockManagerOptions): LockManager {
     let deadlineTimer: NodeJS.Timeout | undefined;
     const context = { jobId, tenantId, fencingToken };
     const heldMs = () => Date.now() - acquiredAt.getTime();
+    // Read through a call: `state` changes in callbacks while an await is pending, which TS narrowing cannot see.
+    const stillHeld = () => state === 'held';
 
     function stopTimers() {
       clearTimeout(renewTimer);
@@ -213,7 +215,7 @@ export function createLockManager(options: LockManagerOptions): LockManager {
         throw err;
       }
       // Released (or lost to the deadline) while the command was in flight: nothing to report.
-      if (state !== 'held') return false;
+      if (!stillHeld()) return false;
       if (reply !== 'held') {
         lose(reply);
         return false;

@@ -11,7 +11,7 @@ interface Series {
 export interface CapturedLogs {
   logger: Logger;
   /** Every line written so far, parsed. */
-  lines(): Record<string, unknown>[];
+  lines: () => Record<string, unknown>[];
 }
 
 /** A real logger (same redaction and serializers) that keeps its lines in memory. */

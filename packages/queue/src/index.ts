@@ -1,11 +1,11 @@
 export { createRedisConnection, waitUntilReady } from './connection';
-export type { RedisRole, RedisConnectionOptions } from './connection';
+;
 export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor, settingsFor } from './queues';
-export type { CreateQueuesOptions, EnqueueJob, QueueConfig } from './queues';
+;
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
-export type { AttemptDecision, AttemptFacts, AttemptPolicySettings } from './attempt-policy';
-export type { CreateWorkerOptions, JobProcessor, ProcessorContext } from './worker';
+export type { AttemptDecision, AttemptFacts,  } from './attempt-policy';
+export type {  JobProcessor, ProcessorContext } from './worker';
 export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
-export type { CloseWorkersOptions, ShutdownSignalOptions } from './shutdown';
-export { AttemptTimeoutError, WorkerBusyError, WorkerClosingError } from './errors';
+;
+export {  WorkerBusyError,  } from './errors';

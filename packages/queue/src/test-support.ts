@@ -22,7 +22,7 @@ export async function waitFor<T>(
 
 /** A promise the test settles by hand: stands for work that ignores its abort signal. */
 export function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => undefined as void;
+  let open: () => void = () => undefined;
   const promise = new Promise<void>((resolve) => {
     open = resolve;
   });

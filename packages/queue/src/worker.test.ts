@@ -74,7 +74,7 @@ function start<R>(
       waitFor(async () => {
         const stored = job.id === undefined ? undefined : await queue.getJob(job.id);
         return stored?.finishedOn ? stored : undefined;
-      }, `job ${job.id} to finish`),
+      }, `job ${String(job.id)} to finish`),
     count: (outcome) => metricValue(metrics, 'jobs_total', { queue: QUEUE, outcome }),
   };
 }
@@ -161,6 +161,7 @@ describe('createWorker', () => {
     const seen: Seen[] = [];
     const h = start(async (_job, { attempt, finalAttempt }) => {
       seen.push({ attempt, finalAttempt });
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a thrown non-Error becomes is the point
       throw 'upstream exploded';
     });
     const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 2 });

@@ -224,7 +224,8 @@ function tenantOf(data: unknown): string | undefined {
 }
 
 /** Enqueue (plus any requested delay) to start, in seconds. */
-function waitSeconds(job: Pick<Job, 'timestamp' | 'delay' | 'processedOn'>): number {
+// BullMQ types `delay` as a number but leaves it undefined on a job added without one.
+function waitSeconds(job: Pick<Job, 'timestamp' | 'processedOn'> & { delay?: number }): number {
   const readyAt = job.timestamp + (job.delay ?? 0);
   return Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000;
 }

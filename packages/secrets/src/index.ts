@@ -1,6 +1,6 @@
 export { generateKeyringEntry, parseKeyring } from './keyring';
 export type { Keyring } from './keyring';
 export { needsRewrap, openSecret, rewrapSecret, sealSecret } from './seal';
-export type { SealedSecret } from './seal';
-export { KeyringError, SecretDecryptionError, SecretKeyUnavailableError } from './errors';
-export type { KeyringProblem, SecretDecryptionReason } from './errors';
+;
+export {  SecretDecryptionError, SecretKeyUnavailableError } from './errors';
+;

@@ -30,7 +30,7 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
   it('answers 202 with the job, its links and Location', async () => {
     const answer = await api.post(reservation('res-accept'), { 'idempotency-key': 'accept-1' });
     expect(answer.statusCode).toBe(202);
-    const body = answer.json();
+    const body = answer.json<{ jobId: string; links: { self: string } }>();
     expect(body).toEqual({
       jobId: expect.any(String),
       queue: 'calendar-sync',
@@ -85,7 +85,7 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
   });
 
   it("shows the tenant's own waiting job with its data", async () => {
-    const { jobId } = (await api.post(reservation('res-get'), { 'idempotency-key': 'get-1' })).json();
+    const { jobId } = (await api.post(reservation('res-get'), { 'idempotency-key': 'get-1' })).json<{ jobId: string }>();
     const answer = await api.get(`/v1/jobs/${jobId}`, api.keys.reader);
     expect(answer.statusCode).toBe(200);
     expect(answer.json()).toMatchObject({
@@ -104,7 +104,7 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
   });
 
   it("refuses another tenant's job (403) and answers 404 for an unknown one", async () => {
-    const { jobId } = (await api.post(reservation('res-private'), { 'idempotency-key': 'private-1' })).json();
+    const { jobId } = (await api.post(reservation('res-private'), { 'idempotency-key': 'private-1' })).json<{ jobId: string }>();
     const foreign = await api.get(`/v1/jobs/${jobId}`, api.keys.otherTenant);
     expect(foreign.statusCode).toBe(403);
     expect(foreign.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -114,7 +114,7 @@ describe('POST /v1/jobs/calendar-sync and job lookups', () => {
   });
 
   it('answers from the stored status once Redis no longer holds the job', async () => {
-    const { jobId } = (await api.post(reservation('res-expired'), { 'idempotency-key': 'expired-1' })).json();
+    const { jobId } = (await api.post(reservation('res-expired'), { 'idempotency-key': 'expired-1' })).json<{ jobId: string }>();
     await api.queues['calendar-sync'].remove(jobId);
     const answer = await api.get(`/v1/jobs/${jobId}`);
     expect(answer.statusCode).toBe(200);

@@ -37,7 +37,8 @@ function verifySigner(signedData: forge.asn1.Asn1, tra: string, certificate: for
     const signerInfo = signerInfos ? asList(signerInfos)[0] : undefined;
     if (!signerInfo) return false;
     const fields = asList(signerInfo);
-    const attributes = fields.find((f) => f.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && f.type === 0);
+    // Signed attributes are [0] IMPLICIT: a context-specific tag number, not a universal asn1.Type.
+    const attributes = fields.find((f) => f.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && (f.type as number) === 0);
     const signature = fields.find((f) => f.tagClass === forge.asn1.Class.UNIVERSAL && f.type === forge.asn1.Type.OCTETSTRING);
     if (!attributes || !signature || typeof signature.value !== 'string') return false;
     // The signature covers the attributes re-encoded as a SET (RFC 5652 §5.4).

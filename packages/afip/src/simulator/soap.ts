@@ -66,7 +66,10 @@ export function soapFault(version: SoapVersion, prefix: 'soap' | 'soapenv', code
 export function toXml(value: unknown): string {
   if (value === undefined || value === null) return '';
   if (Array.isArray(value)) return value.map(toXml).join('');
-  if (typeof value !== 'object') return escapeXml(String(value));
+  if (typeof value !== 'object') {
+    const scalar = value as string | number | boolean | bigint; // JSON-like data: no functions or symbols
+    return escapeXml(String(scalar));
+  }
   return Object.entries(value)
     .filter(([, child]) => child !== undefined)
     .map(([name, child]) =>

@@ -39,7 +39,7 @@ describe('fake S3 (real AWS SDK v3 client)', () => {
       },
       (reason: unknown) => reason,
     )) as { name: string; $metadata?: { httpStatusCode?: number } };
-    return `${error.name} ${error.$metadata?.httpStatusCode}`;
+    return `${error.name} ${String(error.$metadata?.httpStatusCode)}`;
   }
 
   beforeEach(async () => {

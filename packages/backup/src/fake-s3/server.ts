@@ -137,8 +137,8 @@ export async function startFakeS3(options: FakeS3Options): Promise<FakeS3> {
         throw new S3Failure(fault.status, fault.code, `Injected fault for ${route.operation}.`);
       }
       reply = perform({ ...route, operation: route.operation }, request.headers, raw);
-    } catch (error) {
-      if (error instanceof URIError) error = new S3Failure(400, 'InvalidURI', "Couldn't parse the specified URI.");
+    } catch (thrown) {
+      const error = thrown instanceof URIError ? new S3Failure(400, 'InvalidURI', "Couldn't parse the specified URI.") : thrown;
       if (!(error instanceof S3Failure)) throw error;
       reply = errorReply(error, path, requestId);
     }

@@ -81,7 +81,7 @@ export class FakeEventStore {
 
   /** Every stored event, deleted ones included, optionally of one calendar. Copies. */
   list(calendarId?: string): FakeCalendarEvent[] {
-    const calendars = calendarId === undefined ? [...this.#calendars.values()] : [this.#calendars.get(calendarId) ?? new Map()];
+    const calendars = calendarId === undefined ? [...this.#calendars.values()] : [this.#calendars.get(calendarId) ?? new Map<string, FakeCalendarEvent>()];
     return calendars.flatMap((events) => [...events.values()]).map((event) => structuredClone(event));
   }
 

@@ -1,3 +1,2 @@
 export { startFakeCalendar } from './server';
-export type { FakeCalendar, FakeCalendarFault, FakeCalendarOptions } from './server';
-export type { FakeCalendarEvent } from './event-store';
+export type { FakeCalendar } from './server';

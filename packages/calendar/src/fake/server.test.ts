@@ -224,7 +224,7 @@ describe('fake token endpoint', () => {
 
   async function exchange(form: Record<string, string>) {
     const response = await fetch(fake.tokenUrl, { method: 'POST', body: new URLSearchParams(form) });
-    return { status: response.status, body: (await response.json()) as unknown };
+    return { status: response.status, body: await response.json() };
   }
 
   const jwtBearer = (jwt: string) => ({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: jwt });

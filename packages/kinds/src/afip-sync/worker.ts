@@ -11,10 +11,13 @@ import {
 import { PermanentError, type AfipSyncResult } from '@jobfleet/contracts';
 import { afipInvoiceRepository, afipIssuerRepository, type Db } from '@jobfleet/db';
 import type { DependencyGuard } from '@jobfleet/resilience';
-import type { KindWorker } from '../define';
+import { jobDataSchema, type KindWorker } from '../define';
 import { parsePayload, syncEntityOf, trackSyncStatus } from '../sync-tracking';
 import { createTenantCache } from '../tenant-cache';
-import { afipSync } from './index';
+import { intake, requestSchema, AFIP_INVOICE_SYNC_KIND } from './intake';
+
+const jobSchema = jobDataSchema(requestSchema);
+const syncEntity = { name: 'afip-sync', syncKind: AFIP_INVOICE_SYNC_KIND, intake };
 
 // A WSAA login is one slow call; others wait for it and then read the shared ticket.
 const LOGIN_LOCK = { waitMs: 30_000, ttlMs: 60_000 };
@@ -78,12 +81,12 @@ export const afipSyncWorker: KindWorker = {
     const deps = { database, logger, postgres: guards.postgres };
     return Promise.resolve({
       processor: async (job, context): Promise<AfipSyncResult> => {
-        const data = parsePayload(afipSync.jobSchema, job.data);
+        const data = parsePayload(jobSchema, job.data);
         const jobId = job.id ?? 'unknown';
         const { tenantId } = data;
         // A busy voucher lock (another worker is numbering this series) is a LockUnavailableError: the
         // attempt policy makes the job wait its turn without spending an attempt.
-        return trackSyncStatus(deps, syncEntityOf(afipSync, tenantId, data.request, job), context, async () => {
+        return trackSyncStatus(deps, syncEntityOf(syncEntity, tenantId, data.request, job), context, async () => {
           const result = await authorizeInvoice(
             { tenantId, idempotencyKey: data.idempotencyKey, jobId, request: data.request },
             {

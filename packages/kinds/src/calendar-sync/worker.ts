@@ -2,10 +2,13 @@ import { createCalendarClient, preloadCalendarLibrary, syncReservation, type Cal
 import { PermanentError, type CalendarSyncResult } from '@jobfleet/contracts';
 import { googleConnectionRepository, mayWriteCalendar, type CalendarAccess } from '@jobfleet/db';
 import type { DependencyGuard } from '@jobfleet/resilience';
-import type { KindWorker } from '../define';
+import { jobDataSchema, type KindWorker } from '../define';
 import { parsePayload, syncEntityOf, trackSyncStatus } from '../sync-tracking';
 import { createTenantCache } from '../tenant-cache';
-import { calendarSync } from './index';
+import { intake, requestSchema, RESERVATION_SYNC_KIND } from './intake';
+
+const jobSchema = jobDataSchema(requestSchema);
+const syncEntity = { name: 'calendar-sync', syncKind: RESERVATION_SYNC_KIND, intake };
 
 // Calendar writes are keyed by the event id, so every call is safe to repeat inside the guard.
 function guardCalendar(client: CalendarClient, guard: DependencyGuard): CalendarClient {
@@ -38,9 +41,9 @@ export const calendarSyncWorker: KindWorker = {
     const deps = { database, logger, postgres: guards.postgres };
     return {
       processor: async (job, context): Promise<CalendarSyncResult> => {
-        const data = parsePayload(calendarSync.jobSchema, job.data);
+        const data = parsePayload(jobSchema, job.data);
         const { tenantId, request } = data;
-        return trackSyncStatus(deps, syncEntityOf(calendarSync, tenantId, request, job), context, async () => {
+        return trackSyncStatus(deps, syncEntityOf(syncEntity, tenantId, request, job), context, async () => {
           const connection = await tenants.get(tenantId, (found) => mayWriteCalendar(found.access, request.calendarId));
           // Refused before any call to Google: a tenant writes only where its own connection allows.
           if (connection === undefined) throw new PermanentError('GOOGLE_CONNECTION_MISSING', `tenant ${tenantId} has no Google Calendar connection`);
