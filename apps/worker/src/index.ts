@@ -1,3 +1,2 @@
 export { startWorkers } from './worker';
-export type { WorkerFleet,  } from './worker';
-;
+export type { WorkerFleet } from './worker';

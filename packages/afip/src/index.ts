@@ -1,20 +1,9 @@
-export {    WsaaTicketLostError } from './errors';
-export {  createWsaaClient,  } from './wsaa';
-export type {  WsaaClient,  WsaaCredentials } from './wsaa';
+export { WsaaTicketLostError } from './errors';
+export { createWsaaClient } from './wsaa';
+export type { WsaaClient, WsaaCredentials } from './wsaa';
 export { createTicketProvider } from './ticket-provider';
-;
-export { createWsfeClient,  } from './wsfe';
-export type {
-  
-  
-  
-  
-  
-  WsfeClient,
-  
-  
-} from './wsfe';
-export { authorizeInvoice,  } from './authorize-invoice';
-export type {     InvoiceStore,   } from './authorize-invoice';
+export { createWsfeClient } from './wsfe';
+export type { WsfeClient } from './wsfe';
+export { authorizeInvoice } from './authorize-invoice';
+export type { InvoiceStore } from './authorize-invoice';
 export { readCredentialsDirectory } from './credentials';
-;

@@ -1,12 +1,3 @@
 export { createCalendarClient, preloadCalendarLibrary } from './client';
-export type {
-  
-  CalendarClient,
-  
-  
-  
-  
-} from './client';
-;
+export type { CalendarClient } from './client';
 export { calendarEventId, syncReservation } from './sync-reservation';
-;

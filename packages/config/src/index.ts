@@ -1,4 +1,4 @@
-export { loadConfig, loadConfigOrExit,  DEPENDENCIES,     } from './config';
-export type { Config,   WorkerQueueSettings, Dependency, DependencyPolicySettings } from './config';
+export { loadConfig, loadConfigOrExit, DEPENDENCIES } from './config';
+export type { Config, WorkerQueueSettings, Dependency, DependencyPolicySettings } from './config';
 export { BACKUP_DEFINITION_NAME } from './backup';
-export type { BackupConfig, BackupDefinition,  BackupTargetConfig, RestoreCheckMode } from './backup';
+export type { BackupConfig, BackupDefinition, BackupTargetConfig, RestoreCheckMode } from './backup';

@@ -1,12 +1,19 @@
+export { calendarSyncRequestSchema } from './calendar-sync';
+export type { CalendarSyncRequest, CalendarSyncResult } from './calendar-sync';
 export {
-  calendarSyncRequestSchema,
-  
-  
-} from './calendar-sync';
-export type { CalendarSyncRequest,  CalendarSyncResult } from './calendar-sync';
-export { JobfleetError, PermanentError, DependencyUnavailableError, RateLimitedError, WaitError, DependencyWaitError, CircuitOpenError, coerceError, toStoredError, NETWORK_ERROR_CODES } from './errors';
+  JobfleetError,
+  PermanentError,
+  DependencyUnavailableError,
+  RateLimitedError,
+  WaitError,
+  DependencyWaitError,
+  CircuitOpenError,
+  coerceError,
+  toStoredError,
+  NETWORK_ERROR_CODES,
+} from './errors';
 export type { StoredError } from './errors';
-export { afipSyncRequestSchema,  isValidCuit,    } from './afip-sync';
+export { afipSyncRequestSchema, isValidCuit } from './afip-sync';
 export type { AfipSyncRequest, AfipSyncResult } from './afip-sync';
-export {  backupRequestSchema, backupJobSchema } from './backup';
-export type {  BackupJob, BackupResult } from './backup';
+export { backupRequestSchema, backupJobSchema } from './backup';
+export type { BackupJob, BackupResult } from './backup';

@@ -1,6 +1,4 @@
 export { generateKeyringEntry, parseKeyring } from './keyring';
 export type { Keyring } from './keyring';
 export { needsRewrap, openSecret, rewrapSecret, sealSecret } from './seal';
-;
-export {  SecretDecryptionError, SecretKeyUnavailableError } from './errors';
-;
+export { SecretDecryptionError, SecretKeyUnavailableError } from './errors';
