@@ -1,6 +1,6 @@
 import type { Common } from 'googleapis';
 import { z } from 'zod';
-import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError, NETWORK_ERROR_CODES } from '@jobfleet/contracts';
+import { DependencyUnavailableError, PermanentError, RateLimitedError, coerceError, NETWORK_ERROR_CODES, parseRetryAfter } from '@jobfleet/contracts';
 import { assertNever } from './exhaustive';
 
 /** The `dependency` named in our errors, metrics and logs. */
@@ -114,14 +114,6 @@ function networkErrorCode(error: Error): string | undefined {
     if (typeof code === 'string' && TRANSPORT_ERROR_CODES.has(code)) return code;
   }
   return undefined;
-}
-
-/** Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
-function parseRetryAfter(value: string | null): number | undefined {
-  if (value === null || value.trim() === '') return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /** `notFound` -> `NOT_FOUND`, `invalid_grant` -> `INVALID_GRANT`, `http 400` -> `HTTP_400`. */

@@ -52,6 +52,17 @@ export class RateLimitedError extends JobfleetError {
   }
 }
 
+/**
+ * A Retry-After header in milliseconds: delay-seconds or an HTTP-date (RFC 9110 §10.2.3);
+ * undefined when absent or unreadable. The attempt policy waits at least this long.
+ */
+export function parseRetryAfter(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
 /** Turns whatever was thrown into an Error, once, at the boundary that catches it. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;

@@ -11,6 +11,7 @@ export {
   coerceError,
   toStoredError,
   NETWORK_ERROR_CODES,
+  parseRetryAfter,
 } from './errors';
 export type { StoredError } from './errors';
 export { afipSyncRequestSchema, isValidCuit } from './afip-sync';

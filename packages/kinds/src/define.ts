@@ -1,4 +1,4 @@
-import type { Config, WorkerQueueSettings } from '@jobfleet/config';
+import type { Config } from '@jobfleet/config';
 import type { Database, Db } from '@jobfleet/db';
 import type { LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
@@ -99,8 +99,6 @@ export interface JobKindDefinition<Req, Name extends string = string> {
   syncKind: string | null;
   /** Hard bound of one attempt, from this kind's slice of the config. */
   attemptTimeoutMs(config: Config): number;
-  /** Its worker settings (concurrency, attempts, locks), from its slice of the config. */
-  settings?(config: Config): WorkerQueueSettings | undefined;
   /**
    * Loads the worker half. Lazy on purpose: the API and processes that do not serve this kind
    * never load its connectors (googleapis, soap, the AWS SDK).

@@ -280,10 +280,10 @@ describe('S3 backup target against the fake S3', () => {
     expect(fake.requestCounts().ListObjectsV2).toBe(3);
   });
 
-  it('throttling (503 SlowDown) is retryable, a 4xx refusal is permanent', async () => {
+  it('throttling (503 SlowDown) is a rate limit (the job waits, no attempt spent), a 4xx refusal is permanent', async () => {
     const s3 = target();
     fake.faults.failNext('ListObjectsV2', 503, 'SlowDown', 3);
-    await expect(s3.list('db.')).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', details: { code: 'SlowDown', status: 503 } });
+    await expect(s3.list('db.')).rejects.toMatchObject({ code: 'RATE_LIMITED', dependency: 's3', retryable: true, details: { code: 'SlowDown', status: 503 } });
     fake.faults.failNext('DeleteObject', 403, 'AccessDenied');
     await expect(s3.remove(`s3://${BUCKET}/${PREFIX}db.1.dump`)).rejects.toMatchObject({
       code: 'BACKUP_S3_REJECTED',

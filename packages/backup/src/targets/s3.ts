@@ -8,7 +8,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { DependencyUnavailableError, JobfleetError, PermanentError } from '@jobfleet/contracts';
+import { DependencyUnavailableError, JobfleetError, PermanentError, RateLimitedError, parseRetryAfter } from '@jobfleet/contracts';
 import { BACKUP_SUFFIXES, type BackupTarget, type BackupUpload, type StoredBackup } from '../target';
 
 export interface S3TargetSettings {
@@ -37,15 +37,10 @@ export interface S3TargetSettings {
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 // Each S3 request is retried twice by the SDK; the job's own retries take it from there.
 const MAX_ATTEMPTS = 3;
+// S3 asking us to slow down: the job waits at least its Retry-After, without spending an attempt.
+const THROTTLING_CODES: ReadonlySet<string> = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException']);
 // 4xx codes that mean "try again later" rather than "no"; RequestTimeout is S3's 400 for a stalled upload.
-const TRANSIENT_CODES: ReadonlySet<string> = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'RequestTimeout',
-]);
+const TRANSIENT_CODES: ReadonlySet<string> = new Set([...THROTTLING_CODES, 'RequestTimeout']);
 
 type Outcome = { ok: true } | { ok: false; error: JobfleetError };
 
@@ -228,17 +223,21 @@ function checkSettings(settings: S3TargetSettings): void {
 function s3Error(error: unknown, operation: string, bucket: string): JobfleetError {
   if (error instanceof JobfleetError) return error;
   // Read structurally: the SDK attaches $metadata to service and network errors alike.
-  const { name, code, message, $metadata } = (typeof error === 'object' && error !== null ? error : {}) as {
+  const { name, code, message, $metadata, $response } = (typeof error === 'object' && error !== null ? error : {}) as {
     name?: string;
     code?: unknown;
     message?: string;
     $metadata?: { httpStatusCode?: number };
+    $response?: { headers?: Record<string, string | undefined> };
   };
   const status = $metadata?.httpStatusCode;
   // Service errors carry S3's code as their name; Node's network errors carry theirs as `code`.
   const s3Code = typeof code === 'string' ? code : (name ?? 'Error');
   const details = { code: s3Code, status, operation, bucket };
   const text = message || String(error);
+  if (status === 429 || THROTTLING_CODES.has(s3Code)) {
+    return new RateLimitedError('s3', parseRetryAfter($response?.headers?.['retry-after']), { cause: error, details });
+  }
   if (status !== undefined && status < 500 && status !== 429 && !TRANSIENT_CODES.has(s3Code)) {
     return new PermanentError('BACKUP_S3_REJECTED', `S3 rejected ${operation} on bucket ${bucket}: ${s3Code} (HTTP ${status}): ${text}`, {
       cause: error,
