@@ -24,6 +24,7 @@ COPY packages/locks/package.json packages/locks/
 COPY packages/backup/package.json packages/backup/
 COPY packages/resilience/package.json packages/resilience/
 COPY packages/secrets/package.json packages/secrets/
+COPY packages/kinds/package.json packages/kinds/
 # One line per workspace (keep in sync with apps/* and packages/*): npm ci needs every manifest.
 # Dev dependencies stay: tsx runs the sources (and node@24 is the pinned runtime).
 RUN npm ci --no-audit --no-fund

@@ -73,7 +73,7 @@ describe('chaos: Calendar and AFIP outages under load', () => {
     const logs = system.allWorkers().map((w) => w.process.output()).join('\n');
     expect(logs).toContain('circuit breaker of calendar is now open');
     expect(logs).toContain('circuit breaker of afip-wsfe is now open');
-    expect(logs).toContain('job re-delayed, no attempt spent');
+    expect(logs).toContain('job waits: re-delayed, no attempt spent');
     const queues = system.queues();
     const jobs = await Promise.all(report.outcomes.filter((j) => j.queue !== 'backup').map((j) => queues[j.queue].getJob(j.jobId)));
     const spent = jobs.reduce((sum, job) => sum + (job?.attemptsMade ?? 0), 0);

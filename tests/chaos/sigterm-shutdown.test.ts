@@ -5,7 +5,7 @@ import { waitFor, type RunningProcess } from '../support/processes';
 
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 // How the worker logs the end of an attempt (anything but a stall, which another worker detects).
-const ATTEMPT_ENDED = /^job (completed|failed|attempt failed|interrupted|re-scheduled)|job re-delayed/;
+const ATTEMPT_ENDED = /^job (completed|failed|attempt failed|interrupted|re-scheduled|waits: re-delayed)/;
 // What the worker logs when SHUTDOWN_TIMEOUT_MS runs out and it closes hard.
 const FORCED_SHUTDOWN = /closing workers hard|interrupted by a hard close|shutdown timeout reached/;
 

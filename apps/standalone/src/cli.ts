@@ -127,6 +127,10 @@ if (`${command ?? ''} ${sub ?? ''}` === 'secrets generate-key') {
 
 const config = loadConfigOrExit();
 const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
+if (config.secrets.development && /^(afip-issuer|google-connection|secrets) /.test(`${command ?? ''} ${sub ?? ''}`)) {
+  // Secrets sealed now are readable by anyone, and workers running with real keys cannot open them.
+  process.stderr.write('warning: SECRETS_KEYS is not set; connection secrets use the public development key\n');
+}
 const database = openDatabase(config.database);
 try {
   await database.migrate();

@@ -222,7 +222,8 @@ export interface Config {
   /** Sandbox (in-process fakes, `npm start` only) or live, per dependency. */
   connectors: { calendar: ConnectorMode; afip: ConnectorMode; s3: ConnectorMode };
   /** Encryption of tenant connection secrets: a `kid:base64` list and the key new secrets use. */
-  secrets: { keys: string; activeKeyId: string | undefined };
+  /** `development`: SECRETS_KEYS is unset and the public development key is in use. */
+  secrets: { keys: string; activeKeyId: string | undefined; development: boolean };
   /** How long a worker reuses a tenant's connection (credentials, allowed calendars) before reading it again. */
   connectionCacheMs: number;
   calendar: { rootUrl: string; tokenUrl: string; timeoutMs: number };
@@ -424,7 +425,7 @@ export function loadConfig(source: Source = process.env): Config {
       defaults: defaultQueueSettings(env),
     },
     connectors: connectorModes(env, production),
-    secrets: { keys: env.SECRETS_KEYS ?? DEV_SECRETS_KEY, activeKeyId: env.SECRETS_ACTIVE_KEY_ID },
+    secrets: { keys: env.SECRETS_KEYS ?? DEV_SECRETS_KEY, activeKeyId: env.SECRETS_ACTIVE_KEY_ID, development: env.SECRETS_KEYS === undefined },
     connectionCacheMs: env.CONNECTION_CACHE_SECONDS * 1000,
     calendar: { rootUrl: env.GOOGLE_CALENDAR_ROOT_URL, tokenUrl: env.GOOGLE_TOKEN_URL, timeoutMs: env.GOOGLE_TIMEOUT_MS },
     afip: {
