@@ -70,7 +70,11 @@ describe('afip-sync end to end (API -> worker -> AFIP simulator over SOAP -> Pos
       url: `/v1/jobs/${(JSON.parse(answer.body) as { jobId: string }).jobId}`,
       headers: { authorization: `Bearer ${system.apiKey}` },
     });
-    expect(JSON.parse(job.body)).toMatchObject({ state: 'failed', error: { message: expect.stringContaining('10016') } });
+    const body = JSON.parse(job.body);
+    expect(body).toMatchObject({ state: 'failed', error: { code: 'AFIP_REJECTED', retryable: false, message: expect.stringContaining('10016') } });
+    // Producers get code, message and retryability; stacks (absolute server paths) stay in the logs.
+    expect(Object.keys(body.error).sort()).toEqual(['code', 'message', 'retryable']);
+    expect(job.body).not.toMatch(/\/work\/|node_modules|\.ts:\d+/);
 
     // The rejected number is reused by the next invoice: no gap at AFIP.
     await post(invoiceRequest('inv-after-reject'));

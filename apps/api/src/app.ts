@@ -7,8 +7,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { parseKeyring } from '@jobfleet/secrets';
 import { registerDocs } from './openapi';
+import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
-import { installProblemHandlers } from './problem';
+import { HttpProblem, installProblemHandlers, sendError } from './problem';
 import { registerAdminRoutes } from './routes/admin';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
@@ -43,6 +44,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     loggerInstance,
     bodyLimit: config.api.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's own refusals (a malformed percent-encoding in the URL) answer as problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      sendError(request, reply, new HttpProblem(400, `The URL is not valid: ${error.message}`));
+    },
   });
 
   // zod is the one validator: handlers parse, so errors come out as our problem+json. Route
@@ -52,6 +58,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installProblemHandlers(app);
   // Bodies are JSON only; Fastify's default text/plain parser would turn a wrong type into a 400.
   app.removeContentTypeParser('text/plain');
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.
+    if (request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined) reply.header('cache-control', 'no-store');
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL, so ids do not explode the label set.

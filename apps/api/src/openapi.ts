@@ -165,7 +165,12 @@ export const docs = {
           finishedAt: { type: 'string', format: 'date-time', nullable: true },
           data: {},
           result: {},
-          error: { type: 'object', nullable: true, properties: { message: { type: 'string' }, stack: { type: 'string' } } },
+          error: {
+            type: 'object',
+            nullable: true,
+            description: 'The last failure: stable code, message, and whether another attempt will come (stacks and SQL stay in the logs)',
+            properties: { code: { type: 'string' }, message: { type: 'string' }, retryable: { type: 'boolean' } },
+          },
           sync: object(syncStatusProperties),
           links: { type: 'object', additionalProperties: { type: 'string' } },
         },

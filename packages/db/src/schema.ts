@@ -80,8 +80,9 @@ export const syncStatus = pgTable(
     kind: text('kind').notNull(),
     entityId: text('entity_id').notNull(),
     status: text('status', { enum: syncStatusValues }).notNull(),
-    // Highest payload version seen; older versions never overwrite newer ones.
-    version: integer('version').notNull().default(0),
+    // Highest payload version seen; older versions never overwrite newer ones. bigint: requests
+    // may carry any safe integer (calendar-sync allows up to 2^53 - 1).
+    version: bigint('version', { mode: 'number' }).notNull().default(0),
     jobId: text('job_id'),
     attempts: integer('attempts').notNull().default(0),
     lastError: jsonb('last_error'),

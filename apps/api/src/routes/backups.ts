@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { callPostgres } from '../dependencies';
 import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
+import { boundedInstant } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
 
 export interface BackupRoutesDeps {
@@ -14,7 +15,7 @@ export interface BackupRoutesDeps {
 const MAX_PAGE = 100;
 
 /** Keyset position of the last row of a page: opaque to clients, base64url JSON to us. */
-const cursorSchema = z.object({ startedAt: z.iso.datetime(), id: z.string().min(1) });
+const cursorSchema = z.object({ startedAt: boundedInstant, id: z.uuid() });
 type Cursor = z.infer<typeof cursorSchema>;
 
 const encodeCursor = (row: BackupRow): string =>

@@ -19,6 +19,7 @@ import { canonicalJson, sha256Hex } from '../canonical-json';
 import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
 import { docs, enqueueDocs } from '../openapi';
 import type { Auth } from '../plugins/auth';
+import { storableText } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { syncLink, syncStatusView } from './sync';
 
@@ -39,8 +40,18 @@ export interface JobRoutesDeps {
  * Accepting a job takes one bounded Redis call and three Postgres writes, far below this.
  */
 const STALE_IN_FLIGHT_SECONDS = 30;
-// How many lines of a failed job's stack the API shows; the rest is in the worker's logs.
-const STACK_LINES = 6;
+// drizzle's message for a failed statement: the SQL text and its parameters, for logs only.
+const SQL_IN_MESSAGE = /^Failed query:[\s\S]*$/;
+// Our failedReason is `<CODE>: <message>` for typed errors (see the worker's unrecoverable()).
+const CODED_REASON = /^([A-Z][A-Z0-9_]{2,63}): ([\s\S]*)$/;
+
+/** A failed attempt as producers see it: its code, message and whether it will be tried again; no stack, no SQL. */
+function publicJobError(job: Job, state: string) {
+  if (!job.failedReason) return null;
+  const coded = CODED_REASON.exec(job.failedReason);
+  const message = (coded?.[2] ?? job.failedReason).replace(SQL_IN_MESSAGE, 'a database statement failed');
+  return { code: coded?.[1] ?? 'UNEXPECTED', message, retryable: state !== 'failed' };
+}
 
 // RFC 9110 field value without spaces; 255 leaves room for UUIDs, hashes and composite keys.
 const idempotencyHeader = z.strictObject({
@@ -49,7 +60,7 @@ const idempotencyHeader = z.strictObject({
     .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1 to 255 visible ASCII characters')
     .optional(),
 });
-const jobParams = z.strictObject({ id: z.string().min(1).max(512) });
+const jobParams = z.strictObject({ id: storableText(512) });
 
 /** What an accepted request stored; replays send exactly this. */
 const storedResponse = z.object({ headers: z.record(z.string(), z.string()), body: z.unknown() });
@@ -82,7 +93,6 @@ function requestHash(body: unknown): string {
 
 async function jobView(queue: string, job: Job, redis: DependencyCall) {
   const state = await redis(() => job.getState());
-  const lastStack = job.stacktrace?.at(-1);
   return {
     id: job.id,
     queue,
@@ -94,9 +104,7 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
     finishedAt: isoOrNull(job.finishedOn),
     data: job.data as unknown,
     result: (job.returnvalue as unknown) ?? null,
-    error: job.failedReason
-      ? { message: job.failedReason, stack: lastStack?.split('\n').slice(0, STACK_LINES).join('\n') ?? null }
-      : null,
+    error: publicJobError(job, state),
   };
 }
 
@@ -176,21 +184,31 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, que
     };
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
     const data = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
+    let enqueuedHere = false;
     try {
       // Judged after the key is ours, so a replay of an accepted request still gets its first answer.
       await admit(kind, { config, db, tenantId }, body);
-      // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      const { created } = await redis(() => enqueue(queueOf(queue), { jobId, name: intake.jobName(body), data }));
-      // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
-      // old job under this id, and that job (not this body) is what runs.
-      if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
+      // Written before the enqueue, so a failing write leaves nothing in Redis.
       if (syncKind !== null) {
         await pg(() => syncStatusRepository.recordEnqueued(db, { tenantId, kind: syncKind, entityId, version: intake.version(body), jobId }));
       }
+      // A timed-out enqueue may still land; the retry then meets it under the same job id.
+      const { created } = await redis(() => enqueue(queueOf(queue), { jobId, name: intake.jobName(body), data }));
+      enqueuedHere = created;
+      // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
+      // old job under this id, and that job (not this body) is what runs.
+      if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
       await pg(() => completeIdempotentRequest(db, { ...ref, statusCode: 202, response: stored }));
     } catch (error) {
-      // Nothing was promised yet: free the key so the client's retry is not refused as in flight.
-      // If Postgres is what failed, the row goes stale and the retry takes it over.
+      // Nothing was promised yet: take back a job this request added (unless a worker has it
+      // already: the client's retry then meets it under the same id), and free the key so the
+      // retry is not refused as in flight. If Postgres is what failed, the row goes stale and the
+      // retry takes it over.
+      if (enqueuedHere) {
+        await redis(() => queueOf(queue).remove(jobId)).catch((removeError: unknown) =>
+          request.log.warn({ err: removeError, jobId }, 'could not take back the job of a failed request'),
+        );
+      }
       await pg(() => abandonIdempotentRequest(db, ref)).catch((abandonError: unknown) =>
         request.log.warn({ err: abandonError, idempotencyKey }, 'could not abandon the idempotency key'),
       );

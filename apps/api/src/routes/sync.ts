@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { callPostgres } from '../dependencies';
 import type { Auth } from '../plugins/auth';
+import { storableText } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { docs } from '../openapi';
 
@@ -20,8 +21,8 @@ const RESERVATION_KIND = RESERVATION_SYNC_KIND;
 
 const reservationParams = z.strictObject({ id: calendarSyncRequestSchema.shape.reservationId });
 const syncParams = z.strictObject({
-  kind: z.string().min(1).max(64),
-  entityId: z.string().min(1).max(200),
+  kind: storableText(64),
+  entityId: storableText(200),
 });
 
 /** Where an entity's sync status is read; reservations have their own, friendlier path. */

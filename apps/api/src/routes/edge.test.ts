@@ -1,0 +1,79 @@
+import { createApiKey, syncStatusRepository } from '@jobfleet/db';
+import { reservation, startTestApi, type TestApi } from '../testing/harness';
+
+const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** Inputs that once reached Postgres unvalidated and answered 500. */
+describe('the edge: ids, numbers, cursors and headers', () => {
+  let api: TestApi;
+  let adminKey: string;
+  beforeAll(async () => {
+    api = await startTestApi({ label: 'api-edge' });
+    adminKey = (await createApiKey(api.testDb.database.db, { tenantId: 'acme', name: 'admin', scopes: ['admin'] })).key;
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  async function expectProblem(url: string, status: number, key = api.keys.writer) {
+    const answer = await api.get(url, key);
+    expect(answer.statusCode).toBe(status);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    return answer;
+  }
+
+  it('a version up to 2^53 - 1 fits its column: the row holds it exactly; one more is 422 and nothing is enqueued', async () => {
+    const largest = Number.MAX_SAFE_INTEGER;
+    const accepted = await api.post(reservation('res-huge-version', { version: largest }));
+    expect(accepted.statusCode).toBe(202);
+    const row = await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-huge-version');
+    expect(row).toMatchObject({ status: 'pending', version: largest });
+    // 2147483648 was the first to break the old integer column.
+    expect((await api.post(reservation('res-int4-edge', { version: 2_147_483_648 }))).statusCode).toBe(202);
+
+    const before = await api.jobCount();
+    const refused = await api.post(`{"reservationId":"res-too-big","action":"cancel","calendarId":"c","version":9007199254740993}`);
+    expect(refused.statusCode).toBe(422);
+    expect(await api.jobCount()).toBe(before);
+    expect(await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-too-big')).toBeUndefined();
+  });
+
+  it.each([
+    ['a NUL in a job id', '/v1/jobs/%00'],
+    ['a control character in a job id', '/v1/jobs/abc%07def'],
+    ['a lone surrogate in a job id', '/v1/jobs/%ED%A0%80'],
+    ['a NUL in a sync entity id', '/v1/sync/reservation/%00'],
+    ['a NUL in a sync kind', '/v1/sync/%00/x'],
+  ])('%s is a 400 problem', async (_label, url) => {
+    const answer = await api.get(url);
+    expect(answer.statusCode).toBeGreaterThanOrEqual(400);
+    expect(answer.statusCode).toBeLessThan(500);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it.each([
+    ['a NUL in its id', { startedAt: '2026-01-01T00:00:00Z', id: '\u0000' }],
+    ['year 0000', { startedAt: '0000-01-01T00:00:00Z', id: '5b1d8c34-1f0e-4a1e-9c1e-1d7c8f2a9b10' }],
+    ['year 10000', { startedAt: '+010000-01-01T00:00:00Z', id: '5b1d8c34-1f0e-4a1e-9c1e-1d7c8f2a9b10' }],
+  ])('a backups cursor with %s is a 400 problem', async (_label, cursor) => {
+    await expectProblem(`/v1/backups?cursor=${cursorOf(cursor)}`, 400, adminKey);
+  });
+
+  it('ids longer than 100 characters resolve: the sync link of a 200-character reservation id answers', async () => {
+    const id = `r${'x'.repeat(199)}`;
+    const accepted = await api.post(reservation(id));
+    expect(accepted.statusCode).toBe(202);
+    const { links } = accepted.json<{ links: { self: string; sync: string } }>();
+    expect((await api.get(links.sync)).statusCode).toBe(200);
+    expect((await api.get(links.self)).statusCode).toBe(200);
+  });
+
+  it('authenticated answers are no-store and every answer is nosniff', async () => {
+    const accepted = await api.post(reservation('res-headers'));
+    expect(accepted.headers['cache-control']).toBe('no-store');
+    expect(accepted.headers['x-content-type-options']).toBe('nosniff');
+    const live = await api.app.inject({ method: 'GET', url: '/health/live' });
+    expect(live.headers['x-content-type-options']).toBe('nosniff');
+    expect(live.headers['cache-control']).toBeUndefined();
+  });
+});
