@@ -1,6 +1,6 @@
-import { backupRepository } from '@jobfleet/db';
+import { backupRepository, createApiKey } from '@jobfleet/db';
 import { rm } from 'node:fs/promises';
-import { backupDirectory, createAdminKey } from '../support/backup';
+import { backupDirectory, createOperatorKey } from '../support/backup';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 describe('backup API', () => {
@@ -18,7 +18,7 @@ describe('backup API', () => {
         BACKUP_DEFINITIONS: JSON.stringify([{ name: 'nightly', target: 'local', cron: '0 3 * * *' }]),
       },
     });
-    adminKey = await createAdminKey(system.testDb.database.db, system.tenantId);
+    adminKey = await createOperatorKey(system.testDb.database.db, system.tenantId);
   });
   afterAll(async () => {
     await system.close();
@@ -116,5 +116,14 @@ describe('backup API', () => {
     const answer = await get(url);
     expect(answer.statusCode).toBe(status);
     expect(answer.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it("refuses a tenant's own admin key: backups dump and list every tenant's data (fleet:admin only)", async () => {
+    const tenantAdmin = (await createApiKey(system.testDb.database.db, { tenantId: system.tenantId, name: 'tenant admin', scopes: ['admin', 'jobs:read'] })).key;
+    const before = await queued();
+    const refused = await post({ definition: 'nightly' }, tenantAdmin, { 'idempotency-key': 'tenant-admin-try' });
+    expect(refused.statusCode).toBe(403);
+    expect(await queued()).toBe(before);
+    expect((await get('/v1/backups', `Bearer ${tenantAdmin}`)).statusCode).toBe(403);
   });
 });

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { backupRepository } from '@jobfleet/db';
-import { backupDirectory, createAdminKey, withClient } from '../support/backup';
+import { backupDirectory, createOperatorKey, withClient } from '../support/backup';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
 import { startTestSystem, type TestSystem } from '../support/system';
@@ -61,7 +61,7 @@ describe('backup memory', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const baseline = await residentBytes(pid);
 
-    const adminKey = await createAdminKey(system.testDb.database.db, system.tenantId);
+    const adminKey = await createOperatorKey(system.testDb.database.db, system.tenantId);
     const answer = await system.api.inject({
       method: 'POST',
       url: '/v1/jobs/backup',

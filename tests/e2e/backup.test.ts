@@ -11,7 +11,7 @@ import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import { loadConfig } from '@jobfleet/config';
 import { startFakeS3 } from '@jobfleet/backup/fake-s3';
 import pg from 'pg';
-import { backupDirectory, countRows, createAdminKey, createEmptyDatabase, seedBackupSource } from '../support/backup';
+import { backupDirectory, countRows, createOperatorKey, createEmptyDatabase, seedBackupSource } from '../support/backup';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { ADMIN_DATABASE_URL } from '../support/env';
 import { startEntryPoint, waitFor } from '../support/processes';
@@ -43,7 +43,7 @@ async function startBackupSystem(label: string, definitions: object[], env: Reco
       ...env,
     },
   });
-  const adminKey = await createAdminKey(system.testDb.database.db, system.tenantId);
+  const adminKey = await createOperatorKey(system.testDb.database.db, system.tenantId);
   return {
     system,
     directory,

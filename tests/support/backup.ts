@@ -47,7 +47,7 @@ export async function createEmptyDatabase(name: string): Promise<{ url: string; 
 
 export const backupDirectory = (): Promise<string> => mkdtemp(join(tmpdir(), 'jobfleet-backups-'));
 
-/** An admin-scoped key (backups are admin only) of the tenant. */
-export async function createAdminKey(db: Db, tenantId: string): Promise<string> {
-  return (await createApiKey(db, { tenantId, name: 'ops', scopes: ['admin', 'jobs:read'] })).key;
+/** An operator key (fleet:admin: backups span every tenant), issued under the tenant. */
+export async function createOperatorKey(db: Db, tenantId: string): Promise<string> {
+  return (await createApiKey(db, { tenantId, name: 'ops', scopes: ['fleet:admin', 'jobs:read'] })).key;
 }

@@ -236,7 +236,7 @@ export async function startChaosSystem(options: ChaosOptions): Promise<ChaosSyst
     const { key: apiKey } = await createApiKey(base.testDb.database.db, {
       tenantId: base.tenantId,
       name: 'chaos',
-      scopes: ['admin', 'jobs:read', 'jobs:write'],
+      scopes: ['fleet:admin', 'jobs:read', 'jobs:write'],
     });
 
     const workers: ChaosWorker[] = [];

@@ -57,7 +57,7 @@ describe('health, metrics, docs and the admin board', () => {
     expect((await api.app.inject('/docs')).statusCode).toBeLessThan(400);
   });
 
-  it('guards the admin board: 401 with a Basic challenge, 200 with the admin password or an admin key', async () => {
+  it('guards the admin board: 401 with a Basic challenge, 200 with the operator password or a fleet:admin key, 403 for a tenant admin', async () => {
     const anonymous = await api.app.inject('/admin/queues');
     expect(anonymous.statusCode).toBe(401);
     expect(anonymous.headers['www-authenticate']).toMatch(/^Basic /);
@@ -74,12 +74,16 @@ describe('health, metrics, docs and the admin board', () => {
     });
     expect(withBasic.statusCode).toBe(200);
     expect(withBasic.headers['content-type']).toMatch(/^text\/html/);
-    const withKey = await api.app.inject({ url: '/admin/queues', headers: { 'x-api-key': api.keys.admin } });
+    const withKey = await api.app.inject({ url: '/admin/queues', headers: { 'x-api-key': api.keys.operator } });
     expect(withKey.statusCode).toBe(200);
+    // Bull Board shows every tenant's jobs: a tenant's own admin key is not enough.
+    const tenantAdmin = await api.app.inject({ url: '/admin/queues/api/queues', headers: { 'x-api-key': api.keys.admin } });
+    expect(tenantAdmin.statusCode).toBe(403);
+    expect(tenantAdmin.headers['content-type']).toMatch(/^application\/problem\+json/);
 
     // The board's own API sits behind the same guard.
     expect((await api.app.inject('/admin/queues/api/queues')).statusCode).toBe(401);
-    const queues = await api.app.inject({ url: '/admin/queues/api/queues', headers: { 'x-api-key': api.keys.admin } });
+    const queues = await api.app.inject({ url: '/admin/queues/api/queues', headers: { 'x-api-key': api.keys.operator } });
     expect(queues.statusCode).toBe(200);
     expect(JSON.stringify(queues.json())).toContain('calendar-sync');
   });

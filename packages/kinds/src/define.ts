@@ -9,8 +9,8 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
-/** Who may enqueue a kind: producers (`jobs:write`) or a tenant's admins. */
-export type EnqueueScope = 'jobs:write' | 'admin';
+/** Who may enqueue a kind: producers (`jobs:write`), a tenant's admins, or the fleet's operators. */
+export type EnqueueScope = 'jobs:write' | 'admin' | 'fleet:admin';
 
 /** What the API knows when it judges a request beyond its schema. */
 export interface AdmissionContext {

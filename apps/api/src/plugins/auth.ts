@@ -19,8 +19,12 @@ export interface Auth {
    * anything else is 403. Call after `requireScope('jobs:read')`-style authentication, or alone.
    */
   requireTenantAdmin(request: FastifyRequest, tenantId: string): Promise<ApiKeyPrincipal>;
-  /** For ops UIs: resolves for an `admin`-scoped API key or HTTP Basic with the admin credentials, else throws 401/403. */
-  requireAdmin(request: FastifyRequest): Promise<void>;
+  /**
+   * For fleet-wide operations (Bull Board shows every tenant's jobs; backups dump every tenant's
+   * data): resolves for a `fleet:admin` API key or HTTP Basic with the operator credentials, else
+   * throws 401/403. A tenant's `admin` key is refused.
+   */
+  requireOperator(request: FastifyRequest): Promise<void>;
   /** The caller of a request that passed `requireScope`. */
   principal(request: FastifyRequest): ApiKeyPrincipal;
 }
@@ -106,7 +110,7 @@ export function createAuth(options: AuthOptions): Auth {
       return principal;
     },
 
-    async requireAdmin(request) {
+    async requireOperator(request) {
       const basic = basicCredentials(request);
       const key = basic === undefined ? presentedApiKey(request) : undefined;
       if (basic !== undefined) {
@@ -116,10 +120,10 @@ export function createAuth(options: AuthOptions): Auth {
         if (userOk && passwordOk) return;
       } else if (key !== undefined) {
         const principal = await lookup(key);
-        if (principal?.scopes.includes('admin')) return;
-        if (principal !== null) throw new HttpProblem(403, 'The API key lacks the "admin" scope');
+        if (principal?.scopes.includes('fleet:admin')) return;
+        if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
       }
-      throw new HttpProblem(401, 'Admin credentials (HTTP Basic) or an API key with the "admin" scope are required', {
+      throw new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
         headers: { 'www-authenticate': `Basic realm="${REALM}-admin", charset="UTF-8"` },
       });
     },

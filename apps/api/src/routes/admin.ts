@@ -20,7 +20,7 @@ export async function registerAdminRoutes(
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (request, reply) => {
       try {
-        await auth.requireAdmin(request);
+        await auth.requireOperator(request);
       } catch (error) {
         // Bull Board installs its own error handler for its routes, so answer here rather than throw.
         return sendError(request, reply, error);

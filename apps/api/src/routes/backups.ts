@@ -66,7 +66,7 @@ export function backupView(row: BackupRow) {
 
 /** Backup runs, newest first; admin only (HTTP Basic or an admin-scoped key), as a dump holds every tenant. */
 export function registerBackupRoutes(app: FastifyInstance, { db, auth }: BackupRoutesDeps): void {
-  const onRequest = async (request: Parameters<Auth['requireAdmin']>[0]) => auth.requireAdmin(request);
+  const onRequest = async (request: Parameters<Auth['requireOperator']>[0]) => auth.requireOperator(request);
 
   app.get('/v1/backups', { onRequest, schema: docs.listBackups }, async (request) => {
     const { limit, cursor } = parseOrThrow(listQuery, request.query, 'The query string');

@@ -9,7 +9,7 @@ describe('the edge: ids, numbers, cursors and headers', () => {
   let adminKey: string;
   beforeAll(async () => {
     api = await startTestApi({ label: 'api-edge' });
-    adminKey = (await createApiKey(api.testDb.database.db, { tenantId: 'acme', name: 'admin', scopes: ['admin'] })).key;
+    adminKey = (await createApiKey(api.testDb.database.db, { tenantId: 'acme', name: 'admin', scopes: ['fleet:admin'] })).key;
   });
   afterAll(async () => {
     await api.close();

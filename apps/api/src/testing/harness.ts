@@ -19,7 +19,7 @@ export interface TestApi {
   testDb: TestDatabase;
   queues: Record<QueueName, Queue>;
   /** Plaintext keys by purpose; tenant "acme" unless the name says otherwise. */
-  keys: { writer: string; reader: string; admin: string; otherTenant: string };
+  keys: { writer: string; reader: string; admin: string; operator: string; otherTenant: string };
   /** app.inject with the writer key and a JSON body unless overridden. */
   post(body: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   get(url: string, key?: string): Promise<LightMyRequestResponse>;
@@ -77,6 +77,7 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
     writer: await key('acme', ['jobs:write', 'jobs:read']),
     reader: await key('acme', ['jobs:read']),
     admin: await key('acme', ['admin']),
+    operator: await key('acme', ['fleet:admin']),
     otherTenant: await key('globex', ['jobs:write', 'jobs:read']),
   };
 

@@ -15,15 +15,15 @@ export const backup = defineJobKind({
   jobSchema: backupJobSchema,
   syncKind: null,
   intake: {
-    summary: 'Run a configured backup definition now (admin scope)',
+    summary: 'Run a configured backup definition now (fleet:admin scope)',
     entityId: (request) => request.definition,
     version: () => 0,
     // A resend within the same minute is the same request; send a key to ask for two runs in one minute.
     defaultIdempotencyKey: (request) => `backup:${request.definition}:${new Date().toISOString().slice(0, 16)}`,
     defaultKeyDescription: '`backup:<definition>:<UTC minute, e.g. 2026-11-23T03:00>`',
     jobName: (request) => (request.action === 'verify' ? 'on-demand-verify' : 'on-demand'),
-    // A dump holds every tenant's data.
-    requiredScope: 'admin',
+    // A dump holds every tenant's data: an operator's call, not a tenant's.
+    requiredScope: 'fleet:admin',
     // The definition must exist on this deployment, and be checkable as asked.
     admit({ config }, request) {
       const { definitions, scratchServerUrl } = config.backup;
