@@ -59,6 +59,16 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Bodies are JSON only; Fastify's default text/plain parser would turn a wrong type into a 400.
   app.removeContentTypeParser('text/plain');
 
+  // Bodies are read as they come: a compressed one would be parsed as garbage (or, worse, as JSON).
+  app.addHook('onRequest', async (request) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw new HttpProblem(415, `Content-Encoding "${encoding}" is not supported; send the body uncompressed`, {
+        type: '/problems/unsupported-content-encoding',
+      });
+    }
+  });
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.

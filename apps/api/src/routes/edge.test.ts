@@ -76,4 +76,16 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect(live.headers['x-content-type-options']).toBe('nosniff');
     expect(live.headers['cache-control']).toBeUndefined();
   });
+
+  it('a body labelled with a Content-Encoding is a 415 problem, and nothing is enqueued', async () => {
+    const before = await api.jobCount();
+    for (const encoding of ['gzip', 'br', 'deflate, gzip']) {
+      const answer = await api.post(reservation('res-encoded'), { 'content-encoding': encoding });
+      expect(answer.statusCode).toBe(415);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    }
+    expect(await api.jobCount()).toBe(before);
+    expect(await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-encoded')).toBeUndefined();
+    expect((await api.post(reservation('res-identity'), { 'content-encoding': 'identity' })).statusCode).toBe(202);
+  });
 });
