@@ -7,12 +7,15 @@ import {
   API_KEY_SCOPES,
   ConnectionError,
   afipIssuerRepository,
+  calendarAccessOf,
   createApiKey,
   createTenant,
   googleConnectionRepository,
   openDatabase,
   reencryptConnectionSecrets,
   revokeApiKey,
+  serviceAccountCredential,
+  serviceAccountKeySchema,
   tenantExists,
   type ApiKeyScope,
   type CalendarAccess,
@@ -20,7 +23,6 @@ import {
   type GoogleCredential,
 } from '@jobfleet/db';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
-import { z } from 'zod';
 
 const USAGE = `usage: npm run jobfleet -- <command>
   migrate                                       apply database migrations
@@ -83,15 +85,13 @@ async function issuerFiles(): Promise<{ certificatePem: string; privateKeyPem: s
   return { certificatePem, privateKeyPem };
 }
 
-const serviceAccountKey = z.object({ client_email: z.string().min(1), private_key: z.string().min(1) });
-
 /** The credential named by the options, or undefined when none is given. */
 async function googleCredential(): Promise<GoogleCredential | undefined> {
   const keyFile = values['service-account-key'];
   if (keyFile !== undefined) {
-    const parsed = serviceAccountKey.safeParse(JSON.parse(await readFile(keyFile, 'utf8')));
-    if (!parsed.success) fail(`${keyFile} is not a Google service account key (client_email, private_key)`);
-    return { kind: 'service-account', clientEmail: parsed.data.client_email, privateKey: parsed.data.private_key };
+    const parsed = serviceAccountKeySchema.safeParse(JSON.parse(await readFile(keyFile, 'utf8')));
+    if (!parsed.success) fail(`${keyFile} is not a Google service account key (type service_account, client_email, private_key)`);
+    return serviceAccountCredential(parsed.data);
   }
   const refreshToken = values['refresh-token'];
   if (refreshToken !== undefined) {
@@ -105,10 +105,10 @@ async function googleCredential(): Promise<GoogleCredential | undefined> {
 
 function calendarAccess(): CalendarAccess | undefined {
   if (values.calendars === undefined) return undefined;
-  if (values.calendars === 'credential') return { policy: 'credential' };
+  if (values.calendars === 'credential') return calendarAccessOf('credential');
   const calendars = values.calendars.split(',').map((c) => c.trim()).filter(Boolean);
   if (calendars.length === 0) fail('--calendars: name at least one calendar, or "credential"');
-  return { policy: 'allowlist', calendars };
+  return calendarAccessOf(calendars);
 }
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

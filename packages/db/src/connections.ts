@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey, randomUUID } from 'node:crypto';
 import { and, eq, ne } from 'drizzle-orm';
-import { needsRewrap, openSecret, rewrapSecret, sealSecret, type Keyring } from '@jobfleet/secrets';
+import { needsRewrap, openSecret, rewrapSecret, sealSecret, type Keyring, type SealedSecret } from '@jobfleet/secrets';
 import { z } from 'zod';
 import type { Db } from './client';
 import { afipIssuers, googleConnections, type CalendarPolicy, type GoogleAuthKind } from './schema';
@@ -172,8 +172,27 @@ const googleCredentialSchema: z.ZodType<GoogleCredential> = z.discriminatedUnion
   z.strictObject({ kind: z.literal('access-token'), token: z.string().min(1) }),
 ]);
 
+/** A Google service-account key file as Google downloads it (the fields we use); the API and the CLI read it. */
+export const serviceAccountKeySchema = z.looseObject({
+  type: z.literal('service_account'),
+  client_email: z.email(),
+  private_key: z
+    .string()
+    .max(64 * 1024)
+    .regex(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'a PEM private key'),
+});
+
+export function serviceAccountCredential(key: z.output<typeof serviceAccountKeySchema>): GoogleCredential {
+  return { kind: 'service-account', clientEmail: key.client_email, privateKey: key.private_key };
+}
+
 /** Which calendars a tenant may write to: a list, or whatever its credential reaches. */
 export type CalendarAccess = { policy: 'allowlist'; calendars: readonly string[] } | { policy: 'credential' };
+
+/** `credential`, or the calendars named (each once). */
+export function calendarAccessOf(calendars: 'credential' | readonly string[]): CalendarAccess {
+  return calendars === 'credential' ? { policy: 'credential' } : { policy: 'allowlist', calendars: [...new Set(calendars)] };
+}
 
 export interface GoogleConnectionView {
   id: string;
@@ -303,19 +322,33 @@ export const googleConnectionRepository = {
  * added and made active), so the old key can then be retired. Safe to run again.
  */
 export async function reencryptConnectionSecrets(db: Db, keyring: Keyring): Promise<{ afipIssuers: number; googleConnections: number }> {
-  let issuers = 0;
-  for (const row of await db.select().from(afipIssuers).where(ne(afipIssuers.keyId, keyring.activeKeyId))) {
+  const issuers = await db.select().from(afipIssuers).where(ne(afipIssuers.keyId, keyring.activeKeyId));
+  const google = await db.select().from(googleConnections).where(ne(googleConnections.keyId, keyring.activeKeyId));
+  return {
+    afipIssuers: await rewrapEach(
+      keyring,
+      issuers.map((row) => ({ id: row.id, secret: row.secret, context: issuerContext(row.tenantId, row.cuit) })),
+      (id, sealed) => db.update(afipIssuers).set({ secret: sealed, keyId: sealed.kid }).where(eq(afipIssuers.id, id)),
+    ),
+    googleConnections: await rewrapEach(
+      keyring,
+      google.map((row) => ({ id: row.id, secret: row.secret, context: googleContext(row.tenantId) })),
+      (id, sealed) => db.update(googleConnections).set({ secret: sealed, keyId: sealed.kid }).where(eq(googleConnections.id, id)),
+    ),
+  };
+}
+
+/** Re-wraps each secret not under the active key and saves it; how many were. */
+async function rewrapEach(
+  keyring: Keyring,
+  rows: readonly { id: string; secret: unknown; context: string }[],
+  save: (id: string, sealed: SealedSecret) => Promise<unknown>,
+): Promise<number> {
+  let rewrapped = 0;
+  for (const row of rows) {
     if (!needsRewrap(keyring, row.secret)) continue;
-    const sealed = rewrapSecret(keyring, row.secret, issuerContext(row.tenantId, row.cuit));
-    await db.update(afipIssuers).set({ secret: sealed, keyId: sealed.kid }).where(eq(afipIssuers.id, row.id));
-    issuers += 1;
+    await save(row.id, rewrapSecret(keyring, row.secret, row.context));
+    rewrapped += 1;
   }
-  let google = 0;
-  for (const row of await db.select().from(googleConnections).where(ne(googleConnections.keyId, keyring.activeKeyId))) {
-    if (!needsRewrap(keyring, row.secret)) continue;
-    const sealed = rewrapSecret(keyring, row.secret, googleContext(row.tenantId));
-    await db.update(googleConnections).set({ secret: sealed, keyId: sealed.kid }).where(eq(googleConnections.id, row.id));
-    google += 1;
-  }
-  return { afipIssuers: issuers, googleConnections: google };
+  return rewrapped;
 }

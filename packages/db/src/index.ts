@@ -23,9 +23,12 @@ export type { BackupRow } from './backups';
 export {
   ConnectionError,
   afipIssuerRepository,
+  calendarAccessOf,
   googleConnectionRepository,
   mayWriteCalendar,
   reencryptConnectionSecrets,
+  serviceAccountCredential,
+  serviceAccountKeySchema,
 } from './connections';
 export type { CalendarAccess, GoogleCredential } from './connections';
 export { classifyPostgresError, postgresRefusal } from './postgres-errors';

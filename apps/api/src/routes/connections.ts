@@ -2,9 +2,11 @@ import { isValidCuit } from '@jobfleet/contracts';
 import {
   ConnectionError,
   afipIssuerRepository,
+  calendarAccessOf,
   googleConnectionRepository,
+  serviceAccountCredential,
+  serviceAccountKeySchema,
   tenantExists,
-  type CalendarAccess,
   type Db,
   type GoogleCredential,
 } from '@jobfleet/db';
@@ -38,10 +40,8 @@ const issuerSecret = { certificatePem: pem('CERTIFICATE'), privateKeyPem: pem('P
 const addIssuerBody = z.strictObject({ cuit, ...issuerSecret });
 const rotateIssuerBody = z.strictObject(issuerSecret);
 
-/** A Google service-account key file as Google downloads it (the fields we use). */
-const serviceAccountKey = z.looseObject({ type: z.literal('service_account'), client_email: z.email(), private_key: pem('PRIVATE KEY') });
 const credentialBody = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('service-account'), key: serviceAccountKey }),
+  z.strictObject({ kind: z.literal('service-account'), key: serviceAccountKeySchema }),
   z.strictObject({
     kind: z.literal('oauth-refresh-token'),
     clientId: z.string().min(1).max(512),
@@ -61,20 +61,16 @@ const rotateGoogleBody = z
 
 type CredentialBody = z.output<typeof credentialBody>;
 
-export function toGoogleCredential(body: CredentialBody): GoogleCredential {
+function toGoogleCredential(body: CredentialBody): GoogleCredential {
   switch (body.kind) {
     case 'service-account':
-      return { kind: 'service-account', clientEmail: body.key.client_email, privateKey: body.key.private_key };
+      return serviceAccountCredential(body.key);
     case 'oauth-refresh-token':
     case 'access-token':
       return body;
     default:
       return body satisfies never;
   }
-}
-
-export function toCalendarAccess(calendars: z.output<typeof calendarsBody>): CalendarAccess {
-  return calendars === 'credential' ? { policy: 'credential' } : { policy: 'allowlist', calendars: [...new Set(calendars)] };
 }
 
 /**
@@ -143,7 +139,7 @@ export function registerConnectionRoutes(app: FastifyInstance, { db, keyring, au
     const id = await tenantOf(request);
     const body = parseOrThrow(addGoogleBody, request.body, 'The request body', 422);
     const connection = await change(() =>
-      googleConnectionRepository.add(db, keyring, { tenantId: id, credential: credentialOf(body.credential), access: toCalendarAccess(body.calendars) }),
+      googleConnectionRepository.add(db, keyring, { tenantId: id, credential: credentialOf(body.credential), access: calendarAccessOf(body.calendars) }),
     );
     return reply.code(201).send(connection);
   });
@@ -155,7 +151,7 @@ export function registerConnectionRoutes(app: FastifyInstance, { db, keyring, au
       googleConnectionRepository.rotate(db, keyring, {
         tenantId: id,
         ...(body.credential === undefined ? {} : { credential: credentialOf(body.credential) }),
-        ...(body.calendars === undefined ? {} : { access: toCalendarAccess(body.calendars) }),
+        ...(body.calendars === undefined ? {} : { access: calendarAccessOf(body.calendars) }),
       }),
     );
   });
