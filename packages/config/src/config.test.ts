@@ -31,6 +31,20 @@ describe('loadConfig', () => {
     expect(config.api.adminPassword).toBe(DEV_ADMIN_PASSWORD);
   });
 
+  it('reads tenant tiers from TENANT_TIERS and names what is wrong in one', () => {
+    const tiers = { small: { requestsPerMinute: 10, keyRequestsPerMinute: 5, jobsPerDay: 100, maxWaitingJobs: 10, maxRunningJobs: 1 } };
+    const config = loadConfig({ TENANT_TIERS: JSON.stringify(tiers), TENANT_DEFAULT_TIER: 'small' });
+    expect(config.tenants.tiers).toEqual(tiers);
+    expect(config.tenants.defaultTier).toBe('small');
+    expect(loadConfig({}).tenants.defaultTier).toBe('standard');
+    expect(issuesOf({ TENANT_TIERS: '{' })).toEqual(['TENANT_TIERS: not valid JSON']);
+    expect(issuesOf({ TENANT_TIERS: JSON.stringify({ small: { ...tiers.small, maxRunningJobs: 0 } }), TENANT_DEFAULT_TIER: 'small' })).toEqual([
+      expect.stringMatching(/^TENANT_TIERS\.small\.maxRunningJobs:/),
+      expect.stringMatching(/^TENANT_DEFAULT_TIER:/),
+    ]);
+    expect(issuesOf({ TENANT_DEFAULT_TIER: 'gold' })).toEqual([expect.stringMatching(/^TENANT_DEFAULT_TIER: "gold" is not a tier/)]);
+  });
+
   it('returns a frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseBackupConfig, type BackupConfig } from './backup';
+import { DEFAULT_TENANT_TIERS, TIER_NAME, tiersSchema, type TenantTiers } from './tenant-limits';
 
 /**
  * The job kinds QUEUES may name and <QUEUE>_* variables configure. `@jobfleet/kinds` owns the
@@ -73,6 +74,13 @@ const envSchema = z.object({
   // Seed a development tenant with a well-known API key (never in production).
   DEV_TENANT_ENABLED: bool.optional(),
   DEV_API_KEY: z.string().min(16).default(DEV_API_KEY),
+
+  // Tenant tiers (JSON object: name -> limits; see the README). Unset: free, standard, enterprise.
+  TENANT_TIERS: optionalString,
+  // The tier of a tenant created without one, and of one whose tier is no longer defined.
+  TENANT_DEFAULT_TIER: z.string().regex(TIER_NAME).default('standard'),
+  // How long a process reuses a tenant's tier and overrides before reading them again.
+  TENANT_LIMITS_CACHE_SECONDS: int(0).default(10),
 
   // How long an Idempotency-Key is remembered.
   IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
@@ -203,6 +211,8 @@ export interface Config {
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number; pruneIntervalMs: number };
+  /** Tiers of limits and quotas; a tenant row names its tier and may override single limits. */
+  tenants: { tiers: TenantTiers; defaultTier: string; limitsCacheMs: number };
   jobs: {
     removeOnComplete: { age: number; count: number };
     removeOnFail: { age: number; count: number };
@@ -350,6 +360,25 @@ function parseQueues(raw: string | undefined, issues: string[]): QueueName[] | '
   return names.filter((n): n is QueueName => known.has(n));
 }
 
+function parseTenantTiers(env: Env, issues: string[]): Config['tenants'] {
+  let tiers: TenantTiers = DEFAULT_TENANT_TIERS;
+  if (env.TENANT_TIERS !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(env.TENANT_TIERS);
+    } catch {
+      issues.push('TENANT_TIERS: not valid JSON');
+    }
+    const parsed = tiersSchema.safeParse(raw);
+    if (parsed.success) tiers = parsed.data;
+    else if (raw !== undefined) for (const issue of parsed.error.issues) issues.push(`TENANT_TIERS.${issue.path.join('.')}: ${issue.message}`);
+  }
+  if (tiers[env.TENANT_DEFAULT_TIER] === undefined) {
+    issues.push(`TENANT_DEFAULT_TIER: "${env.TENANT_DEFAULT_TIER}" is not a tier (${Object.keys(tiers).join(', ')})`);
+  }
+  return { tiers, defaultTier: env.TENANT_DEFAULT_TIER, limitsCacheMs: env.TENANT_LIMITS_CACHE_SECONDS * 1000 };
+}
+
 function connectorModes(env: Env, production: boolean): Config['connectors'] {
   const fallback = env.CONNECTORS_MODE ?? (production ? 'live' : 'sandbox');
   return { calendar: env.CALENDAR_CONNECTOR ?? fallback, afip: env.AFIP_CONNECTOR ?? fallback, s3: env.S3_CONNECTOR ?? fallback };
@@ -411,6 +440,7 @@ export function loadConfig(source: Source = process.env): Config {
       apiKey: env.DEV_API_KEY,
     },
     idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS, pruneIntervalMs: env.IDEMPOTENCY_PRUNE_INTERVAL_SECONDS * 1000 },
+    tenants: parseTenantTiers(env, issues),
     jobs: {
       removeOnComplete: { age: env.JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS, count: env.JOBS_REMOVE_ON_COMPLETE_COUNT },
       removeOnFail: { age: env.JOBS_REMOVE_ON_FAIL_AGE_SECONDS, count: env.JOBS_REMOVE_ON_FAIL_COUNT },

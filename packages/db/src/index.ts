@@ -32,3 +32,5 @@ export {
 } from './connections';
 export type { CalendarAccess, GoogleCredential } from './connections';
 export { classifyPostgresError, postgresRefusal } from './postgres-errors';
+export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits';
+export type { TenantLimitSettings, TenantLimitsCache } from './tenant-limits';

@@ -19,6 +19,10 @@ import {
 export const tenants = pgTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
+  // A tier of config.tenants.tiers (rate limits and quotas); null: the configured default tier.
+  tier: text('tier'),
+  // Single limits that differ from the tier's (LimitOverrides: validated on write and on read).
+  limitOverrides: jsonb('limit_overrides').notNull().default({}),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
@@ -37,6 +41,12 @@ export const apiKeys = pgTable(
     scopes: text('scopes').array().notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    // Past this instant the key authenticates nothing; null: no expiry.
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    // Written at most once a minute per key (by the API process that sees it), so it is approximate.
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    // Set on a key retired by rotation: the id of the key that replaced it.
+    replacedBy: text('replaced_by'),
   },
   (t) => [uniqueIndex('api_keys_key_hash_uq').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId)],
 );
