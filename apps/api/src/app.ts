@@ -1,7 +1,8 @@
 import type { Config } from '@jobfleet/config';
-import type { Database } from '@jobfleet/db';
+import { createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
+import { createTenantCapacity } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -16,6 +17,7 @@ import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
+import { registerUsageRoutes } from './routes/usage';
 
 export interface ApiDeps {
   config: Config;
@@ -91,7 +93,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   const kinds = deps.kinds ?? JOB_KINDS;
-  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth });
+  const capacity = createTenantCapacity(redis, config.redis.prefix);
+  const limits = createTenantLimitsCache(database.db, config.tenants);
+  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth, capacity, limits });
+  registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });
   registerConnectionRoutes(app, {

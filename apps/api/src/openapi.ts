@@ -83,6 +83,23 @@ const backupProperties = {
   links: { type: 'object', additionalProperties: { type: 'string' } },
 };
 
+const kindUsageProperties = {
+  acceptedToday: { type: 'integer' },
+  jobsPerDay: { type: 'integer' },
+  waiting: { type: 'integer', description: 'Accepted and not started (waiting, delayed, retrying)' },
+  maxWaitingJobs: { type: 'integer' },
+  running: { type: 'integer', description: 'Running now, across the fleet' },
+  maxRunningJobs: { type: 'integer' },
+};
+const usageProperties = {
+  tenantId: { type: 'string' },
+  tier: { type: 'string' },
+  day: { type: 'string', format: 'date', description: 'The UTC day the daily quotas count in' },
+  dayResetsAt: { type: 'string', format: 'date-time' },
+  requests: object({ requestsPerMinute: { type: 'integer' }, keyRequestsPerMinute: { type: 'integer' } }),
+  kinds: { type: 'object', additionalProperties: object(kindUsageProperties) },
+};
+
 const adminProblems = {
   401: problem('Admin credentials (HTTP Basic) or an admin-scoped API key are required'),
   403: problem('The API key lacks the admin scope'),
@@ -120,6 +137,7 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       413: problem('Body larger than the configured limit'),
       415: problem('Body is not application/json'),
       422: problem('The Idempotency-Key was already used with a different body'),
+      429: problem('A quota of the tenant is exceeded (type /problems/quota-exceeded; `quota`, `limit`, `used` say which); retry after Retry-After seconds'),
       ...authProblems,
     },
   };
@@ -223,6 +241,19 @@ export const docs = {
     params: object({ id: { type: 'string', format: 'uuid' } }),
     response: { 200: object(backupProperties), 400: problem('Not a backup id'), 404: problem('No such backup'), ...adminProblems },
   },
+  usage: {
+    tags: ['usage'],
+    summary: "The tenant's usage and limits: jobs accepted today, waiting and running per job kind, and its request rates",
+    security: apiKeySecurity,
+    response: { 200: object(usageProperties), ...authProblems },
+  },
+  tenantUsage: {
+    tags: ['usage'],
+    summary: "A tenant's usage and limits (admin of the tenant, or fleet:admin)",
+    security: apiKeySecurity,
+    params: object({ id: { type: 'string' } }),
+    response: { 200: object(usageProperties), 400: problem('Invalid tenant id'), 404: problem('No such tenant'), ...authProblems },
+  },
   live: { tags: ['ops'], summary: 'Liveness: 200 while the process runs' },
   ready: {
     tags: ['ops'],
@@ -253,6 +284,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'sync', description: 'What has been synced, per entity' },
         { name: 'backups', description: 'Backup runs (admin)' },
         { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
+        { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

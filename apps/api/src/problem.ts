@@ -17,6 +17,7 @@ interface Problem {
   status: number;
   detail: string;
   errors?: ProblemField[];
+  [extension: string]: unknown;
 }
 
 const TITLES: Readonly<Record<number, string>> = {
@@ -44,21 +45,25 @@ export class HttpProblem extends Error {
   readonly type: string;
   readonly errors: ProblemField[] | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /** RFC 9457 extension members: facts a client can act on (which quota, its limit). */
+  readonly extensions: Readonly<Record<string, unknown>>;
 
   constructor(
     status: number,
     detail: string,
-    options: { type?: string; errors?: ProblemField[]; headers?: Record<string, string>; cause?: unknown } = {},
+    options: { type?: string; errors?: ProblemField[]; headers?: Record<string, string>; extensions?: Record<string, unknown>; cause?: unknown } = {},
   ) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.type = options.type ?? 'about:blank';
     this.errors = options.errors;
     this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
   }
 
   toProblem(): Problem {
     return {
+      ...this.extensions,
       type: this.type,
       title: TITLES[this.status] ?? 'Error',
       status: this.status,

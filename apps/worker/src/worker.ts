@@ -1,9 +1,9 @@
 import type { Config } from '@jobfleet/config';
-import { classifyPostgresError, postgresRefusal, type Database } from '@jobfleet/db';
+import { classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
 import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeWorkersGracefully, createWorker, settingsFor, type JobProcessor } from '@jobfleet/queue';
+import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
@@ -27,6 +27,9 @@ export interface WorkerFleet {
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
+
+// A running slot outlives its attempt's timeout by this much, then frees itself (a crashed worker's).
+const RUNNING_SLOT_MARGIN_MS = 5000;
 
 /** The kinds named by QUEUES (every known kind when it is unset); an unknown name stops the boot. */
 function servedKinds(config: Config, kinds: readonly AnyJobKind[]): AnyJobKind[] {
@@ -61,6 +64,8 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   const runtimes = new Map<string, KindRuntime>();
   for (const kind of kinds) runtimes.set(kind.name, await (await kind.worker()).start(context));
   const statusDeps = { database, postgres: guards.postgres };
+  const capacity = createTenantCapacity(connection, config.redis.prefix);
+  const limits = createTenantLimitsCache(database.db, config.tenants);
   const workers = new Map<string, Worker>();
   for (const kind of kinds) {
     const runtime = runtimes.get(kind.name);
@@ -80,6 +85,12 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
+      gate: tenantAttemptGate({
+        kind: kind.name,
+        capacity,
+        maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
+        leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
+      }),
     });
     workers.set(kind.name, worker);
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { defineLuaCommand } from '@jobfleet/queue';
 import type { Redis } from 'ioredis';
 
 export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; holderTtlMs: number };
@@ -12,16 +12,14 @@ export interface LockScripts {
   release(lockKey: string, token: string): Promise<OwnershipReply>;
 }
 
-type Command = (...args: (string | number)[]) => Promise<unknown>;
-
 /**
  * Defines the scripts on `redis` (ioredis sends EVALSHA, falling back to EVAL once per
  * connection). Names are namespaced so they never clash with BullMQ's on a shared connection.
  */
 export function defineLockScripts(redis: Redis): LockScripts {
-  const acquire = defineLuaCommand(redis, 'jobfleetLockAcquire', 'acquire-2.lua');
-  const extend = defineLuaCommand(redis, 'jobfleetLockExtend', 'extend-1.lua');
-  const release = defineLuaCommand(redis, 'jobfleetLockRelease', 'release-1.lua');
+  const acquire = defineLuaCommand(redis, 'jobfleetLockAcquire', new URL('./commands/acquire-2.lua', import.meta.url));
+  const extend = defineLuaCommand(redis, 'jobfleetLockExtend', new URL('./commands/extend-1.lua', import.meta.url));
+  const release = defineLuaCommand(redis, 'jobfleetLockRelease', new URL('./commands/release-1.lua', import.meta.url));
   return {
     async acquire(lockKey, fenceKey, token, ttlMs) {
       const reply = await acquire(lockKey, fenceKey, token, ttlMs);
@@ -46,16 +44,4 @@ function ownership(reply: unknown): OwnershipReply {
     default:
       throw new Error(`unexpected reply from a lock script: ${JSON.stringify(reply)}`);
   }
-}
-
-/** `file` is `<name>-<numKeys>.lua` under src/commands; the key count is read from its name. */
-function defineLuaCommand(redis: Redis, name: string, file: string): Command {
-  const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
-  if (!Number.isInteger(numberOfKeys)) throw new Error(`${file}: a Lua command file is named <name>-<numKeys>.lua`);
-  const lua = readFileSync(new URL(`./commands/${file}`, import.meta.url), 'utf8');
-  redis.defineCommand(name, { lua, numberOfKeys });
-  // defineCommand adds the method at runtime; ioredis' types cannot know about it.
-  const command = (redis as unknown as Record<string, Command | undefined>)[name];
-  if (!command) throw new Error(`ioredis did not define ${name}`);
-  return (...args) => command.apply(redis, args);
 }

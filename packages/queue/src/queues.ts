@@ -85,6 +85,8 @@ export interface EnqueueJob {
   jobId: string;
   name: string;
   data: unknown;
+  /** BullMQ priority (1 = most urgent): the tenant's fair-share position (tenant-capacity.ts). */
+  priority?: number;
 }
 
 /**
@@ -96,7 +98,7 @@ export interface EnqueueJob {
  * being accepted). A job already removed again when read back counts as created.
  */
 export async function enqueue(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
-  const sent = await queue.add(job.name, job.data, { jobId: job.jobId });
+  const sent = await queue.add(job.name, job.data, { jobId: job.jobId, ...(job.priority === undefined ? {} : { priority: job.priority }) });
   const stored = await queue.getJob(job.jobId);
   const ours = stored === undefined || (stored.timestamp === sent.timestamp && isDeepStrictEqual(stored.data, job.data));
   return { jobId: job.jobId, created: ours };

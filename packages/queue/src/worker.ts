@@ -5,6 +5,7 @@ import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } 
 import type { Redis } from 'ioredis';
 import { decideAfterError, retryOrFail, type AttemptDecision } from './attempt-policy';
 import { deferWithoutAttempt } from './defer';
+import { tenantOf } from './job-tenant';
 import { AttemptTimeoutError, WorkerClosingError } from './errors';
 
 export interface ProcessorContext {
@@ -23,6 +24,17 @@ export interface ProcessorContext {
 }
 
 export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
+
+/**
+ * Fleet-wide admission of each attempt (a tenant's running-jobs quota, see tenant-gate.ts).
+ * `enter` answers undefined to run the attempt now, or how long to wait: the job is re-delayed
+ * without spending an attempt. `leave` runs when an entered attempt ends; `finished` when the
+ * job completed or failed for good.
+ */
+export interface AttemptGate {
+  enter(job: Job): Promise<number | undefined>;
+  leave(job: Job, finished: boolean): Promise<void>;
+}
 
 export interface CreateWorkerOptions<T, R> {
   queue: string;
@@ -57,7 +69,10 @@ export interface CreateWorkerOptions<T, R> {
    * record that wherever the processor would have, so the job's entity does not stay `running`.
    */
   onUnprocessedFailure?: (job: Job<T, R>, error: Error) => Promise<void>;
+  gate?: AttemptGate;
 }
+
+const GATE_UNAVAILABLE_DEFER_MS = 5000;
 
 /** The reason a hard close gives BullMQ's per-job abort controllers. */
 const CLOSING_HARD = 'jobfleet:worker-closing-hard';
@@ -81,7 +96,38 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   // Errors this wrapper already counted and logged; the `failed` event reports only the others.
   const reported = new WeakSet<Error>();
 
+  async function leaveGate(job: Job<T, R>, finished: boolean, jobLogger: Logger): Promise<void> {
+    await options.gate?.leave(job, finished).catch((leaveError: unknown) =>
+      // The slot's lease ends by itself; until then the tenant runs one job fewer.
+      jobLogger.warn({ err: coerceError(leaveError) }, 'could not free the running slot of the job'),
+    );
+  }
+
   async function runAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
+    const deferMs = await options.gate?.enter(job).catch((enterError: unknown) => {
+      // Whether a slot is free is unknown (Postgres or Redis trouble): ask again later, no attempt spent.
+      logger.warn({ err: coerceError(enterError), jobId: job.id }, 'could not take a running slot; the job waits');
+      return GATE_UNAVAILABLE_DEFER_MS;
+    });
+    if (deferMs !== undefined) {
+      metrics.jobsTotal.inc({ queue, outcome: 'delayed' });
+      return deferWithoutAttempt(job, deferMs, token);
+    }
+    let finished = false;
+    try {
+      const result = await runEnteredAttempt(job, token, jobSignal);
+      finished = true;
+      return result;
+    } catch (error) {
+      // BullMQ fails the job for good on an UnrecoverableError, or when this was its last attempt.
+      finished = error instanceof UnrecoverableError || (!isFlowControl(coerceError(error)) && job.attemptsMade + 1 >= Math.max(job.opts.attempts ?? 1, 1));
+      throw error;
+    } finally {
+      if (options.gate) await leaveGate(job, finished, logger.child({ jobId: job.id }));
+    }
+  }
+
+  async function runEnteredAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
     const attempt = job.attemptsMade + 1;
     const finalAttempt = attempt >= Math.max(job.opts.attempts ?? 1, 1);
     const jobLogger = logger.child({ jobId: job.id, attempt, tenantId: tenantOf(job.data) });
@@ -175,6 +221,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     // Failures BullMQ decides without running the processor, e.g. stalled more than maxStalledCount.
     metrics.jobsTotal.inc({ queue, outcome: 'failed' });
     logger.error({ err, jobId: job?.id, tenantId: tenantOf(job?.data) }, 'job failed');
+    if (job) void leaveGate(job, true, logger.child({ jobId: job.id }));
     if (job && options.onUnprocessedFailure) {
       options.onUnprocessedFailure(job, err).catch((recordError: unknown) =>
         logger.error({ err: recordError, jobId: job.id }, 'could not record a failure the processor never saw'),
@@ -215,12 +262,6 @@ const FLOW_ERROR_NAMES = new Set(['DelayedError', 'WaitingError', 'WaitingChildr
 /** Errors a processor throws after moving its job itself (moveToDelayed, moveToWait, ...). */
 function isFlowControl(error: Error): boolean {
   return FLOW_ERROR_NAMES.has(error.name) || error.message === RATE_LIMIT_ERROR;
-}
-
-function tenantOf(data: unknown): string | undefined {
-  return typeof data === 'object' && data !== null && 'tenantId' in data && typeof data.tenantId === 'string'
-    ? data.tenantId
-    : undefined;
 }
 
 /** Enqueue (plus any requested delay) to start, in seconds. */

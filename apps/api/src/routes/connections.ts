@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { callPostgres as pg } from '../dependencies';
 import { connectionDoc } from '../openapi';
 import type { Auth } from '../plugins/auth';
+import { tenantIdParam } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
 
 export interface ConnectionRoutesDeps {
@@ -26,8 +27,6 @@ export interface ConnectionRoutesDeps {
   allowAccessTokens: boolean;
 }
 
-// Tenant ids as the CLI creates them: no separators of our keys, no control characters.
-const tenantId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tenant id: letters, digits, . _ - (at most 64)');
 const cuit = z.coerce.number().int().refine(isValidCuit, 'not a valid CUIT (11 digits with check digit)');
 const pem = (label: string) =>
   z
@@ -35,7 +34,7 @@ const pem = (label: string) =>
     .max(64 * 1024)
     .regex(new RegExp(`-----BEGIN [A-Z ]*${label}-----`), `a PEM ${label.toLowerCase()}`);
 
-const issuerParams = z.strictObject({ id: tenantId, cuit });
+const issuerParams = z.strictObject({ id: tenantIdParam, cuit });
 const issuerSecret = { certificatePem: pem('CERTIFICATE'), privateKeyPem: pem('PRIVATE KEY') };
 const addIssuerBody = z.strictObject({ cuit, ...issuerSecret });
 const rotateIssuerBody = z.strictObject(issuerSecret);
@@ -83,7 +82,7 @@ export function registerConnectionRoutes(app: FastifyInstance, { db, keyring, au
 
   /** Authorises the caller for the tenant in the path, which must exist. */
   async function tenantOf(request: FastifyRequest): Promise<string> {
-    const { id } = parseOrThrow(z.looseObject({ id: tenantId }), request.params, 'The path');
+    const { id } = parseOrThrow(z.looseObject({ id: tenantIdParam }), request.params, 'The path');
     await auth.requireTenantAdmin(request, id);
     if (!(await pg(() => tenantExists(db, id)))) throw new HttpProblem(404, `No tenant "${id}"`);
     return id;

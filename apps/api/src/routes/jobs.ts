@@ -8,9 +8,10 @@ import {
   syncStatusRepository,
   type Db,
   type IdempotencyKeyRef,
+  type TenantLimitsCache,
 } from '@jobfleet/db';
 import { AdmissionRefusal, type AdmissionContext, type AnyJobKind } from '@jobfleet/kinds';
-import { enqueue, jobIdFor } from '@jobfleet/queue';
+import { enqueue, jobIdFor, secondsUntilNextQuotaDay, type Admission, type TenantCapacity } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -33,6 +34,9 @@ export interface JobRoutesDeps {
   /** The producer connection the queues share. */
   redis: Redis;
   auth: Auth;
+  /** Each tenant's quotas and fair-share position (Redis), and its limits (Postgres, cached). */
+  capacity: TenantCapacity;
+  limits: TenantLimitsCache;
 }
 
 /**
@@ -92,7 +96,9 @@ function requestHash(body: unknown): string {
 }
 
 async function jobView(queue: string, job: Job, redis: DependencyCall) {
-  const state = await redis(() => job.getState());
+  // Every tenant job is queued with a fair-share priority; to its producer it is simply waiting.
+  const bullState = await redis(() => job.getState());
+  const state = bullState === 'prioritized' ? 'waiting' : bullState;
   return {
     id: job.id,
     queue,
@@ -108,6 +114,20 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
   };
 }
 
+// A client over its waiting-jobs quota may retry once some of its jobs have started.
+const WAITING_QUOTA_RETRY_AFTER_SECONDS = 5;
+
+/** A quota the job would exceed, as the 429 that names it. */
+function quotaProblem(refusal: Extract<Admission, { admitted: false }>, queue: string, now: number): HttpProblem {
+  const retryAfter = refusal.quota === 'jobsPerDay' ? secondsUntilNextQuotaDay(now) : WAITING_QUOTA_RETRY_AFTER_SECONDS;
+  const what = refusal.quota === 'jobsPerDay' ? `jobs accepted today (UTC)` : `jobs waiting at once`;
+  return new HttpProblem(429, `Quota ${refusal.quota} of ${queue} exceeded: ${refusal.used} ${what}, limit ${refusal.limit}`, {
+    type: '/problems/quota-exceeded',
+    headers: { 'retry-after': String(retryAfter) },
+    extensions: { quota: refusal.quota, kind: queue, limit: refusal.limit, used: refusal.used },
+  });
+}
+
 /** An admission refusal as the problem answered for it. */
 async function admit(kind: AnyJobKind, context: AdmissionContext, body: unknown): Promise<void> {
   try {
@@ -118,7 +138,7 @@ async function admit(kind: AnyJobKind, context: AdmissionContext, body: unknown)
   }
 }
 
-export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth }: JobRoutesDeps): void {
+export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth, capacity, limits }: JobRoutesDeps): void {
   const redis = redisCaller(connection);
   const queueOf = (name: string): Queue => {
     const queue = queues[name];
@@ -185,15 +205,22 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, que
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
     const data = { tenantId, idempotencyKey, request: body, enqueuedAt: new Date().toISOString() };
     let enqueuedHere = false;
+    let counted = false;
+    const capacityRef = { kind: queue, tenantId, jobId };
     try {
       // Judged after the key is ours, so a replay of an accepted request still gets its first answer.
       await admit(kind, { config, db, tenantId }, body);
+      const quotas = (await pg(() => limits.limitsOf(tenantId))).quotas(queue);
+      const now = Date.now();
+      const admission = await redis(() => capacity.admit(capacityRef, quotas, now));
+      if (!admission.admitted) throw quotaProblem(admission, queue, now);
+      counted = admission.counted;
       // Written before the enqueue, so a failing write leaves nothing in Redis.
       if (syncKind !== null) {
         await pg(() => syncStatusRepository.recordEnqueued(db, { tenantId, kind: syncKind, entityId, version: intake.version(body), jobId }));
       }
       // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      const { created } = await redis(() => enqueue(queueOf(queue), { jobId, name: intake.jobName(body), data }));
+      const { created } = await redis(() => enqueue(queueOf(queue), { jobId, name: intake.jobName(body), data, priority: admission.priority }));
       enqueuedHere = created;
       // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
       // old job under this id, and that job (not this body) is what runs.
@@ -204,9 +231,17 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, que
       // already: the client's retry then meets it under the same id), and free the key so the
       // retry is not refused as in flight. If Postgres is what failed, the row goes stale and the
       // retry takes it over.
-      if (enqueuedHere) {
-        await redis(() => queueOf(queue).remove(jobId)).catch((removeError: unknown) =>
-          request.log.warn({ err: removeError, jobId }, 'could not take back the job of a failed request'),
+      const takenBack = !enqueuedHere || (await redis(() => queueOf(queue).remove(jobId)).then(
+        (removed) => removed === 1,
+        (removeError: unknown) => {
+          request.log.warn({ err: removeError, jobId }, 'could not take back the job of a failed request');
+          return false;
+        },
+      ));
+      // A job that stays (a worker has it) keeps counting until it finishes.
+      if (counted && takenBack) {
+        await redis(() => capacity.withdraw(capacityRef)).catch((withdrawError: unknown) =>
+          request.log.warn({ err: withdrawError, jobId }, 'could not take back the quota of a failed request'),
         );
       }
       await pg(() => abandonIdempotentRequest(db, ref)).catch((abandonError: unknown) =>

@@ -1,0 +1,55 @@
+import { tenantExists, type Db, type TenantLimitsCache } from '@jobfleet/db';
+import type { AnyJobKind } from '@jobfleet/kinds';
+import { nextQuotaDay, quotaDay, type TenantCapacity } from '@jobfleet/queue';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { callPostgres as pg, redisCaller } from '../dependencies';
+import { docs } from '../openapi';
+import type { Auth } from '../plugins/auth';
+import { tenantIdParam } from '../params';
+import { HttpProblem, parseOrThrow } from '../problem';
+
+export interface UsageRoutesDeps {
+  db: Db;
+  auth: Auth;
+  kinds: readonly AnyJobKind[];
+  redis: Redis;
+  capacity: TenantCapacity;
+  limits: TenantLimitsCache;
+}
+
+const tenantParams = z.strictObject({ id: tenantIdParam });
+
+/** `GET /v1/usage` (a tenant's own) and `GET /v1/admin/tenants/:id/usage` (its admin, or fleet:admin). */
+export function registerUsageRoutes(app: FastifyInstance, { db, auth, kinds, redis: connection, capacity, limits }: UsageRoutesDeps): void {
+  const redis = redisCaller(connection);
+
+  async function usageOf(tenantId: string) {
+    const now = Date.now();
+    const tenantLimits = await pg(() => limits.limitsOf(tenantId));
+    const perKind = await Promise.all(
+      kinds.map(async (kind) => {
+        const used = await redis(() => capacity.usage(kind.name, tenantId, now));
+        return [kind.name, { ...used, ...tenantLimits.quotas(kind.name) }] as const;
+      }),
+    );
+    return {
+      tenantId,
+      tier: tenantLimits.tier,
+      day: quotaDay(now),
+      dayResetsAt: nextQuotaDay(now).toISOString(),
+      requests: { requestsPerMinute: tenantLimits.requestsPerMinute, keyRequestsPerMinute: tenantLimits.keyRequestsPerMinute },
+      kinds: Object.fromEntries(perKind),
+    };
+  }
+
+  app.get('/v1/usage', { onRequest: auth.requireScope('jobs:read'), schema: docs.usage }, (request) => usageOf(auth.principal(request).tenantId));
+
+  app.get('/v1/admin/tenants/:id/usage', { schema: docs.tenantUsage }, async (request) => {
+    const { id } = parseOrThrow(tenantParams, request.params, 'The path');
+    await auth.requireTenantAdmin(request, id);
+    if (!(await pg(() => tenantExists(db, id)))) throw new HttpProblem(404, `No tenant "${id}"`);
+    return usageOf(id);
+  });
+}

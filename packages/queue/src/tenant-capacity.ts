@@ -1,0 +1,169 @@
+import type { KindQuotas } from '@jobfleet/config';
+import type { Redis } from 'ioredis';
+import { defineLuaCommand } from './lua-command';
+
+/**
+ * What one tenant has in flight per job kind, kept in Redis so every API replica and worker sees
+ * the same figures, and the fair order of dispatch that follows from it.
+ *
+ * Per (kind, tenant): a sorted set of the jobs accepted and not finished (`pending`), a sorted set
+ * of running-slot leases (`running`), and a counter of jobs accepted today (UTC). Every operation
+ * touches one tenant's keys only, so its cost does not grow with the number of tenants.
+ *
+ * Fairness: a job's BullMQ priority is its tenant's count of unstarted jobs at admission, so a
+ * tenant's n-th waiting job competes with every other tenant's n-th (BullMQ's prioritized set
+ * dispatches in O(log n), first in first out within a priority). A tenant arriving behind a
+ * backlog of 5,000 starts at priority 1 and is served next, round-robin with the others.
+ */
+
+export type QuotaName = 'jobsPerDay' | 'maxWaitingJobs' | 'maxRunningJobs';
+
+/** `counted`: this call counted the job; false when it was pending already (a retried request). */
+export type Admission = { admitted: true; priority: number; counted: boolean } | { admitted: false; quota: QuotaName; limit: number; used: number };
+
+export interface KindUsage {
+  acceptedToday: number;
+  waiting: number;
+  running: number;
+}
+
+export interface TenantJobRef {
+  kind: string;
+  tenantId: string;
+  jobId: string;
+}
+
+export interface TenantCapacity {
+  /** Counts a job against the tenant's quotas, or says which one it would exceed (nothing counted then). */
+  admit(ref: TenantJobRef, quotas: KindQuotas, now?: number): Promise<Admission>;
+  /** Takes back an admission whose request failed after it: the job was never promised. */
+  withdraw(ref: TenantJobRef, now?: number): Promise<void>;
+  /** A fleet-wide running slot until `leaseMs` from now, or how many of the tenant's jobs are ahead of this one. */
+  enter(ref: TenantJobRef, maxRunningJobs: number, leaseMs: number, now?: number): Promise<{ entered: true } | { entered: false; ahead: number }>;
+  /** The attempt ended: frees its slot; `finished` (completed, or failed for good) also ends its pending entry. */
+  leave(ref: TenantJobRef, finished: boolean): Promise<void>;
+  usage(kind: string, tenantId: string, now?: number): Promise<KindUsage>;
+}
+
+// BullMQ's highest (least urgent) priority: 2^21.
+const LOWEST_PRIORITY = 2_097_152;
+// The day counter outlives its day so a request at 23:59:59 still finds it; then it goes by itself.
+const DAY_COUNTER_TTL_SECONDS = 2 * 86_400;
+
+// How many of the oldest pending entries a refusal checks against the queue (see reclaimVanished).
+const RECONCILE_BATCH = 20;
+
+const QUOTA_BY_REPLY: Readonly<Record<number, QuotaName>> = { 1: 'maxWaitingJobs', 2: 'jobsPerDay' };
+
+/** YYYY-MM-DD of `now` in UTC: the day the daily quota counts in. */
+export function quotaDay(now: number): string {
+  return new Date(now).toISOString().slice(0, 10);
+}
+
+/** The next UTC midnight after `now`, when the daily quota starts again. */
+export function nextQuotaDay(now: number): Date {
+  const next = new Date(now);
+  next.setUTCHours(24, 0, 0, 0);
+  return next;
+}
+
+/** Whole seconds from `now` to nextQuotaDay (at least 1): a Retry-After. */
+export function secondsUntilNextQuotaDay(now: number): number {
+  return Math.max(1, Math.ceil((nextQuotaDay(now).getTime() - now) / 1000));
+}
+
+function numbers(reply: unknown, what: string): number[] {
+  if (!Array.isArray(reply) || !reply.every((n) => typeof n === 'number')) {
+    throw new Error(`unexpected reply from the ${what} script: ${JSON.stringify(reply)}`);
+  }
+  return reply as number[];
+}
+
+/**
+ * The capacity keys of `prefix` (the queues' prefix: on Redis Cluster its hash tag puts these keys
+ * in the queues' slot). Tenant ids are encoded, so no id can reach into another tenant's keys.
+ */
+export function createTenantCapacity(redis: Redis, prefix: string): TenantCapacity {
+  const admitScript = defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-3.lua', import.meta.url));
+  const withdrawScript = defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url));
+  const enterScript = defineLuaCommand(redis, 'jobfleetTenantEnter', new URL('./commands/enter-2.lua', import.meta.url));
+  const key = (kind: string, tenantId: string, part: string) => `${prefix}:tenancy:${kind}:${encodeURIComponent(tenantId)}:${part}`;
+  const dayKey = (kind: string, tenantId: string, now: number) => key(kind, tenantId, `accepted:${quotaDay(now)}`);
+
+  /**
+   * A job removed from the queue by hand (Bull Board, an operator's script) never finishes, and its
+   * pending entry would hold the tenant's waiting quota forever. Before a tenant is refused for
+   * that quota, its oldest entries are checked against the queue and the vanished ones dropped.
+   */
+  async function reclaimVanished(kind: string, tenantId: string): Promise<number> {
+    const oldest = await redis.zrange(key(kind, tenantId, 'pending'), '0', String(RECONCILE_BATCH - 1));
+    if (oldest.length === 0) return 0;
+    const exists = await Promise.all(oldest.map((jobId) => redis.exists(`${prefix}:${kind}:${jobId}`)));
+    const vanished = oldest.filter((_, index) => exists[index] === 0);
+    if (vanished.length > 0) await redis.zrem(key(kind, tenantId, 'pending'), ...vanished);
+    return vanished.length;
+  }
+
+  async function tryAdmit({ kind, tenantId, jobId }: TenantJobRef, quotas: KindQuotas, now: number): Promise<Admission> {
+    const reply = numbers(
+      await admitScript(
+        key(kind, tenantId, 'pending'),
+        key(kind, tenantId, 'running'),
+        dayKey(kind, tenantId, now),
+        jobId,
+        now,
+        quotas.maxWaitingJobs,
+        quotas.jobsPerDay,
+        DAY_COUNTER_TTL_SECONDS,
+        LOWEST_PRIORITY,
+      ),
+      'admission',
+    );
+    const [admitted = 0, detail = 0, third = 0] = reply;
+    if (admitted === 1) return { admitted: true, priority: detail, counted: third === 1 };
+    const quota = QUOTA_BY_REPLY[detail];
+    if (quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
+    return { admitted: false, quota, limit: quotas[quota], used: third };
+  }
+
+  return {
+    async admit(ref, quotas, now = Date.now()) {
+      const admission = await tryAdmit(ref, quotas, now);
+      if (admission.admitted || admission.quota !== 'maxWaitingJobs') return admission;
+      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit(ref, quotas, now) : admission;
+    },
+
+    async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
+      await withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
+    },
+
+    async enter({ kind, tenantId, jobId }, maxRunningJobs, leaseMs, now = Date.now()) {
+      const [entered = 0, ahead = 0] = numbers(
+        await enterScript(key(kind, tenantId, 'running'), key(kind, tenantId, 'pending'), jobId, now, now + leaseMs, maxRunningJobs),
+        'running-slot',
+      );
+      return entered === 1 ? { entered: true } : { entered: false, ahead };
+    },
+
+    async leave({ kind, tenantId, jobId }, finished) {
+      const transaction = redis.multi().zrem(key(kind, tenantId, 'running'), jobId);
+      if (finished) transaction.zrem(key(kind, tenantId, 'pending'), jobId);
+      await transaction.exec();
+    },
+
+    async usage(kind, tenantId, now = Date.now()) {
+      const replies = await redis
+        .multi()
+        .get(dayKey(kind, tenantId, now))
+        .zcard(key(kind, tenantId, 'pending'))
+        .zcount(key(kind, tenantId, 'running'), `(${now}`, '+inf')
+        .exec();
+      const [accepted, pending, running] = (replies ?? []).map(([error, value]) => {
+        if (error) throw error;
+        return Number(value ?? 0);
+      });
+      const runningNow = running ?? 0;
+      return { acceptedToday: accepted ?? 0, waiting: Math.max(0, (pending ?? 0) - runningNow), running: runningNow };
+    },
+  };
+}
