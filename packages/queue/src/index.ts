@@ -3,10 +3,10 @@ export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor, settingsFo
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';
-export type { AttemptGate, JobProcessor, ProcessorContext } from './worker';
+export type { JobProcessor, ProcessorContext } from './worker';
 export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
-export type { Admission, KindUsage, QuotaName, TenantCapacity, TenantJobRef } from './tenant-capacity';
+export type { Admission, TenantCapacity } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';

@@ -72,11 +72,13 @@ export function secondsUntilNextQuotaDay(now: number): number {
   return Math.max(1, Math.ceil((nextQuotaDay(now).getTime() - now) / 1000));
 }
 
+function isNumberList(reply: unknown): reply is number[] {
+  return Array.isArray(reply) && reply.every((n) => typeof n === 'number');
+}
+
 function numbers(reply: unknown, what: string): number[] {
-  if (!Array.isArray(reply) || !reply.every((n) => typeof n === 'number')) {
-    throw new Error(`unexpected reply from the ${what} script: ${JSON.stringify(reply)}`);
-  }
-  return reply as number[];
+  if (!isNumberList(reply)) throw new Error(`unexpected reply from the ${what} script: ${JSON.stringify(reply)}`);
+  return reply;
 }
 
 /**
