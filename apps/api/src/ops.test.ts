@@ -27,7 +27,8 @@ describe('health, metrics, docs and the admin board', () => {
     expect(answer.body).toMatch(/http_requests_total\{method="POST",route="\/v1\/jobs\/calendar-sync",status_code="202"\} 1/);
     expect(answer.body).toContain('route="/v1/reservations/:id/sync"');
     expect(answer.body).not.toContain('res-metrics');
-    expect(answer.body).toMatch(/queue_jobs\{queue="calendar-sync",state="waiting"\} 1/);
+    // Tenant jobs wait in BullMQ's prioritized set (their fair-share priority).
+    expect(answer.body).toMatch(/queue_jobs\{queue="calendar-sync",state="prioritized"\} 1/);
   });
 
   it('publishes an OpenAPI 3 document of the routes with their security', async () => {
