@@ -11,6 +11,7 @@ import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
 import { HttpProblem, installProblemHandlers, sendError } from './problem';
 import { registerAdminRoutes } from './routes/admin';
+import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
@@ -100,6 +101,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     auth,
     allowAccessTokens: config.nodeEnv !== 'production',
   });
+  registerApiKeyRoutes(app, { db: database.db, auth });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

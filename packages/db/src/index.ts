@@ -20,7 +20,7 @@ export {
   rotateApiKey,
   rotationGraceSecondsSchema,
 } from './api-keys';
-export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope, CreatedApiKey } from './api-keys';
+export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope } from './api-keys';
 export {
   beginIdempotentRequest,
   completeIdempotentRequest,

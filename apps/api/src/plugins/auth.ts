@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { authenticateApiKey, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
+import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
@@ -12,7 +12,9 @@ export interface AuthOptions {
 }
 
 export interface Auth {
-  /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403. */
+  /**
+   * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403.
+   */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
   /**
    * For a tenant's own administration: `fleet:admin` reaches every tenant, `admin` its own only;
@@ -32,6 +34,8 @@ export interface Auth {
 const REALM = 'jobfleet';
 // Beyond this many distinct keys the cache starts over, so random keys cannot grow it without bound.
 const CACHE_MAX_ENTRIES = 10_000;
+// last_used_at is for humans deciding which keys to retire: a minute's precision is plenty.
+const LAST_USE_WRITE_INTERVAL_MS = 60_000;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
@@ -66,6 +70,8 @@ export function createAuth(options: AuthOptions): Auth {
   // Keyed by the key's hash; holds the promise so concurrent requests with one key share one lookup.
   const cache = new Map<string, { lookup: Promise<ApiKeyPrincipal | null>; expiresAt: number }>();
   const principals = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
+  // Key id -> when this process last recorded its use.
+  const lastUseWrites = new Map<string, number>();
 
   function lookup(key: string): Promise<ApiKeyPrincipal | null> {
     const id = sha256(key).toString('hex');
@@ -82,11 +88,29 @@ export function createAuth(options: AuthOptions): Auth {
     return pending;
   }
 
+  function recordUse(request: FastifyRequest, keyId: string): void {
+    const now = Date.now();
+    if ((lastUseWrites.get(keyId) ?? -Infinity) > now - LAST_USE_WRITE_INTERVAL_MS) return;
+    if (lastUseWrites.size >= CACHE_MAX_ENTRIES) lastUseWrites.clear();
+    lastUseWrites.set(keyId, now);
+    // Not awaited: bookkeeping must neither delay nor fail the request it describes.
+    recordApiKeyUse(options.db, keyId).catch((err: unknown) => request.log.warn({ err, keyId }, 'could not record the API key use'));
+  }
+
+  /** The principal of a valid key, or null for an unknown, revoked or expired one. */
+  async function principalOf(request: FastifyRequest, key: string): Promise<ApiKeyPrincipal | null> {
+    const principal = await lookup(key);
+    // A cached principal must not outlive its key's expiry.
+    if (principal === null || (principal.expiresAt !== null && principal.expiresAt.getTime() <= Date.now())) return null;
+    recordUse(request, principal.keyId);
+    return principal;
+  }
+
   async function authenticate(request: FastifyRequest): Promise<ApiKeyPrincipal> {
     const key = presentedApiKey(request);
     if (key === undefined) throw bearerChallenge('An API key is required (Authorization: Bearer <key> or X-Api-Key)');
-    const principal = await lookup(key);
-    if (principal === null) throw bearerChallenge('The API key is unknown or revoked', 'invalid_token');
+    const principal = await principalOf(request, key);
+    if (principal === null) throw bearerChallenge('The API key is unknown, revoked or expired', 'invalid_token');
     return principal;
   }
 
@@ -119,7 +143,7 @@ export function createAuth(options: AuthOptions): Auth {
         const passwordOk = secretEquals(basic.password, options.admin.password);
         if (userOk && passwordOk) return;
       } else if (key !== undefined) {
-        const principal = await lookup(key);
+        const principal = await principalOf(request, key);
         if (principal?.scopes.includes('fleet:admin')) return;
         if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
       }

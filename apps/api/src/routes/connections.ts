@@ -6,7 +6,6 @@ import {
   googleConnectionRepository,
   serviceAccountCredential,
   serviceAccountKeySchema,
-  tenantExists,
   type Db,
   type GoogleCredential,
 } from '@jobfleet/db';
@@ -17,6 +16,7 @@ import { callPostgres as pg } from '../dependencies';
 import { connectionDoc } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
+import { administeredTenant, tenantIdParam as tenantId } from './tenant-admin';
 
 export interface ConnectionRoutesDeps {
   db: Db;
@@ -26,8 +26,6 @@ export interface ConnectionRoutesDeps {
   allowAccessTokens: boolean;
 }
 
-// Tenant ids as the CLI creates them: no separators of our keys, no control characters.
-const tenantId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tenant id: letters, digits, . _ - (at most 64)');
 const cuit = z.coerce.number().int().refine(isValidCuit, 'not a valid CUIT (11 digits with check digit)');
 const pem = (label: string) =>
   z
@@ -83,10 +81,7 @@ export function registerConnectionRoutes(app: FastifyInstance, { db, keyring, au
 
   /** Authorises the caller for the tenant in the path, which must exist. */
   async function tenantOf(request: FastifyRequest): Promise<string> {
-    const { id } = parseOrThrow(z.looseObject({ id: tenantId }), request.params, 'The path');
-    await auth.requireTenantAdmin(request, id);
-    if (!(await pg(() => tenantExists(db, id)))) throw new HttpProblem(404, `No tenant "${id}"`);
-    return id;
+    return (await administeredTenant(request, { db, auth })).tenantId;
   }
 
   /** Connection refusals are the client's: a CUIT taken, nothing to rotate, a key that is not the certificate's. */
