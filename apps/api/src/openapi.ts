@@ -38,9 +38,13 @@ const problem = (description: string) => ({
   },
 });
 
+// Any authenticated route answers it, whatever the credentials, while the address is blocked.
+const tooManyFailedAuthentications = problem('Too many failed authentications from this address (/problems/too-many-failed-authentications); retry after Retry-After seconds');
+
 const authProblems = {
   401: problem('Missing, unknown, revoked or expired API key'),
   403: problem('The key lacks the scope, or the resource belongs to another tenant'),
+  429: tooManyFailedAuthentications,
   503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -87,6 +91,7 @@ const backupProperties = {
 const adminProblems = {
   401: problem('Admin credentials (HTTP Basic) or an admin-scoped API key are required'),
   403: problem('The API key lacks the admin scope'),
+  429: tooManyFailedAuthentications,
   503: problem('Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -141,7 +146,8 @@ export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 
       422: problem('Invalid body: not PEM, key not matching the certificate, certificate for another CUIT'),
       401: authProblems[401],
       403: problem('The key is not admin of this tenant (nor fleet:admin)'),
-          503: authProblems[503],
+      429: tooManyFailedAuthentications,
+      503: authProblems[503],
     },
   };
 }
@@ -167,7 +173,8 @@ export function apiKeyDocs(bodies: { create: z.ZodType; rotate: z.ZodType }): Re
     401: authProblems[401],
     403: problem('The key is not admin of this tenant (nor fleet:admin), or a tenant admin touched a fleet:admin key'),
     404: problem('No such tenant, or no such key in this tenant'),
-      503: authProblems[503],
+    429: tooManyFailedAuthentications,
+    503: authProblems[503],
   };
   const doc = (summary: string, schema: FastifySchema): FastifySchema => ({ tags: ['api-keys'], summary, security: apiKeySecurity, ...schema });
   return {

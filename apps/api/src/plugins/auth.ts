@@ -3,17 +3,21 @@ import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyS
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
+import type { AuthFailureLimiter } from './auth-failures';
 
 export interface AuthOptions {
   db: Db;
   /** How long a key lookup (found or not) is reused; bounds how late a revocation bites. Default 5000. */
   cacheTtlMs?: number;
   admin: { user: string; password: string };
+  /** Counts failed authentications per client address and refuses an address over the limit (429). */
+  failures: AuthFailureLimiter;
 }
 
 export interface Auth {
   /**
-   * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403.
+   * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403;
+   * 429 from an address with too many failed authentications.
    */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
   /**
@@ -106,11 +110,19 @@ export function createAuth(options: AuthOptions): Auth {
     return principal;
   }
 
+  /** Refuses wrong credentials, counting them against the caller's address (429 once over the limit). */
+  async function refuse(request: FastifyRequest, problem: HttpProblem): Promise<never> {
+    await options.failures.recordFailure(request.ip, request.log);
+    throw problem;
+  }
+
   async function authenticate(request: FastifyRequest): Promise<ApiKeyPrincipal> {
+    options.failures.assertNotBlocked(request.ip);
+    // No key at all is no guess: refused, not counted.
     const key = presentedApiKey(request);
     if (key === undefined) throw bearerChallenge('An API key is required (Authorization: Bearer <key> or X-Api-Key)');
     const principal = await principalOf(request, key);
-    if (principal === null) throw bearerChallenge('The API key is unknown, revoked or expired', 'invalid_token');
+    if (principal === null) return refuse(request, bearerChallenge('The API key is unknown, revoked or expired', 'invalid_token'));
     return principal;
   }
 
@@ -135,6 +147,7 @@ export function createAuth(options: AuthOptions): Auth {
     },
 
     async requireOperator(request) {
+      options.failures.assertNotBlocked(request.ip);
       const basic = basicCredentials(request);
       const key = basic === undefined ? presentedApiKey(request) : undefined;
       if (basic !== undefined) {
@@ -147,9 +160,12 @@ export function createAuth(options: AuthOptions): Auth {
         if (principal?.scopes.includes('fleet:admin')) return;
         if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
       }
-      throw new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
+      const challenge = new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
         headers: { 'www-authenticate': `Basic realm="${REALM}-admin", charset="UTF-8"` },
       });
+      // No credentials at all is a browser asking for the Basic prompt, not a guess.
+      if (basic === undefined && key === undefined) throw challenge;
+      return refuse(request, challenge);
     },
 
     principal(request) {
