@@ -10,8 +10,10 @@ import { parseKeyring } from '@jobfleet/secrets';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
+import { createAuthFailureLimiter } from './plugins/auth-failures';
 import { HttpProblem, installProblemHandlers, sendError } from './problem';
 import { registerAdminRoutes } from './routes/admin';
+import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
@@ -47,6 +49,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     bodyLimit: config.api.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // request.ip, which failed authentications are counted by, is the client's behind a trusted proxy.
+    trustProxy: config.api.trustProxy,
     // The router's own refusals (a malformed percent-encoding in the URL) answer as problem+json too.
     frameworkErrors: (error, request, reply) => {
       sendError(request, reply, new HttpProblem(400, `The URL is not valid: ${error.message}`));
@@ -90,6 +94,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     db: database.db,
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
+    failures: createAuthFailureLimiter({ redis, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   const kinds = deps.kinds ?? JOB_KINDS;
@@ -105,6 +110,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     auth,
     allowAccessTokens: config.nodeEnv !== 'production',
   });
+  registerApiKeyRoutes(app, { db: database.db, auth });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

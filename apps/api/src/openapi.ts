@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { DEFAULT_ROTATION_GRACE_SECONDS } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
@@ -37,9 +38,13 @@ const problem = (description: string) => ({
   },
 });
 
+// Any authenticated route answers it, whatever the credentials, while the address is blocked.
+const tooManyFailedAuthentications = problem('Too many failed authentications from this address (/problems/too-many-failed-authentications); retry after Retry-After seconds');
+
 const authProblems = {
-  401: problem('Missing, unknown or revoked API key'),
+  401: problem('Missing, unknown, revoked or expired API key'),
   403: problem('The key lacks the scope, or the resource belongs to another tenant'),
+  429: tooManyFailedAuthentications,
   503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -103,6 +108,7 @@ const usageProperties = {
 const adminProblems = {
   401: problem('Admin credentials (HTTP Basic) or an admin-scoped API key are required'),
   403: problem('The API key lacks the admin scope'),
+  429: tooManyFailedAuthentications,
   503: problem('Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -137,8 +143,10 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       413: problem('Body larger than the configured limit'),
       415: problem('Body is not application/json'),
       422: problem('The Idempotency-Key was already used with a different body'),
-      429: problem('A quota of the tenant is exceeded (type /problems/quota-exceeded; `quota`, `limit`, `used` say which); retry after Retry-After seconds'),
       ...authProblems,
+      429: problem(
+        'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), or too many failed authentications from this address; retry after Retry-After seconds',
+      ),
     },
   };
 }
@@ -158,8 +166,55 @@ export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 
       422: problem('Invalid body: not PEM, key not matching the certificate, certificate for another CUIT'),
       401: authProblems[401],
       403: problem('The key is not admin of this tenant (nor fleet:admin)'),
+      429: tooManyFailedAuthentications,
       503: authProblems[503],
     },
+  };
+}
+
+const apiKeyProperties = {
+  id: { type: 'string' },
+  tenantId: { type: 'string' },
+  name: { type: 'string' },
+  prefix: { type: 'string', description: 'The first characters of the key, to tell keys apart' },
+  scopes: { type: 'array', items: { type: 'string' } },
+  createdAt: { type: 'string', format: 'date-time' },
+  lastUsedAt: { type: 'string', format: 'date-time', nullable: true, description: 'Recorded at most once a minute' },
+  expiresAt: { type: 'string', format: 'date-time', nullable: true },
+  revokedAt: { type: 'string', format: 'date-time', nullable: true },
+  replacedBy: { type: 'string', nullable: true, description: 'The key that replaced this one by rotation' },
+};
+const newApiKeyProperties = { ...apiKeyProperties, key: { type: 'string', description: 'The key itself: shown in this answer only' } };
+
+/** Documentation of the routes over a tenant's API keys, bodies derived from their zod schemas. */
+export function apiKeyDocs(bodies: { create: z.ZodType; rotate: z.ZodType }): Record<'list' | 'create' | 'rotate' | 'revoke', FastifySchema> {
+  const common = {
+    400: problem('Invalid tenant or key id in the path'),
+    401: authProblems[401],
+    403: problem('The key is not admin of this tenant (nor fleet:admin), or a tenant admin touched a fleet:admin key'),
+    404: problem('No such tenant, or no such key in this tenant'),
+    429: tooManyFailedAuthentications,
+    503: authProblems[503],
+  };
+  const doc = (summary: string, schema: FastifySchema): FastifySchema => ({ tags: ['api-keys'], summary, security: apiKeySecurity, ...schema });
+  return {
+    list: doc("A tenant's API keys, revoked and expired ones included, never the keys themselves", {
+      response: { 200: object({ tenantId: { type: 'string' }, items: { type: 'array', items: object(apiKeyProperties) } }), ...common },
+    }),
+    create: doc('Create an API key; the answer carries the key, once', {
+      body: jsonSchema(bodies.create),
+      response: { 201: object(newApiKeyProperties, 'The new key'), 422: problem('Invalid name, scopes or expiry'), ...common },
+    }),
+    rotate: doc(`Replace a key: a new one with the same name, scopes and lifetime; the old one works for graceSeconds more (default ${DEFAULT_ROTATION_GRACE_SECONDS}, 0 revokes it now)`, {
+      body: jsonSchema(bodies.rotate),
+      response: {
+        201: object({ ...newApiKeyProperties, previous: object(apiKeyProperties, 'The replaced key') }, 'The new key, and the old one as it now is'),
+        409: problem('The key is revoked, expired or already replaced'),
+        422: problem('Invalid graceSeconds'),
+        ...common,
+      },
+    }),
+    revoke: doc('Revoke a key at once (within the API replicas\' 5 s key cache)', { response: { 204: { description: 'Revoked', type: 'null' }, ...common } }),
   };
 }
 
@@ -285,6 +340,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'backups', description: 'Backup runs (admin)' },
         { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
         { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
+        { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

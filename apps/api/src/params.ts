@@ -42,6 +42,3 @@ export const boundedInstant = z.iso
  * characters, each up to 9 bytes encoded).
  */
 export const MAX_PARAM_LENGTH = 2048;
-
-/** A tenant id in a path, as the CLI creates them: no separators of our keys, no control characters. */
-export const tenantIdParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tenant id: letters, digits, . _ - (at most 64)');

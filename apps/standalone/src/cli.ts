@@ -5,15 +5,22 @@ import { loadConfigOrExit } from '@jobfleet/config';
 import { isValidCuit } from '@jobfleet/contracts';
 import {
   API_KEY_SCOPES,
+  ApiKeyError,
   ConnectionError,
+  DEFAULT_ROTATION_GRACE_SECONDS,
   afipIssuerRepository,
+  apiKeyExpirySchema,
+  apiKeyNameSchema,
   calendarAccessOf,
   createApiKey,
   createTenant,
   googleConnectionRepository,
+  listApiKeys,
   openDatabase,
   reencryptConnectionSecrets,
   revokeApiKey,
+  rotateApiKey,
+  rotationGraceSecondsSchema,
   serviceAccountCredential,
   serviceAccountKeySchema,
   tenantExists,
@@ -27,7 +34,11 @@ import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 const USAGE = `usage: npm run jobfleet -- <command>
   migrate                                       apply database migrations
   tenant create <id> --name <name>              create (or rename) a tenant
-  key create <tenantId> [--scopes a,b] [--name n]  create an API key (printed once)
+  key create <tenantId> [--scopes a,b] [--name n] [--expires <instant | 90d | 12h | 30m>]
+                                                create an API key (printed once)
+  key list <tenantId>                           a tenant's keys: scopes, last use, expiry, revocation (never the keys)
+  key rotate <keyId> [--grace <seconds>]        a new key like this one (printed once); the old one
+                                                works --grace seconds more (default ${DEFAULT_ROTATION_GRACE_SECONDS}; 0 revokes it now)
   key revoke <keyId>                            revoke an API key
   afip-issuer add <tenantId> --cuit <cuit> --cert <file.crt> --key <file.key>
   afip-issuer rotate <tenantId> --cuit <cuit> --cert <file.crt> --key <file.key>
@@ -69,6 +80,8 @@ const { positionals, values } = parseArgs({
     'client-id': { type: 'string' },
     'client-secret': { type: 'string' },
     calendars: { type: 'string' },
+    expires: { type: 'string' },
+    grace: { type: 'string' },
   },
 });
 const [command, sub, target] = positionals;
@@ -111,6 +124,43 @@ function calendarAccess(): CalendarAccess | undefined {
   return calendarAccessOf(calendars);
 }
 
+/** The first message of a failed zod parse, for `fail`. */
+function firstIssue(result: { error?: { issues: readonly { message: string }[] } }): string {
+  return result.error?.issues[0]?.message ?? 'invalid';
+}
+
+function keyName(): string {
+  const parsed = apiKeyNameSchema.safeParse(values.name ?? 'cli');
+  if (!parsed.success) fail(`--name: ${firstIssue(parsed)}`);
+  return parsed.data;
+}
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+// An instant with its offset: without one, the same text would name another moment on another machine.
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+/** --expires: an RFC 3339 instant, or a duration from now (90d, 12h, 30m); undefined: never. */
+function keyExpiry(): Date | undefined {
+  const raw = values.expires;
+  if (raw === undefined) return undefined;
+  const duration = /^(\d+)([mhd])$/.exec(raw);
+  const unit = DURATION_UNIT_MS[duration?.[2] ?? ''];
+  let at: Date | undefined;
+  if (duration && unit !== undefined) at = new Date(Date.now() + Number(duration[1]) * unit);
+  else if (INSTANT.test(raw)) at = new Date(raw);
+  if (at === undefined || Number.isNaN(at.getTime())) fail(`--expires: an instant with offset (2027-01-31T00:00:00Z) or a duration (90d, 12h, 30m): ${raw}`);
+  const parsed = apiKeyExpirySchema.safeParse(at);
+  if (!parsed.success) fail(`--expires: ${firstIssue(parsed)}`);
+  return parsed.data;
+}
+
+function graceSeconds(): number | undefined {
+  if (values.grace === undefined) return undefined;
+  const parsed = rotationGraceSecondsSchema.safeParse(/^\d+$/.test(values.grace) ? Number(values.grace) : Number.NaN);
+  if (!parsed.success) fail(`--grace: whole seconds from 0 (revoke now) to 2592000 (30 days): ${values.grace}`);
+  return parsed.data;
+}
+
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 async function requireTenant(db: Db): Promise<string> {
@@ -145,9 +195,23 @@ try {
       process.stdout.write(`tenant ${target} ready\n`);
       break;
     case 'key create': {
-      if (!target) fail('tenant id required');
-      const created = await createApiKey(db, { tenantId: target, name: values.name ?? 'cli', scopes: parseScopes(values.scopes) });
-      process.stdout.write(`key id ${created.id}\napi key ${created.key}\n(store it now: only its sha256 is kept)\n`);
+      const options = { name: keyName(), scopes: parseScopes(values.scopes), expiresAt: keyExpiry() };
+      const created = await createApiKey(db, { tenantId: await requireTenant(db), ...options });
+      const expiry = created.expiresAt === null ? '' : `expires ${created.expiresAt.toISOString()}\n`;
+      process.stdout.write(`key id ${created.id}\napi key ${created.key}\n${expiry}(store it now: only its sha256 is kept)\n`);
+      break;
+    }
+    case 'key list':
+      print(await listApiKeys(db, await requireTenant(db)));
+      break;
+    case 'key rotate': {
+      if (!target) fail('key id required');
+      const { key, previous } = await rotateApiKey(db, target, graceSeconds());
+      const retired = previous.revokedAt === null ? `works until ${previous.expiresAt?.toISOString() ?? '(never)'}` : 'is revoked';
+      const expiry = key.expiresAt === null ? '' : `expires ${key.expiresAt.toISOString()}\n`;
+      process.stdout.write(
+        `key id ${key.id}\napi key ${key.key}\n${expiry}replaces ${previous.id}, which ${retired}\n(store it now: only its sha256 is kept)\n`,
+      );
       break;
     }
     case 'key revoke':
@@ -215,7 +279,7 @@ try {
       fail(`unknown command: ${positionals.join(' ') || '(none)'}`);
   }
 } catch (error) {
-  if (!(error instanceof ConnectionError)) throw error;
+  if (!(error instanceof ConnectionError || error instanceof ApiKeyError)) throw error;
   process.stderr.write(`${error.message}\n`);
   process.exitCode = 1;
 } finally {

@@ -87,6 +87,20 @@ describe('loadConfig', () => {
     expect(later.join('\n')).toMatch(/CALENDAR_SYNC_CONCURRENCY/);
   });
 
+  it('reads API_TRUST_PROXY as Fastify trustProxy: off by default, true, or addresses and CIDRs, never a hop count', () => {
+    expect(loadConfig({}).api.trustProxy).toBe(false);
+    expect(loadConfig({ API_TRUST_PROXY: 'true' }).api.trustProxy).toBe(true);
+    expect(loadConfig({ API_TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,fd00::/8,loopback' }).api.trustProxy).toBe('10.0.0.0/8,192.168.1.7,fd00::/8,loopback');
+    expect(issuesOf({ API_TRUST_PROXY: '10.0.0.0/33,lb.internal' })).toEqual([expect.stringMatching(/^API_TRUST_PROXY: .*10\.0\.0\.0\/33, lb\.internal$/)]);
+    expect(issuesOf({ API_TRUST_PROXY: '2' })).toEqual([expect.stringMatching(/^API_TRUST_PROXY: hop counts are not supported/)]);
+  });
+
+  it('limits failed authentications to 20 per address per 5 minutes unless told otherwise', () => {
+    expect(loadConfig({}).api.authFailures).toEqual({ limit: 20, windowSeconds: 300 });
+    expect(loadConfig({ AUTH_FAILURE_LIMIT: '5', AUTH_FAILURE_WINDOW_SECONDS: '60' }).api.authFailures).toEqual({ limit: 5, windowSeconds: 60 });
+    expect(issuesOf({ AUTH_FAILURE_LIMIT: '0' })).toEqual([expect.stringMatching(/^AUTH_FAILURE_LIMIT:/)]);
+  });
+
   it('chooses sandbox or live per dependency, CONNECTORS_MODE being the default', () => {
     expect(loadConfig({ CALENDAR_CONNECTOR: 'live' }).connectors).toEqual({ calendar: 'live', afip: 'sandbox', s3: 'sandbox' });
     expect(loadConfig({ CONNECTORS_MODE: 'live', AFIP_CONNECTOR: 'sandbox' }).connectors).toEqual({ calendar: 'live', afip: 'sandbox', s3: 'live' });

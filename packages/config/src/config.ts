@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseBackupConfig, type BackupConfig } from './backup';
@@ -40,6 +41,37 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+/**
+ * Fastify's `trustProxy`: whom to believe about the client's address (X-Forwarded-For). A list is
+ * kept as Fastify takes it, comma-separated. Hop counts are refused: Fastify 5.12 ignores them
+ * (it trusts no one then), because a count cannot tell the proxy from a client that sends the header.
+ */
+type TrustProxy = boolean | string;
+// proxy-addr's names for well-known ranges, accepted beside addresses and CIDRs.
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((raw, ctx): TrustProxy => {
+    if (raw === '' || raw === 'false') return false;
+    if (raw === 'true') return true;
+    if (/^\d+$/.test(raw)) {
+      ctx.addIssue({ code: 'custom', message: 'hop counts are not supported (Fastify ignores them); name the proxies: addresses or CIDRs' });
+      return false;
+    }
+    const entries = raw.split(',').map((entry) => entry.trim());
+    const invalid = entries.filter((entry) => !isProxyAddress(entry));
+    if (invalid.length > 0) ctx.addIssue({ code: 'custom', message: `not an address, CIDR, loopback, linklocal or uniquelocal: ${invalid.join(', ')}` });
+    return entries.join(',');
+  });
+
 const envSchema = z.object({
   // development | test | production; production turns on the safety checks below.
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -70,6 +102,13 @@ const envSchema = z.object({
   ADMIN_PASSWORD: optionalString,
   // Timeout for each dependency ping in /health/ready.
   READY_TIMEOUT_MS: int(50).default(1000),
+  // Which proxies' X-Forwarded-For names the client (Fastify trustProxy): false (the socket's peer),
+  // true (any; only behind a proxy that overwrites the header), or comma-separated addresses/CIDRs.
+  API_TRUST_PROXY: trustProxy.default(false),
+  // Failed authentications (unknown, revoked or expired key, wrong Basic password) a client address
+  // may make per window across the fleet; past that it gets 429 until the window ends.
+  AUTH_FAILURE_LIMIT: int(1).default(20),
+  AUTH_FAILURE_WINDOW_SECONDS: int(1).default(300),
 
   // Seed a development tenant with a well-known API key (never in production).
   DEV_TENANT_ENABLED: bool.optional(),
@@ -208,6 +247,9 @@ export interface Config {
     adminUser: string;
     adminPassword: string;
     readyTimeoutMs: number;
+    trustProxy: TrustProxy;
+    /** Failed authentications allowed per client address per window, fleet-wide. */
+    authFailures: { limit: number; windowSeconds: number };
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number; pruneIntervalMs: number };
@@ -433,6 +475,8 @@ export function loadConfig(source: Source = process.env): Config {
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
       readyTimeoutMs: env.READY_TIMEOUT_MS,
+      trustProxy: env.API_TRUST_PROXY,
+      authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,

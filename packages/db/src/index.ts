@@ -4,8 +4,23 @@ export * as schema from './schema';
 export type { LockAuditEvent } from './schema';
 export { syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
-export { API_KEY_SCOPES, createTenant, tenantExists, createApiKey, authenticateApiKey, revokeApiKey, ensureDevTenant } from './tenants';
-export type { ApiKeyScope, ApiKeyPrincipal } from './tenants';
+export { createTenant, tenantExists, ensureDevTenant } from './tenants';
+export {
+  API_KEY_SCOPES,
+  ApiKeyError,
+  DEFAULT_ROTATION_GRACE_SECONDS,
+  apiKeyExpirySchema,
+  apiKeyNameSchema,
+  authenticateApiKey,
+  createApiKey,
+  findApiKey,
+  listApiKeys,
+  recordApiKeyUse,
+  revokeApiKey,
+  rotateApiKey,
+  rotationGraceSecondsSchema,
+} from './api-keys';
+export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope } from './api-keys';
 export {
   beginIdempotentRequest,
   completeIdempotentRequest,

@@ -1,18 +1,24 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { authenticateApiKey, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
+import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
+import type { AuthFailureLimiter } from './auth-failures';
 
 export interface AuthOptions {
   db: Db;
   /** How long a key lookup (found or not) is reused; bounds how late a revocation bites. Default 5000. */
   cacheTtlMs?: number;
   admin: { user: string; password: string };
+  /** Counts failed authentications per client address and refuses an address over the limit (429). */
+  failures: AuthFailureLimiter;
 }
 
 export interface Auth {
-  /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403. */
+  /**
+   * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403;
+   * 429 from an address with too many failed authentications.
+   */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
   /**
    * For a tenant's own administration: `fleet:admin` reaches every tenant, `admin` its own only;
@@ -32,6 +38,8 @@ export interface Auth {
 const REALM = 'jobfleet';
 // Beyond this many distinct keys the cache starts over, so random keys cannot grow it without bound.
 const CACHE_MAX_ENTRIES = 10_000;
+// last_used_at is for humans deciding which keys to retire: a minute's precision is plenty.
+const LAST_USE_WRITE_INTERVAL_MS = 60_000;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
@@ -66,6 +74,8 @@ export function createAuth(options: AuthOptions): Auth {
   // Keyed by the key's hash; holds the promise so concurrent requests with one key share one lookup.
   const cache = new Map<string, { lookup: Promise<ApiKeyPrincipal | null>; expiresAt: number }>();
   const principals = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
+  // Key id -> when this process last recorded its use.
+  const lastUseWrites = new Map<string, number>();
 
   function lookup(key: string): Promise<ApiKeyPrincipal | null> {
     const id = sha256(key).toString('hex');
@@ -82,11 +92,37 @@ export function createAuth(options: AuthOptions): Auth {
     return pending;
   }
 
+  function recordUse(request: FastifyRequest, keyId: string): void {
+    const now = Date.now();
+    if ((lastUseWrites.get(keyId) ?? -Infinity) > now - LAST_USE_WRITE_INTERVAL_MS) return;
+    if (lastUseWrites.size >= CACHE_MAX_ENTRIES) lastUseWrites.clear();
+    lastUseWrites.set(keyId, now);
+    // Not awaited: bookkeeping must neither delay nor fail the request it describes.
+    recordApiKeyUse(options.db, keyId).catch((err: unknown) => request.log.warn({ err, keyId }, 'could not record the API key use'));
+  }
+
+  /** The principal of a valid key, or null for an unknown, revoked or expired one. */
+  async function principalOf(request: FastifyRequest, key: string): Promise<ApiKeyPrincipal | null> {
+    const principal = await lookup(key);
+    // A cached principal must not outlive its key's expiry.
+    if (principal === null || (principal.expiresAt !== null && principal.expiresAt.getTime() <= Date.now())) return null;
+    recordUse(request, principal.keyId);
+    return principal;
+  }
+
+  /** Refuses wrong credentials, counting them against the caller's address (429 once over the limit). */
+  async function refuse(request: FastifyRequest, problem: HttpProblem): Promise<never> {
+    await options.failures.recordFailure(request.ip, request.log);
+    throw problem;
+  }
+
   async function authenticate(request: FastifyRequest): Promise<ApiKeyPrincipal> {
+    options.failures.assertNotBlocked(request.ip);
+    // No key at all is no guess: refused, not counted.
     const key = presentedApiKey(request);
     if (key === undefined) throw bearerChallenge('An API key is required (Authorization: Bearer <key> or X-Api-Key)');
-    const principal = await lookup(key);
-    if (principal === null) throw bearerChallenge('The API key is unknown or revoked', 'invalid_token');
+    const principal = await principalOf(request, key);
+    if (principal === null) return refuse(request, bearerChallenge('The API key is unknown, revoked or expired', 'invalid_token'));
     return principal;
   }
 
@@ -111,6 +147,7 @@ export function createAuth(options: AuthOptions): Auth {
     },
 
     async requireOperator(request) {
+      options.failures.assertNotBlocked(request.ip);
       const basic = basicCredentials(request);
       const key = basic === undefined ? presentedApiKey(request) : undefined;
       if (basic !== undefined) {
@@ -119,13 +156,16 @@ export function createAuth(options: AuthOptions): Auth {
         const passwordOk = secretEquals(basic.password, options.admin.password);
         if (userOk && passwordOk) return;
       } else if (key !== undefined) {
-        const principal = await lookup(key);
+        const principal = await principalOf(request, key);
         if (principal?.scopes.includes('fleet:admin')) return;
         if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
       }
-      throw new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
+      const challenge = new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
         headers: { 'www-authenticate': `Basic realm="${REALM}-admin", charset="UTF-8"` },
       });
+      // No credentials at all is a browser asking for the Basic prompt, not a guess.
+      if (basic === undefined && key === undefined) throw challenge;
+      return refuse(request, challenge);
     },
 
     principal(request) {

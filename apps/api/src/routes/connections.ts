@@ -6,7 +6,6 @@ import {
   googleConnectionRepository,
   serviceAccountCredential,
   serviceAccountKeySchema,
-  tenantExists,
   type Db,
   type GoogleCredential,
 } from '@jobfleet/db';
@@ -16,8 +15,8 @@ import { z } from 'zod';
 import { callPostgres as pg } from '../dependencies';
 import { connectionDoc } from '../openapi';
 import type { Auth } from '../plugins/auth';
-import { tenantIdParam } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
+import { administeredTenant, tenantIdParam as tenantId } from './tenant-admin';
 
 export interface ConnectionRoutesDeps {
   db: Db;
@@ -34,7 +33,7 @@ const pem = (label: string) =>
     .max(64 * 1024)
     .regex(new RegExp(`-----BEGIN [A-Z ]*${label}-----`), `a PEM ${label.toLowerCase()}`);
 
-const issuerParams = z.strictObject({ id: tenantIdParam, cuit });
+const issuerParams = z.strictObject({ id: tenantId, cuit });
 const issuerSecret = { certificatePem: pem('CERTIFICATE'), privateKeyPem: pem('PRIVATE KEY') };
 const addIssuerBody = z.strictObject({ cuit, ...issuerSecret });
 const rotateIssuerBody = z.strictObject(issuerSecret);
@@ -82,10 +81,7 @@ export function registerConnectionRoutes(app: FastifyInstance, { db, keyring, au
 
   /** Authorises the caller for the tenant in the path, which must exist. */
   async function tenantOf(request: FastifyRequest): Promise<string> {
-    const { id } = parseOrThrow(z.looseObject({ id: tenantIdParam }), request.params, 'The path');
-    await auth.requireTenantAdmin(request, id);
-    if (!(await pg(() => tenantExists(db, id)))) throw new HttpProblem(404, `No tenant "${id}"`);
-    return id;
+    return (await administeredTenant(request, { db, auth })).tenantId;
   }
 
   /** Connection refusals are the client's: a CUIT taken, nothing to rotate, a key that is not the certificate's. */

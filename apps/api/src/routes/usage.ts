@@ -1,14 +1,12 @@
-import { tenantExists, type Db, type TenantLimitsCache } from '@jobfleet/db';
+import type { Db, TenantLimitsCache } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import { nextQuotaDay, quotaDay, type TenantCapacity } from '@jobfleet/queue';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { callPostgres as pg, redisCaller } from '../dependencies';
 import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
-import { tenantIdParam } from '../params';
-import { HttpProblem, parseOrThrow } from '../problem';
+import { administeredTenant } from './tenant-admin';
 
 export interface UsageRoutesDeps {
   db: Db;
@@ -18,8 +16,6 @@ export interface UsageRoutesDeps {
   capacity: TenantCapacity;
   limits: TenantLimitsCache;
 }
-
-const tenantParams = z.strictObject({ id: tenantIdParam });
 
 /** `GET /v1/usage` (a tenant's own) and `GET /v1/admin/tenants/:id/usage` (its admin, or fleet:admin). */
 export function registerUsageRoutes(app: FastifyInstance, { db, auth, kinds, redis: connection, capacity, limits }: UsageRoutesDeps): void {
@@ -46,10 +42,5 @@ export function registerUsageRoutes(app: FastifyInstance, { db, auth, kinds, red
 
   app.get('/v1/usage', { onRequest: auth.requireScope('jobs:read'), schema: docs.usage }, (request) => usageOf(auth.principal(request).tenantId));
 
-  app.get('/v1/admin/tenants/:id/usage', { schema: docs.tenantUsage }, async (request) => {
-    const { id } = parseOrThrow(tenantParams, request.params, 'The path');
-    await auth.requireTenantAdmin(request, id);
-    if (!(await pg(() => tenantExists(db, id)))) throw new HttpProblem(404, `No tenant "${id}"`);
-    return usageOf(id);
-  });
+  app.get('/v1/admin/tenants/:id/usage', { schema: docs.tenantUsage }, async (request) => usageOf((await administeredTenant(request, { db, auth })).tenantId));
 }

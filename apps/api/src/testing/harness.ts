@@ -54,6 +54,9 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
     QUEUE_PREFIX: prefix,
     ADMIN_PASSWORD,
     API_BODY_LIMIT_BYTES: '16384',
+    // Every request of a file comes from inject's 127.0.0.1: refused keys must not add up to a
+    // lockout. The limiter's own tests set their limit.
+    AUTH_FAILURE_LIMIT: '1000000',
     ...options.env,
   });
   const logger = options.logger ?? createLogger({ level: config.logLevel, serviceName: 'api-test' });
