@@ -16,6 +16,7 @@ import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
+import { registerTenantLimitRoutes } from './routes/tenant-limits';
 
 export interface ApiDeps {
   config: Config;
@@ -94,6 +95,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });
+  registerTenantLimitRoutes(app, { config, db: database.db, auth, kinds });
   registerConnectionRoutes(app, {
     db: database.db,
     keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId),

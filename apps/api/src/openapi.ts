@@ -145,6 +145,41 @@ export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 
   };
 }
 
+const quotaProperties = { jobsPerDay: { type: 'integer' }, maxWaitingJobs: { type: 'integer' }, maxRunningJobs: { type: 'integer' } };
+
+/** Documentation of a tenant's limits: reading them, or changing them with `change` (its zod schema) as the body. */
+export function tenantLimitsDoc(change?: z.ZodType): FastifySchema {
+  return {
+    tags: ['limits'],
+    summary: change === undefined ? "A tenant's tier, overrides and effective limits" : "Set a tenant's tier and/or replace its overrides (fleet:admin only)",
+    security: apiKeySecurity,
+    params: object({ id: { type: 'string' } }),
+    ...(change === undefined ? {} : { body: jsonSchema(change) }),
+    response: {
+      200: object({
+        tenantId: { type: 'string' },
+        tier: { ...nullable('string'), description: 'The tier set on the tenant; null: the configured default' },
+        overrides: { type: 'object', additionalProperties: true, description: 'Limits set for this tenant alone, over its tier' },
+        effective: object(
+          {
+            tier: { type: 'string' },
+            requestsPerMinute: { type: 'integer', description: "All of the tenant's keys together" },
+            keyRequestsPerMinute: { type: 'integer', description: 'Any one key' },
+            kinds: { type: 'object', additionalProperties: object(quotaProperties), description: 'Quotas per job kind' },
+          },
+          'What applies: the tier, its per-kind entries, then the overrides',
+        ),
+      }),
+      400: problem('Invalid tenant id in the path'),
+      401: authProblems[401],
+      403: problem(change === undefined ? 'The key is not admin of this tenant (nor fleet:admin)' : 'The key is not fleet:admin'),
+      404: problem('No such tenant'),
+      ...(change === undefined ? {} : { 422: problem('Unknown tier, invalid overrides or an unknown job kind; errors name each field') }),
+      503: authProblems[503],
+    },
+  };
+}
+
 /** One documentation schema per route, keyed by what the route does. */
 export const docs = {
   getJob: {
@@ -253,6 +288,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'sync', description: 'What has been synced, per entity' },
         { name: 'backups', description: 'Backup runs (admin)' },
         { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
+        { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

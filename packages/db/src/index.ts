@@ -33,4 +33,4 @@ export {
 export type { CalendarAccess, GoogleCredential } from './connections';
 export { classifyPostgresError, postgresRefusal } from './postgres-errors';
 export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits';
-export type { TenantLimitSettings, TenantLimitsCache } from './tenant-limits';
+export type { TenantLimitsCache } from './tenant-limits';
