@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import type { Database } from '@jobfleet/db';
+import { createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
@@ -10,6 +10,7 @@ import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
 import { HttpProblem, installProblemHandlers, sendError } from './problem';
+import { installRateLimits } from './rate-limit';
 import { registerAdminRoutes } from './routes/admin';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
@@ -85,10 +86,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  const tenantLimits = createTenantLimitsCache(database.db, config.tenants);
   const auth = createAuth({
     db: database.db,
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
+    limiter: installRateLimits(app, { redis, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   const kinds = deps.kinds ?? JOB_KINDS;

@@ -37,9 +37,14 @@ const problem = (description: string) => ({
   },
 });
 
+const rateLimited = problem(
+  "The tenant's or the key's request rate limit is used up; retry after Retry-After seconds (RateLimit-Policy and RateLimit say which, on every answer)",
+);
+
 const authProblems = {
   401: problem('Missing, unknown or revoked API key'),
   403: problem('The key lacks the scope, or the resource belongs to another tenant'),
+  429: rateLimited,
   503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -140,6 +145,7 @@ export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 
       422: problem('Invalid body: not PEM, key not matching the certificate, certificate for another CUIT'),
       401: authProblems[401],
       403: problem('The key is not admin of this tenant (nor fleet:admin)'),
+      429: rateLimited,
       503: authProblems[503],
     },
   };
@@ -175,6 +181,7 @@ export function tenantLimitsDoc(change?: z.ZodType): FastifySchema {
       403: problem(change === undefined ? 'The key is not admin of this tenant (nor fleet:admin)' : 'The key is not fleet:admin'),
       404: problem('No such tenant'),
       ...(change === undefined ? {} : { 422: problem('Unknown tier, invalid overrides or an unknown job kind; errors name each field') }),
+      429: rateLimited,
       503: authProblems[503],
     },
   };

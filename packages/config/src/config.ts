@@ -81,6 +81,9 @@ const envSchema = z.object({
   TENANT_DEFAULT_TIER: z.string().regex(TIER_NAME).default('standard'),
   // How long a process reuses a tenant's tier and overrides before reading them again.
   TENANT_LIMITS_CACHE_SECONDS: int(0).default(10),
+  // Length of the window of the request rate limits. A tier's requestsPerMinute and
+  // keyRequestsPerMinute are what one window allows, so anything but 60 is for tests.
+  RATE_LIMIT_WINDOW_SECONDS: int(1).default(60),
 
   // How long an Idempotency-Key is remembered.
   IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
@@ -208,6 +211,8 @@ export interface Config {
     adminUser: string;
     adminPassword: string;
     readyTimeoutMs: number;
+    /** The window of the tenant and key request rate limits. */
+    rateLimitWindowSeconds: number;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number; pruneIntervalMs: number };
@@ -433,6 +438,7 @@ export function loadConfig(source: Source = process.env): Config {
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
       readyTimeoutMs: env.READY_TIMEOUT_MS,
+      rateLimitWindowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,

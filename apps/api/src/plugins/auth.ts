@@ -3,20 +3,27 @@ import { authenticateApiKey, type ApiKeyPrincipal, type ApiKeyScope, type Db } f
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
+import type { RequestLimiter } from '../rate-limit';
 
 export interface AuthOptions {
   db: Db;
   /** How long a key lookup (found or not) is reused; bounds how late a revocation bites. Default 5000. */
   cacheTtlMs?: number;
   admin: { user: string; password: string };
+  /**
+   * Counts each request that `requireScope` or `requireTenantAdmin` authenticates against its
+   * tenant's and key's rate limits; `requireOperator`'s fleet-wide routes are not tenant traffic.
+   */
+  limiter: RequestLimiter;
 }
 
 export interface Auth {
-  /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403. */
+  /** onRequest hook: a valid, unrevoked API key carrying `scope`, else 401/403; 429 over its rate limits. */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
   /**
    * For a tenant's own administration: `fleet:admin` reaches every tenant, `admin` its own only;
-   * anything else is 403. Call after `requireScope('jobs:read')`-style authentication, or alone.
+   * anything else is 403; 429 over its rate limits. Call after `requireScope('jobs:read')`-style
+   * authentication, or alone (the request is counted once either way).
    */
   requireTenantAdmin(request: FastifyRequest, tenantId: string): Promise<ApiKeyPrincipal>;
   /**
@@ -87,6 +94,7 @@ export function createAuth(options: AuthOptions): Auth {
     if (key === undefined) throw bearerChallenge('An API key is required (Authorization: Bearer <key> or X-Api-Key)');
     const principal = await lookup(key);
     if (principal === null) throw bearerChallenge('The API key is unknown or revoked', 'invalid_token');
+    await options.limiter.admit(request, principal);
     return principal;
   }
 
