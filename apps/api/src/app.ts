@@ -12,6 +12,7 @@ import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
 import { createAuthFailureLimiter } from './plugins/auth-failures';
 import { HttpProblem, installProblemHandlers, sendError } from './problem';
+import { installRateLimits } from './rate-limit';
 import { registerAdminRoutes } from './routes/admin';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerBackupRoutes } from './routes/backups';
@@ -20,6 +21,7 @@ import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
+import { registerTenantLimitRoutes } from './routes/tenant-limits';
 
 export interface ApiDeps {
   config: Config;
@@ -90,20 +92,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  const tenantLimits = createTenantLimitsCache(database.db, config.tenants);
   const auth = createAuth({
     db: database.db,
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
     failures: createAuthFailureLimiter({ redis, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
+    limiter: installRateLimits(app, { redis, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
-  const limits = createTenantLimitsCache(database.db, config.tenants);
-  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth, capacity, limits });
-  registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits });
+  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth, capacity, limits: tenantLimits });
+  registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits: tenantLimits });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });
+  registerTenantLimitRoutes(app, { config, db: database.db, auth, kinds });
   registerConnectionRoutes(app, {
     db: database.db,
     keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId),

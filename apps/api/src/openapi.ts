@@ -38,13 +38,16 @@ const problem = (description: string) => ({
   },
 });
 
-// Any authenticated route answers it, whatever the credentials, while the address is blocked.
-const tooManyFailedAuthentications = problem('Too many failed authentications from this address (/problems/too-many-failed-authentications); retry after Retry-After seconds');
+// Any authenticated route may answer it: the caller's address failed to authenticate too often, or
+// the tenant's or key's request rate limit is used up.
+const tooManyRequests = problem(
+  "Too many failed authentications from this address (/problems/too-many-failed-authentications), or the tenant's or the key's request rate limit is used up (/problems/rate-limited; RateLimit-Policy and RateLimit say which, on every answer); retry after Retry-After seconds",
+);
 
 const authProblems = {
   401: problem('Missing, unknown, revoked or expired API key'),
   403: problem('The key lacks the scope, or the resource belongs to another tenant'),
-  429: tooManyFailedAuthentications,
+  429: tooManyRequests,
   503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -108,7 +111,7 @@ const usageProperties = {
 const adminProblems = {
   401: problem('Admin credentials (HTTP Basic) or an admin-scoped API key are required'),
   403: problem('The API key lacks the admin scope'),
-  429: tooManyFailedAuthentications,
+  429: tooManyRequests,
   503: problem('Postgres is unavailable; retry after Retry-After seconds'),
 };
 
@@ -145,7 +148,7 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       422: problem('The Idempotency-Key was already used with a different body'),
       ...authProblems,
       429: problem(
-        'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), or too many failed authentications from this address; retry after Retry-After seconds',
+        'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), a request rate limit is used up (/problems/rate-limited), or too many failed authentications came from this address; retry after Retry-After seconds',
       ),
     },
   };
@@ -166,7 +169,43 @@ export function connectionDoc(summary: string, body?: z.ZodType, success: 200 | 
       422: problem('Invalid body: not PEM, key not matching the certificate, certificate for another CUIT'),
       401: authProblems[401],
       403: problem('The key is not admin of this tenant (nor fleet:admin)'),
-      429: tooManyFailedAuthentications,
+      429: tooManyRequests,
+      503: authProblems[503],
+    },
+  };
+}
+
+const quotaProperties = { jobsPerDay: { type: 'integer' }, maxWaitingJobs: { type: 'integer' }, maxRunningJobs: { type: 'integer' } };
+
+/** Documentation of a tenant's limits: reading them, or changing them with `change` (its zod schema) as the body. */
+export function tenantLimitsDoc(change?: z.ZodType): FastifySchema {
+  return {
+    tags: ['limits'],
+    summary: change === undefined ? "A tenant's tier, overrides and effective limits" : "Set a tenant's tier and/or replace its overrides (fleet:admin only)",
+    security: apiKeySecurity,
+    params: object({ id: { type: 'string' } }),
+    ...(change === undefined ? {} : { body: jsonSchema(change) }),
+    response: {
+      200: object({
+        tenantId: { type: 'string' },
+        tier: { ...nullable('string'), description: 'The tier set on the tenant; null: the configured default' },
+        overrides: { type: 'object', additionalProperties: true, description: 'Limits set for this tenant alone, over its tier' },
+        effective: object(
+          {
+            tier: { type: 'string' },
+            requestsPerMinute: { type: 'integer', description: "All of the tenant's keys together" },
+            keyRequestsPerMinute: { type: 'integer', description: 'Any one key' },
+            kinds: { type: 'object', additionalProperties: object(quotaProperties), description: 'Quotas per job kind' },
+          },
+          'What applies: the tier, its per-kind entries, then the overrides',
+        ),
+      }),
+      400: problem('Invalid tenant id in the path'),
+      401: authProblems[401],
+      403: problem(change === undefined ? 'The key is not admin of this tenant (nor fleet:admin)' : 'The key is not fleet:admin'),
+      404: problem('No such tenant'),
+      ...(change === undefined ? {} : { 422: problem('Unknown tier, invalid overrides or an unknown job kind; errors name each field') }),
+      429: tooManyRequests,
       503: authProblems[503],
     },
   };
@@ -193,7 +232,7 @@ export function apiKeyDocs(bodies: { create: z.ZodType; rotate: z.ZodType }): Re
     401: authProblems[401],
     403: problem('The key is not admin of this tenant (nor fleet:admin), or a tenant admin touched a fleet:admin key'),
     404: problem('No such tenant, or no such key in this tenant'),
-    429: tooManyFailedAuthentications,
+    429: tooManyRequests,
     503: authProblems[503],
   };
   const doc = (summary: string, schema: FastifySchema): FastifySchema => ({ tags: ['api-keys'], summary, security: apiKeySecurity, ...schema });
@@ -341,6 +380,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
         { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
         { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
+        { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

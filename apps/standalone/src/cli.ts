@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { readCredentialsDirectory } from '@jobfleet/afip';
-import { loadConfigOrExit } from '@jobfleet/config';
+import { loadConfigOrExit, tenantLimitChangeSchema } from '@jobfleet/config';
 import { isValidCuit } from '@jobfleet/contracts';
 import {
   API_KEY_SCOPES,
@@ -24,16 +24,22 @@ import {
   serviceAccountCredential,
   serviceAccountKeySchema,
   tenantExists,
+  tenantLimitsRepository,
   type ApiKeyScope,
   type CalendarAccess,
   type Db,
   type GoogleCredential,
 } from '@jobfleet/db';
+import { QUEUE_NAMES } from '@jobfleet/kinds';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 
 const USAGE = `usage: npm run jobfleet -- <command>
   migrate                                       apply database migrations
   tenant create <id> --name <name>              create (or rename) a tenant
+  tenant tier <tenantId> <tier | default>       set a tenant's tier (default: TENANT_DEFAULT_TIER's)
+  tenant limits <tenantId> [--set '<json>' | --clear]
+                    print a tenant's effective limits; --set replaces its overrides
+                    (e.g. '{"requestsPerMinute":600,"kinds":{"afip-sync":{"jobsPerDay":500}}}'), --clear drops them
   key create <tenantId> [--scopes a,b] [--name n] [--expires <instant | 90d | 12h | 30m>]
                                                 create an API key (printed once)
   key list <tenantId>                           a tenant's keys: scopes, last use, expiry, revocation (never the keys)
@@ -82,9 +88,11 @@ const { positionals, values } = parseArgs({
     calendars: { type: 'string' },
     expires: { type: 'string' },
     grace: { type: 'string' },
+    set: { type: 'string' },
+    clear: { type: 'boolean' },
   },
 });
-const [command, sub, target] = positionals;
+const [command, sub, target, argument] = positionals;
 
 function cuitOption(): number {
   const cuit = Number(values.cuit);
@@ -169,6 +177,27 @@ async function requireTenant(db: Db): Promise<string> {
   return target;
 }
 
+function overridesOption(): unknown {
+  if (values.set === undefined) return values.clear ? {} : undefined;
+  if (values.clear) fail('--set and --clear exclude each other');
+  try {
+    return JSON.parse(values.set);
+  } catch {
+    fail('--set: not valid JSON');
+  }
+}
+
+/** Stores a change of a tenant's limits, validated as the admin API validates it (configured tiers, registered kinds). */
+async function changeLimits(db: Db, tenantId: string, change: unknown): Promise<void> {
+  const parsed = tenantLimitChangeSchema(config.tenants.tiers, QUEUE_NAMES).safeParse(change);
+  if (!parsed.success) fail(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'limits'}: ${issue.message}`).join('\n'));
+  await tenantLimitsRepository.update(db, tenantId, parsed.data);
+}
+
+async function printLimits(db: Db, tenantId: string): Promise<void> {
+  print(await tenantLimitsRepository.describe(db, config.tenants, tenantId, QUEUE_NAMES));
+}
+
 if (`${command ?? ''} ${sub ?? ''}` === 'secrets generate-key') {
   if (!target) fail('key id required');
   process.stdout.write(`${generateKeyringEntry(target)}\n(append it to SECRETS_KEYS; it becomes active as the last entry or through SECRETS_ACTIVE_KEY_ID)\n`);
@@ -194,6 +223,20 @@ try {
       await createTenant(db, { id: target, name: values.name ?? target });
       process.stdout.write(`tenant ${target} ready\n`);
       break;
+    case 'tenant tier': {
+      const tenantId = await requireTenant(db);
+      if (!argument) fail('a tier is required: a tier name, or "default"');
+      await changeLimits(db, tenantId, { tier: argument === 'default' ? null : argument });
+      await printLimits(db, tenantId);
+      break;
+    }
+    case 'tenant limits': {
+      const tenantId = await requireTenant(db);
+      const overrides = overridesOption();
+      if (overrides !== undefined) await changeLimits(db, tenantId, { overrides });
+      await printLimits(db, tenantId);
+      break;
+    }
     case 'key create': {
       const options = { name: keyName(), scopes: parseScopes(values.scopes), expiresAt: keyExpiry() };
       const created = await createApiKey(db, { tenantId: await requireTenant(db), ...options });

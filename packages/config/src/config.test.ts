@@ -45,6 +45,12 @@ describe('loadConfig', () => {
     expect(issuesOf({ TENANT_DEFAULT_TIER: 'gold' })).toEqual([expect.stringMatching(/^TENANT_DEFAULT_TIER: "gold" is not a tier/)]);
   });
 
+  it('counts request rate limits in windows of RATE_LIMIT_WINDOW_SECONDS, a minute by default', () => {
+    expect(loadConfig({}).api.rateLimitWindowSeconds).toBe(60);
+    expect(loadConfig({ RATE_LIMIT_WINDOW_SECONDS: '2' }).api.rateLimitWindowSeconds).toBe(2);
+    expect(issuesOf({ RATE_LIMIT_WINDOW_SECONDS: '0' })).toEqual([expect.stringMatching(/^RATE_LIMIT_WINDOW_SECONDS:/)]);
+  });
+
   it('returns a frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);

@@ -120,6 +120,9 @@ const envSchema = z.object({
   TENANT_DEFAULT_TIER: z.string().regex(TIER_NAME).default('standard'),
   // How long a process reuses a tenant's tier and overrides before reading them again.
   TENANT_LIMITS_CACHE_SECONDS: int(0).default(10),
+  // Length of the window of the request rate limits. A tier's requestsPerMinute and
+  // keyRequestsPerMinute are what one window allows, so anything but 60 is for tests.
+  RATE_LIMIT_WINDOW_SECONDS: int(1).default(60),
 
   // How long an Idempotency-Key is remembered.
   IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
@@ -250,6 +253,8 @@ export interface Config {
     trustProxy: TrustProxy;
     /** Failed authentications allowed per client address per window, fleet-wide. */
     authFailures: { limit: number; windowSeconds: number };
+    /** The window of the tenant and key request rate limits. */
+    rateLimitWindowSeconds: number;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number; pruneIntervalMs: number };
@@ -477,6 +482,7 @@ export function loadConfig(source: Source = process.env): Config {
       readyTimeoutMs: env.READY_TIMEOUT_MS,
       trustProxy: env.API_TRUST_PROXY,
       authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },
+      rateLimitWindowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,

@@ -2,5 +2,5 @@ export { loadConfig, loadConfigOrExit, DEPENDENCIES } from './config';
 export type { Config, WorkerQueueSettings, Dependency, DependencyPolicySettings } from './config';
 export { BACKUP_DEFINITION_NAME } from './backup';
 export type { BackupConfig, BackupDefinition, BackupTargetConfig, RestoreCheckMode } from './backup';
-export { limitOverridesSchema, resolveTenantLimits } from './tenant-limits';
+export { DEFAULT_TENANT_TIERS, limitOverridesSchema, resolveTenantLimits, tenantLimitChangeSchema } from './tenant-limits';
 export type { KindQuotas, LimitOverrides, TenantLimits } from './tenant-limits';

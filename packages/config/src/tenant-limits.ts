@@ -93,3 +93,27 @@ export function resolveTenantLimits(
     }),
   };
 }
+
+/**
+ * A change of a tenant's limits as the admin API and the CLI accept it: a configured tier (null:
+ * back to the default), overrides replacing the stored ones whose `kinds` name only `kinds`, or both.
+ */
+export function tenantLimitChangeSchema(tiers: TenantTiers, kinds: readonly string[]) {
+  const tierNames = Object.keys(tiers);
+  const known = new Set(kinds);
+  const overrides = limitOverridesSchema.superRefine((value, ctx) => {
+    for (const kind of Object.keys(value.kinds ?? {})) {
+      if (!known.has(kind)) ctx.addIssue({ code: 'custom', path: ['kinds', kind], message: `not a job kind (known: ${kinds.join(', ')})` });
+    }
+  });
+  return z
+    .strictObject({
+      tier: z
+        .string()
+        .refine((name) => Object.hasOwn(tiers, name), `not a configured tier (known: ${tierNames.join(', ')})`)
+        .nullable()
+        .optional(),
+      overrides: overrides.optional(),
+    })
+    .refine((change) => change.tier !== undefined || change.overrides !== undefined, 'send a tier, overrides, or both');
+}

@@ -31,6 +31,25 @@ describe('tenant tiers and limit overrides', () => {
     expect((await cache.limitsOf('globex')).tier).toBe('standard');
   });
 
+  it('describes the stored tier and overrides with the effective limits of each kind asked for', async () => {
+    const { db } = testDb.database;
+    expect(await tenantLimitsRepository.describe(db, settings, 'acme', ['calendar-sync', 'afip-sync'])).toEqual({
+      tenantId: 'acme',
+      tier: 'free',
+      overrides: { jobsPerDay: 50, kinds: { 'afip-sync': { jobsPerDay: 5, maxRunningJobs: 1 } } },
+      effective: {
+        tier: 'free',
+        requestsPerMinute: 120,
+        keyRequestsPerMinute: 120,
+        kinds: {
+          'calendar-sync': { jobsPerDay: 50, maxWaitingJobs: 100, maxRunningJobs: 2 },
+          'afip-sync': { jobsPerDay: 5, maxWaitingJobs: 100, maxRunningJobs: 1 },
+        },
+      },
+    });
+    expect(await tenantLimitsRepository.describe(db, settings, 'nobody', ['calendar-sync'])).toBeUndefined();
+  });
+
   it('refuses overrides that do not parse and an unknown tenant', async () => {
     const { db } = testDb.database;
     await expect(tenantLimitsRepository.update(db, 'acme', { overrides: { jobsPerDay: -1 } })).rejects.toThrow();

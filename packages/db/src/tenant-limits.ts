@@ -1,4 +1,4 @@
-import { limitOverridesSchema, resolveTenantLimits, type Config, type LimitOverrides, type TenantLimits } from '@jobfleet/config';
+import { limitOverridesSchema, resolveTenantLimits, type Config, type KindQuotas, type LimitOverrides, type TenantLimits } from '@jobfleet/config';
 import { eq } from 'drizzle-orm';
 import { LRUCache } from 'lru-cache';
 import type { Db } from './client';
@@ -8,6 +8,19 @@ export interface TenantLimitSettings {
   /** The tier named on the tenant row; null: the configured default. */
   tier: string | null;
   overrides: LimitOverrides;
+}
+
+/** A tenant's limits as the admin API and the CLI show them: what is stored and what it comes to. */
+interface TenantLimitsView extends TenantLimitSettings {
+  tenantId: string;
+  effective: { tier: string; requestsPerMinute: number; keyRequestsPerMinute: number; kinds: Record<string, KindQuotas> };
+}
+
+type TierSettings = Pick<Config['tenants'], 'tiers' | 'defaultTier'>;
+
+/** The effective limits of a tenant row; no row (an unknown tenant): the default tier's. */
+function effectiveLimits(settings: TierSettings, row: TenantLimitSettings | undefined): TenantLimits {
+  return resolveTenantLimits(settings, row?.tier ?? settings.defaultTier, row?.overrides ?? {});
 }
 
 /**
@@ -34,6 +47,23 @@ export const tenantLimitsRepository = {
     const rows = await db.update(tenants).set(set).where(eq(tenants.id, tenantId)).returning({ id: tenants.id });
     return rows.length > 0;
   },
+
+  /** The tenant's stored tier and overrides with its effective limits, quotas for each of `kinds`; undefined: no such tenant. */
+  async describe(db: Db, settings: TierSettings, tenantId: string, kinds: readonly string[]): Promise<TenantLimitsView | undefined> {
+    const row = await this.read(db, tenantId);
+    if (row === undefined) return undefined;
+    const limits = effectiveLimits(settings, row);
+    return {
+      tenantId,
+      ...row,
+      effective: {
+        tier: limits.tier,
+        requestsPerMinute: limits.requestsPerMinute,
+        keyRequestsPerMinute: limits.keyRequestsPerMinute,
+        kinds: Object.fromEntries(kinds.map((kind) => [kind, limits.quotas(kind)])),
+      },
+    };
+  },
 };
 
 export interface TenantLimitsCache {
@@ -50,10 +80,7 @@ export function createTenantLimitsCache(db: Db, settings: Config['tenants'], max
     max,
     // A TTL of 0 would mean "forever" to lru-cache; 1 ms is as good as no cache.
     ttl: Math.max(1, settings.limitsCacheMs),
-    fetchMethod: async (tenantId) => {
-      const row = await tenantLimitsRepository.read(db, tenantId);
-      return resolveTenantLimits(settings, row?.tier ?? settings.defaultTier, row?.overrides ?? {});
-    },
+    fetchMethod: async (tenantId) => effectiveLimits(settings, await tenantLimitsRepository.read(db, tenantId)),
   });
   return {
     async limitsOf(tenantId) {

@@ -4,6 +4,7 @@ import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
 import type { AuthFailureLimiter } from './auth-failures';
+import type { RequestLimiter } from '../rate-limit';
 
 export interface AuthOptions {
   db: Db;
@@ -12,17 +13,23 @@ export interface AuthOptions {
   admin: { user: string; password: string };
   /** Counts failed authentications per client address and refuses an address over the limit (429). */
   failures: AuthFailureLimiter;
+  /**
+   * Counts each request that `requireScope` or `requireTenantAdmin` authenticates against its
+   * tenant's and key's rate limits; `requireOperator`'s fleet-wide routes are not tenant traffic.
+   */
+  limiter: RequestLimiter;
 }
 
 export interface Auth {
   /**
    * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403;
-   * 429 from an address with too many failed authentications.
+   * 429 from an address with too many failed authentications, or over the key's rate limits.
    */
   requireScope(scope: ApiKeyScope): onRequestAsyncHookHandler;
   /**
    * For a tenant's own administration: `fleet:admin` reaches every tenant, `admin` its own only;
-   * anything else is 403. Call after `requireScope('jobs:read')`-style authentication, or alone.
+   * anything else is 403; 429 over its rate limits. Call after `requireScope('jobs:read')`-style
+   * authentication, or alone (the request is counted once either way).
    */
   requireTenantAdmin(request: FastifyRequest, tenantId: string): Promise<ApiKeyPrincipal>;
   /**
@@ -123,6 +130,7 @@ export function createAuth(options: AuthOptions): Auth {
     if (key === undefined) throw bearerChallenge('An API key is required (Authorization: Bearer <key> or X-Api-Key)');
     const principal = await principalOf(request, key);
     if (principal === null) return refuse(request, bearerChallenge('The API key is unknown, revoked or expired', 'invalid_token'));
+    await options.limiter.admit(request, principal);
     return principal;
   }
 
