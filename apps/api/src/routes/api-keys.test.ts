@@ -8,14 +8,8 @@ const DAY_MS = 24 * 3_600_000;
 
 describe('API key admin routes', () => {
   let api: TestApi;
-  let keys: { globexAdmin: string; fleetAdmin: string };
   beforeAll(async () => {
     api = await startTestApi({ label: 'api-keys' });
-    const { db } = api.testDb.database;
-    keys = {
-      globexAdmin: (await createApiKey(db, { tenantId: 'globex', name: 'globex admin', scopes: ['admin'] })).key,
-      fleetAdmin: (await createApiKey(db, { tenantId: 'globex', name: 'fleet', scopes: ['fleet:admin'] })).key,
-    };
   });
   afterAll(async () => {
     await api.close();
@@ -145,7 +139,7 @@ describe('API key admin routes', () => {
     expect((await findApiKey(api.testDb.database.db, doomed.id))?.revokedAt).toEqual(expect.any(Date));
 
     expectProblem(await call('DELETE', `${BASE}/no-such-key`), 404);
-    const theirs = (await call('POST', '/v1/admin/tenants/globex/api-keys', { name: 'theirs', scopes: ['jobs:read'] }, keys.globexAdmin)).json<{ id: string; key: string }>();
+    const theirs = (await call('POST', '/v1/admin/tenants/globex/api-keys', { name: 'theirs', scopes: ['jobs:read'] }, api.keys.otherAdmin)).json<{ id: string; key: string }>();
     // acme's admin can neither see nor touch globex's key through acme's path.
     expectProblem(await call('DELETE', `${BASE}/${theirs.id}`), 404);
     expectProblem(await call('POST', `${BASE}/${theirs.id}/rotate`), 404);
@@ -156,8 +150,8 @@ describe('API key admin routes', () => {
     expectProblem(await call('GET', '/v1/admin/tenants/globex/api-keys'), 403);
     expectProblem(await call('POST', '/v1/admin/tenants/globex/api-keys', { name: 'x', scopes: ['jobs:read'] }), 403);
     expectProblem(await call('GET', BASE, undefined, api.keys.writer), 403);
-    expect((await call('GET', '/v1/admin/tenants/globex/api-keys', undefined, keys.fleetAdmin)).statusCode).toBe(200);
-    expectProblem(await call('GET', '/v1/admin/tenants/nobody/api-keys', undefined, keys.fleetAdmin), 404);
+    expect((await call('GET', '/v1/admin/tenants/globex/api-keys', undefined, api.keys.otherOperator)).statusCode).toBe(200);
+    expectProblem(await call('GET', '/v1/admin/tenants/nobody/api-keys', undefined, api.keys.otherOperator), 404);
     expectProblem(await call('GET', BASE, undefined, 'jf_not_a_key'), 401);
   });
 
@@ -173,7 +167,7 @@ describe('API key admin routes', () => {
     expectProblem(await call('DELETE', `${BASE}/${operator.id}`), 403, '/problems/scope-escalation');
     expect(await listApiKeys(api.testDb.database.db, 'acme')).toHaveLength(before);
 
-    expect((await call('POST', BASE, { name: 'operator 2', scopes: ['fleet:admin'] }, keys.fleetAdmin)).statusCode).toBe(201);
+    expect((await call('POST', BASE, { name: 'operator 2', scopes: ['fleet:admin'] }, api.keys.otherOperator)).statusCode).toBe(201);
   });
 
   it.each([
@@ -214,6 +208,6 @@ describe('API key admin routes', () => {
     expectProblem(await call('DELETE', `${BASE}/bad%00id`), 400);
     expectProblem(await call('POST', `${BASE}/${'k'.repeat(101)}/rotate`), 400);
     expectProblem(await call('DELETE', `${BASE}/%ED%A0%80`), 400);
-    expectProblem(await call('GET', '/v1/admin/tenants/bad%20tenant/api-keys', undefined, keys.fleetAdmin), 400);
+    expectProblem(await call('GET', '/v1/admin/tenants/bad%20tenant/api-keys', undefined, api.keys.otherOperator), 400);
   });
 });

@@ -1,5 +1,5 @@
 import { createTestCertificate } from '@jobfleet/afip/simulator';
-import { afipIssuerRepository, createApiKey, googleConnectionRepository } from '@jobfleet/db';
+import { afipIssuerRepository, googleConnectionRepository } from '@jobfleet/db';
 import { captureLogs } from '@jobfleet/observability/testing';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { LightMyRequestResponse } from 'fastify';
@@ -15,7 +15,6 @@ const pemBody = (pem: string) => pem.split('\n').filter((line) => line.length > 
 describe('tenant connection admin routes', () => {
   const logs = captureLogs('trace');
   let api: TestApi;
-  let keys: { globexAdmin: string; fleetAdmin: string };
   // Every secret this file sends, to look for in answers and logs.
   const secrets: string[] = [];
   const issuer = createTestCertificate({ cuit: CUIT });
@@ -27,11 +26,6 @@ describe('tenant connection admin routes', () => {
 
   beforeAll(async () => {
     api = await startTestApi({ label: 'api-connections', logger: logs.logger });
-    const { db } = api.testDb.database;
-    keys = {
-      globexAdmin: (await createApiKey(db, { tenantId: 'globex', name: 'globex admin', scopes: ['admin'] })).key,
-      fleetAdmin: (await createApiKey(db, { tenantId: 'globex', name: 'fleet', scopes: ['fleet:admin'] })).key,
-    };
   });
   afterAll(async () => {
     await api.close();
@@ -74,7 +68,7 @@ describe('tenant connection admin routes', () => {
 
   it('refuses a CUIT already registered (409), by the same tenant or another', async () => {
     expectProblem(await call('POST', `${BASE}/afip-issuers`, { cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) }), 409, '/problems/connection');
-    const byGlobex = await call('POST', '/v1/admin/tenants/globex/connections/afip-issuers', { cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) }, keys.globexAdmin);
+    const byGlobex = await call('POST', '/v1/admin/tenants/globex/connections/afip-issuers', { cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) }, api.keys.otherAdmin);
     expectProblem(byGlobex, 409, '/problems/connection');
     expect(await afipIssuerRepository.isOwnedBy(api.testDb.database.db, 'globex', CUIT)).toBe(false);
   });
@@ -101,27 +95,27 @@ describe('tenant connection admin routes', () => {
   });
 
   it("lets an admin key manage its own tenant only, fleet:admin any, and nothing else", async () => {
-    expectProblem(await call('GET', BASE, undefined, keys.globexAdmin), 403);
-    expectProblem(await call('POST', `${BASE}/afip-issuers`, { cuit: CUIT_2, ...createTestCertificate({ cuit: CUIT_2 }) }, keys.globexAdmin), 403);
-    expectProblem(await call('DELETE', `${BASE}/afip-issuers/${CUIT}`, undefined, keys.globexAdmin), 403);
+    expectProblem(await call('GET', BASE, undefined, api.keys.otherAdmin), 403);
+    expectProblem(await call('POST', `${BASE}/afip-issuers`, { cuit: CUIT_2, ...createTestCertificate({ cuit: CUIT_2 }) }, api.keys.otherAdmin), 403);
+    expectProblem(await call('DELETE', `${BASE}/afip-issuers/${CUIT}`, undefined, api.keys.otherAdmin), 403);
     expectProblem(await call('GET', BASE, undefined, api.keys.writer), 403);
     expectProblem(await call('GET', BASE, undefined, api.keys.otherTenant), 403);
     expectProblem(await call('GET', BASE, undefined, 'jf_not-a-key'), 401);
     expect(await afipIssuerRepository.isOwnedBy(api.testDb.database.db, 'acme', CUIT)).toBe(true);
 
-    const asFleet = await call('GET', BASE, undefined, keys.fleetAdmin);
+    const asFleet = await call('GET', BASE, undefined, api.keys.otherOperator);
     expect(asFleet.statusCode).toBe(200);
     expect(asFleet.json().afipIssuers.map((i: { cuit: number }) => i.cuit)).toEqual([CUIT]);
-    expect((await call('GET', '/v1/admin/tenants/globex/connections', undefined, keys.globexAdmin)).statusCode).toBe(200);
+    expect((await call('GET', '/v1/admin/tenants/globex/connections', undefined, api.keys.otherAdmin)).statusCode).toBe(200);
   });
 
   it('answers 404 for an unknown tenant, 400 for a bad path and 422 for a bad body', async () => {
-    expectProblem(await call('GET', '/v1/admin/tenants/nobody/connections', undefined, keys.fleetAdmin), 404);
+    expectProblem(await call('GET', '/v1/admin/tenants/nobody/connections', undefined, api.keys.otherOperator), 404);
     // An admin key does not learn whether another tenant exists.
     expectProblem(await call('GET', '/v1/admin/tenants/nobody/connections'), 403);
     expectProblem(await call('DELETE', `${BASE}/afip-issuers/30712345672`), 400, '/problems/validation');
     expectProblem(await call('PUT', `${BASE}/afip-issuers/not-a-cuit`, renewed), 400, '/problems/validation');
-    expectProblem(await call('GET', '/v1/admin/tenants/bad%20id/connections', undefined, keys.fleetAdmin), 400, '/problems/validation');
+    expectProblem(await call('GET', '/v1/admin/tenants/bad%20id/connections', undefined, api.keys.otherOperator), 400, '/problems/validation');
 
     const badCuit = await call('POST', `${BASE}/afip-issuers`, { cuit: 30712345672, ...issuer });
     expectProblem(badCuit, 422, '/problems/validation');

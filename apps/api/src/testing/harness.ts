@@ -19,7 +19,7 @@ export interface TestApi {
   testDb: TestDatabase;
   queues: Record<QueueName, Queue>;
   /** Plaintext keys by purpose; tenant "acme" unless the name says otherwise. */
-  keys: { writer: string; reader: string; admin: string; operator: string; otherTenant: string };
+  keys: { writer: string; reader: string; admin: string; operator: string; otherTenant: string; otherAdmin: string; otherOperator: string };
   /** app.inject with the writer key and a JSON body unless overridden. */
   post(body: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   get(url: string, key?: string): Promise<LightMyRequestResponse>;
@@ -82,6 +82,8 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
     admin: await key('acme', ['admin']),
     operator: await key('acme', ['fleet:admin']),
     otherTenant: await key('globex', ['jobs:write', 'jobs:read']),
+    otherAdmin: await key('globex', ['admin']),
+    otherOperator: await key('globex', ['fleet:admin']),
   };
 
   const inject = (request: InjectOptions) => app.inject(request);
