@@ -1,4 +1,4 @@
-import { createApiKey, createTenant } from '@jobfleet/db';
+import { createApiKey, createTenant, tenantLimitsRepository } from '@jobfleet/db';
 import { createRedisConnection } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import { createLogger, createMetrics } from '@jobfleet/observability';
@@ -32,6 +32,8 @@ describe('fair scheduling between tenants', () => {
       await seedTenantConnections(db, tenantId, { cuits: [] });
       keys[tenantId] = (await createApiKey(db, { tenantId, name: 'fairness', scopes: ['jobs:write', 'jobs:read'] })).key;
     }
+    // 5,000 requests in a few seconds is past the standard tier's request rate.
+    await tenantLimitsRepository.update(db, 'big', { tier: 'enterprise' });
   }, 60_000);
   afterAll(async () => {
     await fleet?.close();
