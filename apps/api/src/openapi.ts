@@ -239,7 +239,12 @@ export const docs = {
       ),
     },
   },
-  metrics: { tags: ['ops'], summary: 'Prometheus metrics (text exposition format)' },
+  metrics: {
+    tags: ['ops'],
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'With API_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`; otherwise open.',
+    response: { 401: problem('API_METRICS_TOKEN is set and the request does not carry it as its bearer token') },
+  },
 } satisfies Record<string, FastifySchema>;
 
 /** OpenAPI 3 at /docs/json and the Swagger UI at /docs. Register before the routes. */

@@ -89,3 +89,30 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect((await api.post(reservation('res-identity'), { 'content-encoding': 'identity' })).statusCode).toBe(202);
   });
 });
+
+describe('/metrics behind API_METRICS_TOKEN', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi({ label: 'api-metrics-token', env: { API_METRICS_TOKEN: 'scrape-token' } });
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it('answers 401 problem with a Bearer challenge to no, another or a non-bearer credential', async () => {
+    for (const authorization of [undefined, 'Bearer wrong-token', 'Bearer scrape-token-and-more', 'Basic c2NyYXBlLXRva2Vu', `Bearer ${api.keys.operator}`]) {
+      const answer = await api.app.inject({ method: 'GET', url: '/metrics', headers: authorization === undefined ? {} : { authorization } });
+      expect(answer.statusCode).toBe(401);
+      expect(answer.headers['www-authenticate']).toBe('Bearer realm="metrics"');
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.json()).toMatchObject({ title: 'Unauthorized', status: 401 });
+    }
+  });
+
+  it('serves the metrics to its bearer token, and leaves the probes open', async () => {
+    const answer = await api.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'bearer scrape-token' } });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toContain('http_requests_total');
+    expect((await api.app.inject('/health/live')).statusCode).toBe(200);
+  });
+});
