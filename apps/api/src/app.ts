@@ -16,6 +16,7 @@ import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
+import { registerSecurityHeaders, setSecurityHeaders } from './security-headers';
 
 export interface ApiDeps {
   config: Config;
@@ -47,6 +48,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // The router's own refusals (a malformed percent-encoding in the URL) answer as problem+json too.
     frameworkErrors: (error, request, reply) => {
+      setSecurityHeaders(reply);
       sendError(request, reply, new HttpProblem(400, `The URL is not valid: ${error.message}`));
     },
   });
@@ -69,8 +71,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
   });
 
+  await registerSecurityHeaders(app);
   app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
     // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.
     if (request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined) reply.header('cache-control', 'no-store');
   });

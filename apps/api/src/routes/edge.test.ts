@@ -1,5 +1,5 @@
 import { createApiKey, syncStatusRepository } from '@jobfleet/db';
-import { reservation, startTestApi, type TestApi } from '../testing/harness';
+import { ADMIN_PASSWORD, reservation, startTestApi, type TestApi } from '../testing/harness';
 
 const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -66,6 +66,33 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     const { links } = accepted.json<{ links: { self: string; sync: string } }>();
     expect((await api.get(links.sync)).statusCode).toBe(200);
     expect((await api.get(links.self)).statusCode).toBe(200);
+  });
+
+  it('every answer carries the security headers: the strict API policy on JSON, the page policy on /docs and Bull Board', async () => {
+    const operator = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
+    const answers = {
+      api: await api.post(reservation('res-security-headers')),
+      unrouted: await api.app.inject({ method: 'GET', url: '/nowhere' }),
+      malformedUrl: await api.app.inject({ method: 'GET', url: '/v1/jobs/%zz' }),
+      docs: await api.app.inject({ method: 'GET', url: '/docs' }),
+      board: await api.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: operator } }),
+    };
+    for (const answer of Object.values(answers)) {
+      expect(answer.headers).toMatchObject({
+        'x-frame-options': 'DENY',
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'strict-transport-security': expect.stringMatching(/^max-age=\d+/),
+        'cross-origin-opener-policy': 'same-origin',
+        'content-security-policy': expect.stringContaining("frame-ancestors 'none'"),
+      });
+    }
+    for (const name of ['api', 'unrouted', 'malformedUrl'] as const) {
+      expect(answers[name].headers['content-security-policy']).toBe("default-src 'none';base-uri 'none';form-action 'none';frame-ancestors 'none'");
+    }
+    expect(answers.docs.headers['content-security-policy']).toMatch(/^default-src 'self';script-src 'self';style-src 'self' 'sha256-[^']+';/);
+    expect(answers.board.headers['content-security-policy']).toContain("style-src 'self' 'unsafe-inline' https://fonts.googleapis.com;");
+    expect(answers.board.headers['content-security-policy']).toContain("script-src 'self';");
   });
 
   it('authenticated answers are no-store and every answer is nosniff', async () => {
