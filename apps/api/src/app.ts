@@ -9,7 +9,7 @@ import { parseKeyring } from '@jobfleet/secrets';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
-import { HttpProblem, installProblemHandlers, sendError } from './problem';
+import { answerClientError, HttpProblem, installProblemHandlers, sendError } from './problem';
 import { registerAdminRoutes } from './routes/admin';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
@@ -41,9 +41,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config, database, queues, redis, metrics } = deps;
   // Typed as Fastify's base logger so the instance is the plain FastifyInstance the routes take.
   const loggerInstance: FastifyBaseLogger = deps.logger;
+  const { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs } = config.api;
   const app = Fastify({
     loggerInstance,
     bodyLimit: config.api.bodyLimitBytes,
+    // Slow clients are cut off: the whole request, and its headers sooner, must arrive in time
+    // (408). A socket silent both ways for twice that (a client that stopped reading its answer)
+    // is closed; later than the request deadline, so that a stalled request gets its 408 first.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: 2 * requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      // Node checks both deadlines only this often (30 s by default): often enough that they bite on time.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 4)),
+    },
+    clientErrorHandler: answerClientError,
     requestIdHeader: 'x-request-id',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // The router's own refusals (a malformed percent-encoding in the URL) answer as problem+json too.

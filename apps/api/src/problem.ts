@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { DependencyUnavailableError } from '@jobfleet/contracts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -25,11 +26,13 @@ const TITLES: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -131,6 +134,36 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   request.log.error({ err: error }, 'unhandled error');
   // The detail of an unexpected failure stays in the logs: it may reveal internals.
   return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
+}
+
+// What Node reports for a client that broke the protocol or ran out of time before a route saw it.
+function clientErrorProblem(code: string | undefined): HttpProblem {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpProblem(408, 'The request did not arrive in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpProblem(431, 'The request headers are too large');
+    default:
+      return new HttpProblem(400, 'The request is not valid HTTP');
+  }
+}
+
+/**
+ * Fastify's clientErrorHandler: Node's own refusals (request or headers timeout, malformed HTTP)
+ * answered as a problem too, written on the socket as no reply exists; the connection is closed.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = clientErrorProblem(error.code);
+  const body = JSON.stringify(problem.toProblem());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${TITLES[problem.status] ?? 'Error'}\r\n` +
+        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Installs the one error handler and the 404 handler of the app. */
