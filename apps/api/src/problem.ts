@@ -166,10 +166,26 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
   socket.destroy();
 }
 
-/** Installs the one error handler and the 404 handler of the app. */
+/**
+ * Installs the one error handler and the not-found handler of the app: 405 with `Allow` when the
+ * path exists under other methods, else 404. Call before any route is registered, so that every
+ * route's methods are seen.
+ */
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
-  );
+  const methods = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) methods.add(method);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    // findRoute matches a concrete path (router.find); its types omit the null it returns for no match.
+    const allowed = [...methods].filter((method) => (app.findRoute({ method, url: path }) as object | null) !== null);
+    // A route of this very method that called callNotFound (a missing static file) means 404.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      const allow = allowed.join(', ');
+      return sendProblem(reply, new HttpProblem(405, `${request.method} is not allowed on ${path}; it takes ${allow}`, { headers: { allow } }));
+    }
+    return sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${path}`));
+  });
 }

@@ -95,6 +95,32 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect(answers.board.headers['content-security-policy']).toContain("script-src 'self';");
   });
 
+  it.each([
+    ['DELETE', '/v1/jobs/calendar-sync', 'GET, HEAD, POST'],
+    ['PUT', '/v1/jobs/some-job', 'GET, HEAD'],
+    ['POST', '/health/live', 'GET, HEAD'],
+    ['PATCH', '/v1/admin/tenants/acme/connections/afip-issuers', 'POST'],
+    ['GET', '/v1/admin/tenants/acme/connections/google', 'POST, DELETE, PATCH'],
+    ['DELETE', '/admin/queues/api/queues', 'GET, HEAD'],
+    ['POST', '/admin/queues/api/redis/stats', 'GET, HEAD'],
+    ['DELETE', '/admin/queues/api/queues/calendar-sync/add', 'GET, HEAD, POST'],
+  ])('%s %s is 405 problem with Allow: %s', async (method, url, allow) => {
+    const answer = await api.app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${api.keys.writer}` } });
+    expect(answer.statusCode).toBe(405);
+    expect(answer.headers.allow).toBe(allow);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.json()).toMatchObject({ title: 'Method Not Allowed', status: 405, detail: expect.stringContaining(allow) });
+  });
+
+  it('an unknown path stays 404, under any method, and so does a missing static file of a known prefix', async () => {
+    for (const [method, url] of [['GET', '/v2/jobs'], ['DELETE', '/nowhere'], ['GET', '/docs/static/missing.js'], ['GET', '/v1/jobs/a/b']] as const) {
+      const answer = await api.app.inject({ method, url });
+      expect(answer.statusCode).toBe(404);
+      expect(answer.headers.allow).toBeUndefined();
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    }
+  });
+
   it('authenticated answers are no-store and every answer is nosniff', async () => {
     const accepted = await api.post(reservation('res-headers'));
     expect(accepted.headers['cache-control']).toBe('no-store');
