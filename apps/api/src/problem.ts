@@ -121,6 +121,9 @@ function fromUnknown(error: unknown): HttpProblem | undefined {
   return undefined;
 }
 
+/** An unexpected failure's answer: its detail stays in the logs, as it may reveal internals. */
+const unexpectedProblem = () => new HttpProblem(500, 'An unexpected error occurred; it has been logged');
+
 /**
  * Answers any error as a problem. The app's error handler uses it; so do hooks running inside
  * plugins that install their own error handler (Bull Board), where a throw would not reach ours.
@@ -132,8 +135,22 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
     return sendProblem(reply, problem);
   }
   request.log.error({ err: error }, 'unhandled error');
-  // The detail of an unexpected failure stays in the logs: it may reveal internals.
-  return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
+  return sendProblem(reply, unexpectedProblem());
+}
+
+/**
+ * For an onSend hook of a plugin that answers errors in a shape of its own (Bull Board): the
+ * problem body that replaces the error body it serialized, with the content type set. A 5xx
+ * detail is logged, not sent.
+ */
+export function replaceWithProblem(request: FastifyRequest, reply: FastifyReply, detail: string): string {
+  let problem = new HttpProblem(reply.statusCode, detail);
+  if (reply.statusCode >= 500) {
+    request.log.error({ detail, statusCode: reply.statusCode }, 'plugin error');
+    problem = unexpectedProblem();
+  }
+  reply.type(PROBLEM_CONTENT_TYPE);
+  return JSON.stringify(problem.toProblem());
 }
 
 // What Node reports for a client that broke the protocol or ran out of time before a route saw it.

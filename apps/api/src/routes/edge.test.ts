@@ -121,6 +121,33 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     }
   });
 
+  it("Bull Board's own errors leave as problems with their status: unknown queue, refused query, unparsable body", async () => {
+    const operator = { authorization: `Bearer ${adminKey}` };
+    const answers = [
+      [404, await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues/nope/metrics', headers: operator }), /QUEUE_NOT_FOUND/],
+      [400, await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues?activeQueue=calendar-sync&status=bogus', headers: operator }), /INVALID_QUERY_PARAM \(field: "status"\)/],
+      [
+        400,
+        await api.app.inject({
+          method: 'PUT',
+          url: '/admin/queues/api/queues/calendar-sync/pause',
+          headers: { ...operator, 'content-type': 'application/json' },
+          payload: '{',
+        }),
+        /not valid JSON/,
+      ],
+    ] as const;
+    for (const [status, answer, detail] of answers) {
+      expect(answer.statusCode).toBe(status);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.json()).toEqual({ type: 'about:blank', title: expect.any(String), status, detail: expect.stringMatching(detail) });
+    }
+    // Its successes are untouched.
+    const queues = await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: operator });
+    expect(queues.statusCode).toBe(200);
+    expect(queues.headers['content-type']).toMatch(/^application\/json/);
+  });
+
   it('authenticated answers are no-store and every answer is nosniff', async () => {
     const accepted = await api.post(reservation('res-headers'));
     expect(accepted.headers['cache-control']).toBe('no-store');
