@@ -11,7 +11,7 @@ import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
 import { createAuthFailureLimiter } from './plugins/auth-failures';
-import { HttpProblem, installProblemHandlers, sendError } from './problem';
+import { answerClientError, HttpProblem, installProblemHandlers, sendError } from './problem';
 import { installRateLimits } from './rate-limit';
 import { registerAdminRoutes } from './routes/admin';
 import { registerApiKeyRoutes } from './routes/api-keys';
@@ -22,6 +22,7 @@ import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
 import { registerTenantLimitRoutes } from './routes/tenant-limits';
+import { registerSecurityHeaders, setSecurityHeaders } from './security-headers';
 
 export interface ApiDeps {
   config: Config;
@@ -46,15 +47,29 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config, database, queues, redis, metrics } = deps;
   // Typed as Fastify's base logger so the instance is the plain FastifyInstance the routes take.
   const loggerInstance: FastifyBaseLogger = deps.logger;
+  const { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs } = config.api;
   const app = Fastify({
     loggerInstance,
     bodyLimit: config.api.bodyLimitBytes,
+    // Slow clients are cut off: the whole request, and its headers sooner, must arrive in time
+    // (408). A socket silent both ways for twice that (a client that stopped reading its answer)
+    // is closed; later than the request deadline, so that a stalled request gets its 408 first.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: 2 * requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      // Node checks both deadlines only this often (30 s by default): often enough that they bite on time.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 4)),
+    },
+    clientErrorHandler: answerClientError,
     requestIdHeader: 'x-request-id',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip, which failed authentications are counted by, is the client's behind a trusted proxy.
     trustProxy: config.api.trustProxy,
     // The router's own refusals (a malformed percent-encoding in the URL) answer as problem+json too.
     frameworkErrors: (error, request, reply) => {
+      setSecurityHeaders(reply);
       sendError(request, reply, new HttpProblem(400, `The URL is not valid: ${error.message}`));
     },
   });
@@ -77,8 +92,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
   });
 
+  await registerSecurityHeaders(app);
   app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
     // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.
     if (request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined) reply.header('cache-control', 'no-store');
   });
@@ -100,7 +115,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     failures: createAuthFailureLimiter({ redis, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
     limiter: installRateLimits(app, { redis, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
   });
-  registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs });
+  registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
   registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth, capacity, limits: tenantLimits });

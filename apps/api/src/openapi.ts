@@ -5,6 +5,7 @@ import type { AnyJobKind } from '@jobfleet/kinds';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { PROBLEM_CONTENT_TYPE } from './problem';
+import { usePagePolicy } from './security-headers';
 
 // Route schemas here only document: zod validates in the handlers (see buildApi's validator
 // compiler), so the JSON Schemas are derived from the zod schemas instead of written twice.
@@ -364,8 +365,18 @@ export const docs = {
       ),
     },
   },
-  metrics: { tags: ['ops'], summary: 'Prometheus metrics (text exposition format)' },
+  metrics: {
+    tags: ['ops'],
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'With API_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`; otherwise open.',
+    response: { 401: problem('API_METRICS_TOKEN is set and the request does not carry it as its bearer token') },
+  },
 } satisfies Record<string, FastifySchema>;
+
+// Swagger UI loads its own bundle, styles and the document, and its bundle adds one <style>
+// element: allowed by its hash, not by 'unsafe-inline'. An upgrade that changes it fails the
+// browser test (pages.browser.test.ts), which prints the new hash.
+const SWAGGER_UI_SOURCES = { 'style-src': ["'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"] };
 
 /** OpenAPI 3 at /docs/json and the Swagger UI at /docs. Register before the routes. */
 export async function registerDocs(app: FastifyInstance, info: { title: string; version: string }): Promise<void> {
@@ -394,5 +405,8 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
     // Bull Board's and the UI's own routes stay out of the document.
     hideUntagged: true,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(async (docs) => {
+    usePagePolicy(docs, SWAGGER_UI_SOURCES);
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
 }

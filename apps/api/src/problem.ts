@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { DependencyUnavailableError } from '@jobfleet/contracts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -26,11 +27,13 @@ const TITLES: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -123,6 +126,9 @@ function fromUnknown(error: unknown): HttpProblem | undefined {
   return undefined;
 }
 
+/** An unexpected failure's answer: its detail stays in the logs, as it may reveal internals. */
+const unexpectedProblem = () => new HttpProblem(500, 'An unexpected error occurred; it has been logged');
+
 /**
  * Answers any error as a problem. The app's error handler uses it; so do hooks running inside
  * plugins that install their own error handler (Bull Board), where a throw would not reach ours.
@@ -134,14 +140,74 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
     return sendProblem(reply, problem);
   }
   request.log.error({ err: error }, 'unhandled error');
-  // The detail of an unexpected failure stays in the logs: it may reveal internals.
-  return sendProblem(reply, new HttpProblem(500, 'An unexpected error occurred; it has been logged'));
+  return sendProblem(reply, unexpectedProblem());
 }
 
-/** Installs the one error handler and the 404 handler of the app. */
+/**
+ * For an onSend hook of a plugin that answers errors in a shape of its own (Bull Board): the
+ * problem body that replaces the error body it serialized, with the content type set. A 5xx
+ * detail is logged, not sent.
+ */
+export function replaceWithProblem(request: FastifyRequest, reply: FastifyReply, detail: string): string {
+  let problem = new HttpProblem(reply.statusCode, detail);
+  if (reply.statusCode >= 500) {
+    request.log.error({ detail, statusCode: reply.statusCode }, 'plugin error');
+    problem = unexpectedProblem();
+  }
+  reply.type(PROBLEM_CONTENT_TYPE);
+  return JSON.stringify(problem.toProblem());
+}
+
+// What Node reports for a client that broke the protocol or ran out of time before a route saw it.
+function clientErrorProblem(code: string | undefined): HttpProblem {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpProblem(408, 'The request did not arrive in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpProblem(431, 'The request headers are too large');
+    default:
+      return new HttpProblem(400, 'The request is not valid HTTP');
+  }
+}
+
+/**
+ * Fastify's clientErrorHandler: Node's own refusals (request or headers timeout, malformed HTTP)
+ * answered as a problem too, written on the socket as no reply exists; the connection is closed.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = clientErrorProblem(error.code);
+  const body = JSON.stringify(problem.toProblem());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${TITLES[problem.status] ?? 'Error'}\r\n` +
+        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/**
+ * Installs the one error handler and the not-found handler of the app: 405 with `Allow` when the
+ * path exists under other methods, else 404. Call before any route is registered, so that every
+ * route's methods are seen.
+ */
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
-  );
+  const methods = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) methods.add(method);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    // findRoute matches a concrete path (router.find); its types omit the null it returns for no match.
+    const allowed = [...methods].filter((method) => (app.findRoute({ method, url: path }) as object | null) !== null);
+    // A route of this very method that called callNotFound (a missing static file) means 404.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      const allow = allowed.join(', ');
+      return sendProblem(reply, new HttpProblem(405, `${request.method} is not allowed on ${path}; it takes ${allow}`, { headers: { allow } }));
+    }
+    return sendProblem(reply, new HttpProblem(404, `No route ${request.method} ${path}`));
+  });
 }

@@ -54,4 +54,23 @@ describe('worker metrics and health endpoint', () => {
       server.close();
     }
   });
+
+  it('with a metrics token, answers /metrics only to its bearer: 401 problem with a Bearer challenge otherwise', async () => {
+    const { server, port } = await startWorkerHttp({ metrics: createMetrics(), database: testDb.database, redis, readyTimeoutMs: 1000, metricsToken: 'scrape-token' }, 0, '127.0.0.1');
+    try {
+      const url = `http://127.0.0.1:${port}/metrics`;
+      for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic c2NyYXBlLXRva2Vu' }]) {
+        const refused = await fetch(url, { headers });
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="metrics"');
+        expect(refused.headers.get('content-type')).toBe('application/problem+json');
+        expect(await refused.json()).toMatchObject({ title: 'Unauthorized', status: 401 });
+      }
+      const scraped = await fetch(url, { headers: { authorization: 'Bearer scrape-token' } });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain('process_cpu');
+    } finally {
+      server.close();
+    }
+  });
 });

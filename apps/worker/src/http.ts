@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Database } from '@jobfleet/db';
 import { coerceError } from '@jobfleet/contracts';
-import { checkReadiness, withDeadline, type Metrics, type ReadinessResult } from '@jobfleet/observability';
+import { checkReadiness, mayScrape, METRICS_CHALLENGE, withDeadline, type Metrics, type ReadinessResult } from '@jobfleet/observability';
 import type { DependencyGuard } from '@jobfleet/resilience';
 import type { Redis } from 'ioredis';
 
@@ -11,6 +11,8 @@ export interface WorkerHttpDeps {
   database: Database;
   redis: Redis;
   readyTimeoutMs: number;
+  /** Bearer token /metrics requires (API_METRICS_TOKEN, as for the API's); undefined: open. */
+  metricsToken?: string;
   /** This process's breakers: reported in the readiness body, never a reason to fail it. */
   guards?: Readonly<Record<string, Pick<DependencyGuard, 'state'>>>;
 }
@@ -33,6 +35,12 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
     }
     switch (path) {
       case '/metrics':
+        if (!mayScrape(deps.metricsToken, req.headers.authorization)) {
+          res.setHeader('www-authenticate', METRICS_CHALLENGE);
+          const detail = 'Scraping /metrics needs its bearer token (Authorization: Bearer <token>)';
+          send(401, JSON.stringify({ type: 'about:blank', title: 'Unauthorized', status: 401, detail }), 'application/problem+json');
+          return;
+        }
         deps.metrics.registry
           .metrics()
           .then((text) => send(200, text, deps.metrics.registry.contentType))

@@ -22,7 +22,7 @@ const fleet = await startWorkers({
 const http =
   config.worker.metricsPort === undefined
     ? undefined
-    : await startWorkerHttp({ metrics, database, redis: connection, readyTimeoutMs: config.api.readyTimeoutMs, guards: fleet.guards }, config.worker.metricsPort);
+    : await startWorkerHttp({ metrics, database, redis: connection, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, guards: fleet.guards }, config.worker.metricsPort);
 if (http) logger.info({ port: http.port }, 'worker metrics and health listening');
 
 onShutdownSignal(

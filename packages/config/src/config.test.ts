@@ -51,6 +51,13 @@ describe('loadConfig', () => {
     expect(issuesOf({ RATE_LIMIT_WINDOW_SECONDS: '0' })).toEqual([expect.stringMatching(/^RATE_LIMIT_WINDOW_SECONDS:/)]);
   });
 
+  it('reads the API deadlines and the metrics token, and refuses a headers deadline past the request one', () => {
+    expect(loadConfig({}).api).toMatchObject({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, metricsToken: undefined });
+    const config = loadConfig({ API_REQUEST_TIMEOUT_MS: '2000', API_HEADERS_TIMEOUT_MS: '500', API_KEEP_ALIVE_TIMEOUT_MS: '1000', API_METRICS_TOKEN: ' scrape-me ' });
+    expect(config.api).toMatchObject({ requestTimeoutMs: 2000, headersTimeoutMs: 500, keepAliveTimeoutMs: 1000, metricsToken: 'scrape-me' });
+    expect(issuesOf({ API_REQUEST_TIMEOUT_MS: '1000', API_HEADERS_TIMEOUT_MS: '2000' })).toEqual(['API_HEADERS_TIMEOUT_MS: must not exceed API_REQUEST_TIMEOUT_MS']);
+  });
+
   it('returns a frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);

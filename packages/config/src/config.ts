@@ -109,6 +109,16 @@ const envSchema = z.object({
   // may make per window across the fleet; past that it gets 429 until the window ends.
   AUTH_FAILURE_LIMIT: int(1).default(20),
   AUTH_FAILURE_WINDOW_SECONDS: int(1).default(300),
+  // A whole request (headers and body) must arrive within this, or the client gets 408; a socket
+  // silent both ways for twice as long is closed.
+  API_REQUEST_TIMEOUT_MS: int(100).default(30_000),
+  // The request line and headers must arrive within this (at most API_REQUEST_TIMEOUT_MS).
+  API_HEADERS_TIMEOUT_MS: int(100).default(10_000),
+  // An idle keep-alive connection is closed after this. Above the 60 s idle timeout of common load
+  // balancers, so the balancer closes first and never sends on a connection we are closing.
+  API_KEEP_ALIVE_TIMEOUT_MS: int(100).default(72_000),
+  // When set, /metrics (API and worker) needs `Authorization: Bearer <token>`; unset, it is open.
+  API_METRICS_TOKEN: optionalString,
 
   // Seed a development tenant with a well-known API key (never in production).
   DEV_TENANT_ENABLED: bool.optional(),
@@ -255,6 +265,12 @@ export interface Config {
     authFailures: { limit: number; windowSeconds: number };
     /** The window of the tenant and key request rate limits. */
     rateLimitWindowSeconds: number;
+    /** Deadlines of a slow client: the whole request, its headers (never longer), an idle keep-alive connection. */
+    requestTimeoutMs: number;
+    headersTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    /** Bearer token Prometheus presents to scrape /metrics (API and worker); undefined: open. */
+    metricsToken: string | undefined;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number; pruneIntervalMs: number };
@@ -466,6 +482,10 @@ export function loadConfig(source: Source = process.env): Config {
   const env = parsed.data;
   const issues: string[] = [];
   const production = env.NODE_ENV === 'production';
+  // Node refuses a headers deadline past the request's: the request one would never bite first.
+  if (env.API_HEADERS_TIMEOUT_MS > env.API_REQUEST_TIMEOUT_MS) {
+    issues.push('API_HEADERS_TIMEOUT_MS: must not exceed API_REQUEST_TIMEOUT_MS');
+  }
 
   const config: Config = {
     nodeEnv: env.NODE_ENV,
@@ -483,6 +503,10 @@ export function loadConfig(source: Source = process.env): Config {
       trustProxy: env.API_TRUST_PROXY,
       authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },
       rateLimitWindowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
+      requestTimeoutMs: env.API_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: env.API_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.API_KEEP_ALIVE_TIMEOUT_MS,
+      metricsToken: env.API_METRICS_TOKEN,
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,

@@ -1,3 +1,4 @@
+export { bearerToken, secretEquals } from './compare';
 export { generateKeyringEntry, parseKeyring } from './keyring';
 export type { Keyring } from './keyring';
 export { needsRewrap, openSecret, rewrapSecret, sealSecret } from './seal';

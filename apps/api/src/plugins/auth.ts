@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
+import { bearerToken, secretEquals } from '@jobfleet/secrets';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
 import { callPostgres } from '../dependencies';
@@ -50,19 +51,13 @@ const LAST_USE_WRITE_INTERVAL_MS = 60_000;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
-/** Equal-time comparison that also hides the secret's length. */
-function secretEquals(given: string, expected: string): boolean {
-  return timingSafeEqual(sha256(given), sha256(expected));
-}
-
 function bearerChallenge(detail: string, error?: 'invalid_token'): HttpProblem {
   const challenge = error === undefined ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${error}"`;
   return new HttpProblem(401, detail, { headers: { 'www-authenticate': challenge } });
 }
 
 function presentedApiKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  const bearer = authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  const bearer = bearerToken(request.headers.authorization);
   if (bearer !== undefined) return bearer;
   const header = request.headers['x-api-key'];
   return typeof header === 'string' && header.length > 0 ? header : undefined;

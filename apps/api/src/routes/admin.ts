@@ -3,10 +3,40 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import type { Auth } from '../plugins/auth';
-import { sendError } from '../problem';
+import { PROBLEM_CONTENT_TYPE, replaceWithProblem, sendError } from '../problem';
+import { usePagePolicy } from '../security-headers';
 
 const ADMIN_QUEUES_PATH = '/admin/queues';
+
+// Bull Board's page links the IBM Plex fonts from Google Fonts and styles its loading screen inline.
+const BOARD_SOURCES = {
+  'style-src': ["'unsafe-inline'", 'https://fonts.googleapis.com'],
+  'font-src': ['https://fonts.gstatic.com'],
+};
+
+/** Bull Board's error body: a translation key (with its options), or the message of what was thrown. */
+const boardError = z.object({
+  error: z.object({ key: z.string(), options: z.record(z.string(), z.unknown()).optional() }).optional(),
+  message: z.string().optional(),
+});
+
+function boardErrorDetail(payload: unknown): string {
+  const parsed = boardError.safeParse(typeof payload === 'string' ? safeJson(payload) : undefined);
+  const { error, message } = parsed.success ? parsed.data : {};
+  const options = Object.entries(error?.options ?? {}).map(([name, value]) => `${name}: ${JSON.stringify(value)}`);
+  const reason = message ?? error?.key ?? 'the request was refused';
+  return `Bull Board: ${reason}${options.length > 0 ? ` (${options.join(', ')})` : ''}`;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Bull Board, which has no auth of its own, behind an admin API key or the admin Basic credentials. */
 export async function registerAdminRoutes(
@@ -18,6 +48,7 @@ export async function registerAdminRoutes(
   createBullBoard({ queues: Object.values(queues).map((queue) => new BullMQAdapter(queue)), serverAdapter });
 
   await app.register(async (admin) => {
+    usePagePolicy(admin, BOARD_SOURCES);
     admin.addHook('onRequest', async (request, reply) => {
       try {
         await auth.requireOperator(request);
@@ -25,6 +56,13 @@ export async function registerAdminRoutes(
         // Bull Board installs its own error handler for its routes, so answer here rather than throw.
         return sendError(request, reply, error);
       }
+    });
+    // Bull Board answers its errors (unknown queue or job, a refused query, whatever its handlers
+    // throw) as JSON of its own: they leave as problems like every other error of the API.
+    admin.addHook('onSend', async (request, reply, payload) => {
+      const type = reply.getHeader('content-type');
+      if (reply.statusCode < 400 || (typeof type === 'string' && type.startsWith(PROBLEM_CONTENT_TYPE))) return payload;
+      return replaceWithProblem(request, reply, boardErrorDetail(payload));
     });
     await admin.register(serverAdapter.registerPlugin(), { prefix: ADMIN_QUEUES_PATH });
   });

@@ -1,5 +1,5 @@
 import { createApiKey, syncStatusRepository } from '@jobfleet/db';
-import { reservation, startTestApi, type TestApi } from '../testing/harness';
+import { ADMIN_PASSWORD, reservation, startTestApi, type TestApi } from '../testing/harness';
 
 const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -68,6 +68,86 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect((await api.get(links.self)).statusCode).toBe(200);
   });
 
+  it('every answer carries the security headers: the strict API policy on JSON, the page policy on /docs and Bull Board', async () => {
+    const operator = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
+    const answers = {
+      api: await api.post(reservation('res-security-headers')),
+      unrouted: await api.app.inject({ method: 'GET', url: '/nowhere' }),
+      malformedUrl: await api.app.inject({ method: 'GET', url: '/v1/jobs/%zz' }),
+      docs: await api.app.inject({ method: 'GET', url: '/docs' }),
+      board: await api.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: operator } }),
+    };
+    for (const answer of Object.values(answers)) {
+      expect(answer.headers).toMatchObject({
+        'x-frame-options': 'DENY',
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'strict-transport-security': expect.stringMatching(/^max-age=\d+/),
+        'cross-origin-opener-policy': 'same-origin',
+        'content-security-policy': expect.stringContaining("frame-ancestors 'none'"),
+      });
+    }
+    for (const name of ['api', 'unrouted', 'malformedUrl'] as const) {
+      expect(answers[name].headers['content-security-policy']).toBe("default-src 'none';base-uri 'none';form-action 'none';frame-ancestors 'none'");
+    }
+    expect(answers.docs.headers['content-security-policy']).toMatch(/^default-src 'self';script-src 'self';style-src 'self' 'sha256-[^']+';/);
+    expect(answers.board.headers['content-security-policy']).toContain("style-src 'self' 'unsafe-inline' https://fonts.googleapis.com;");
+    expect(answers.board.headers['content-security-policy']).toContain("script-src 'self';");
+  });
+
+  it.each([
+    ['DELETE', '/v1/jobs/calendar-sync', 'GET, HEAD, POST'],
+    ['PUT', '/v1/jobs/some-job', 'GET, HEAD'],
+    ['POST', '/health/live', 'GET, HEAD'],
+    ['PATCH', '/v1/admin/tenants/acme/connections/afip-issuers', 'POST'],
+    ['GET', '/v1/admin/tenants/acme/connections/google', 'POST, DELETE, PATCH'],
+    ['DELETE', '/admin/queues/api/queues', 'GET, HEAD'],
+    ['POST', '/admin/queues/api/redis/stats', 'GET, HEAD'],
+    ['DELETE', '/admin/queues/api/queues/calendar-sync/add', 'GET, HEAD, POST'],
+  ])('%s %s is 405 problem with Allow: %s', async (method, url, allow) => {
+    const answer = await api.app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${api.keys.writer}` } });
+    expect(answer.statusCode).toBe(405);
+    expect(answer.headers.allow).toBe(allow);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.json()).toMatchObject({ title: 'Method Not Allowed', status: 405, detail: expect.stringContaining(allow) });
+  });
+
+  it('an unknown path stays 404, under any method, and so does a missing static file of a known prefix', async () => {
+    for (const [method, url] of [['GET', '/v2/jobs'], ['DELETE', '/nowhere'], ['GET', '/docs/static/missing.js'], ['GET', '/v1/jobs/a/b']] as const) {
+      const answer = await api.app.inject({ method, url });
+      expect(answer.statusCode).toBe(404);
+      expect(answer.headers.allow).toBeUndefined();
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    }
+  });
+
+  it("Bull Board's own errors leave as problems with their status: unknown queue, refused query, unparsable body", async () => {
+    const operator = { authorization: `Bearer ${adminKey}` };
+    const answers = [
+      [404, await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues/nope/metrics', headers: operator }), /QUEUE_NOT_FOUND/],
+      [400, await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues?activeQueue=calendar-sync&status=bogus', headers: operator }), /INVALID_QUERY_PARAM \(field: "status"\)/],
+      [
+        400,
+        await api.app.inject({
+          method: 'PUT',
+          url: '/admin/queues/api/queues/calendar-sync/pause',
+          headers: { ...operator, 'content-type': 'application/json' },
+          payload: '{',
+        }),
+        /not valid JSON/,
+      ],
+    ] as const;
+    for (const [status, answer, detail] of answers) {
+      expect(answer.statusCode).toBe(status);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.json()).toEqual({ type: 'about:blank', title: expect.any(String), status, detail: expect.stringMatching(detail) });
+    }
+    // Its successes are untouched.
+    const queues = await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: operator });
+    expect(queues.statusCode).toBe(200);
+    expect(queues.headers['content-type']).toMatch(/^application\/json/);
+  });
+
   it('authenticated answers are no-store and every answer is nosniff', async () => {
     const accepted = await api.post(reservation('res-headers'));
     expect(accepted.headers['cache-control']).toBe('no-store');
@@ -87,5 +167,32 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect(await api.jobCount()).toBe(before);
     expect(await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-encoded')).toBeUndefined();
     expect((await api.post(reservation('res-identity'), { 'content-encoding': 'identity' })).statusCode).toBe(202);
+  });
+});
+
+describe('/metrics behind API_METRICS_TOKEN', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi({ label: 'api-metrics-token', env: { API_METRICS_TOKEN: 'scrape-token' } });
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it('answers 401 problem with a Bearer challenge to no, another or a non-bearer credential', async () => {
+    for (const authorization of [undefined, 'Bearer wrong-token', 'Bearer scrape-token-and-more', 'Basic c2NyYXBlLXRva2Vu', `Bearer ${api.keys.operator}`]) {
+      const answer = await api.app.inject({ method: 'GET', url: '/metrics', headers: authorization === undefined ? {} : { authorization } });
+      expect(answer.statusCode).toBe(401);
+      expect(answer.headers['www-authenticate']).toBe('Bearer realm="metrics"');
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.json()).toMatchObject({ title: 'Unauthorized', status: 401 });
+    }
+  });
+
+  it('serves the metrics to its bearer token, and leaves the probes open', async () => {
+    const answer = await api.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'bearer scrape-token' } });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toContain('http_requests_total');
+    expect((await api.app.inject('/health/live')).statusCode).toBe(200);
   });
 });

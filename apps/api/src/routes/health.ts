@@ -1,9 +1,10 @@
 import type { Database } from '@jobfleet/db';
-import { checkReadiness, withDeadline, type Metrics } from '@jobfleet/observability';
-import type { FastifyInstance } from 'fastify';
+import { checkReadiness, mayScrape, METRICS_CHALLENGE, withDeadline, type Metrics } from '@jobfleet/observability';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { readDegradedDependencies } from '@jobfleet/resilience';
 import type { Redis } from 'ioredis';
 import { docs } from '../openapi';
+import { HttpProblem } from '../problem';
 
 export interface HealthRoutesDeps {
   database: Database;
@@ -13,10 +14,12 @@ export interface HealthRoutesDeps {
   metrics: Metrics;
   /** Bound on each dependency ping of /health/ready. */
   readyTimeoutMs: number;
+  /** Bearer token /metrics requires; undefined: open. */
+  metricsToken: string | undefined;
 }
 
-/** Probes and Prometheus; unauthenticated, as orchestrators and scrapers expect. */
-export function registerHealthRoutes(app: FastifyInstance, { database, redis, prefix, metrics, readyTimeoutMs }: HealthRoutesDeps): void {
+/** Probes, unauthenticated as orchestrators expect, and Prometheus, behind a bearer token if one is configured. */
+export function registerHealthRoutes(app: FastifyInstance, { database, redis, prefix, metrics, readyTimeoutMs, metricsToken }: HealthRoutesDeps): void {
   app.get('/health/live', { schema: docs.live }, async () => ({ status: 'ok' }));
 
   // Only our own stores: a Google or AFIP outage must not take API replicas out of rotation.
@@ -41,7 +44,14 @@ export function registerHealthRoutes(app: FastifyInstance, { database, redis, pr
     return reply.code(ready ? 200 : 503).send({ status, checks, degraded });
   });
 
-  app.get('/metrics', { schema: docs.metrics }, async (_request, reply) =>
+  const requireScraper = async (request: FastifyRequest) => {
+    if (!mayScrape(metricsToken, request.headers.authorization)) {
+      throw new HttpProblem(401, 'Scraping /metrics needs its bearer token (Authorization: Bearer <token>)', {
+        headers: { 'www-authenticate': METRICS_CHALLENGE },
+      });
+    }
+  };
+  app.get('/metrics', { schema: docs.metrics, onRequest: requireScraper }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 }
