@@ -95,7 +95,7 @@ describe('the docs and Bull Board in Chromium', () => {
     const operator = { username: api.config.api.adminUser, password: ADMIN_PASSWORD };
     const showing = (text: string) => (page: Page) => page.waitForFunction((wanted) => (globalThis as unknown as BrowserScope).document.body.innerText.includes(wanted), { timeout: 15_000 }, text);
     expect(await visit('/admin/queues', showing('calendar-sync'), operator)).toEqual({ violations: [], consoleErrors: [], pageErrors: [] });
-    expect(await visit('/admin/queues/queue/calendar-sync?status=waiting', showing('res-in-browser'), operator)).toEqual({
+    expect(await visit('/admin/queues/queue/calendar-sync?status=prioritized', showing('res-in-browser'), operator)).toEqual({
       violations: [],
       consoleErrors: [],
       pageErrors: [],
