@@ -168,6 +168,17 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect(await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-encoded')).toBeUndefined();
     expect((await api.post(reservation('res-identity'), { 'content-encoding': 'identity' })).statusCode).toBe(202);
   });
+
+  it('a Content-Encoding on a Bull Board route is the same 415 problem, not a 500 from its error handler (found by the fuzz)', async () => {
+    const answer = await api.app.inject({
+      method: 'GET',
+      url: '/admin/queues/api/queues',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-encoding': 'br' },
+    });
+    expect(answer.statusCode).toBe(415);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.json()).toMatchObject({ type: '/problems/unsupported-content-encoding', status: 415 });
+  });
 });
 
 describe('/metrics behind API_METRICS_TOKEN', () => {
