@@ -83,12 +83,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
 
   // Bodies are read as they come: a compressed one would be parsed as garbage (or, worse, as JSON).
-  app.addHook('onRequest', async (request) => {
+  // Answered, not thrown: a throw would reach Bull Board's error handler on its routes, which knows no status of ours.
+  app.addHook('onRequest', async (request, reply) => {
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      throw new HttpProblem(415, `Content-Encoding "${encoding}" is not supported; send the body uncompressed`, {
+      const problem = new HttpProblem(415, `Content-Encoding "${encoding}" is not supported; send the body uncompressed`, {
         type: '/problems/unsupported-content-encoding',
       });
+      return sendError(request, reply, problem);
     }
   });
 

@@ -11,17 +11,21 @@ function hasControlCharacter(value: string): boolean {
 // A high surrogate not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** Up to `max` characters, none of them a control character or a lone surrogate. */
+export function plainText(max: number) {
+  return z
+    .string()
+    .max(max)
+    .refine((value) => !hasControlCharacter(value), 'must not contain control characters')
+    .refine((value) => !LONE_SURROGATE.test(value), 'must not contain lone surrogates');
+}
+
 /**
  * A path or query value that may reach Postgres: 1 to `max` characters, no control characters,
  * no lone surrogates (which UTF-8, and so Postgres, cannot store as written).
  */
 export function storableText(max: number) {
-  return z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((value) => !hasControlCharacter(value), 'must not contain control characters')
-    .refine((value) => !LONE_SURROGATE.test(value), 'must not contain lone surrogates');
+  return plainText(max).min(1);
 }
 
 // What Postgres timestamptz and every client agree on; year 0000 and the far future are refused.

@@ -151,7 +151,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
 export function replaceWithProblem(request: FastifyRequest, reply: FastifyReply, detail: string): string {
   let problem = new HttpProblem(reply.statusCode, detail);
   if (reply.statusCode >= 500) {
-    request.log.error({ detail, statusCode: reply.statusCode }, 'plugin error');
+    request.log.error({ statusCode: reply.statusCode }, `a plugin answered ${reply.statusCode}: ${detail}`);
     problem = unexpectedProblem();
   }
   reply.type(PROBLEM_CONTENT_TYPE);

@@ -4,8 +4,9 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { plainText } from '../params';
 import type { Auth } from '../plugins/auth';
-import { PROBLEM_CONTENT_TYPE, replaceWithProblem, sendError } from '../problem';
+import { parseOrThrow, PROBLEM_CONTENT_TYPE, replaceWithProblem, sendError } from '../problem';
 import { usePagePolicy } from '../security-headers';
 
 const ADMIN_QUEUES_PATH = '/admin/queues';
@@ -15,6 +16,27 @@ const BOARD_SOURCES = {
   'style-src': ["'unsafe-inline'", 'https://fonts.googleapis.com'],
   'font-src': ['https://fonts.gstatic.com'],
 };
+
+function percentDecodable(value: string): boolean {
+  try {
+    decodeURIComponent(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Bull Board percent-decodes some query values a second time (activeQueue) and splits its
+// validation messages, which quote the value, on NUL: either throws inside it, a 500. So a query
+// value must be plain text that survives another decoding. Its page and page size become a Redis
+// range, where 1e308 (an integer to it) fails too: they are whole numbers of a few digits.
+const boardQueryValue = plainText(1024).refine(percentDecodable, 'must stay valid when percent-decoded again');
+const boardQuery = z
+  .object({
+    page: z.string().regex(/^\d{0,6}$/, 'a page number: at most 6 digits').optional(),
+    jobsPerPage: z.string().regex(/^\d{0,3}$/, 'a page size: at most 3 digits').optional(),
+  })
+  .catchall(z.union([boardQueryValue, z.array(boardQueryValue)]));
 
 /** Bull Board's error body: a translation key (with its options), or the message of what was thrown. */
 const boardError = z.object({
@@ -52,6 +74,7 @@ export async function registerAdminRoutes(
     admin.addHook('onRequest', async (request, reply) => {
       try {
         await auth.requireOperator(request);
+        parseOrThrow(boardQuery, request.query, 'The query string');
       } catch (error) {
         // Bull Board installs its own error handler for its routes, so answer here rather than throw.
         return sendError(request, reply, error);

@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { callPostgres as pg } from '../dependencies';
 import { connectionDoc } from '../openapi';
+import { storableText } from '../params';
 import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { administeredTenant, tenantIdParam as tenantId } from './tenant-admin';
@@ -50,7 +51,8 @@ const credentialBody = z.discriminatedUnion('kind', [
 ]);
 const calendarsBody = z.union([
   z.literal('credential'),
-  z.array(z.string().min(1).max(320)).min(1).max(1000),
+  // Stored as given: Postgres text takes no NUL, UTF-8 no lone surrogate.
+  z.array(storableText(320)).min(1).max(1000),
 ]);
 const addGoogleBody = z.strictObject({ credential: credentialBody, calendars: calendarsBody });
 const rotateGoogleBody = z

@@ -142,8 +142,16 @@ describe('the edge: ids, numbers, cursors and headers', () => {
       expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(answer.json()).toEqual({ type: 'about:blank', title: expect.any(String), status, detail: expect.stringMatching(detail) });
     }
+    // Query values Bull Board would choke on (it decodes activeQueue again, splits its messages
+    // on NUL, takes 1e308 for a page size) are refused before it sees them; found by the fuzz as 500s.
+    for (const query of ['activeQueue=%zz', 'activeQueue=%25E0', 'status=a%00b', 'page=%07', 'activeQueue=calendar-sync&jobsPerPage=1e308', 'page=1e308']) {
+      const refused = await api.app.inject({ method: 'GET', url: `/admin/queues/api/queues?${query}`, headers: operator });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(refused.json()).toMatchObject({ type: '/problems/validation', status: 400 });
+    }
     // Its successes are untouched.
-    const queues = await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: operator });
+    const queues = await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues?activeQueue=calendar-sync&status=latest&page=1', headers: operator });
     expect(queues.statusCode).toBe(200);
     expect(queues.headers['content-type']).toMatch(/^application\/json/);
   });
@@ -167,6 +175,17 @@ describe('the edge: ids, numbers, cursors and headers', () => {
     expect(await api.jobCount()).toBe(before);
     expect(await syncStatusRepository.get(api.testDb.database.db, 'acme', 'reservation', 'res-encoded')).toBeUndefined();
     expect((await api.post(reservation('res-identity'), { 'content-encoding': 'identity' })).statusCode).toBe(202);
+  });
+
+  it('a Content-Encoding on a Bull Board route is the same 415 problem, not a 500 from its error handler (found by the fuzz)', async () => {
+    const answer = await api.app.inject({
+      method: 'GET',
+      url: '/admin/queues/api/queues',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-encoding': 'br' },
+    });
+    expect(answer.statusCode).toBe(415);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.json()).toMatchObject({ type: '/problems/unsupported-content-encoding', status: 415 });
   });
 });
 
