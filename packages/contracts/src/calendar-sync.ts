@@ -2,19 +2,29 @@ import { z } from 'zod';
 
 /** Google Calendar accepts RFC 3339 date-times; we require an explicit offset or Z. */
 const dateTime = z.iso.datetime({ offset: true });
+// Building an Intl.DateTimeFormat is the costliest step of validating a reservation, so each zone
+// name is tried once per process. Only accepted names are kept, and at most this many: Intl takes
+// any letter case, so the spellings of valid names are not a small set.
+const KNOWN_TIME_ZONES_MAX = 2000;
+const knownTimeZones = new Set<string>();
+
+function isKnownTimeZone(tz: string): boolean {
+  if (knownTimeZones.has(tz)) return true;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    return false;
+  }
+  if (knownTimeZones.size < KNOWN_TIME_ZONES_MAX) knownTimeZones.add(tz);
+  return true;
+}
+
 // IANA zone names; validated again by Intl so typos fail at the edge, not at Google.
 const timeZone = z
   .string()
   .min(1)
   .max(64)
-  .refine((tz) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: tz });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'unknown IANA time zone');
+  .refine(isKnownTimeZone, 'unknown IANA time zone');
 
 const eventTime = z.strictObject({ dateTime, timeZone });
 

@@ -28,4 +28,13 @@ describe('contracts', () => {
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues.map((i) => i.path.join('.'))).toContain(path);
   });
+
+  it('judges a time zone the same the second time (it is remembered) and in any case Intl accepts', () => {
+    const withZone = (timeZone: string) => ({ ...create, start: { ...create.start, timeZone }, end: { ...create.end, timeZone } });
+    for (const attempt of [1, 2]) {
+      expect([attempt, calendarSyncRequestSchema.safeParse(withZone('Asia/Kolkata')).success]).toEqual([attempt, true]);
+      expect([attempt, calendarSyncRequestSchema.safeParse(withZone('asia/kolkata')).success]).toEqual([attempt, true]);
+      expect([attempt, calendarSyncRequestSchema.safeParse(withZone('Asia/Atlantis')).success]).toEqual([attempt, false]);
+    }
+  });
 });
