@@ -1,46 +1,37 @@
 /**
- * Throughput of the calendar-sync path against raw BullMQ, measured in the same run on the same
- * Redis: `npm run bench [-- jobs=2000 concurrency=50]`. Prints jobs/s for both and their ratio.
+ * The worker path against raw BullMQ, measured in the same run on the same Redis and Postgres:
+ * `npm run bench [-- jobs=2000 concurrency=50]`. Each row adds `jobs` jobs first (addBulk), then
+ * times how long workers take to drain them, so only the worker side is measured.
  *
- * raw      Queue.add + a no-op Worker.
- * jobfleet idempotency row (begin/complete) + enqueue + sync_status on the producer side; the
- *          calendar-sync processor calling the fake Google Calendar over HTTP + status writes.
+ * raw no-op          BullMQ Worker with an empty processor.
+ * raw + insert       BullMQ Worker calling the fake Google Calendar once per job (events.insert
+ *                    through googleapis, as calendar-sync does).
+ * jobfleet no-op     a kind doing nothing through jobfleet's whole worker wrapper: attempt policy,
+ *                    tenant running slots, breakers, metrics, running -> synced status rows.
+ * jobfleet calendar  the calendar-sync kind against the same fake.
+ *
+ * Postgres statements per job are counted by the query builder (openDatabase's onStatement).
  */
 import { randomBytes } from 'node:crypto';
-import { startFakeCalendar } from '@jobfleet/calendar/fake';
-import { loadConfig } from '@jobfleet/config';
-import {
-  beginIdempotentRequest,
-  completeIdempotentRequest,
-  createTenant,
-  googleConnectionRepository,
-  openDatabase,
-  syncStatusRepository,
-} from '@jobfleet/db';
+import { createCalendarClient } from '@jobfleet/calendar';
+import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
+import { loadConfig, type Config } from '@jobfleet/config';
+import { createTenant, googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
+import { JOB_KINDS, defineJobKind, jobDataSchema, parsePayload, trackSyncStatus, type AnyJobKind, type KindIntake } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
-import { QUEUE_NAMES } from '@jobfleet/kinds';
-import { closeQueues, createQueues, createRedisConnection, enqueue, jobIdFor, waitUntilReady } from '@jobfleet/queue';
+import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
-import { Queue, Worker } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import pg from 'pg';
+import { z } from 'zod';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const JOBS = Number(args.jobs ?? 2000);
 const CONCURRENCY = Number(args.concurrency ?? 50);
 const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
 const ADMIN_DB = args.db ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-// Producers send in parallel like API replicas would; bounded so the run stays on loopback and short.
-const PRODUCER_PARALLELISM = 50;
-
-async function inParallel(count: number, parallelism: number, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: parallelism }, async () => {
-      while (next < count) await task(next++);
-    }),
-  );
-}
+const TENANT = 'bench';
 
 function waitUntil(done: () => boolean): Promise<void> {
   return new Promise((resolve) => {
@@ -49,22 +40,47 @@ function waitUntil(done: () => boolean): Promise<void> {
         clearInterval(timer);
         resolve();
       }
-    }, 5);
+    }, 2);
   });
 }
 
-async function rawBullmq(prefix: string): Promise<number> {
+const reservation = (i: number) => ({
+  reservationId: `r-${i}`,
+  action: 'create' as const,
+  calendarId: 'bench',
+  version: 1,
+  summary: `bench ${i}`,
+  start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
+  end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
+});
+
+/** `jobs` jobs as the API would enqueue them (its job schema, a priority of their tenant's). */
+async function fill(queue: Queue, request: (i: number) => unknown): Promise<void> {
+  for (let start = 0; start < JOBS; start += 500) {
+    const indexes = Array.from({ length: Math.min(500, JOBS - start) }, (_, k) => start + k);
+    await queue.addBulk(
+      indexes.map((i) => ({
+        name: 'job',
+        data: { tenantId: TENANT, idempotencyKey: `key-${i}`, request: request(i), enqueuedAt: new Date().toISOString() },
+        opts: { jobId: `${TENANT}-${i}`, priority: 1 },
+      })),
+    );
+  }
+}
+
+/** Jobs per second of a raw BullMQ worker running `processor`. */
+async function raw(prefix: string, processor: (job: Job) => Promise<unknown>): Promise<number> {
   const connection = createRedisConnection(REDIS_URL, 'worker');
   const queue = new Queue('raw', { connection, prefix });
+  await fill(queue, reservation);
   let completed = 0;
-  const worker = new Worker('raw', async () => undefined, { connection, prefix, concurrency: CONCURRENCY });
-  worker.on('completed', () => completed++);
-  await worker.waitUntilReady();
+  let failure: Error | undefined;
   const started = performance.now();
-  await inParallel(JOBS, PRODUCER_PARALLELISM, async (i) => {
-    await queue.add('noop', { i }, { removeOnComplete: { count: 1000 } });
-  });
-  await waitUntil(() => completed >= JOBS);
+  const worker = new Worker('raw', processor, { connection, prefix, concurrency: CONCURRENCY });
+  worker.on('completed', () => completed++);
+  worker.on('failed', (_job, error) => (failure ??= error));
+  await waitUntil(() => completed >= JOBS || failure !== undefined);
+  if (failure) throw failure;
   const seconds = (performance.now() - started) / 1000;
   await worker.close();
   await queue.obliterate({ force: true });
@@ -73,65 +89,69 @@ async function rawBullmq(prefix: string): Promise<number> {
   return JOBS / seconds;
 }
 
-async function jobfleetPath(prefix: string, databaseUrl: string): Promise<number> {
-  const calendar = await startFakeCalendar();
-  const config = loadConfig({
+// A kind that does nothing but keeps a sync status, so the wrapper's whole cost shows.
+const noopRequest = z.strictObject({ id: z.string() });
+const noopIntake: KindIntake<z.output<typeof noopRequest>> = {
+  summary: 'No-op (bench)',
+  entityId: (request) => request.id,
+  version: () => 1,
+  defaultIdempotencyKey: (request) => `noop:${request.id}`,
+  defaultKeyDescription: '`noop:<id>`',
+  jobName: () => 'noop',
+  requiredScope: 'jobs:write',
+};
+const noopKind = defineJobKind({
+  name: 'noop',
+  requestSchema: noopRequest,
+  syncKind: 'noop',
+  intake: noopIntake,
+  attemptTimeoutMs: () => 10_000,
+  worker: () =>
+    Promise.resolve({
+      start: ({ database, logger, guards }) =>
+        Promise.resolve({
+          processor: (job, context) => {
+            const data = parsePayload(jobDataSchema(noopRequest), job.data);
+            const entity = { tenantId: data.tenantId, kind: 'noop', entityId: data.request.id, version: 1, jobId: job.id ?? 'unknown' };
+            return trackSyncStatus({ database, logger, postgres: guards.postgres }, entity, context, () => Promise.resolve({ result: null, externalRef: 'noop' }));
+          },
+        }),
+    }),
+});
+
+/** Jobs per second and Postgres statements per job of jobfleet's workers serving `kind`. */
+async function jobfleet(prefix: string, databaseUrl: string, calendar: FakeCalendar, kind: AnyJobKind, request: (i: number) => unknown) {
+  const config: Config = loadConfig({
     LOG_LEVEL: 'silent',
     DATABASE_URL: databaseUrl,
     REDIS_URL,
     QUEUE_PREFIX: prefix,
-    QUEUES: 'calendar-sync',
+    WORKER_CONCURRENCY: String(CONCURRENCY),
     CALENDAR_SYNC_CONCURRENCY: String(CONCURRENCY),
     GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
+    // One tenant fills the fleet here: its running slots must not be the bound.
+    TENANT_DEFAULT_TIER: 'enterprise',
   });
-  const logger = createLogger({ level: 'silent', serviceName: 'bench' });
-  const database = openDatabase({ ...config.database, url: databaseUrl, poolMax: 20 });
-  await database.migrate();
-  await createTenant(database.db, { id: 'bench', name: 'bench' });
-  await googleConnectionRepository.add(database.db, parseKeyring(config.secrets.keys), {
-    tenantId: 'bench',
-    credential: { kind: 'access-token', token: 'bench-token' },
-    access: { policy: 'credential' },
-  });
-  const producer = createRedisConnection(REDIS_URL, 'producer');
-  await waitUntilReady(producer, 5000);
-  const workerConnection = createRedisConnection(REDIS_URL, 'worker');
-  const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix, config });
-  const metrics = createMetrics();
-  const fleet = await startWorkers({ config, database, connection: workerConnection, logger, metrics });
+  let statements = 0;
+  const database: Database = openDatabase({ ...config.database, url: databaseUrl, poolMax: 20, onStatement: () => statements++ });
+  const connection = createRedisConnection(REDIS_URL, 'worker');
+  await waitUntilReady(connection, 5000);
+  const queue = new Queue(kind.name, { connection, prefix });
+  await fill(queue, request);
+  const fleet = await startWorkers({ config, database, connection, logger: createLogger({ level: 'silent', serviceName: 'bench' }), metrics: createMetrics(), kinds: [kind] });
   let completed = 0;
-  fleet.workers.get('calendar-sync')?.on('completed', () => completed++);
-
+  fleet.workers.get(kind.name)?.on('completed', () => completed++);
+  statements = 0;
   const started = performance.now();
-  await inParallel(JOBS, PRODUCER_PARALLELISM, async (i) => {
-    const key = `bench-${i}`;
-    const request = {
-      reservationId: `r-${i}`,
-      action: 'create' as const,
-      calendarId: 'bench',
-      version: 1,
-      summary: `bench ${i}`,
-      start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
-      end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
-    };
-    const jobId = jobIdFor('bench', key);
-    const ref = { tenantId: 'bench', scope: 'calendar-sync', key };
-    await beginIdempotentRequest(database.db, { ...ref, requestHash: key, jobId, ttlSeconds: 3600, staleAfterSeconds: 60 });
-    await enqueue(queues['calendar-sync'], { jobId, name: 'calendar-sync', data: { tenantId: 'bench', idempotencyKey: key, request } });
-    await syncStatusRepository.recordEnqueued(database.db, { tenantId: 'bench', kind: 'reservation', entityId: request.reservationId, version: 1, jobId });
-    await completeIdempotentRequest(database.db, { ...ref, statusCode: 202, response: { jobId } });
-  });
   await waitUntil(() => completed >= JOBS);
   const seconds = (performance.now() - started) / 1000;
-
+  const perJob = statements / JOBS;
   await fleet.close();
-  await queues['calendar-sync'].obliterate({ force: true });
-  await closeQueues(queues);
-  producer.disconnect();
-  workerConnection.disconnect();
-  await calendar.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  connection.disconnect();
   await database.close();
-  return JOBS / seconds;
+  return { rate: JOBS / seconds, statementsPerJob: perJob };
 }
 
 const admin = new pg.Client({ connectionString: ADMIN_DB });
@@ -140,15 +160,43 @@ const dbName = `jobfleet_bench_${randomBytes(4).toString('hex')}`;
 await admin.query(`create database ${dbName}`);
 const dbUrl = new URL(ADMIN_DB);
 dbUrl.pathname = `/${dbName}`;
+const calendar = await startFakeCalendar();
 try {
+  const setup = openDatabase({ url: dbUrl.toString(), dataDir: '.' });
+  await setup.migrate();
+  await createTenant(setup.db, { id: TENANT, name: TENANT });
+  await googleConnectionRepository.add(setup.db, parseKeyring(loadConfig({}).secrets.keys), {
+    tenantId: TENANT,
+    credential: { kind: 'access-token', token: 'bench-token' },
+    access: { policy: 'credential' },
+  });
+  await setup.close();
+
   const prefix = `jfbench:${randomBytes(3).toString('hex')}`;
-  const raw = await rawBullmq(prefix);
-  const ours = await jobfleetPath(prefix, dbUrl.toString());
-  console.log(`jobs=${JOBS} worker concurrency=${CONCURRENCY}`);
-  console.log(`raw BullMQ (add + no-op worker):              ${raw.toFixed(0)} jobs/s`);
-  console.log(`jobfleet calendar-sync (idempotent + Calendar): ${ours.toFixed(0)} jobs/s`);
-  console.log(`ratio jobfleet / raw: ${(ours / raw).toFixed(3)}`);
+  const client = createCalendarClient({ rootUrl: calendar.rootUrl, credential: { kind: 'access-token', token: 'bench-token' }, tokenUrl: calendar.tokenUrl, timeoutMs: 10_000 });
+  // googleapis loads on the first call (seconds): not part of what is timed.
+  await client.insertEvent('bench-raw', { id: 'e0000000001', summary: 'warm-up', start: reservation(0).start, end: reservation(0).end });
+  const rawNoop = await raw(prefix, () => Promise.resolve());
+  // Event ids are base32hex (a-v, 0-9): the hex of the job id is one.
+  const rawInsert = await raw(prefix, (job) => {
+    const { request } = job.data as { request: ReturnType<typeof reservation> };
+    return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
+  });
+  const ourNoop = await jobfleet(prefix, dbUrl.toString(), calendar, noopKind, (i) => ({ id: `n-${i}` }));
+  const calendarKind = JOB_KINDS.find((kind) => kind.name === 'calendar-sync');
+  if (calendarKind === undefined) throw new Error('no calendar-sync kind');
+  const ourCalendar = await jobfleet(prefix, dbUrl.toString(), calendar, calendarKind, reservation);
+
+  console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} (jobs added first, drain timed)`);
+  console.log('path                              jobs/s   ratio   statements/job');
+  const row = (name: string, rate: number, baseline: number, statements?: number) =>
+    console.log(`${name.padEnd(32)} ${rate.toFixed(0).padStart(7)}   ${(rate / baseline).toFixed(3)}   ${statements === undefined ? '' : statements.toFixed(2)}`);
+  row('raw BullMQ no-op', rawNoop, rawNoop);
+  row('raw BullMQ + googleapis insert', rawInsert, rawInsert);
+  row('jobfleet no-op kind (vs raw no-op)', ourNoop.rate, rawNoop, ourNoop.statementsPerJob);
+  row('jobfleet calendar-sync (vs insert)', ourCalendar.rate, rawInsert, ourCalendar.statementsPerJob);
 } finally {
+  await calendar.close();
   await admin.query(`drop database if exists ${dbName} with (force)`);
   await admin.end();
 }

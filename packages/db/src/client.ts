@@ -22,6 +22,8 @@ export interface DatabaseOptions {
   poolMax?: number;
   /** Called for errors on idle pool clients (a restarted server), which must not crash the process. */
   onPoolError?: (error: Error) => void;
+  /** Called for each statement the query builder sends: the bench counts statements per job with it. */
+  onStatement?: () => void;
 }
 
 export interface Database {
@@ -66,7 +68,8 @@ function openPostgres(options: DatabaseOptions & { url: string }): Database {
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (error) => options.onPoolError?.(error));
-  const db = drizzlePg(pool, { schema });
+  const { onStatement } = options;
+  const db = drizzlePg(pool, { schema, ...(onStatement === undefined ? {} : { logger: { logQuery: () => onStatement() } }) });
   return {
     db,
     dialect: 'postgres',

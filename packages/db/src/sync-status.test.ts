@@ -36,4 +36,25 @@ describe('sync_status writes', () => {
     expect(await syncStatusRepository.recordSynced(db, entity('r2', 2), 1, 'old')).toBe(false);
     expect(await status('r2')).toBe('pending');
   });
+
+  it('writes of many jobs at once (one statement per shape) keep each row exact, and order per entity', async () => {
+    const { db } = testDb.database;
+    const ids = Array.from({ length: 60 }, (_, index) => `many-${index}`);
+    await Promise.all(ids.map((id) => syncStatusRepository.recordEnqueued(db, entity(id, 1, `job-${id}`))));
+    await Promise.all(ids.map((id, index) => (index % 2 === 0 ? syncStatusRepository.recordRunning(db, entity(id, 1, `job-${id}`), 1) : Promise.resolve(true))));
+    const outcomes = await Promise.all(
+      ids.flatMap((id, index) => [
+        syncStatusRepository.recordSynced(db, entity(id, 1, `job-${id}`), 1, `event-${id}`),
+        // Submitted after synced, in the same turn: it lands after it and is refused.
+        index % 3 === 0 ? syncStatusRepository.recordFailure(db, entity(id, 1, `job-${id}`), 1, error, true) : Promise.resolve(false),
+      ]),
+    );
+    expect(outcomes.filter((written, index) => index % 2 === 0 && written)).toHaveLength(60);
+    expect(outcomes.filter((written, index) => index % 2 === 1 && written)).toHaveLength(0);
+    for (const id of ['many-0', 'many-7', 'many-59']) {
+      const row = await syncStatusRepository.get(db, 't1', 'reservation', id);
+      expect(row).toMatchObject({ status: 'synced', version: 1, externalRef: `event-${id}`, attempts: 1, lastError: null, jobId: `job-${id}` });
+      expect(row?.lastSyncedAt).toBeInstanceOf(Date);
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
 import type { Db } from './client';
+import { createGroupCommit, type GroupCommit } from './group-commit';
 import { syncStatus, type SyncStatusValue } from './schema';
 
 export type SyncStatusRow = typeof syncStatus.$inferSelect;
@@ -14,7 +15,6 @@ export interface SyncEntity {
   jobId: string;
 }
 
-
 interface Transition {
   status: SyncStatusValue;
   attempts?: number;
@@ -23,44 +23,84 @@ interface Transition {
   synced?: boolean;
 }
 
-async function write(db: Db, entity: SyncEntity, t: Transition): Promise<boolean> {
-  const now = new Date();
-  const values = {
-    tenantId: entity.tenantId,
-    kind: entity.kind,
-    entityId: entity.entityId,
-    version: entity.version,
-    jobId: entity.jobId,
-    status: t.status,
-    attempts: t.attempts ?? 0,
-    lastError: t.lastError ?? null,
-    externalRef: t.externalRef ?? null,
-    lastSyncedAt: t.synced ? now : null,
-    updatedAt: now,
-  };
-  const set: Record<string, unknown> = {
-    status: t.status,
-    version: entity.version,
-    jobId: entity.jobId,
-    updatedAt: now,
-  };
-  if (t.attempts !== undefined) set.attempts = t.attempts;
-  if (t.lastError !== undefined) set.lastError = t.lastError;
-  if (t.externalRef !== undefined) set.externalRef = t.externalRef;
-  if (t.synced) set.lastSyncedAt = now;
+interface StatusWrite {
+  entity: SyncEntity;
+  transition: Transition;
+  at: Date;
+}
+
+const rowKey = (e: Pick<SyncEntity, 'tenantId' | 'kind' | 'entityId'>) => JSON.stringify([e.tenantId, e.kind, e.entityId]);
+// Writes that set the same columns share one statement.
+const shapeOf = ({ transition: t }: StatusWrite) =>
+  [t.status, t.attempts !== undefined, t.lastError !== undefined, t.externalRef !== undefined, t.synced === true].join('|');
+const excluded = (column: string) => sql.raw(`excluded.${column}`);
+
+/** One multi-row upsert for writes of one shape; the keys of the rows it wrote. */
+async function upsert(db: Db, writes: readonly StatusWrite[]): Promise<Set<string>> {
+  const [{ transition: t }] = writes as [StatusWrite];
+  const set: Record<string, unknown> = { status: excluded('status'), version: excluded('version'), jobId: excluded('job_id'), updatedAt: excluded('updated_at') };
+  if (t.attempts !== undefined) set.attempts = excluded('attempts');
+  if (t.lastError !== undefined) set.lastError = excluded('last_error');
+  if (t.externalRef !== undefined) set.externalRef = excluded('external_ref');
+  if (t.synced) set.lastSyncedAt = excluded('last_synced_at');
   const rows = await db
     .insert(syncStatus)
-    .values(values)
+    .values(
+      writes.map(({ entity, transition, at }) => ({
+        tenantId: entity.tenantId,
+        kind: entity.kind,
+        entityId: entity.entityId,
+        version: entity.version,
+        jobId: entity.jobId,
+        status: transition.status,
+        attempts: transition.attempts ?? 0,
+        lastError: transition.lastError ?? null,
+        externalRef: transition.externalRef ?? null,
+        lastSyncedAt: transition.synced ? at : null,
+        updatedAt: at,
+      })),
+    )
     .onConflictDoUpdate({
       target: [syncStatus.tenantId, syncStatus.kind, syncStatus.entityId],
       set,
       // A job for an older version must not overwrite what a newer one recorded, and `synced` is
       // final for its version: a late write of the same version (an enqueue retried after its job
       // ran, an attempt that lost its lock to the run that succeeded) must not undo it.
-      setWhere: sql`${syncStatus.version} < ${entity.version} or (${syncStatus.version} = ${entity.version} and (${syncStatus.status} <> 'synced' or ${t.status} = 'synced'))`,
+      setWhere: sql`${syncStatus.version} < excluded.version or (${syncStatus.version} = excluded.version and (${syncStatus.status} <> 'synced' or excluded.status = 'synced'))`,
     })
-    .returning({ version: syncStatus.version });
-  return rows.length > 0;
+    .returning({ tenantId: syncStatus.tenantId, kind: syncStatus.kind, entityId: syncStatus.entityId });
+  return new Set(rows.map(rowKey));
+}
+
+// Sized so one statement stays far below Postgres' 65,535 bind parameters (11 per row).
+const MAX_ROWS_PER_FLUSH = 500;
+const writers = new WeakMap<Db, GroupCommit<StatusWrite, boolean>>();
+
+/**
+ * The status writes of one database handle go out by group commit: the writes of every job
+ * running at once share a statement per shape (one per tick under load, one per write when idle).
+ * Each caller still waits until its own row is durable.
+ */
+function writerOf(db: Db): GroupCommit<StatusWrite, boolean> {
+  let writer = writers.get(db);
+  if (writer === undefined) {
+    writer = createGroupCommit<StatusWrite, boolean>({
+      maxBatch: MAX_ROWS_PER_FLUSH,
+      conflictKey: (write) => rowKey(write.entity),
+      async flush(writes) {
+        const shapes = new Map<string, StatusWrite[]>();
+        for (const write of writes) shapes.set(shapeOf(write), [...(shapes.get(shapeOf(write)) ?? []), write]);
+        const written = await Promise.all([...shapes.values()].map((group) => upsert(db, group)));
+        return writes.map((write) => written.some((keys) => keys.has(rowKey(write.entity))));
+      },
+    });
+    writers.set(db, writer);
+  }
+  return writer;
+}
+
+function write(db: Db, entity: SyncEntity, transition: Transition): Promise<boolean> {
+  return writerOf(db).submit({ entity, transition, at: new Date() });
 }
 
 /** Each returns false when a newer version already owns the row (the write was skipped). */

@@ -1,0 +1,38 @@
+import { createGroupCommit } from './group-commit';
+
+describe('group commit', () => {
+  function recorder(options: { failOn?: string } = {}) {
+    const flushes: string[][] = [];
+    const commit = createGroupCommit<{ key: string; value: string }, string>({
+      maxBatch: 3,
+      conflictKey: (item) => item.key,
+      flush(items) {
+        flushes.push(items.map((item) => `${item.key}=${item.value}`));
+        if (items.some((item) => item.value === options.failOn)) return Promise.reject(new Error('statement failed'));
+        return Promise.resolve(items.map((item) => `wrote ${item.key}=${item.value}`));
+      },
+    });
+    return { flushes, commit };
+  }
+
+  it('writes the items of callers running at once together, at most maxBatch per flush, each caller getting its own result', async () => {
+    const { flushes, commit } = recorder();
+    const results = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((key) => commit.submit({ key, value: '1' })));
+    expect(results).toEqual(['wrote a=1', 'wrote b=1', 'wrote c=1', 'wrote d=1', 'wrote e=1']);
+    expect(flushes).toEqual([['a=1', 'b=1', 'c=1'], ['d=1', 'e=1']]);
+  });
+
+  it('never puts two writes of one key in one flush, and keeps their order', async () => {
+    const { flushes, commit } = recorder();
+    await Promise.all([commit.submit({ key: 'a', value: '1' }), commit.submit({ key: 'a', value: '2' }), commit.submit({ key: 'b', value: '1' })]);
+    expect(flushes).toEqual([['a=1', 'b=1'], ['a=2']]);
+  });
+
+  it('a lone write goes out at once, and a failed flush fails only its own callers', async () => {
+    const { flushes, commit } = recorder({ failOn: 'bad' });
+    expect(await commit.submit({ key: 'a', value: '1' })).toBe('wrote a=1');
+    const outcomes = await Promise.allSettled([commit.submit({ key: 'x', value: 'bad' }), commit.submit({ key: 'y', value: '1' }), commit.submit({ key: 'x', value: '2' })]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect(flushes).toEqual([['a=1'], ['x=bad', 'y=1'], ['x=2']]);
+  });
+});
