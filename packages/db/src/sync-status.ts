@@ -85,3 +85,52 @@ export const syncStatusRepository = {
     return rows[0];
   },
 };
+
+const entityKey = (entity: SyncEntity) => JSON.stringify([entity.tenantId, entity.kind, entity.entityId]);
+
+/**
+ * recordEnqueued for many jobs in one statement, with its rules: a row never goes back to an older
+ * version, and `synced` stays for its version. One statement cannot write a row twice, so of the
+ * jobs of one entity only the one that a series of single writes would leave in the row is
+ * written: the highest version, and of equal versions the last.
+ */
+export async function recordEnqueuedMany(db: Db, entities: readonly SyncEntity[]): Promise<void> {
+  const last = new Map<string, SyncEntity>();
+  for (const entity of entities) {
+    const before = last.get(entityKey(entity));
+    if (before === undefined || entity.version >= before.version) last.set(entityKey(entity), entity);
+  }
+  if (last.size === 0) return;
+  const now = new Date();
+  // In key order, so that two statements writing the same rows lock them in one order and never deadlock.
+  const rows = [...last].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, entity]) => entity);
+  await db
+    .insert(syncStatus)
+    .values(
+      rows.map((entity) => ({
+        tenantId: entity.tenantId,
+        kind: entity.kind,
+        entityId: entity.entityId,
+        version: entity.version,
+        jobId: entity.jobId,
+        status: 'pending' as const,
+        attempts: 0,
+        lastError: null,
+        externalRef: null,
+        lastSyncedAt: null,
+        updatedAt: now,
+      })),
+    )
+    .onConflictDoUpdate({
+      target: [syncStatus.tenantId, syncStatus.kind, syncStatus.entityId],
+      set: {
+        status: sql`excluded.status`,
+        version: sql`excluded.version`,
+        jobId: sql`excluded.job_id`,
+        attempts: 0,
+        lastError: null,
+        updatedAt: sql`excluded.updated_at`,
+      },
+      setWhere: sql`${syncStatus.version} < excluded.version or (${syncStatus.version} = excluded.version and ${syncStatus.status} <> 'synced')`,
+    });
+}
