@@ -1,4 +1,5 @@
-import { and, desc, eq, inArray, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
+import { arrayParam, columnName } from './bulk-sql';
 import type { Db } from './client';
 import { idempotencyKeys } from './schema';
 
@@ -153,23 +154,26 @@ export interface BeginIdempotentRequests extends IdempotentBatchRef {
 
 const byKeyOrder = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
+const textArray = (values: readonly string[]) => arrayParam(values, 'text');
+
+/** The requests as a relation (key, request_hash, job_id), in their order. */
+const claimsOf = (requests: BeginIdempotentRequests['requests']) =>
+  sql`unnest(${textArray(requests.map((r) => r.key))}, ${textArray(requests.map((r) => r.requestHash))}, ${textArray(requests.map((r) => r.jobId))})`;
+
 /**
  * The keys of `requests` that exist already: those an expired or stale row lets this batch take
  * over are taken (`taken`), the others are read as they were. One statement: every part of it sees
  * the rows as they were before its update.
  */
 async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: BeginIdempotentRequests['requests']) {
-  const claims = sql.join(
-    requests.map((request) => sql`(${request.key}, ${request.requestHash}, ${request.jobId})`),
-    sql`, `,
-  );
   const ofBatch = sql`${idempotencyKeys.tenantId} = ${batch.tenantId} and ${idempotencyKeys.scope} = ${batch.scope}`;
   const result = (await db.execute(sql`
-    with claim ("key", request_hash, job_id) as (values ${claims}),
+    with claim ("key", request_hash, job_id) as (select * from ${claimsOf(requests)}),
     taken as (
       update ${idempotencyKeys}
-      set request_hash = claim.request_hash, job_id = claim.job_id, status_code = null, response = null,
-          created_at = now(), expires_at = ${secondsFromNow(batch.ttlSeconds)}
+      set ${columnName(idempotencyKeys.requestHash)} = claim.request_hash, ${columnName(idempotencyKeys.jobId)} = claim.job_id,
+          ${columnName(idempotencyKeys.statusCode)} = null, ${columnName(idempotencyKeys.response)} = null,
+          ${columnName(idempotencyKeys.createdAt)} = now(), ${columnName(idempotencyKeys.expiresAt)} = ${secondsFromNow(batch.ttlSeconds)}
       from claim
       where ${ofBatch} and ${idempotencyKeys.key} = claim."key"
         and ${mayTakeOver(sql`claim.request_hash`, batch.staleAfterSeconds)}
@@ -191,24 +195,33 @@ async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: 
  */
 export async function beginIdempotentRequests(db: Db, batch: BeginIdempotentRequests): Promise<BeginOutcome[]> {
   const outcomes = new Map<string, BeginOutcome>();
+  try {
+    await claimKeys(db, batch, outcomes);
+  } catch (error) {
+    // Keys claimed before a later statement failed are given back if Postgres lets us, so that the
+    // retry is not refused as in flight; if not, they go stale and the retry takes them over.
+    const claimed = [...outcomes].flatMap(([key, outcome]) => (outcome.kind === 'new' ? [key] : []));
+    await abandonIdempotentRequests(db, batch, claimed).catch(() => undefined);
+    throw error;
+  }
+  // Three rounds of a row appearing and disappearing: another caller is busy with that key.
+  return batch.requests.map((request) => outcomes.get(request.key) ?? { kind: 'in-flight' });
+}
+
+/** Records each key's outcome in `outcomes` as soon as a statement has settled it. */
+async function claimKeys(db: Db, batch: BeginIdempotentRequests, outcomes: Map<string, BeginOutcome>): Promise<void> {
   // In key order, so that two batches claiming the same keys wait for each other in one order and never deadlock.
   let open = [...batch.requests].sort(byKeyOrder);
   for (let round = 0; round < 3 && open.length > 0; round++) {
-    const inserted = await db
-      .insert(idempotencyKeys)
-      .values(
-        open.map((request) => ({
-          tenantId: batch.tenantId,
-          scope: batch.scope,
-          key: request.key,
-          requestHash: request.requestHash,
-          jobId: request.jobId,
-          expiresAt: secondsFromNow(batch.ttlSeconds),
-        })),
-      )
-      .onConflictDoNothing()
-      .returning({ key: idempotencyKeys.key });
-    for (const { key } of inserted) outcomes.set(key, { kind: 'new' });
+    const inserted = (await db.execute(sql`
+      insert into ${idempotencyKeys} (${columnName(idempotencyKeys.tenantId)}, ${columnName(idempotencyKeys.scope)}, ${columnName(idempotencyKeys.key)},
+        ${columnName(idempotencyKeys.requestHash)}, ${columnName(idempotencyKeys.jobId)}, ${columnName(idempotencyKeys.expiresAt)})
+      select ${batch.tenantId}, ${batch.scope}, claim."key", claim.request_hash, claim.job_id, ${secondsFromNow(batch.ttlSeconds)}
+      from ${claimsOf(open)} as claim ("key", request_hash, job_id)
+      on conflict do nothing
+      returning ${columnName(idempotencyKeys.key)} as "key"
+    `)) as { rows: { key: string }[] };
+    for (const { key } of inserted.rows) outcomes.set(key, { kind: 'new' });
     const existing = open.filter((request) => !outcomes.has(request.key));
     if (existing.length === 0) break;
 
@@ -219,8 +232,6 @@ export async function beginIdempotentRequests(db: Db, batch: BeginIdempotentRequ
     // A row can vanish between the statements (abandoned or pruned); its key is simply tried again.
     open = existing.filter((request) => !outcomes.has(request.key));
   }
-  // Three rounds of a row appearing and disappearing: another caller is busy with that key.
-  return batch.requests.map((request) => outcomes.get(request.key) ?? { kind: 'in-flight' });
 }
 
 /** completeIdempotentRequest for many keys of a batch, in one statement. */
@@ -229,13 +240,11 @@ export async function completeIdempotentRequests(
   batch: IdempotentBatchRef & { statusCode: number; responses: readonly { key: string; response: unknown }[] },
 ): Promise<void> {
   if (batch.responses.length === 0) return;
-  const done = sql.join(
-    batch.responses.map(({ key, response }) => sql`(${key}, ${JSON.stringify(response)}::jsonb)`),
-    sql`, `,
-  );
+  const keys = textArray(batch.responses.map(({ key }) => key));
+  const responses = textArray(batch.responses.map(({ response }) => JSON.stringify(response)));
   await db.execute(sql`
-    update ${idempotencyKeys} set status_code = ${batch.statusCode}, response = done.response
-    from (values ${done}) as done ("key", response)
+    update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = ${batch.statusCode}, ${columnName(idempotencyKeys.response)} = done.response::jsonb
+    from unnest(${keys}, ${responses}) as done ("key", response)
     where ${idempotencyKeys.tenantId} = ${batch.tenantId} and ${idempotencyKeys.scope} = ${batch.scope}
       and ${idempotencyKeys.key} = done."key"
   `);
@@ -250,7 +259,7 @@ export async function abandonIdempotentRequests(db: Db, batch: IdempotentBatchRe
       and(
         eq(idempotencyKeys.tenantId, batch.tenantId),
         eq(idempotencyKeys.scope, batch.scope),
-        inArray(idempotencyKeys.key, [...keys]),
+        sql`${idempotencyKeys.key} = any(${textArray(keys)})`,
         isNull(idempotencyKeys.statusCode),
       ),
     );
