@@ -31,7 +31,7 @@ export {
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
-export type { IdempotencyKeyRef } from './idempotency';
+export type { BeginOutcome, IdempotencyKeyRef, IdempotentBatchRef } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
 export { appendLockAuditEvents, verifyLockAuditChains } from './lock-audit';
