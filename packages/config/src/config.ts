@@ -101,7 +101,8 @@ const envSchema = z.object({
   // (~1 ms per job here), so 5,000 at most keeps one request well within API_REQUEST_TIMEOUT_MS.
   API_BATCH_MAX_JOBS: int(1).max(5000).default(500),
   // Largest accepted body of a batch, bytes (at least API_BODY_LIMIT_BYTES): 2 MiB leaves about
-  // 4 KiB per job of a full batch, where a typical reservation or invoice takes 0.3 to 1 KiB.
+  // 4 KiB per job of a full batch, where a reservation with attendees takes ~0.6 KiB, an invoice
+  // ~0.25 KiB; 500 such reservations alone are past the single route's 256 KiB.
   API_BATCH_BODY_LIMIT_BYTES: int(1024).default(2 * 1024 * 1024),
   // Basic-auth user and password for /admin/queues (Bull Board); an admin-scoped API key also works.
   ADMIN_USER: z.string().min(1).default('admin'),
