@@ -15,6 +15,7 @@ import { answerClientError, HttpProblem, installProblemHandlers, sendError } fro
 import { installRateLimits } from './rate-limit';
 import { registerAdminRoutes } from './routes/admin';
 import { registerApiKeyRoutes } from './routes/api-keys';
+import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
@@ -120,7 +121,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
-  registerJobRoutes(app, { config, db: database.db, kinds, queues, redis, auth, capacity, limits: tenantLimits });
+  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, capacity, limits: tenantLimits };
+  registerJobRoutes(app, jobRoutes);
+  registerBatchRoutes(app, jobRoutes);
   registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits: tenantLimits });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });

@@ -14,30 +14,25 @@ const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'open
 
 const apiKeySecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
-const problem = (description: string) => ({
-  description,
-  content: {
-    [PROBLEM_CONTENT_TYPE]: {
-      schema: {
+const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    errors: {
+      type: 'array',
+      items: {
         type: 'object',
-        required: ['type', 'title', 'status', 'detail'],
-        properties: {
-          type: { type: 'string' },
-          title: { type: 'string' },
-          status: { type: 'integer' },
-          detail: { type: 'string' },
-          errors: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: { path: { type: 'string' }, message: { type: 'string' } },
-            },
-          },
-        },
+        properties: { path: { type: 'string' }, message: { type: 'string' } },
       },
     },
   },
-});
+};
+
+const problem = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } } });
 
 // Any authenticated route may answer it: the caller's address failed to authenticate too often, or
 // the tenant's or key's request rate limit is used up.
@@ -150,6 +145,53 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       ...authProblems,
       429: problem(
         'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), a request rate limit is used up (/problems/rate-limited), or too many failed authentications came from this address; retry after Retry-After seconds',
+      ),
+    },
+  };
+}
+
+/** The docs of `POST /v1/jobs/<queue>/batch`; `body` is the zod schema of the batch, built from the kind's. */
+export function batchEnqueueDocs(kind: AnyJobKind, body: z.ZodType, limits: { maxJobs: number; bodyLimitBytes: number }): FastifySchema {
+  return {
+    tags: ['jobs'],
+    summary: `${kind.intake.summary}: up to ${limits.maxJobs} jobs in one request`,
+    description:
+      `Each job is judged on its own exactly as POST /v1/jobs/${kind.name} would judge it, with \`idempotencyKey\` in place of the ` +
+      `Idempotency-Key header (without it, the key is ${kind.intake.defaultKeyDescription}): a key used before, on either route, ` +
+      'replays its first answer (`replayed: true`), another body under it is refused (422), one still being accepted too (409); ' +
+      'quotas count job by job, so a batch that crosses one is accepted up to it and refused (429) after. ' +
+      'A key used twice in one batch is refused (409, /problems/idempotency-duplicate-in-batch) after its first use. ' +
+      'The answer is 200 with one result per job, in order, whatever each result; a refused job carries the problem the single ' +
+      'route would have answered (and `retryAfter` where that had a Retry-After). Nothing of a batch that fails as a whole ' +
+      '(Redis or Postgres unavailable: 503) is accepted.',
+    security: apiKeySecurity,
+    body: jsonSchema(body),
+    response: {
+      200: object(
+        {
+          results: {
+            type: 'array',
+            items: object({
+              index: { type: 'integer', description: 'Position of the job in `jobs`' },
+              status: { type: 'integer', enum: [202, 403, 409, 422, 429], description: 'What the single route would have answered' },
+              idempotencyKey: { ...nullable('string'), description: 'The key, given or derived; null when the job is too malformed to have one' },
+              jobId: { type: 'string', description: 'Accepted jobs' },
+              links: object({ self: { type: 'string' }, sync: { type: 'string' } }),
+              replayed: { type: 'boolean', description: 'Accepted earlier under this key: the stored first answer' },
+              retryAfter: { type: 'integer', description: 'Seconds before retrying this job (409 in flight, 429)' },
+              problem: { ...problemSchema, description: 'Refused jobs: the problem body the single route would have answered' },
+            }),
+          },
+        },
+        'One result per job, in the order of `jobs`',
+      ),
+      400: problem('Not JSON, or an Idempotency-Key header (a batch takes a key per job)'),
+      413: problem(`Body larger than API_BATCH_BODY_LIMIT_BYTES (${limits.bodyLimitBytes} bytes here)`),
+      415: problem('Body is not application/json'),
+      422: problem(`Not a batch: \`jobs\` missing, empty or longer than API_BATCH_MAX_JOBS (${limits.maxJobs} here); errors name the field`),
+      ...authProblems,
+      429: problem(
+        'A request rate limit is used up (/problems/rate-limited; a batch counts as one request), or too many failed authentications came from this address; quotas are answered per job',
       ),
     },
   };

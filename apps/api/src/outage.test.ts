@@ -26,6 +26,27 @@ describe('with Redis down', () => {
     await expect(findIdempotencyRecordByJobId(api.testDb.database.db, jobIdFor('acme', 'outage-1'))).resolves.toBeUndefined();
   });
 
+  it('answers a batch with 503 and promises none of its jobs: every key is freed', async () => {
+    const batch = () =>
+      api.app.inject({
+        method: 'POST',
+        url: '/v1/jobs/calendar-sync/batch',
+        headers: { authorization: `Bearer ${api.keys.writer}`, 'content-type': 'application/json' },
+        payload: { jobs: [{ idempotencyKey: 'outage-batch-1', request: reservation('res-outage-1') }, { request: reservation('res-outage-2') }] },
+      });
+    const started = Date.now();
+    const answer = await batch();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(answer.statusCode).toBe(503);
+    expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+    expect(answer.json()).toMatchObject({ status: 503, type: '/problems/dependency-unavailable', detail: expect.stringMatching(/redis/) });
+
+    // Not 200 with 409s: the failed batch left no in-flight record behind.
+    expect((await batch()).statusCode).toBe(503);
+    const { db } = api.testDb.database;
+    for (const key of ['outage-batch-1', 'reservation:res-outage-2:v1']) await expect(findIdempotencyRecordByJobId(db, jobIdFor('acme', key))).resolves.toBeUndefined();
+  });
+
   it('is not ready, naming redis, but still live', async () => {
     const ready = await api.app.inject('/health/ready');
     expect(ready.statusCode).toBe(503);

@@ -58,6 +58,14 @@ describe('loadConfig', () => {
     expect(issuesOf({ API_REQUEST_TIMEOUT_MS: '1000', API_HEADERS_TIMEOUT_MS: '2000' })).toEqual(['API_HEADERS_TIMEOUT_MS: must not exceed API_REQUEST_TIMEOUT_MS']);
   });
 
+  it('bounds a batch at 500 jobs and 2 MiB by default, never below the single body limit or past 5,000 jobs', () => {
+    expect(loadConfig({}).api.batch).toEqual({ maxJobs: 500, bodyLimitBytes: 2 * 1024 * 1024 });
+    expect(loadConfig({ API_BATCH_MAX_JOBS: '50', API_BATCH_BODY_LIMIT_BYTES: '300000' }).api.batch).toEqual({ maxJobs: 50, bodyLimitBytes: 300_000 });
+    expect(issuesOf({ API_BATCH_MAX_JOBS: '5001' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
+    expect(issuesOf({ API_BATCH_MAX_JOBS: '0' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
+    expect(issuesOf({ API_BODY_LIMIT_BYTES: '4096', API_BATCH_BODY_LIMIT_BYTES: '2048' })).toEqual(['API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES']);
+  });
+
   it('returns a frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);

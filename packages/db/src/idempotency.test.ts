@@ -2,8 +2,11 @@ import { and, eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import {
   abandonIdempotentRequest,
+  abandonIdempotentRequests,
   beginIdempotentRequest,
+  beginIdempotentRequests,
   completeIdempotentRequest,
+  completeIdempotentRequests,
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
   type BeginIdempotentRequest,
@@ -132,6 +135,59 @@ describe('idempotency keys', () => {
     await completeIdempotentRequest(db, { ...req, statusCode: 202, response: { done: true } });
     await abandonIdempotentRequest(db, req);
     await expect(beginIdempotentRequest(db, req)).resolves.toMatchObject({ kind: 'replay' });
+  });
+
+  describe('in batches', () => {
+    const batchOf = (requests: BeginIdempotentRequest[]) => ({ tenantId: 'acme', scope: 'calendar-sync', ttlSeconds: 3600, staleAfterSeconds: 60, requests });
+
+    it('claims free keys, replays completed ones and refuses in-flight and other bodies, in the order asked', async () => {
+      const { db } = testDb.database;
+      const [done, busy, other, free, expired, stale] = Array.from({ length: 6 }, () => request());
+      for (const req of [done!, busy!, other!, expired!, stale!]) await beginIdempotentRequest(db, req);
+      await completeIdempotentRequest(db, { ...done!, statusCode: 202, response: { jobId: done!.jobId } });
+      await completeIdempotentRequest(db, { ...expired!, statusCode: 202, response: { old: true } });
+      await age(expired!, 1, 'expiresAt');
+      await age(stale!, 61, 'createdAt');
+
+      const asked = [free!, done!, busy!, { ...other!, requestHash: 'hash-b' }, { ...expired!, requestHash: 'hash-b', jobId: 'job-next' }, stale!];
+      await expect(beginIdempotentRequests(db, batchOf(asked))).resolves.toEqual([
+        { kind: 'new' },
+        { kind: 'replay', statusCode: 202, response: { jobId: done!.jobId } },
+        { kind: 'in-flight' },
+        { kind: 'mismatch' },
+        { kind: 'new' },
+        { kind: 'new' },
+      ]);
+      // The expired key now belongs to the new body, unfinished.
+      await expect(findIdempotencyRecordByJobId(db, 'job-next')).resolves.toMatchObject({ requestHash: 'hash-b', statusCode: null, response: null });
+      await expect(beginIdempotentRequest(db, free!)).resolves.toEqual({ kind: 'in-flight' });
+    });
+
+    it('lets exactly one of concurrent overlapping batches claim each key', async () => {
+      const { db } = testDb.database;
+      const keys = Array.from({ length: 30 }, () => request());
+      // Each batch asks for the keys in another order.
+      const batches = Array.from({ length: 8 }, (_, n) => [...keys.slice(n * 3), ...keys.slice(0, n * 3)].reverse());
+      const outcomes = await Promise.all(batches.map((requests) => beginIdempotentRequests(db, batchOf(requests))));
+      for (const req of keys) {
+        const kinds = batches.map((requests, n) => outcomes[n]![requests.indexOf(req)]!.kind);
+        expect(kinds.filter((kind) => kind === 'new')).toHaveLength(1);
+        expect(kinds.filter((kind) => kind === 'in-flight')).toHaveLength(7);
+      }
+    });
+
+    it('completes and abandons many keys at once, never erasing a completed one', async () => {
+      const { db } = testDb.database;
+      const [a, b, c] = [request(), request(), request()];
+      await beginIdempotentRequests(db, batchOf([a, b, c]));
+      await completeIdempotentRequests(db, { tenantId: 'acme', scope: 'calendar-sync', statusCode: 202, responses: [{ key: a.key, response: { jobId: a.jobId, nested: [1, { x: null }] } }] });
+      await abandonIdempotentRequests(db, { tenantId: 'acme', scope: 'calendar-sync' }, [a.key, b.key]);
+      await expect(beginIdempotentRequests(db, batchOf([a, b, c]))).resolves.toEqual([
+        { kind: 'replay', statusCode: 202, response: { jobId: a.jobId, nested: [1, { x: null }] } },
+        { kind: 'new' },
+        { kind: 'in-flight' },
+      ]);
+    });
   });
 
   it('finds the owner and scope of a job by its id', async () => {

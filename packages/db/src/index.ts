@@ -2,7 +2,7 @@ export { openDatabase, openMigratedDatabase } from './client';
 export type { Database, Db } from './client';
 export * as schema from './schema';
 export type { LockAuditEvent } from './schema';
-export { syncStatusRepository } from './sync-status';
+export { recordEnqueuedMany, syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { createTenant, tenantExists, ensureDevTenant } from './tenants';
 export {
@@ -23,12 +23,15 @@ export {
 export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope } from './api-keys';
 export {
   beginIdempotentRequest,
+  beginIdempotentRequests,
   completeIdempotentRequest,
+  completeIdempotentRequests,
   abandonIdempotentRequest,
+  abandonIdempotentRequests,
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
-export type { IdempotencyKeyRef } from './idempotency';
+export type { BeginOutcome, IdempotencyKeyRef, IdempotentBatchRef } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
 export { appendLockAuditEvents, verifyLockAuditChains } from './lock-audit';

@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
-import { syncStatusRepository } from './sync-status';
+import { recordEnqueuedMany, syncStatusRepository } from './sync-status';
 
 describe('sync_status writes', () => {
   let testDb: TestDatabase;
@@ -56,5 +56,30 @@ describe('sync_status writes', () => {
       expect(row).toMatchObject({ status: 'synced', version: 1, externalRef: `event-${id}`, attempts: 1, lastError: null, jobId: `job-${id}` });
       expect(row?.lastSyncedAt).toBeInstanceOf(Date);
     }
+  });
+
+  it('records many enqueued jobs in one statement, leaving in each row what single writes in that order would', async () => {
+    const { db } = testDb.database;
+    await syncStatusRepository.recordSynced(db, entity('m-synced', 1), 1, 'event-1');
+    await syncStatusRepository.recordEnqueued(db, entity('m-newer', 5, 'job-newer'));
+    await recordEnqueuedMany(db, [
+      entity('m-1', 1, 'job-a'),
+      // One entity twice: the higher version wins, then the later of equal versions.
+      entity('m-twice', 2, 'job-b'),
+      entity('m-twice', 1, 'job-c'),
+      entity('m-twice', 2, 'job-d'),
+      entity('m-synced', 1, 'job-late'),
+      entity('m-newer', 4, 'job-older'),
+    ]);
+    const row = (entityId: string) => syncStatusRepository.get(db, 't1', 'reservation', entityId);
+    expect(await row('m-1')).toMatchObject({ status: 'pending', version: 1, jobId: 'job-a', attempts: 0, lastError: null });
+    expect(await row('m-twice')).toMatchObject({ status: 'pending', version: 2, jobId: 'job-d' });
+    expect(await row('m-synced')).toMatchObject({ status: 'synced', jobId: 'job-1', externalRef: 'event-1' });
+    expect(await row('m-newer')).toMatchObject({ version: 5, jobId: 'job-newer' });
+
+    await syncStatusRepository.recordFailure(db, entity('m-1', 1, 'job-a'), 3, error, true);
+    await recordEnqueuedMany(db, [entity('m-1', 1, 'job-again')]);
+    expect(await row('m-1')).toMatchObject({ status: 'pending', jobId: 'job-again', attempts: 0, lastError: null });
+    await expect(recordEnqueuedMany(db, [])).resolves.toBeUndefined();
   });
 });

@@ -1,5 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { StoredError } from '@jobfleet/contracts';
+import { arrayParam, columnName } from './bulk-sql';
 import type { Db } from './client';
 import { createGroupCommit, type GroupCommit } from './group-commit';
 import { syncStatus, type SyncStatusValue } from './schema';
@@ -125,3 +127,37 @@ export const syncStatusRepository = {
     return rows[0];
   },
 };
+
+const entityKey = (entity: SyncEntity) => JSON.stringify([entity.tenantId, entity.kind, entity.entityId]);
+
+/**
+ * recordEnqueued for many jobs in one statement, with its rules: a row never goes back to an older
+ * version, and `synced` stays for its version. One statement cannot write a row twice, so of the
+ * jobs of one entity only the one that a series of single writes would leave in the row is
+ * written: the highest version, and of equal versions the last.
+ */
+export async function recordEnqueuedMany(db: Db, entities: readonly SyncEntity[]): Promise<void> {
+  const last = new Map<string, SyncEntity>();
+  for (const entity of entities) {
+    const before = last.get(entityKey(entity));
+    if (before === undefined || entity.version >= before.version) last.set(entityKey(entity), entity);
+  }
+  if (last.size === 0) return;
+  // In key order, so that two statements writing the same rows lock them in one order and never deadlock.
+  const rows = [...last].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, entity]) => entity);
+  const current = (column: AnyPgColumn) => sql`${syncStatus}.${columnName(column)}`;
+  // The guard of write() for a pending write: never an older version, never over synced of the same one.
+  await db.execute(sql`
+    insert into ${syncStatus} (${columnName(syncStatus.tenantId)}, ${columnName(syncStatus.kind)}, ${columnName(syncStatus.entityId)}, ${columnName(syncStatus.version)},
+      ${columnName(syncStatus.jobId)}, ${columnName(syncStatus.status)}, ${columnName(syncStatus.attempts)}, ${columnName(syncStatus.updatedAt)})
+    select tenant_id, kind, entity_id, version, job_id, 'pending', 0, now()
+    from unnest(${arrayParam(rows.map((r) => r.tenantId), 'text')}, ${arrayParam(rows.map((r) => r.kind), 'text')}, ${arrayParam(rows.map((r) => r.entityId), 'text')},
+      ${arrayParam(rows.map((r) => r.version), 'bigint')}, ${arrayParam(rows.map((r) => r.jobId), 'text')}) as job (tenant_id, kind, entity_id, version, job_id)
+    on conflict (${columnName(syncStatus.tenantId)}, ${columnName(syncStatus.kind)}, ${columnName(syncStatus.entityId)}) do update
+    set ${columnName(syncStatus.status)} = excluded.${columnName(syncStatus.status)}, ${columnName(syncStatus.version)} = excluded.${columnName(syncStatus.version)},
+      ${columnName(syncStatus.jobId)} = excluded.${columnName(syncStatus.jobId)}, ${columnName(syncStatus.attempts)} = 0,
+      ${columnName(syncStatus.lastError)} = null, ${columnName(syncStatus.updatedAt)} = excluded.${columnName(syncStatus.updatedAt)}
+    where ${current(syncStatus.version)} < excluded.${columnName(syncStatus.version)}
+      or (${current(syncStatus.version)} = excluded.${columnName(syncStatus.version)} and ${current(syncStatus.status)} <> 'synced')
+  `);
+}

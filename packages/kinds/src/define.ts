@@ -54,6 +54,11 @@ export interface KindIntake<Req> {
    * backup definition not configured), before anything is enqueued: throw an `AdmissionRefusal`.
    */
   admit?(context: AdmissionContext, request: Req): Promise<void>;
+  /**
+   * What `admit` judges beyond the tenant (the calendar, the CUIT): requests with the same key are
+   * admitted alike, so a batch asks once per key. Without it, `admit` runs for every job.
+   */
+  admissionKey?(request: Req): string;
 }
 
 /** The processes' shared infrastructure a kind's worker half builds its connections from. */

@@ -1,5 +1,5 @@
 export { createRedisConnection, waitUntilReady } from './connection';
-export { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor, settingsFor } from './queues';
+export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';
@@ -8,5 +8,5 @@ export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
-export type { Admission, TenantCapacity } from './tenant-capacity';
+export type { Admission, TenantCapacity, TenantJobRef } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';

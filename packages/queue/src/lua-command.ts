@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
-export type LuaCommand = (...args: (string | number)[]) => Promise<unknown>;
+type LuaArgs = (string | number)[];
+
+export interface LuaCommand {
+  (...args: LuaArgs): Promise<unknown>;
+  /** Adds a call to `pipeline`, one of the same connection's; its reply comes with the pipeline's. */
+  queueIn(pipeline: ChainableCommander, ...args: LuaArgs): void;
+}
 
 /**
  * Defines a Lua script as a command of `redis` (ioredis sends EVALSHA, falling back to EVAL once
@@ -12,8 +18,15 @@ export function defineLuaCommand(redis: Redis, name: string, file: URL): LuaComm
   const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file.pathname)?.[1]);
   if (!Number.isInteger(numberOfKeys)) throw new Error(`${file.pathname}: a Lua command file is named <name>-<numKeys>.lua`);
   redis.defineCommand(name, { lua: readFileSync(file, 'utf8'), numberOfKeys });
-  // defineCommand adds the method at runtime; ioredis' types cannot know about it.
-  const command = (redis as unknown as Record<string, LuaCommand | undefined>)[name];
-  if (!command) throw new Error(`ioredis did not define ${name}`);
-  return (...args) => command.apply(redis, args);
+  // defineCommand adds the method at runtime, to the connection and to its pipelines; ioredis'
+  // types cannot know about it.
+  const methodOf = (target: Redis | ChainableCommander) => {
+    const method = (target as unknown as Record<string, ((...args: LuaArgs) => unknown) | undefined>)[name];
+    if (!method) throw new Error(`ioredis did not define ${name}`);
+    return method;
+  };
+  const command = methodOf(redis);
+  return Object.assign((...args: LuaArgs) => command.apply(redis, args) as Promise<unknown>, {
+    queueIn: (pipeline: ChainableCommander, ...args: LuaArgs) => void methodOf(pipeline).apply(pipeline, args),
+  });
 }

@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { createRedisConnection } from './connection';
-import { closeQueues, createQueues, enqueue, jobIdFor, jobOptionsFor } from './queues';
+import { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor } from './queues';
 import { disconnectUnreachable, readyConnection, TEST_QUEUES, type TestQueueName } from './test-support';
 
 const config = loadConfig({
@@ -75,6 +75,25 @@ describe('queues on Redis', () => {
     await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { n: 2 } })).resolves.toEqual({ jobId, created: false });
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
     expect((await queue.getJob(jobId))?.data).toEqual({ n: 1 });
+  });
+
+  it('enqueueMany adds every job with its priority and tells which ids held a job already', async () => {
+    const existing = jobIdFor('acme', 'bulk-existing');
+    await enqueue(queue, { jobId: existing, name: 'calendar-sync', data: { n: 'first' } });
+    const jobs = [
+      { jobId: jobIdFor('acme', 'bulk-1'), name: 'calendar-sync', data: { n: 1 }, priority: 3 },
+      { jobId: existing, name: 'calendar-sync', data: { n: 'second' }, priority: 1 },
+      { jobId: jobIdFor('acme', 'bulk-2'), name: 'calendar-sync', data: { n: 2 } },
+    ];
+    await expect(enqueueMany(queue, jobs)).resolves.toEqual([
+      { jobId: jobs[0]!.jobId, created: true },
+      { jobId: existing, created: false },
+      { jobId: jobs[2]!.jobId, created: true },
+    ]);
+    expect((await queue.getJob(existing))?.data).toEqual({ n: 'first' });
+    expect((await queue.getJob(jobs[0]!.jobId))?.opts).toMatchObject({ ...jobOptionsFor('calendar-sync', config), priority: 3 });
+    expect(await queue.getJobCounts('waiting', 'prioritized')).toEqual({ waiting: 2, prioritized: 1 });
+    await expect(enqueueMany(queue, [])).resolves.toEqual([]);
   });
 
   it('gives every job the default options of its queue', async () => {

@@ -98,8 +98,38 @@ export interface EnqueueJob {
  * being accepted). A job already removed again when read back counts as created.
  */
 export async function enqueue(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
-  const sent = await queue.add(job.name, job.data, { jobId: job.jobId, ...(job.priority === undefined ? {} : { priority: job.priority }) });
-  const stored = await queue.getJob(job.jobId);
-  const ours = stored === undefined || (stored.timestamp === sent.timestamp && isDeepStrictEqual(stored.data, job.data));
-  return { jobId: job.jobId, created: ours };
+  const sent = await queue.add(job.name, job.data, jobOptions(job));
+  return { jobId: job.jobId, created: isOurs(await queue.getJob(job.jobId), sent.timestamp, job.data) };
+}
+
+const jobOptions = (job: EnqueueJob): JobsOptions => ({ jobId: job.jobId, ...(job.priority === undefined ? {} : { priority: job.priority }) });
+
+/** Whether the job stored under an id is the one just sent (or gone already): see enqueue. */
+function isOurs(stored: { timestamp: number; data: unknown } | undefined, sentTimestamp: number, data: unknown): boolean {
+  return stored === undefined || (stored.timestamp === sentTimestamp && isDeepStrictEqual(stored.data, data));
+}
+
+/** A job's hash as HGETALL answers it: empty for a job that is not there. */
+function storedJob(hash: unknown): { timestamp: number; data: unknown } | undefined {
+  if (typeof hash !== 'object' || hash === null) return undefined;
+  const { timestamp, data } = hash as Partial<Record<string, string>>;
+  return timestamp === undefined || data === undefined ? undefined : { timestamp: Number(timestamp), data: JSON.parse(data) as unknown };
+}
+
+/**
+ * enqueue for many jobs with distinct ids in two round trips: BullMQ's addBulk (one pipeline of
+ * adds) and one pipeline reading the stored jobs back, since addBulk, like add, answers with our
+ * own copies. Results come in the order of `jobs`.
+ */
+export async function enqueueMany(queue: Queue, jobs: readonly EnqueueJob[]): Promise<{ jobId: string; created: boolean }[]> {
+  if (jobs.length === 0) return [];
+  const sent = await queue.addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: jobOptions(job) })));
+  const readBack = (await queue.getBackend().client).pipeline();
+  for (const job of jobs) readBack.hgetall(queue.toKey(job.jobId));
+  const replies: [Error | null, unknown][] = (await readBack.exec()) ?? [];
+  return jobs.map((job, index) => {
+    const [error, hash] = replies[index] ?? [new Error(`no reply for job ${job.jobId}`), undefined];
+    if (error) throw error;
+    return { jobId: job.jobId, created: isOurs(storedJob(hash), sent[index]?.timestamp ?? Number.NaN, job.data) };
+  });
 }

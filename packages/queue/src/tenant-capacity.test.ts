@@ -56,6 +56,31 @@ describe('tenant capacity in Redis', () => {
     await queue.close();
   });
 
+  it('admits many jobs in order, up to a quota and not past it, and withdraws many at once', async () => {
+    const day = { ...quotas, jobsPerDay: 3 };
+    const batch = { kind: 'calendar-sync', tenantId: 'a' };
+    expect(await capacity.admit(ref('a', 'a-0'), day)).toMatchObject({ admitted: true, priority: 1 });
+    expect(await capacity.admitMany(batch, ['a-1', 'a-0', 'a-2', 'a-3'], day)).toEqual([
+      { admitted: true, priority: 2, counted: true },
+      // Pending already: admitted again, counted once.
+      { admitted: true, priority: 2, counted: false },
+      { admitted: true, priority: 3, counted: true },
+      { admitted: false, quota: 'jobsPerDay', limit: 3, used: 3 },
+    ]);
+    await capacity.withdrawMany(batch, ['a-1', 'a-2']);
+    expect(await capacity.usage('calendar-sync', 'a')).toEqual({ acceptedToday: 1, waiting: 1, running: 0 });
+    await expect(capacity.admitMany(batch, [], day)).resolves.toEqual([]);
+
+    // Over the waiting quota, vanished entries are reclaimed first, as for a single admission.
+    const oneWaiting = { ...quotas, maxWaitingJobs: 1 };
+    const c = { kind: 'calendar-sync', tenantId: 'c' };
+    await capacity.admit(ref('c', 'c-gone'), oneWaiting);
+    expect(await capacity.admitMany(c, ['c-1', 'c-2'], oneWaiting)).toEqual([
+      { admitted: true, priority: 1, counted: true },
+      { admitted: false, quota: 'maxWaitingJobs', limit: 1, used: 1 },
+    ]);
+  });
+
   it('holds running slots fleet-wide, gives back an expired lease, and frees a slot when the attempt ends', async () => {
     for (const jobId of ['a-1', 'a-2', 'a-3', 'a-4']) await capacity.admit(ref('a', jobId), quotas);
     expect(await capacity.enter(ref('a', 'a-1'), 2, 10_000)).toEqual({ entered: true });

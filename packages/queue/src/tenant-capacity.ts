@@ -27,17 +27,27 @@ export interface KindUsage {
   running: number;
 }
 
-export interface TenantJobRef {
+export interface TenantKindRef {
   kind: string;
   tenantId: string;
+}
+
+export interface TenantJobRef extends TenantKindRef {
   jobId: string;
 }
 
 export interface TenantCapacity {
   /** Counts a job against the tenant's quotas, or says which one it would exceed (nothing counted then). */
   admit(ref: TenantJobRef, quotas: KindQuotas, now?: number): Promise<Admission>;
+  /**
+   * `admit` for many jobs of one tenant and kind in one round trip, in order: each is judged by what
+   * the ones before it left, so jobs that cross a quota are admitted up to it and refused after.
+   */
+  admitMany(batch: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now?: number): Promise<Admission[]>;
   /** Takes back an admission whose request failed after it: the job was never promised. */
   withdraw(ref: TenantJobRef, now?: number): Promise<void>;
+  /** `withdraw` for many jobs of one tenant and kind, in one round trip. */
+  withdrawMany(batch: TenantKindRef, jobIds: readonly string[], now?: number): Promise<void>;
   /** A fleet-wide running slot until `leaseMs` from now, or how many of the tenant's jobs are ahead of this one. */
   enter(ref: TenantJobRef, maxRunningJobs: number, leaseMs: number, now?: number): Promise<{ entered: true } | { entered: false; ahead: number }>;
   /** The attempt ended: frees its slot; `finished` (completed, or failed for good) also ends its pending entry. */
@@ -81,6 +91,14 @@ function numbers(reply: unknown, what: string): number[] {
   return reply;
 }
 
+/** The replies of a pipeline's commands, in order; the first failed command's error is thrown. */
+function pipelineReplies(replies: [Error | null, unknown][] | null): unknown[] {
+  return (replies ?? []).map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+}
+
 /**
  * The capacity keys of `prefix` (the queues' prefix: on Redis Cluster its hash tag puts these keys
  * in the queues' slot). Tenant ids are encoded, so no id can reach into another tenant's keys.
@@ -106,21 +124,20 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
     return vanished.length;
   }
 
-  async function tryAdmit({ kind, tenantId, jobId }: TenantJobRef, quotas: KindQuotas, now: number): Promise<Admission> {
-    const reply = numbers(
-      await admitScript(
-        key(kind, tenantId, 'pending'),
-        key(kind, tenantId, 'running'),
-        dayKey(kind, tenantId, now),
-        jobId,
-        now,
-        quotas.maxWaitingJobs,
-        quotas.jobsPerDay,
-        DAY_COUNTER_TTL_SECONDS,
-        LOWEST_PRIORITY,
-      ),
-      'admission',
-    );
+  const admitArgs = ({ kind, tenantId, jobId }: TenantJobRef, quotas: KindQuotas, now: number) => [
+    key(kind, tenantId, 'pending'),
+    key(kind, tenantId, 'running'),
+    dayKey(kind, tenantId, now),
+    jobId,
+    now,
+    quotas.maxWaitingJobs,
+    quotas.jobsPerDay,
+    DAY_COUNTER_TTL_SECONDS,
+    LOWEST_PRIORITY,
+  ];
+
+  function admissionOf(scriptReply: unknown, quotas: KindQuotas): Admission {
+    const reply = numbers(scriptReply, 'admission');
     const [admitted = 0, detail = 0, third = 0] = reply;
     if (admitted === 1) return { admitted: true, priority: detail, counted: third === 1 };
     const quota = QUOTA_BY_REPLY[detail];
@@ -128,15 +145,52 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
+  async function tryAdmit(ref: TenantJobRef, quotas: KindQuotas, now: number): Promise<Admission> {
+    return admissionOf(await admitScript(...admitArgs(ref, quotas, now)), quotas);
+  }
+
+  /** The admission of each of `refs`, one script call each, in one pipeline: Redis runs them in order. */
+  async function tryAdmitAll(refs: readonly TenantJobRef[], quotas: KindQuotas, now: number): Promise<{ ref: TenantJobRef; admission: Admission }[]> {
+    if (refs.length === 0) return [];
+    const pipeline = redis.pipeline();
+    for (const ref of refs) admitScript.queueIn(pipeline, ...admitArgs(ref, quotas, now));
+    const replies = pipelineReplies(await pipeline.exec());
+    return refs.map((ref, index) => ({ ref, admission: admissionOf(replies[index], quotas) }));
+  }
+
+  const overWaiting = (admission: Admission) => !admission.admitted && admission.quota === 'maxWaitingJobs';
+
   return {
     async admit(ref, quotas, now = Date.now()) {
       const admission = await tryAdmit(ref, quotas, now);
-      if (admission.admitted || admission.quota !== 'maxWaitingJobs') return admission;
+      if (!overWaiting(admission)) return admission;
       return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit(ref, quotas, now) : admission;
+    },
+
+    async admitMany({ kind, tenantId }, jobIds, quotas, now = Date.now()) {
+      const judged = await tryAdmitAll(
+        jobIds.map((jobId) => ({ kind, tenantId, jobId })),
+        quotas,
+        now,
+      );
+      // As admit does: refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
+      const refused = judged.filter(({ admission }) => overWaiting(admission)).map(({ ref }) => ref);
+      if (refused.length > 0 && (await reclaimVanished(kind, tenantId)) > 0) {
+        const again = new Map((await tryAdmitAll(refused, quotas, now)).map(({ ref, admission }) => [ref.jobId, admission]));
+        return judged.map(({ ref, admission }) => again.get(ref.jobId) ?? admission);
+      }
+      return judged.map(({ admission }) => admission);
     },
 
     async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
       await withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
+    },
+
+    async withdrawMany({ kind, tenantId }, jobIds, now = Date.now()) {
+      if (jobIds.length === 0) return;
+      const pipeline = redis.pipeline();
+      for (const jobId of jobIds) withdrawScript.queueIn(pipeline, key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
+      pipelineReplies(await pipeline.exec());
     },
 
     async enter({ kind, tenantId, jobId }, maxRunningJobs, leaseMs, now = Date.now()) {
@@ -160,10 +214,7 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
         .zcard(key(kind, tenantId, 'pending'))
         .zcount(key(kind, tenantId, 'running'), `(${now}`, '+inf')
         .exec();
-      const [accepted, pending, running] = (replies ?? []).map(([error, value]) => {
-        if (error) throw error;
-        return Number(value ?? 0);
-      });
+      const [accepted, pending, running] = pipelineReplies(replies).map((value) => Number(value ?? 0));
       const runningNow = running ?? 0;
       return { acceptedToday: accepted ?? 0, waiting: Math.max(0, (pending ?? 0) - runningNow), running: runningNow };
     },

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { loadConfig, type Config } from '@jobfleet/config';
-import { QUEUE_NAMES, type QueueName } from '@jobfleet/kinds';
+import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { createApiKey, createTenant, googleConnectionRepository, type ApiKeyScope } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges, type Logger } from '@jobfleet/observability';
 import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
@@ -43,7 +43,15 @@ export async function closedPort(): Promise<number> {
  * `redisUrl` points the producer elsewhere (a closed port simulates a Redis outage); `logger`
  * replaces the silent one (a capture, to check what the API logs).
  */
-export async function startTestApi(options: { label: string; redisUrl?: string; env?: Record<string, string>; logger?: Logger }): Promise<TestApi> {
+export async function startTestApi(options: {
+  label: string;
+  redisUrl?: string;
+  env?: Record<string, string>;
+  logger?: Logger;
+  /** Job kinds served beside the registry's (a test's own kind). */
+  extraKinds?: readonly AnyJobKind[];
+}): Promise<TestApi> {
+  const kinds: readonly AnyJobKind[] = [...JOB_KINDS, ...(options.extraKinds ?? [])];
   const testDb = await createTestDatabase();
   const prefix = uniquePrefix(options.label);
   const config = loadConfig({
@@ -62,9 +70,9 @@ export async function startTestApi(options: { label: string; redisUrl?: string; 
   const logger = options.logger ?? createLogger({ level: config.logLevel, serviceName: 'api-test' });
   const metrics = createMetrics();
   const redis = createRedisConnection(options.redisUrl ?? TEST_REDIS_URL, 'producer', { name: `test-${options.label}` });
-  const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix, config });
+  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: redis, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
-  const app = await buildApi({ config, database: testDb.database, queues, redis, logger, metrics });
+  const app = await buildApi({ config, database: testDb.database, queues, kinds, redis, logger, metrics });
   await app.ready();
 
   const { db } = testDb.database;

@@ -16,6 +16,7 @@ export const intake: KindIntake<AfipSyncRequest> = {
   defaultKeyDescription: '`invoice:<invoiceId>`',
   jobName: () => 'authorize',
   requiredScope: 'jobs:write',
+  admissionKey: (request) => String(request.cuit),
   async admit({ db, tenantId }, request) {
     if (!(await afipIssuerRepository.isOwnedBy(db, tenantId, request.cuit))) {
       throw new AdmissionRefusal(403, '/problems/connection-not-owned', `Tenant "${tenantId}" has no AFIP issuer with CUIT ${request.cuit}`);

@@ -16,6 +16,7 @@ export const intake: KindIntake<CalendarSyncRequest> = {
   defaultKeyDescription: '`reservation:<reservationId>:v<version>`',
   jobName: (request) => request.action,
   requiredScope: 'jobs:write',
+  admissionKey: (request) => request.calendarId,
   async admit({ db, tenantId }, request) {
     const access = await googleConnectionRepository.access(db, tenantId);
     if (access === undefined) throw new AdmissionRefusal(403, '/problems/connection-not-owned', `Tenant "${tenantId}" has no Google Calendar connection`);
