@@ -149,6 +149,14 @@ async function seedDatabase(url: string, secretsKeys: string): Promise<string> {
   }
 }
 
+interface Measured {
+  result: autocannon.Result;
+  /** The server's CPU seconds over the run, finishing the requests cut off at its end included. */
+  cpu: number | undefined;
+  /** Jobs it added over the same time: the requests it finished, less any it refused. */
+  jobs: number;
+}
+
 let sequence = 0;
 async function load(server: Server, apiKey: string, connections: number, seconds: number): Promise<autocannon.Result> {
   const result = await autocannon({
@@ -172,6 +180,21 @@ async function load(server: Server, apiKey: string, connections: number, seconds
   return result;
 }
 
+// The unit of /proc/<pid>/stat CPU times (USER_HZ), 100 on every Linux that matters.
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds a process used so far (user + system, all its threads); undefined off Linux. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // The fields after the command name, which is in parentheses and may hold spaces; utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Jobs in a server's queue, and how many a worker took (none should: no worker runs). */
 async function jobsIn(queue: Queue): Promise<{ total: number; taken: number }> {
   const counts = await queue.getJobCounts();
@@ -192,20 +215,65 @@ async function settle(queue: Queue): Promise<void> {
   }
 }
 
-const cell = (value: string | number, width: number) => String(value).padStart(width);
-function printTable(modes: { label: string; raw: autocannon.Result; jobfleet: autocannon.Result }[]): void {
-  console.log(`${'mode'.padEnd(20)}${'server'.padEnd(14)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('errors', 8)}${cell('non-2xx', 9)}`);
-  for (const { label, raw, jobfleet } of modes) {
-    for (const [name, result] of [['raw', raw], ['jobfleet', jobfleet]] as const) {
-      const { requests, latency, errors, non2xx } = result;
-      console.log(
-        `${(name === 'raw' ? label : '').padEnd(20)}${name.padEnd(14)}${cell(requests.average.toFixed(0), 9)}${cell(latency.p50, 9)}${cell(latency.p99, 9)}${cell(errors, 8)}${cell(non2xx, 9)}`,
-      );
-    }
-    const ratio = (ours: number, theirs: number) => (theirs === 0 ? '-' : (ours / theirs).toFixed(2));
+/** One line of the table: undefined prints as "-"; the ratio line has no errors or non-2xx. */
+interface Figures {
+  rps: number;
+  p50: number | undefined;
+  p99: number | undefined;
+  errors?: number;
+  non2xx?: number;
+  /** Requests still unanswered when the run ended: left out of the latencies. */
+  unanswered?: number;
+  cpuMsPerJob: number | undefined;
+}
+
+function figuresOf({ result, cpu, jobs }: Measured): Figures {
+  const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+  // autocannon reports 0 ms for a run that got no answer at all (every one slower than the run).
+  const latency = answered === 0 ? undefined : result.latency;
+  return {
+    rps: result.requests.average,
+    p50: latency?.p50,
+    p99: latency?.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+    unanswered: Math.max(0, result.requests.sent - answered - result.errors),
+    // What one enqueue costs the server; refused requests, if any, count in as overhead.
+    cpuMsPerJob: cpu === undefined || jobs === 0 ? undefined : (1000 * cpu) / jobs,
+  };
+}
+
+const ratio = (ours: number | undefined, theirs: number | undefined) => (ours === undefined || theirs === undefined || theirs === 0 ? undefined : ours / theirs);
+
+function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[]): void {
+  const cell = (value: number | string | undefined, width: number, digits = 0) =>
+    (value === undefined ? '-' : typeof value === 'string' ? value : value.toFixed(digits)).padStart(width);
+  const line = (mode: string, server: string, f: Figures, digits: number) =>
     console.log(
-      `${''.padEnd(20)}${'jobfleet/raw'.padEnd(14)}${cell(ratio(jobfleet.requests.average, raw.requests.average), 9)}${cell(ratio(jobfleet.latency.p50, raw.latency.p50), 9)}${cell(ratio(jobfleet.latency.p99, raw.latency.p99), 9)}`,
+      `${mode.padEnd(20)}${server.padEnd(14)}${cell(f.rps, 9, digits)}${cell(f.p50, 9, digits)}${cell(f.p99, 9, digits)}` +
+        `${cell(f.errors ?? '', 8)}${cell(f.non2xx ?? '', 9)}${cell(f.unanswered ?? '', 12)}${cell(f.cpuMsPerJob, 12, digits === 0 ? 2 : 1)}`,
     );
+  console.log(`${'mode'.padEnd(20)}${'server'.padEnd(14)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('errors', 8)}${cell('non-2xx', 9)}${cell('unanswered', 12)}${cell('CPU ms/job', 12)}`);
+  for (const mode of modes) {
+    const [raw, jobfleet] = [figuresOf(mode.raw), figuresOf(mode.jobfleet)];
+    line(mode.label, 'raw', raw, 0);
+    line('', 'jobfleet', jobfleet, 0);
+    const relative = {
+      rps: jobfleet.rps / raw.rps,
+      p50: ratio(jobfleet.p50, raw.p50),
+      p99: ratio(jobfleet.p99, raw.p99),
+      cpuMsPerJob: ratio(jobfleet.cpuMsPerJob, raw.cpuMsPerJob),
+    };
+    line('', 'jobfleet/raw', relative, 2);
+  }
+  // Little's law: latency is about connections / req/s, so a run shorter than that mostly measures the quick ones.
+  for (const mode of modes) {
+    for (const [name, measured] of [['raw', mode.raw], ['jobfleet', mode.jobfleet]] as const) {
+      const { unanswered = 0 } = figuresOf(measured);
+      if (unanswered > 0.05 * measured.result['2xx']) {
+        console.log(`note: ${name} at ${mode.label} left ${unanswered} requests unanswered, ${measured.result['2xx']} answered 2xx: its latencies leave the slowest out; run longer`);
+      }
+    }
   }
 }
 
@@ -252,10 +320,12 @@ try {
   );
   servers.push(jobfleet);
 
-  const measure = async (server: Server, connections: number, seconds: number) => {
+  const measure = async (server: Server, connections: number, seconds: number): Promise<Measured> => {
+    const [cpuBefore, jobsBefore] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
     const result = await load(server, apiKey, connections, seconds);
     await settle(queues[server.name]);
-    return result;
+    const [cpuAfter, jobsAfter] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
+    return { result, cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, jobs: jobsAfter - jobsBefore };
   };
   for (const server of servers) await measure(server, CONNECTIONS, WARMUP);
   const modes = [];
@@ -269,7 +339,7 @@ try {
 
   console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
   printTable(modes);
-  if (modes.some((mode) => [mode.raw, mode.jobfleet].some((result) => result.errors + result.non2xx > 0))) keepWorkDir = true;
+  if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
   // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
   for (const server of servers) {
     const { total, taken } = await jobsIn(queues[server.name]);
