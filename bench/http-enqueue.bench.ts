@@ -9,14 +9,15 @@
  *          the tenant capacity script), sync status row, enqueue with a fair-share priority.
  *
  * Each server is a process of its own and autocannon, the load generator, runs in this one. No
- * worker runs: every accepted job stays in Redis, and the bench checks there is one per 2xx. Each
- * server gets `warmup` s first (JIT, pools), then `connections` for `duration` s, then `wide`
- * connections held for `wideDuration` s. Prints req/s, p50 and p99 latency, errors (connection
- * errors and timeouts) and non-2xx answers of each, and jobfleet/raw. profile=1 runs the API
- * under `node --cpu-prof` and prints its top self-time costs (bench/cpu-profile-summary.ts); the
- * profiler slows the API, so take figures from a run without it. Postgres and Redis are the
- * tests' (TEST_ADMIN_DATABASE_URL, REDIS_URL; default the local ones); the bench makes its own
- * database and key prefixes and removes them.
+ * worker runs: every accepted job stays in Redis, and the bench checks there is one for each 2xx
+ * (and none beyond what was sent). Each server gets `warmup` s first (JIT, pools), then
+ * `connections` for `duration` s, then `wide` connections held for `wideDuration` s. Prints req/s,
+ * p50 and p99 latency, errors (connection errors and timeouts), non-2xx answers, requests
+ * unanswered when the run ended and the server's CPU per job of each, and jobfleet/raw. profile=1
+ * runs the API under `node --cpu-prof` and prints its top self-time costs
+ * (bench/cpu-profile-summary.ts); the profiler slows the API, so take figures from a run without
+ * it. Postgres and Redis are the tests' (TEST_ADMIN_DATABASE_URL, REDIS_URL; default the local
+ * ones); the bench makes its own database and key prefixes and removes them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
