@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 // node itself (the pinned one) with tsx as a loader, so the child's pid is the process doing the
 // work: the tsx CLI would add a parent that a SIGKILL leaves the real worker running behind.
-const NODE = resolve(REPO_ROOT, 'node_modules/.bin/node');
+export const NODE = resolve(REPO_ROOT, 'node_modules/.bin/node');
 
 export interface RunningProcess {
   child: ChildProcess;

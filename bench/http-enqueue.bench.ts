@@ -1,0 +1,369 @@
+/**
+ * HTTP enqueue of one calendar-sync job through the real API against the least a Fastify route
+ * can do, in the same run on the same Redis: `npm run bench:http [-- duration=5 connections=50
+ * wide=1000 wideDuration=5 warmup=1 log=info profile=1]`.
+ *
+ * raw      bench/raw-enqueue-server.ts: POST /v1/jobs/calendar-sync -> queue.add -> 202.
+ * jobfleet apps/api/src/main.ts as deployed (NODE_ENV=production, LOG_LEVEL=info): API key,
+ *          rate limits, validation, idempotency row, admission (the tenant's Google connection,
+ *          the tenant capacity script), sync status row, enqueue with a fair-share priority.
+ *
+ * Each server is a process of its own and autocannon, the load generator, runs in this one. No
+ * worker runs: every accepted job stays in Redis, and the bench checks there is one for each 2xx
+ * (and none beyond what was sent). Each server gets `warmup` s first (JIT, pools), then
+ * `connections` for `duration` s, then `wide` connections held for `wideDuration` s. Prints req/s,
+ * p50 and p99 latency, errors (connection errors and timeouts), non-2xx answers, requests
+ * unanswered when the run ended and the server's CPU per job of each, and jobfleet/raw. profile=1
+ * runs the API under `node --cpu-prof` and prints its top self-time costs
+ * (bench/cpu-profile-summary.ts); the profiler slows the API, so take figures from a run without
+ * it. Postgres and Redis are the tests' (TEST_ADMIN_DATABASE_URL, REDIS_URL; default the local
+ * ones); the bench makes its own database and key prefixes and removes them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_TENANT_TIERS } from '@jobfleet/config';
+import { createApiKey, createTenant, googleConnectionRepository, openDatabase, tenantLimitsRepository } from '@jobfleet/db';
+import { parseKeyring } from '@jobfleet/secrets';
+import autocannon from 'autocannon';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { ADMIN_DATABASE_URL, databaseUrl, TEST_REDIS_URL } from '../tests/support/env';
+import { reservationRequest } from '../tests/support/fixtures';
+import { NODE, REPO_ROOT, waitFor } from '../tests/support/processes';
+import { deletePrefix } from '../tests/support/redis';
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
+const DURATION = Number(args.duration ?? 5);
+const CONNECTIONS = Number(args.connections ?? 50);
+const WIDE = Number(args.wide ?? 1000);
+const WIDE_DURATION = Number(args.wideDuration ?? 5);
+const WARMUP = Number(args.warmup ?? 1);
+const LOG_LEVEL = args.log ?? 'info';
+const PROFILE = args.profile === '1';
+
+const ROUTE = '/v1/jobs/calendar-sync';
+const QUEUE = 'calendar-sync';
+const TENANT = 'bench-http';
+// A tier no run comes near: every request is still counted (rate limits, quotas), none refused.
+const UNLIMITED = 1_000_000_000;
+const TENANT_TIERS = JSON.stringify({
+  ...DEFAULT_TENANT_TIERS,
+  bench: { requestsPerMinute: UNLIMITED, keyRequestsPerMinute: UNLIMITED, jobsPerDay: UNLIMITED, maxWaitingJobs: UNLIMITED, maxRunningJobs: 10 },
+});
+
+const run = randomBytes(4).toString('hex');
+const workDir = mkdtempSync(join(tmpdir(), 'jobfleet-http-bench-'));
+const profileDir = join(workDir, 'profile');
+
+type ServerName = 'raw' | 'jobfleet';
+interface Server {
+  name: ServerName;
+  url: string;
+  child: ChildProcess;
+  /** Its stdout and stderr. */
+  log: string;
+  exited: Promise<void>;
+  /** From spawn to accepting connections. */
+  bootMs: number;
+  /** Over all its runs, warm-up included: 2xx answers and requests sent, the bounds of the jobs it left in Redis. */
+  accepted: number;
+  sent: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(port));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Runs a TypeScript entry point as its own process (node + tsx, like tests/support/processes.ts) on a free port. */
+async function startServer(name: ServerName, entry: string, env: (port: number) => Record<string, string>, nodeFlags: readonly string[] = []): Promise<Server> {
+  const port = await freePort();
+  const log = join(workDir, `${name}.log`);
+  const fd = openSync(log, 'w');
+  const started = performance.now();
+  // A file, not a pipe: this process is the load generator and must not spend its CPU reading logs.
+  const child = spawn(NODE, [...nodeFlags, '--import', 'tsx', resolve(REPO_ROOT, entry)], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env(port) },
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the ${name} server exited at boot:\n${readFileSync(log, 'utf8').slice(-4000)}`);
+      return accepts(port);
+    },
+    { timeoutMs: 60_000, what: `the ${name} server on port ${port}` },
+  );
+  return { name, url: `http://127.0.0.1:${port}`, child, log, exited, bootMs: performance.now() - started, accepted: 0, sent: 0 };
+}
+
+/** SIGTERM, so the API shuts down as deployed and writes its CPU profile; one that hangs is killed. */
+async function stop(server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  server.child.kill('SIGTERM');
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 15_000);
+  await server.exited;
+  clearTimeout(timer);
+}
+
+/** A migrated database with one tenant on the bench tier, its Google connection and a jobs:write key. */
+async function seedDatabase(url: string, secretsKeys: string): Promise<string> {
+  const database = openDatabase({ url, dataDir: '.data', poolMax: 1 });
+  try {
+    await database.migrate();
+    await createTenant(database.db, { id: TENANT, name: TENANT });
+    await tenantLimitsRepository.update(database.db, TENANT, { tier: 'bench' });
+    // calendar-sync admission refuses a tenant without a connection that may write the calendar.
+    await googleConnectionRepository.add(database.db, parseKeyring(secretsKeys), {
+      tenantId: TENANT,
+      credential: { kind: 'access-token', token: 'bench-token' },
+      access: { policy: 'credential' },
+    });
+    const { key } = await createApiKey(database.db, { tenantId: TENANT, name: 'bench', scopes: ['jobs:write'] });
+    return key;
+  } finally {
+    await database.close();
+  }
+}
+
+interface Measured {
+  result: autocannon.Result;
+  /** The server's CPU seconds over the run, finishing the requests cut off at its end included. */
+  cpu: number | undefined;
+  /** Jobs it added over the same time: the requests it finished, less any it refused. */
+  jobs: number;
+}
+
+let sequence = 0;
+async function load(server: Server, apiKey: string, connections: number, seconds: number): Promise<autocannon.Result> {
+  const result = await autocannon({
+    url: server.url + ROUTE,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    requests: [
+      {
+        // A fresh key and reservation each time: a repeated key is answered as a replay and enqueues nothing.
+        setupRequest: (request) => {
+          const id = `${run}-${++sequence}`;
+          return { ...request, headers: { ...request.headers, 'idempotency-key': id }, body: JSON.stringify(reservationRequest(`r-${id}`)) };
+        },
+      },
+    ],
+  });
+  server.accepted += result['2xx'];
+  server.sent += result.requests.sent;
+  return result;
+}
+
+// The unit of /proc/<pid>/stat CPU times (USER_HZ), 100 on every Linux that matters.
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds a process used so far (user + system, all its threads); undefined off Linux. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // The fields after the command name, which is in parentheses and may hold spaces; utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Jobs in a server's queue, and how many a worker took (none should: no worker runs). */
+async function jobsIn(queue: Queue): Promise<{ total: number; taken: number }> {
+  const counts = await queue.getJobCounts();
+  const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+  return { total, taken: (counts.active ?? 0) + (counts.completed ?? 0) + (counts.failed ?? 0) };
+}
+
+/**
+ * Waits until the server has finished the requests autocannon gave up on when its run ended, so
+ * they neither share the CPU with the next run nor meet a shutdown: until its job count holds still.
+ */
+async function settle(queue: Queue): Promise<void> {
+  for (let last = -1; ; ) {
+    const { total } = await jobsIn(queue);
+    if (total === last) return;
+    last = total;
+    await new Promise((done) => setTimeout(done, 500));
+  }
+}
+
+/** One line of the table: undefined prints as "-"; the ratio line has no errors or non-2xx. */
+interface Figures {
+  rps: number;
+  p50: number | undefined;
+  p99: number | undefined;
+  errors?: number;
+  non2xx?: number;
+  /** Requests still unanswered when the run ended: left out of the latencies. */
+  unanswered?: number;
+  cpuMsPerJob: number | undefined;
+}
+
+function figuresOf({ result, cpu, jobs }: Measured): Figures {
+  const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+  // autocannon reports 0 ms for a run that got no answer at all (every one slower than the run).
+  const latency = answered === 0 ? undefined : result.latency;
+  return {
+    rps: result.requests.average,
+    p50: latency?.p50,
+    p99: latency?.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+    unanswered: Math.max(0, result.requests.sent - answered - result.errors),
+    // What one enqueue costs the server; refused requests, if any, count in as overhead.
+    cpuMsPerJob: cpu === undefined || jobs === 0 ? undefined : (1000 * cpu) / jobs,
+  };
+}
+
+const ratio = (ours: number | undefined, theirs: number | undefined) => (ours === undefined || theirs === undefined || theirs === 0 ? undefined : ours / theirs);
+
+function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[]): void {
+  const cell = (value: number | string | undefined, width: number, digits = 0) =>
+    (value === undefined ? '-' : typeof value === 'string' ? value : value.toFixed(digits)).padStart(width);
+  const line = (mode: string, server: string, f: Figures, digits: number) =>
+    console.log(
+      `${mode.padEnd(20)}${server.padEnd(14)}${cell(f.rps, 9, digits)}${cell(f.p50, 9, digits)}${cell(f.p99, 9, digits)}` +
+        `${cell(f.errors ?? '', 8)}${cell(f.non2xx ?? '', 9)}${cell(f.unanswered ?? '', 12)}${cell(f.cpuMsPerJob, 12, digits === 0 ? 2 : 1)}`,
+    );
+  console.log(`${'mode'.padEnd(20)}${'server'.padEnd(14)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('errors', 8)}${cell('non-2xx', 9)}${cell('unanswered', 12)}${cell('CPU ms/job', 12)}`);
+  for (const mode of modes) {
+    const [raw, jobfleet] = [figuresOf(mode.raw), figuresOf(mode.jobfleet)];
+    line(mode.label, 'raw', raw, 0);
+    line('', 'jobfleet', jobfleet, 0);
+    const relative = {
+      rps: jobfleet.rps / raw.rps,
+      p50: ratio(jobfleet.p50, raw.p50),
+      p99: ratio(jobfleet.p99, raw.p99),
+      cpuMsPerJob: ratio(jobfleet.cpuMsPerJob, raw.cpuMsPerJob),
+    };
+    line('', 'jobfleet/raw', relative, 2);
+  }
+  // Little's law: latency is about connections / req/s. A run not much longer than that leaves many
+  // requests unanswered at its end, the slowest among them, and its percentiles flatter the server.
+  for (const mode of modes) {
+    for (const [name, measured] of [['raw', mode.raw], ['jobfleet', mode.jobfleet]] as const) {
+      const { unanswered = 0 } = figuresOf(measured);
+      if (unanswered > 0.1 * measured.result['2xx']) {
+        console.log(`note: ${name} at ${mode.label} left ${unanswered} requests unanswered, ${measured.result['2xx']} answered 2xx: its latencies leave the slowest out; run longer`);
+      }
+    }
+  }
+}
+
+const prefixes: Record<ServerName, string> = { raw: `jfbench-http:${run}:raw`, jobfleet: `jfbench-http:${run}:api` };
+const dbName = `jobfleet_bench_http_${run}`;
+const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+await admin.connect();
+await admin.query(`create database ${dbName}`);
+const redis = new Redis(TEST_REDIS_URL);
+// The bench's own view of each server's queue, to count what it left in Redis.
+const queues: Record<ServerName, Queue> = {
+  raw: new Queue(QUEUE, { connection: redis, prefix: prefixes.raw }),
+  jobfleet: new Queue(QUEUE, { connection: redis, prefix: prefixes.jobfleet }),
+};
+const servers: Server[] = [];
+// The servers' logs (and the profile) stay for a look when something went wrong or was asked for.
+let keepWorkDir = PROFILE;
+try {
+  const secretsKeys = `bench:${randomBytes(32).toString('base64')}`;
+  const apiKey = await seedDatabase(databaseUrl(dbName), secretsKeys);
+  const raw = await startServer('raw', 'bench/raw-enqueue-server.ts', (port) => ({
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefixes.raw,
+    PORT: String(port),
+  }));
+  servers.push(raw);
+  const jobfleet = await startServer(
+    'jobfleet',
+    'apps/api/src/main.ts',
+    (port) => ({
+      NODE_ENV: 'production',
+      LOG_LEVEL,
+      DATABASE_URL: databaseUrl(dbName),
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefixes.jobfleet,
+      API_HOST: '127.0.0.1',
+      API_PORT: String(port),
+      ADMIN_PASSWORD: randomBytes(16).toString('hex'),
+      CONNECTORS_MODE: 'live',
+      SECRETS_KEYS: secretsKeys,
+      TENANT_TIERS,
+    }),
+    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  );
+  servers.push(jobfleet);
+
+  const measure = async (server: Server, connections: number, seconds: number): Promise<Measured> => {
+    const [cpuBefore, jobsBefore] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
+    const result = await load(server, apiKey, connections, seconds);
+    await settle(queues[server.name]);
+    const [cpuAfter, jobsAfter] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
+    return { result, cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, jobs: jobsAfter - jobsBefore };
+  };
+  for (const server of servers) await measure(server, CONNECTIONS, WARMUP);
+  const modes = [];
+  for (const [connections, seconds] of [
+    [CONNECTIONS, DURATION],
+    [WIDE, WIDE_DURATION],
+  ] as const) {
+    modes.push({ label: `${connections} conn × ${seconds} s`, raw: await measure(raw, connections, seconds), jobfleet: await measure(jobfleet, connections, seconds) });
+  }
+  for (const server of servers) await stop(server);
+
+  console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
+  printTable(modes);
+  if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
+  // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
+  for (const server of servers) {
+    const { total, taken } = await jobsIn(queues[server.name]);
+    const verdict = total >= server.accepted && total <= server.sent && taken === 0 ? 'ok' : 'MISMATCH';
+    console.log(`${server.name}: ${server.accepted} answered 2xx of ${server.sent} sent (warm-up included), ${total} jobs in Redis, ${taken} taken by a worker: ${verdict}`);
+    if (verdict !== 'ok') keepWorkDir = true;
+  }
+  if (PROFILE) {
+    // The first bootMs of the profile are module loading, tsx transpiling and migrations.
+    const summary = spawn(NODE, ['--import', 'tsx', resolve(REPO_ROOT, 'bench/cpu-profile-summary.ts'), profileDir, `skipMs=${Math.round(jobfleet.bootMs)}`], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+    });
+    await new Promise((done) => summary.once('exit', done));
+  }
+} finally {
+  for (const server of servers) await stop(server);
+  await Promise.all(Object.values(queues).map((queue) => queue.close()));
+  await Promise.all(Object.values(prefixes).map((prefix) => deletePrefix(prefix)));
+  redis.disconnect();
+  await admin.query(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+  if (keepWorkDir) console.log(`server logs${PROFILE ? ' and the CPU profile' : ''} kept in ${workDir}`);
+  else rmSync(workDir, { recursive: true, force: true });
+}
