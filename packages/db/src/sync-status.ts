@@ -128,8 +128,6 @@ export const syncStatusRepository = {
   },
 };
 
-const entityKey = (entity: SyncEntity) => JSON.stringify([entity.tenantId, entity.kind, entity.entityId]);
-
 /**
  * recordEnqueued for many jobs in one statement, with its rules: a row never goes back to an older
  * version, and `synced` stays for its version. One statement cannot write a row twice, so of the
@@ -139,8 +137,8 @@ const entityKey = (entity: SyncEntity) => JSON.stringify([entity.tenantId, entit
 export async function recordEnqueuedMany(db: Db, entities: readonly SyncEntity[]): Promise<void> {
   const last = new Map<string, SyncEntity>();
   for (const entity of entities) {
-    const before = last.get(entityKey(entity));
-    if (before === undefined || entity.version >= before.version) last.set(entityKey(entity), entity);
+    const before = last.get(rowKey(entity));
+    if (before === undefined || entity.version >= before.version) last.set(rowKey(entity), entity);
   }
   if (last.size === 0) return;
   // In key order, so that two statements writing the same rows lock them in one order and never deadlock.

@@ -120,7 +120,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       return result;
     } catch (error) {
       // BullMQ fails the job for good on an UnrecoverableError, or when this was its last attempt.
-      finished = error instanceof UnrecoverableError || (!isFlowControl(coerceError(error)) && job.attemptsMade + 1 >= Math.max(job.opts.attempts ?? 1, 1));
+      finished = error instanceof UnrecoverableError || (!isFlowControl(coerceError(error)) && isFinalAttempt(job));
       throw error;
     } finally {
       if (options.gate) await leaveGate(job, finished, logger.child({ jobId: job.id }));
@@ -129,7 +129,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
 
   async function runEnteredAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
     const attempt = job.attemptsMade + 1;
-    const finalAttempt = attempt >= Math.max(job.opts.attempts ?? 1, 1);
+    const finalAttempt = isFinalAttempt(job);
     const jobLogger = logger.child({ jobId: job.id, attempt, tenantId: tenantOf(job.data) });
     // Stalled re-runs and retries start again later; only the first start measures queueing.
     if (job.attemptsStarted <= 1) metrics.jobWait.observe({ queue }, waitSeconds(job));
@@ -240,6 +240,11 @@ function rejectWhenAborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     signal.addEventListener('abort', () => reject(coerceError(signal.reason)), { once: true });
   });
+}
+
+/** No attempt is left after the one now running: BullMQ fails the job for good if it fails. */
+function isFinalAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= Math.max(job.opts.attempts ?? 1, 1);
 }
 
 /** Keeps the code in BullMQ's failedReason and the original error (with its stack) as cause. */
