@@ -60,9 +60,14 @@ describe('calendar-sync end to end (API -> Redis -> worker -> fake Google Calend
     expect(row.attempts).toBe(1);
     expect(row.lastError).toBeNull();
     expect(system.calendar.insertCount()).toBe(1);
-    const job = await system.queues['calendar-sync'].getJob(JSON.parse(answer.body).jobId);
+    // The row is durable before BullMQ records the completion: read the job once it has.
+    const jobId: string = JSON.parse(answer.body).jobId;
+    const job = await waitFor(async () => {
+      const found = await system.queues['calendar-sync'].getJob(jobId);
+      return (await found?.isCompleted()) ? found : undefined;
+    }, { timeoutMs: 5000, what: 'job completed in BullMQ' });
     // BullMQ counts the attempt that succeeded; the two waits spent none.
-    expect(job?.attemptsMade).toBe(1);
+    expect(job.attemptsMade).toBe(1);
   });
 
   it('create, update and cancel address one event; a stale version changes nothing', async () => {
