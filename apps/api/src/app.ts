@@ -7,6 +7,7 @@ import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { parseKeyring } from '@jobfleet/secrets';
+import { redisCaller } from './dependencies';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
@@ -15,6 +16,7 @@ import { answerClientError, HttpProblem, installProblemHandlers, sendError } fro
 import { installRateLimits } from './rate-limit';
 import { registerAdminRoutes } from './routes/admin';
 import { registerApiKeyRoutes } from './routes/api-keys';
+import { createJobAcceptor } from './routes/accept-jobs';
 import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
@@ -121,7 +123,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
-  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, capacity, limits: tenantLimits };
+  const acceptor = createJobAcceptor({ config, db: database.db, queues, redis: redisCaller(redis), capacity, limits: tenantLimits, log: app.log });
+  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
   registerJobRoutes(app, jobRoutes);
   registerBatchRoutes(app, jobRoutes);
   registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits: tenantLimits });

@@ -138,7 +138,7 @@ describe('idempotency keys', () => {
   });
 
   describe('in batches', () => {
-    const batchOf = (requests: BeginIdempotentRequest[]) => ({ tenantId: 'acme', scope: 'calendar-sync', ttlSeconds: 3600, staleAfterSeconds: 60, requests });
+    const batchOf = (requests: BeginIdempotentRequest[]) => ({ ttlSeconds: 3600, staleAfterSeconds: 60, requests });
 
     it('claims free keys, replays completed ones and refuses in-flight and other bodies, in the order asked', async () => {
       const { db } = testDb.database;
@@ -180,12 +180,33 @@ describe('idempotency keys', () => {
       const { db } = testDb.database;
       const [a, b, c] = [request(), request(), request()];
       await beginIdempotentRequests(db, batchOf([a, b, c]));
-      await completeIdempotentRequests(db, { tenantId: 'acme', scope: 'calendar-sync', statusCode: 202, responses: [{ key: a.key, response: { jobId: a.jobId, nested: [1, { x: null }] } }] });
-      await abandonIdempotentRequests(db, { tenantId: 'acme', scope: 'calendar-sync' }, [a.key, b.key]);
+      await completeIdempotentRequests(db, [{ ...a, statusCode: 202, response: { jobId: a.jobId, nested: [1, { x: null }] } }]);
+      await abandonIdempotentRequests(db, [a, b]);
       await expect(beginIdempotentRequests(db, batchOf([a, b, c]))).resolves.toEqual([
         { kind: 'replay', statusCode: 202, response: { jobId: a.jobId, nested: [1, { x: null }] } },
         { kind: 'new' },
         { kind: 'in-flight' },
+      ]);
+    });
+    it('claims the keys of several tenants and endpoints in one batch, each key apart from its namesakes', async () => {
+      const { db } = testDb.database;
+      await createTenant(db, { id: 'globex', name: 'Globex' });
+      const mine = request({ key: 'shared-name' });
+      const theirs = request({ key: 'shared-name', tenantId: 'globex' });
+      const otherScope = request({ key: 'shared-name', scope: 'afip-sync' });
+      await beginIdempotentRequest(db, mine);
+      await completeIdempotentRequests(db, [{ ...mine, statusCode: 202, response: { mine: true } }]);
+      await expect(beginIdempotentRequests(db, batchOf([theirs, { ...mine, requestHash: 'hash-b' }, otherScope]))).resolves.toEqual([
+        { kind: 'new' },
+        { kind: 'mismatch' },
+        { kind: 'new' },
+      ]);
+      // Completing and abandoning touch exactly the rows named: Globex's key is freed, the other scope's stays.
+      await abandonIdempotentRequests(db, [theirs, mine]);
+      await expect(beginIdempotentRequests(db, batchOf([theirs, otherScope, mine]))).resolves.toEqual([
+        { kind: 'new' },
+        { kind: 'in-flight' },
+        { kind: 'replay', statusCode: 202, response: { mine: true } },
       ]);
     });
   });

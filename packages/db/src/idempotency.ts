@@ -36,20 +36,12 @@ export type BeginOutcome =
 
 const secondsFromNow = (seconds: number) => sql`now() + make_interval(secs => ${seconds})`;
 
-function byKey(ref: IdempotencyKeyRef) {
-  return and(
-    eq(idempotencyKeys.tenantId, ref.tenantId),
-    eq(idempotencyKeys.scope, ref.scope),
-    eq(idempotencyKeys.key, ref.key),
-  );
-}
-
 /**
  * Whether a request whose body hashes to `requestHash` may take over the stored row: it expired, or
  * it is unfinished and stale. Another body under a stale key could meet the first body's job in
  * Redis, so only the same body takes a stale key over.
  */
-function mayTakeOver(requestHash: string | SQL, staleAfterSeconds: number) {
+function mayTakeOver(requestHash: SQL, staleAfterSeconds: number) {
   return or(
     lte(idempotencyKeys.expiresAt, sql`now()`),
     and(
@@ -75,116 +67,70 @@ function outcomeAgainst(existing: StoredRequest, requestHash: string): BeginOutc
  * or `mismatch` (another body).
  */
 export async function beginIdempotentRequest(db: Db, input: BeginIdempotentRequest): Promise<BeginOutcome> {
-  // A row can vanish between the steps (abandoned or pruned); then the insert is simply retried.
-  for (let round = 0; round < 3; round++) {
-    const inserted = await db
-      .insert(idempotencyKeys)
-      .values({
-        tenantId: input.tenantId,
-        scope: input.scope,
-        key: input.key,
-        requestHash: input.requestHash,
-        jobId: input.jobId,
-        expiresAt: secondsFromNow(input.ttlSeconds),
-      })
-      .onConflictDoNothing()
-      .returning({ key: idempotencyKeys.key });
-    if (inserted.length > 0) return { kind: 'new' };
-
-    // Row-locking UPDATE re-checks its WHERE after a concurrent taker commits, so only one wins.
-    const takenOver = await db
-      .update(idempotencyKeys)
-      .set({
-        requestHash: input.requestHash,
-        jobId: input.jobId,
-        statusCode: null,
-        response: null,
-        createdAt: sql`now()`,
-        expiresAt: secondsFromNow(input.ttlSeconds),
-      })
-      .where(and(byKey(input), mayTakeOver(input.requestHash, input.staleAfterSeconds)))
-      .returning({ key: idempotencyKeys.key });
-    if (takenOver.length > 0) return { kind: 'new' };
-
-    const existing = (
-      await db
-        .select({
-          requestHash: idempotencyKeys.requestHash,
-          statusCode: idempotencyKeys.statusCode,
-          response: idempotencyKeys.response,
-        })
-        .from(idempotencyKeys)
-        .where(byKey(input))
-    )[0];
-    if (existing === undefined) continue;
-    return outcomeAgainst(existing, input.requestHash);
-  }
-  // Three rounds of the row appearing and disappearing: another caller is busy with this key.
-  return { kind: 'in-flight' };
+  const [outcome] = await beginIdempotentRequests(db, { requests: [input], ttlSeconds: input.ttlSeconds, staleAfterSeconds: input.staleAfterSeconds });
+  return outcome ?? { kind: 'in-flight' };
 }
 
 /** Stores the response that later requests with the key replay. */
-export async function completeIdempotentRequest(
-  db: Db,
-  input: IdempotencyKeyRef & { statusCode: number; response: unknown },
-): Promise<void> {
-  await db
-    .update(idempotencyKeys)
-    .set({ statusCode: input.statusCode, response: input.response })
-    .where(byKey(input));
+export function completeIdempotentRequest(db: Db, input: IdempotencyKeyRef & { statusCode: number; response: unknown }): Promise<void> {
+  return completeIdempotentRequests(db, [input]);
 }
 
 /** Forgets an unfinished request (its enqueue failed) so the client may retry with the same key. */
-export async function abandonIdempotentRequest(db: Db, ref: IdempotencyKeyRef): Promise<void> {
-  await db.delete(idempotencyKeys).where(and(byKey(ref), isNull(idempotencyKeys.statusCode)));
+export function abandonIdempotentRequest(db: Db, ref: IdempotencyKeyRef): Promise<void> {
+  return abandonIdempotentRequests(db, [ref]);
 }
 
-/** Requests of one tenant on one endpoint, each under its own key: a batch. */
-export interface IdempotentBatchRef {
-  tenantId: string;
-  scope: string;
-}
-
-export interface BeginIdempotentRequests extends IdempotentBatchRef {
+/** Requests under keys of their own, of any tenants and endpoints: a batch, or concurrent requests gathered into one statement. */
+export interface BeginIdempotentRequests {
   /** Distinct keys. */
-  requests: readonly Pick<BeginIdempotentRequest, 'key' | 'requestHash' | 'jobId'>[];
+  requests: readonly (IdempotencyKeyRef & Pick<BeginIdempotentRequest, 'requestHash' | 'jobId'>)[];
   ttlSeconds: number;
   staleAfterSeconds: number;
 }
 
-const byKeyOrder = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+/** One string per key, for maps: the three parts as JSON, so no part can run into the next. */
+const keyOf = (ref: IdempotencyKeyRef) => JSON.stringify([ref.tenantId, ref.scope, ref.key]);
+const byKeyOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 const textArray = (values: readonly string[]) => arrayParam(values, 'text');
 
-/** The requests as a relation (key, request_hash, job_id), in their order. */
-const claimsOf = (requests: BeginIdempotentRequests['requests']) =>
-  sql`unnest(${textArray(requests.map((r) => r.key))}, ${textArray(requests.map((r) => r.requestHash))}, ${textArray(requests.map((r) => r.jobId))})`;
+/** The refs as a relation (tenant_id, scope, "key"), for `unnest(...) as r (tenant_id, scope, "key")`. */
+const refsOf = (refs: readonly IdempotencyKeyRef[]) =>
+  sql`${textArray(refs.map((r) => r.tenantId))}, ${textArray(refs.map((r) => r.scope))}, ${textArray(refs.map((r) => r.key))}`;
+
+/** Whether the row of `idempotencyKeys` is the one `alias` names. */
+const isRowOf = (alias: string) =>
+  sql`${idempotencyKeys.tenantId} = ${sql.raw(alias)}.tenant_id and ${idempotencyKeys.scope} = ${sql.raw(alias)}.scope and ${idempotencyKeys.key} = ${sql.raw(alias)}."key"`;
+
+type StoredRow = StoredRequest & IdempotencyKeyRef & { taken: boolean; lostRace: boolean };
 
 /**
  * The keys of `requests` that exist already: those an expired or stale row lets this batch take
  * over are taken (`taken`), the others are read as they were. One statement: every part of it sees
- * the rows as they were before its update.
+ * the rows as they were before its update. A row this batch could have taken but another statement
+ * took first (`lostRace`) is read as it was before that, so its key must be asked again.
  */
-async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: BeginIdempotentRequests['requests']) {
-  const ofBatch = sql`${idempotencyKeys.tenantId} = ${batch.tenantId} and ${idempotencyKeys.scope} = ${batch.scope}`;
+async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: BeginIdempotentRequests['requests']): Promise<StoredRow[]> {
   const result = (await db.execute(sql`
-    with claim ("key", request_hash, job_id) as (select * from ${claimsOf(requests)}),
+    with claim (tenant_id, scope, "key", request_hash, job_id) as (
+      select * from unnest(${refsOf(requests)}, ${textArray(requests.map((r) => r.requestHash))}, ${textArray(requests.map((r) => r.jobId))})
+    ),
     taken as (
       update ${idempotencyKeys}
       set ${columnName(idempotencyKeys.requestHash)} = claim.request_hash, ${columnName(idempotencyKeys.jobId)} = claim.job_id,
           ${columnName(idempotencyKeys.statusCode)} = null, ${columnName(idempotencyKeys.response)} = null,
           ${columnName(idempotencyKeys.createdAt)} = now(), ${columnName(idempotencyKeys.expiresAt)} = ${secondsFromNow(batch.ttlSeconds)}
       from claim
-      where ${ofBatch} and ${idempotencyKeys.key} = claim."key"
-        and ${mayTakeOver(sql`claim.request_hash`, batch.staleAfterSeconds)}
-      returning ${idempotencyKeys.key}
+      where ${isRowOf('claim')} and ${mayTakeOver(sql`claim.request_hash`, batch.staleAfterSeconds)}
+      returning ${idempotencyKeys.tenantId} as tenant_id, ${idempotencyKeys.scope} as scope, ${idempotencyKeys.key} as "key"
     )
-    select ${idempotencyKeys.key} as "key", ${idempotencyKeys.requestHash} as "requestHash",
-      ${idempotencyKeys.statusCode} as "statusCode", ${idempotencyKeys.response} as "response",
-      ${idempotencyKeys.key} in (select "key" from taken) as "taken"
-    from ${idempotencyKeys}
-    where ${ofBatch} and ${idempotencyKeys.key} in (select "key" from claim)
-  `)) as { rows: (StoredRequest & { key: string; taken: boolean })[] };
+    select ${idempotencyKeys.tenantId} as "tenantId", ${idempotencyKeys.scope} as "scope", ${idempotencyKeys.key} as "key",
+      ${idempotencyKeys.requestHash} as "requestHash", ${idempotencyKeys.statusCode} as "statusCode", ${idempotencyKeys.response} as "response",
+      exists (select 1 from taken where ${isRowOf('taken')}) as "taken",
+      ${mayTakeOver(sql`claim.request_hash`, batch.staleAfterSeconds)} and not exists (select 1 from taken where ${isRowOf('taken')}) as "lostRace"
+    from ${idempotencyKeys} join claim on ${isRowOf('claim')}
+  `)) as { rows: StoredRow[] };
   return result.rows;
 }
 
@@ -200,69 +146,63 @@ export async function beginIdempotentRequests(db: Db, batch: BeginIdempotentRequ
   } catch (error) {
     // Keys claimed before a later statement failed are given back if Postgres lets us, so that the
     // retry is not refused as in flight; if not, they go stale and the retry takes them over.
-    const claimed = [...outcomes].flatMap(([key, outcome]) => (outcome.kind === 'new' ? [key] : []));
-    await abandonIdempotentRequests(db, batch, claimed).catch(() => undefined);
+    const claimed = batch.requests.filter((request) => outcomes.get(keyOf(request))?.kind === 'new');
+    await abandonIdempotentRequests(db, claimed).catch(() => undefined);
     throw error;
   }
   // Three rounds of a row appearing and disappearing: another caller is busy with that key.
-  return batch.requests.map((request) => outcomes.get(request.key) ?? { kind: 'in-flight' });
+  return batch.requests.map((request) => outcomes.get(keyOf(request)) ?? { kind: 'in-flight' });
 }
 
 /** Records each key's outcome in `outcomes` as soon as a statement has settled it. */
 async function claimKeys(db: Db, batch: BeginIdempotentRequests, outcomes: Map<string, BeginOutcome>): Promise<void> {
   // In key order, so that two batches claiming the same keys wait for each other in one order and never deadlock.
-  let open = [...batch.requests].sort(byKeyOrder);
+  let open = [...batch.requests].sort((a, b) => byKeyOrder(keyOf(a), keyOf(b)));
   for (let round = 0; round < 3 && open.length > 0; round++) {
     const inserted = (await db.execute(sql`
       insert into ${idempotencyKeys} (${columnName(idempotencyKeys.tenantId)}, ${columnName(idempotencyKeys.scope)}, ${columnName(idempotencyKeys.key)},
         ${columnName(idempotencyKeys.requestHash)}, ${columnName(idempotencyKeys.jobId)}, ${columnName(idempotencyKeys.expiresAt)})
-      select ${batch.tenantId}, ${batch.scope}, claim."key", claim.request_hash, claim.job_id, ${secondsFromNow(batch.ttlSeconds)}
-      from ${claimsOf(open)} as claim ("key", request_hash, job_id)
+      select claim.tenant_id, claim.scope, claim."key", claim.request_hash, claim.job_id, ${secondsFromNow(batch.ttlSeconds)}
+      from unnest(${refsOf(open)}, ${textArray(open.map((r) => r.requestHash))}, ${textArray(open.map((r) => r.jobId))})
+        as claim (tenant_id, scope, "key", request_hash, job_id)
       on conflict do nothing
-      returning ${columnName(idempotencyKeys.key)} as "key"
-    `)) as { rows: { key: string }[] };
-    for (const { key } of inserted.rows) outcomes.set(key, { kind: 'new' });
-    const existing = open.filter((request) => !outcomes.has(request.key));
+      returning ${columnName(idempotencyKeys.tenantId)} as "tenantId", ${columnName(idempotencyKeys.scope)} as "scope", ${columnName(idempotencyKeys.key)} as "key"
+    `)) as { rows: IdempotencyKeyRef[] };
+    for (const ref of inserted.rows) outcomes.set(keyOf(ref), { kind: 'new' });
+    const existing = open.filter((request) => !outcomes.has(keyOf(request)));
     if (existing.length === 0) break;
 
-    const hashes = new Map(existing.map((request) => [request.key, request.requestHash]));
+    const hashes = new Map(existing.map((request) => [keyOf(request), request.requestHash]));
     for (const row of await takeOverOrRead(db, batch, existing)) {
-      outcomes.set(row.key, row.taken ? { kind: 'new' } : outcomeAgainst(row, hashes.get(row.key) ?? ''));
+      if (row.lostRace) continue;
+      outcomes.set(keyOf(row), row.taken ? { kind: 'new' } : outcomeAgainst(row, hashes.get(keyOf(row)) ?? ''));
     }
     // A row can vanish between the statements (abandoned or pruned); its key is simply tried again.
-    open = existing.filter((request) => !outcomes.has(request.key));
+    open = existing.filter((request) => !outcomes.has(keyOf(request)));
   }
 }
 
-/** completeIdempotentRequest for many keys of a batch, in one statement. */
+/** completeIdempotentRequest for many keys, in one statement. */
 export async function completeIdempotentRequests(
   db: Db,
-  batch: IdempotentBatchRef & { statusCode: number; responses: readonly { key: string; response: unknown }[] },
+  completions: readonly (IdempotencyKeyRef & { statusCode: number; response: unknown })[],
 ): Promise<void> {
-  if (batch.responses.length === 0) return;
-  const keys = textArray(batch.responses.map(({ key }) => key));
-  const responses = textArray(batch.responses.map(({ response }) => JSON.stringify(response)));
+  if (completions.length === 0) return;
   await db.execute(sql`
-    update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = ${batch.statusCode}, ${columnName(idempotencyKeys.response)} = done.response::jsonb
-    from unnest(${keys}, ${responses}) as done ("key", response)
-    where ${idempotencyKeys.tenantId} = ${batch.tenantId} and ${idempotencyKeys.scope} = ${batch.scope}
-      and ${idempotencyKeys.key} = done."key"
+    update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = done.status_code::smallint, ${columnName(idempotencyKeys.response)} = done.response::jsonb
+    from unnest(${refsOf(completions)}, ${arrayParam(completions.map((c) => c.statusCode), 'bigint')}, ${textArray(completions.map((c) => JSON.stringify(c.response)))})
+      as done (tenant_id, scope, "key", status_code, response)
+    where ${isRowOf('done')}
   `);
 }
 
-/** abandonIdempotentRequest for many keys of a batch, in one statement. */
-export async function abandonIdempotentRequests(db: Db, batch: IdempotentBatchRef, keys: readonly string[]): Promise<void> {
-  if (keys.length === 0) return;
-  await db
-    .delete(idempotencyKeys)
-    .where(
-      and(
-        eq(idempotencyKeys.tenantId, batch.tenantId),
-        eq(idempotencyKeys.scope, batch.scope),
-        sql`${idempotencyKeys.key} = any(${textArray(keys)})`,
-        isNull(idempotencyKeys.statusCode),
-      ),
-    );
+/** abandonIdempotentRequest for many keys, in one statement. */
+export async function abandonIdempotentRequests(db: Db, refs: readonly IdempotencyKeyRef[]): Promise<void> {
+  if (refs.length === 0) return;
+  await db.execute(sql`
+    delete from ${idempotencyKeys} using unnest(${refsOf(refs)}) as gone (tenant_id, scope, "key")
+    where ${isRowOf('gone')} and ${idempotencyKeys.statusCode} is null
+  `);
 }
 
 /** The record that created a job: its owner and queue (scope). */

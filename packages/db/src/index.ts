@@ -1,4 +1,6 @@
 export { openDatabase, openMigratedDatabase } from './client';
+export { createGroupCommit } from './group-commit';
+export type { GroupCommit } from './group-commit';
 export type { Database, Db } from './client';
 export * as schema from './schema';
 export type { LockAuditEvent } from './schema';
@@ -31,7 +33,7 @@ export {
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
 } from './idempotency';
-export type { BeginOutcome, IdempotencyKeyRef, IdempotentBatchRef } from './idempotency';
+export type { BeginOutcome, IdempotencyKeyRef } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
 export { afipInvoiceRepository, FencedOutError } from './afip-invoices';
 export { appendLockAuditEvents, verifyLockAuditChains } from './lock-audit';

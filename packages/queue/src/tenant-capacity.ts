@@ -124,63 +124,57 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
     return vanished.length;
   }
 
-  const admitArgs = ({ kind, tenantId, jobId }: TenantJobRef, quotas: KindQuotas, now: number) => [
-    key(kind, tenantId, 'pending'),
-    key(kind, tenantId, 'running'),
-    dayKey(kind, tenantId, now),
-    jobId,
-    now,
-    quotas.maxWaitingJobs,
-    quotas.jobsPerDay,
-    DAY_COUNTER_TTL_SECONDS,
-    LOWEST_PRIORITY,
-  ];
-
-  function admissionOf(scriptReply: unknown, quotas: KindQuotas): Admission {
-    const reply = numbers(scriptReply, 'admission');
-    const [admitted = 0, detail = 0, third = 0] = reply;
+  function admissionOf(reply: readonly number[], index: number, quotas: KindQuotas): Admission {
+    const [admitted, detail = 0, third = 0] = reply.slice(index * 3, index * 3 + 3);
     if (admitted === 1) return { admitted: true, priority: detail, counted: third === 1 };
     const quota = QUOTA_BY_REPLY[detail];
-    if (quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
+    if (admitted !== 0 || quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
-  async function tryAdmit(ref: TenantJobRef, quotas: KindQuotas, now: number): Promise<Admission> {
-    return admissionOf(await admitScript(...admitArgs(ref, quotas, now)), quotas);
-  }
-
-  /** The admission of each of `refs`, one script call each, in one pipeline: Redis runs them in order. */
-  async function tryAdmitAll(refs: readonly TenantJobRef[], quotas: KindQuotas, now: number): Promise<{ ref: TenantJobRef; admission: Admission }[]> {
-    if (refs.length === 0) return [];
-    const pipeline = redis.pipeline();
-    for (const ref of refs) admitScript.queueIn(pipeline, ...admitArgs(ref, quotas, now));
-    const replies = pipelineReplies(await pipeline.exec());
-    return refs.map((ref, index) => ({ ref, admission: admissionOf(replies[index], quotas) }));
+  /** The admission of each of `jobIds`, in order, in one script call. */
+  async function tryAdmitAll({ kind, tenantId }: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now: number): Promise<Admission[]> {
+    if (jobIds.length === 0) return [];
+    const reply = numbers(
+      await admitScript(
+        key(kind, tenantId, 'pending'),
+        key(kind, tenantId, 'running'),
+        dayKey(kind, tenantId, now),
+        now,
+        quotas.maxWaitingJobs,
+        quotas.jobsPerDay,
+        DAY_COUNTER_TTL_SECONDS,
+        LOWEST_PRIORITY,
+        ...jobIds,
+      ),
+      'admission',
+    );
+    if (reply.length !== jobIds.length * 3) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
+    return jobIds.map((_, index) => admissionOf(reply, index, quotas));
   }
 
   const overWaiting = (admission: Admission) => !admission.admitted && admission.quota === 'maxWaitingJobs';
 
+  async function admitMany(batch: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now = Date.now()): Promise<Admission[]> {
+    const judged = await tryAdmitAll(batch, jobIds, quotas, now);
+    // Refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
+    const refused = jobIds.filter((_, index) => overWaiting(judged[index] as Admission));
+    if (refused.length > 0 && (await reclaimVanished(batch.kind, batch.tenantId)) > 0) {
+      const again = await tryAdmitAll(batch, refused, quotas, now);
+      const byJob = new Map(refused.map((jobId, index) => [jobId, again[index] as Admission]));
+      return jobIds.map((jobId, index) => byJob.get(jobId) ?? (judged[index] as Admission));
+    }
+    return judged;
+  }
+
   return {
-    async admit(ref, quotas, now = Date.now()) {
-      const admission = await tryAdmit(ref, quotas, now);
-      if (!overWaiting(admission)) return admission;
-      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit(ref, quotas, now) : admission;
+    async admit({ kind, tenantId, jobId }, quotas, now) {
+      const [admission] = await admitMany({ kind, tenantId }, [jobId], quotas, now);
+      if (admission === undefined) throw new Error('the admission script answered nothing');
+      return admission;
     },
 
-    async admitMany({ kind, tenantId }, jobIds, quotas, now = Date.now()) {
-      const judged = await tryAdmitAll(
-        jobIds.map((jobId) => ({ kind, tenantId, jobId })),
-        quotas,
-        now,
-      );
-      // As admit does: refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
-      const refused = judged.filter(({ admission }) => overWaiting(admission)).map(({ ref }) => ref);
-      if (refused.length > 0 && (await reclaimVanished(kind, tenantId)) > 0) {
-        const again = new Map((await tryAdmitAll(refused, quotas, now)).map(({ ref, admission }) => [ref.jobId, admission]));
-        return judged.map(({ ref, admission }) => again.get(ref.jobId) ?? admission);
-      }
-      return judged.map(({ admission }) => admission);
-    },
+    admitMany,
 
     async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
       await withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);

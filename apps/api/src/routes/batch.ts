@@ -1,37 +1,16 @@
-import {
-  abandonIdempotentRequests,
-  beginIdempotentRequests,
-  completeIdempotentRequests,
-  recordEnqueuedMany,
-  type IdempotentBatchRef,
-} from '@jobfleet/db';
-import type { AdmissionContext, AnyJobKind } from '@jobfleet/kinds';
-import { enqueueMany } from '@jobfleet/queue';
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { AnyJobKind } from '@jobfleet/kinds';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { callPostgres as pg, redisCaller } from '../dependencies';
 import { batchEnqueueDocs } from '../openapi';
 import { HttpProblem, parseOrThrow } from '../problem';
-import {
-  claimOf,
-  idempotencyKeyValue,
-  idempotencyTimes,
-  kindRefusal,
-  prepareJob,
-  queueFor,
-  quotaProblem,
-  takeBackJob,
-  type PreparedJob,
-  type StoredResponse,
-} from './job-intake';
+import { inOrder, type AcceptOutcome, type JobToAccept } from './accept-jobs';
+import { idempotencyKeyValue, prepareJob, type StoredResponse } from './job-intake';
 import type { JobRoutesDeps } from './jobs';
 
 /**
  * POST /v1/jobs/<kind>/batch: many jobs of one kind, each judged as POST /v1/jobs/<kind> would
- * judge it, for the cost of a few bulk statements instead of a few statements per job. The steps
- * are the single route's, each done for all jobs at once: claim the keys (Postgres), the kind's
- * own admission (cached per admission key), the quotas (one Redis pipeline, in order), the sync
- * rows (one statement), the enqueue (addBulk) and storing the answers (one statement).
+ * judge it, for the cost of a few bulk statements instead of a few statements per job: the
+ * acceptor's steps (accept-jobs.ts), each done for all the jobs at once.
  *
  * The answer is 200 with a result per job. Not 207: Multi-Status is WebDAV's, defined with an XML
  * body, and the request itself did succeed; what became of each job is in its result, with the
@@ -68,36 +47,15 @@ function refused(index: number, idempotencyKey: string | null, problem: HttpProb
 }
 
 /** A job of the batch that got past validation. */
-interface Candidate extends PreparedJob {
+interface Candidate extends JobToAccept {
   index: number;
 }
 
-/** Pairs each item with the answer at its position: every bulk call answers in the order asked. */
-function inOrder<T, A>(items: readonly T[], answers: readonly A[]): [T, A][] {
-  if (answers.length !== items.length) throw new Error(`expected ${items.length} answers, got ${answers.length}`);
-  return items.map((item, index) => [item, answers[index] as A]);
+function resultOf(job: Candidate, outcome: AcceptOutcome): ItemResult {
+  return outcome.accepted ? accepted(job.index, outcome.statusCode, outcome.stored, outcome.replayed) : refused(job.index, job.idempotencyKey, outcome.problem);
 }
 
-/**
- * The kind's own admission of each job, asked once per admission key (the calendar, the CUIT) and
- * once per job for a kind without one.
- */
-function cachedKindRefusal(kind: AnyJobKind, context: AdmissionContext) {
-  const asked = new Map<string, Promise<HttpProblem | undefined>>();
-  return (request: unknown): Promise<HttpProblem | undefined> => {
-    const key = kind.intake.admissionKey?.(request);
-    if (key === undefined) return kindRefusal(kind, context, request);
-    let answer = asked.get(key);
-    if (answer === undefined) {
-      answer = kindRefusal(kind, context, request);
-      asked.set(key, answer);
-    }
-    return answer;
-  };
-}
-
-export function registerBatchRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth, capacity, limits }: JobRoutesDeps): void {
-  const redis = redisCaller(connection);
+export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth, acceptor }: JobRoutesDeps): void {
   const { maxJobs, bodyLimitBytes } = config.api.batch;
   const envelope = batchBody(z.unknown(), maxJobs);
 
@@ -121,92 +79,13 @@ export function registerBatchRoutes(app: FastifyInstance, { config, db, kinds, q
           });
         }
         holders.set(key, index);
-        return [{ ...job, index }];
+        return [{ ...job, kind, tenantId, index }];
       } catch (error) {
         if (!(error instanceof HttpProblem)) throw error;
         results.push(refused(index, key, error));
         return [];
       }
     });
-  }
-
-  /**
-   * Accepts the jobs whose keys this request claimed, or refuses them as the single route would.
-   * If a step fails, nothing is promised: what was done for them is taken back and the error thrown.
-   */
-  async function acceptClaimed(kind: AnyJobKind, tenantId: string, claimed: readonly Candidate[], log: FastifyBaseLogger): Promise<ItemResult[]> {
-    const queue = queueFor(queues, kind.name);
-    const keys: IdempotentBatchRef = { tenantId, scope: kind.name };
-    const results: ItemResult[] = [];
-    const refusedJobs: Candidate[] = [];
-    const refuse = (job: Candidate, problem: HttpProblem) => {
-      refusedJobs.push(job);
-      results.push(refused(job.index, job.idempotencyKey, problem));
-    };
-    const counted: string[] = [];
-    const enqueuedHere: string[] = [];
-    try {
-      // Judged after the keys are ours, so a replay of an accepted job still gets its first answer.
-      const refusal = cachedKindRefusal(kind, { config, db, tenantId });
-      const admissible: Candidate[] = [];
-      for (const [job, problem] of inOrder(claimed, await Promise.all(claimed.map((job) => refusal(job.request))))) {
-        if (problem === undefined) admissible.push(job);
-        else refuse(job, problem);
-      }
-
-      const toEnqueue: { job: Candidate; priority: number }[] = [];
-      if (admissible.length > 0) {
-        const quotas = (await pg(() => limits.limitsOf(tenantId))).quotas(kind.name);
-        const now = Date.now();
-        const admissions = await redis(() => capacity.admitMany({ kind: kind.name, tenantId }, admissible.map((job) => job.jobId), quotas, now));
-        for (const [job, admission] of inOrder(admissible, admissions)) {
-          if (!admission.admitted) {
-            refuse(job, quotaProblem(admission, kind.name, now));
-            continue;
-          }
-          if (admission.counted) counted.push(job.jobId);
-          toEnqueue.push({ job, priority: admission.priority });
-        }
-      }
-
-      if (toEnqueue.length > 0) {
-        const rows = toEnqueue.flatMap(({ job }) => (job.sync === null ? [] : [job.sync]));
-        // Written before the enqueue, so a failing write leaves nothing in Redis.
-        if (rows.length > 0) await pg(() => recordEnqueuedMany(db, rows));
-        // A timed-out enqueue may still land; a retry then meets its jobs under the same ids.
-        const enqueued = await redis(() => enqueueMany(queue, toEnqueue.map(({ job, priority }) => ({ ...job.job, priority }))));
-        const kept = enqueued.filter(({ created }) => !created).map(({ jobId }) => jobId);
-        enqueuedHere.push(...enqueued.filter(({ created }) => created).map(({ jobId }) => jobId));
-        // As on the single route: expected after a stale takeover, else Redis still holds an old job under the id.
-        if (kept.length > 0) log.warn({ jobIds: kept }, 'job ids already in Redis: the existing jobs were kept');
-        const responses = toEnqueue.map(({ job }) => ({ key: job.idempotencyKey, response: job.stored }));
-        await pg(() => completeIdempotentRequests(db, { ...keys, statusCode: 202, responses }));
-        for (const { job } of toEnqueue) results.push(accepted(job.index, 202, job.stored, false));
-      }
-    } catch (error) {
-      // Nothing was promised: take back the jobs this request added (a job a worker has already
-      // stays, and keeps counting until it finishes), their admissions, and every claimed key.
-      const gone = await Promise.all(enqueuedHere.map((jobId) => takeBackJob(redis, queue, jobId, log)));
-      const stays = new Set(inOrder(enqueuedHere, gone).flatMap(([jobId, removed]) => (removed ? [] : [jobId])));
-      const withdrawn = counted.filter((jobId) => !stays.has(jobId));
-      if (withdrawn.length > 0) {
-        await redis(() => capacity.withdrawMany({ kind: kind.name, tenantId }, withdrawn)).catch((withdrawError: unknown) =>
-          log.warn({ err: withdrawError, jobIds: withdrawn }, 'could not take back the quota of a failed batch'),
-        );
-      }
-      await abandon(keys, claimed, log);
-      throw error;
-    }
-    // Refused jobs free their keys, as on the single route.
-    await abandon(keys, refusedJobs, log);
-    return results;
-  }
-
-  /** Frees the keys of jobs not accepted, so a retry is judged again; a key left behind goes stale and is taken over. */
-  async function abandon(keys: IdempotentBatchRef, jobs: readonly Candidate[], log: FastifyBaseLogger): Promise<void> {
-    await pg(() => abandonIdempotentRequests(db, keys, jobs.map((job) => job.idempotencyKey))).catch((abandonError: unknown) =>
-      log.warn({ err: abandonError, keys: jobs.length }, 'could not abandon the idempotency keys'),
-    );
   }
 
   async function acceptBatch(kind: AnyJobKind, request: FastifyRequest): Promise<{ results: ItemResult[] }> {
@@ -218,25 +97,7 @@ export function registerBatchRoutes(app: FastifyInstance, { config, db, kinds, q
     const results: ItemResult[] = [];
     const candidates = prepareAll(kind, tenantId, jobs, results);
 
-    const outcomes =
-      candidates.length === 0
-        ? []
-        : await pg(() =>
-            beginIdempotentRequests(db, {
-              tenantId,
-              scope: kind.name,
-              requests: candidates.map(({ idempotencyKey: key, requestHash, jobId }) => ({ key, requestHash, jobId })),
-              ...idempotencyTimes(config),
-            }),
-          );
-    const claimed: Candidate[] = [];
-    for (const [job, outcome] of inOrder(candidates, outcomes)) {
-      const claim = claimOf(outcome, job.idempotencyKey);
-      if (claim.kind === 'new') claimed.push(job);
-      else if (claim.kind === 'replay') results.push(accepted(job.index, claim.statusCode, claim.stored, true));
-      else results.push(refused(job.index, job.idempotencyKey, claim.problem));
-    }
-    if (claimed.length > 0) results.push(...(await acceptClaimed(kind, tenantId, claimed, request.log)));
+    for (const [job, outcome] of inOrder(candidates, await acceptor.acceptAll(candidates, request.log))) results.push(resultOf(job, outcome));
     return { results: results.sort((a, b) => a.index - b.index) };
   }
 

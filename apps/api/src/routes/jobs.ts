@@ -1,16 +1,6 @@
 import type { Config } from '@jobfleet/config';
-import {
-  abandonIdempotentRequest,
-  beginIdempotentRequest,
-  completeIdempotentRequest,
-  findIdempotencyRecordByJobId,
-  findSyncStatusByJobId,
-  syncStatusRepository,
-  type Db,
-  type TenantLimitsCache,
-} from '@jobfleet/db';
+import { findIdempotencyRecordByJobId, findSyncStatusByJobId, type Db } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
-import { enqueue, type TenantCapacity } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -21,18 +11,8 @@ import { docs, enqueueDocs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { storableText } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
-import {
-  claimOf,
-  idempotencyKeyValue,
-  idempotencyTimes,
-  jobLink,
-  kindRefusal,
-  prepareJob,
-  queueFor,
-  quotaProblem,
-  takeBackJob,
-  type StoredResponse,
-} from './job-intake';
+import type { JobAcceptor } from './accept-jobs';
+import { idempotencyKeyValue, jobLink, prepareJob, queueFor, type StoredResponse } from './job-intake';
 import { syncLink, syncStatusView } from './sync';
 
 export interface JobRoutesDeps {
@@ -45,9 +25,8 @@ export interface JobRoutesDeps {
   /** The producer connection the queues share. */
   redis: Redis;
   auth: Auth;
-  /** Each tenant's quotas and fair-share position (Redis), and its limits (Postgres, cached). */
-  capacity: TenantCapacity;
-  limits: TenantLimitsCache;
+  /** Accepts the jobs the enqueue routes pass validation. */
+  acceptor: JobAcceptor;
 }
 
 // drizzle's message for a failed statement: the SQL text and its parameters, for logs only.
@@ -94,12 +73,11 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth, capacity, limits }: JobRoutesDeps): void {
+export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, redis: connection, auth, acceptor }: JobRoutesDeps): void {
   const redis = redisCaller(connection);
   const queueOf = (name: string) => queueFor(queues, name);
 
   async function accept(kind: AnyJobKind, request: FastifyRequest, reply: FastifyReply) {
-    const queue = kind.name;
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
       idempotencyHeader,
@@ -107,51 +85,9 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, que
       'The Idempotency-Key header',
     )['idempotency-key'];
     const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
-    const job = prepareJob(kind, tenantId, body, header);
-    const { ref, jobId, idempotencyKey, capacityRef, sync } = job;
-
-    const outcome = await pg(() => beginIdempotentRequest(db, { ...ref, requestHash: job.requestHash, jobId, ...idempotencyTimes(config) }));
-    const claim = claimOf(outcome, idempotencyKey);
-    if (claim.kind === 'replay') return sendStored(reply, claim.statusCode, claim.stored, true);
-    if (claim.kind === 'refused') throw claim.problem;
-
-    let enqueuedHere = false;
-    let counted = false;
-    try {
-      // Judged after the key is ours, so a replay of an accepted request still gets its first answer.
-      const refusal = await kindRefusal(kind, { config, db, tenantId }, body);
-      if (refusal !== undefined) throw refusal;
-      const quotas = (await pg(() => limits.limitsOf(tenantId))).quotas(queue);
-      const now = Date.now();
-      const admission = await redis(() => capacity.admit(capacityRef, quotas, now));
-      if (!admission.admitted) throw quotaProblem(admission, queue, now);
-      counted = admission.counted;
-      // Written before the enqueue, so a failing write leaves nothing in Redis.
-      if (sync !== null) await pg(() => syncStatusRepository.recordEnqueued(db, sync));
-      // A timed-out enqueue may still land; the retry then meets it under the same job id.
-      const { created } = await redis(() => enqueue(queueOf(queue), { ...job.job, priority: admission.priority }));
-      enqueuedHere = created;
-      // Expected after a stale takeover; after an expired key was reused it means Redis still holds the
-      // old job under this id, and that job (not this body) is what runs.
-      if (!created) request.log.warn({ jobId, idempotencyKey }, 'job id already in Redis: the existing job was kept');
-      await pg(() => completeIdempotentRequest(db, { ...ref, statusCode: 202, response: job.stored }));
-    } catch (error) {
-      // Nothing was promised yet: take back a job this request added, and free the key so the
-      // retry is not refused as in flight. If Postgres is what failed, the row goes stale and the
-      // retry takes it over.
-      const takenBack = !enqueuedHere || (await takeBackJob(redis, queueOf(queue), jobId, request.log));
-      // A job that stays (a worker has it) keeps counting until it finishes.
-      if (counted && takenBack) {
-        await redis(() => capacity.withdraw(capacityRef)).catch((withdrawError: unknown) =>
-          request.log.warn({ err: withdrawError, jobId }, 'could not take back the quota of a failed request'),
-        );
-      }
-      await pg(() => abandonIdempotentRequest(db, ref)).catch((abandonError: unknown) =>
-        request.log.warn({ err: abandonError, idempotencyKey }, 'could not abandon the idempotency key'),
-      );
-      throw error;
-    }
-    return sendStored(reply, 202, job.stored, false);
+    const outcome = await acceptor.accept({ ...prepareJob(kind, tenantId, body, header), kind, tenantId });
+    if (!outcome.accepted) throw outcome.problem;
+    return sendStored(reply, outcome.statusCode, outcome.stored, outcome.replayed);
   }
 
   for (const kind of kinds) {

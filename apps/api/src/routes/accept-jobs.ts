@@ -1,0 +1,238 @@
+import type { Config } from '@jobfleet/config';
+import {
+  abandonIdempotentRequests,
+  beginIdempotentRequests,
+  completeIdempotentRequests,
+  createGroupCommit,
+  recordEnqueuedMany,
+  type Db,
+  type IdempotencyKeyRef,
+  type TenantLimitsCache,
+} from '@jobfleet/db';
+import type { AnyJobKind } from '@jobfleet/kinds';
+import { enqueueMany, type Admission, type TenantCapacity } from '@jobfleet/queue';
+import type { Queue } from 'bullmq';
+import type { FastifyBaseLogger } from 'fastify';
+import { callPostgres as pg, type DependencyCall } from '../dependencies';
+import type { HttpProblem } from '../problem';
+import { claimOf, idempotencyTimes, kindRefusal, queueFor, quotaProblem, takeBackJob, type PreparedJob, type StoredResponse } from './job-intake';
+
+/**
+ * Accepting jobs, for any number at once: the jobs of a batch request, or the single-job requests
+ * that arrive together, gathered by a group commit. Each step is done for all the jobs in one call
+ * (a statement, a script call, an addBulk) whatever their tenants and kinds, so that under load a
+ * request costs a fraction of a round trip to Postgres and Redis instead of several.
+ *
+ * The steps: claim the idempotency keys (Postgres), the kind's own admission (cached per
+ * admission key), the quotas (one script call per tenant and kind), the sync rows (one statement),
+ * the enqueue (addBulk per queue) and storing the answers (one statement). A job's 202 is sent only
+ * after its stored answer is committed, so an accepted request survives a crash of this process.
+ */
+
+/** A valid job request of a tenant, prepared (prepareJob) and ready to accept. */
+export interface JobToAccept extends PreparedJob {
+  kind: AnyJobKind;
+  tenantId: string;
+}
+
+/** What became of a job: the answer to send (first, or replayed), or the problem refusing it. */
+export type AcceptOutcome = { accepted: true; statusCode: number; stored: StoredResponse; replayed: boolean } | { accepted: false; problem: HttpProblem };
+
+export interface JobAcceptor {
+  /** The outcome of each of `jobs` (distinct keys), in order. Throws when a dependency failed: then nothing was promised. */
+  acceptAll(jobs: readonly JobToAccept[], log: FastifyBaseLogger): Promise<AcceptOutcome[]>;
+  /** One job, accepted together with the jobs of the requests being accepted at the same time. */
+  accept(job: JobToAccept): Promise<AcceptOutcome>;
+}
+
+export interface JobAcceptorDeps {
+  config: Config;
+  db: Db;
+  queues: Readonly<Record<string, Queue>>;
+  redis: DependencyCall;
+  capacity: TenantCapacity;
+  limits: TenantLimitsCache;
+  /** Where the gathered requests' warnings go: they belong to no single request. */
+  log: FastifyBaseLogger;
+}
+
+/** Pairs each item with the answer at its position: every bulk call answers in the order asked. */
+export function inOrder<T, A>(items: readonly T[], answers: readonly A[]): [T, A][] {
+  if (answers.length !== items.length) throw new Error(`expected ${items.length} answers, got ${answers.length}`);
+  return items.map((item, index) => [item, answers[index] as A]);
+}
+
+/** The items grouped by `keyOf`, each group in the items' order. */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [item]);
+    else group.push(item);
+  }
+  return [...groups.values()];
+}
+
+const tenantKindOf = (job: JobToAccept) => JSON.stringify([job.tenantId, job.kind.name]);
+const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId, ref.scope, ref.key]);
+
+/** Accepted, or refused, jobs of one call, by job. */
+type Outcomes = Map<JobToAccept, AcceptOutcome>;
+
+export function createJobAcceptor({ config, db, queues, redis, capacity, limits, log: acceptorLog }: JobAcceptorDeps): JobAcceptor {
+  /**
+   * The kind's own admission of each job, asked once per (tenant, kind, admission key) (the
+   * calendar, the CUIT) and once per job for a kind without one.
+   */
+  function kindRefusals(jobs: readonly JobToAccept[]): Promise<(HttpProblem | undefined)[]> {
+    const asked = new Map<string, Promise<HttpProblem | undefined>>();
+    return Promise.all(
+      jobs.map((job) => {
+        const ask = () => kindRefusal(job.kind, { config, db, tenantId: job.tenantId }, job.request);
+        const admissionKey = job.kind.intake.admissionKey?.(job.request);
+        if (admissionKey === undefined) return ask();
+        const key = JSON.stringify([job.tenantId, job.kind.name, admissionKey]);
+        let answer = asked.get(key);
+        if (answer === undefined) {
+          answer = ask();
+          asked.set(key, answer);
+        }
+        return answer;
+      }),
+    );
+  }
+
+  /** The quota admission of each job: one script call per tenant and kind, all at once. */
+  async function admissions(jobs: readonly JobToAccept[], now: number): Promise<Map<JobToAccept, Admission>> {
+    const groups = groupBy(jobs, tenantKindOf);
+    const judged = await Promise.all(
+      groups.map(async (group) => {
+        const { tenantId, kind } = group[0] as JobToAccept;
+        const quotas = (await pg(() => limits.limitsOf(tenantId))).quotas(kind.name);
+        const answers = await redis(() => capacity.admitMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId), quotas, now));
+        return inOrder(group, answers);
+      }),
+    );
+    return new Map(judged.flat());
+  }
+
+  /** Takes back what was done for jobs that will not be accepted after all; never throws. */
+  async function takeBack(enqueuedHere: readonly JobToAccept[], counted: readonly JobToAccept[], log: FastifyBaseLogger): Promise<void> {
+    const gone = await Promise.all(enqueuedHere.map((job) => takeBackJob(redis, queueFor(queues, job.kind.name), job.jobId, log)));
+    // A job a worker has already stays, and keeps counting until it finishes.
+    const stays = new Set(inOrder(enqueuedHere, gone).flatMap(([job, removed]) => (removed ? [] : [job])));
+    const withdrawn = counted.filter((job) => !stays.has(job));
+    await Promise.all(
+      groupBy(withdrawn, tenantKindOf).map((group) => {
+        const { tenantId, kind } = group[0] as JobToAccept;
+        return redis(() => capacity.withdrawMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId))).catch((error: unknown) =>
+          log.warn({ err: error, jobIds: group.map((job) => job.jobId) }, 'could not take back the quota of a failed request'),
+        );
+      }),
+    );
+  }
+
+  /** Frees the keys of jobs not accepted, so a retry is judged again; a key left behind goes stale and is taken over. */
+  async function abandon(jobs: readonly JobToAccept[], log: FastifyBaseLogger): Promise<void> {
+    const refs: IdempotencyKeyRef[] = jobs.map((job) => job.ref);
+    await pg(() => abandonIdempotentRequests(db, refs)).catch((error: unknown) => log.warn({ err: error, keys: refs.length }, 'could not abandon the idempotency keys'));
+  }
+
+  /**
+   * Accepts the jobs whose keys this call claimed, or refuses them as a kind or a quota does. If a
+   * step fails, nothing is promised: what was done for them is taken back and the error thrown.
+   */
+  async function acceptClaimed(claimed: readonly JobToAccept[], outcomes: Outcomes, log: FastifyBaseLogger): Promise<void> {
+    const refusedJobs: JobToAccept[] = [];
+    const refuse = (job: JobToAccept, problem: HttpProblem) => {
+      refusedJobs.push(job);
+      outcomes.set(job, { accepted: false, problem });
+    };
+    const counted: JobToAccept[] = [];
+    const enqueuedHere: JobToAccept[] = [];
+    try {
+      // Judged after the keys are ours, so a replay of an accepted job still gets its first answer.
+      const admissible: JobToAccept[] = [];
+      for (const [job, problem] of inOrder(claimed, await kindRefusals(claimed))) {
+        if (problem === undefined) admissible.push(job);
+        else refuse(job, problem);
+      }
+
+      const now = Date.now();
+      const toEnqueue: { job: JobToAccept; priority: number }[] = [];
+      for (const [job, admission] of await admissions(admissible, now)) {
+        if (!admission.admitted) {
+          refuse(job, quotaProblem(admission, job.kind.name, now));
+          continue;
+        }
+        if (admission.counted) counted.push(job);
+        toEnqueue.push({ job, priority: admission.priority });
+      }
+
+      if (toEnqueue.length > 0) {
+        const rows = toEnqueue.flatMap(({ job }) => (job.sync === null ? [] : [job.sync]));
+        // Written before the enqueue, so a failing write leaves nothing in Redis.
+        if (rows.length > 0) await pg(() => recordEnqueuedMany(db, rows));
+        // A timed-out enqueue may still land; a retry then meets its jobs under the same ids.
+        const perQueue = groupBy(toEnqueue, ({ job }) => job.kind.name);
+        const enqueued = await Promise.all(
+          perQueue.map(async (group) => {
+            const queue = queueFor(queues, (group[0] as (typeof toEnqueue)[number]).job.kind.name);
+            return inOrder(group, await redis(() => enqueueMany(queue, group.map(({ job, priority }) => ({ ...job.job, priority })))));
+          }),
+        );
+        const kept: string[] = [];
+        for (const [{ job }, { created }] of enqueued.flat()) {
+          if (created) enqueuedHere.push(job);
+          else kept.push(job.jobId);
+        }
+        // Expected after a stale takeover; after an expired key was reused it means Redis still
+        // holds the old job under this id, and that job (not this body) is what runs.
+        if (kept.length > 0) log.warn({ jobIds: kept }, 'job ids already in Redis: the existing jobs were kept');
+        await pg(() => completeIdempotentRequests(db, toEnqueue.map(({ job }) => ({ ...job.ref, statusCode: 202, response: job.stored }))));
+        for (const { job } of toEnqueue) outcomes.set(job, { accepted: true, statusCode: 202, stored: job.stored, replayed: false });
+      }
+    } catch (error) {
+      await takeBack(enqueuedHere, counted, log);
+      await abandon(claimed, log);
+      throw error;
+    }
+    // Refused jobs free their keys, so a corrected retry is judged again.
+    if (refusedJobs.length > 0) await abandon(refusedJobs, log);
+  }
+
+  async function acceptAll(jobs: readonly JobToAccept[], log: FastifyBaseLogger): Promise<AcceptOutcome[]> {
+    if (jobs.length === 0) return [];
+    const begun = await pg(() =>
+      beginIdempotentRequests(db, {
+        requests: jobs.map(({ ref, requestHash, jobId }) => ({ ...ref, requestHash, jobId })),
+        ...idempotencyTimes(config),
+      }),
+    );
+    const outcomes: Outcomes = new Map();
+    const claimed: JobToAccept[] = [];
+    for (const [job, begin] of inOrder(jobs, begun)) {
+      const claim = claimOf(begin, job.idempotencyKey);
+      if (claim.kind === 'new') claimed.push(job);
+      else if (claim.kind === 'replay') outcomes.set(job, { accepted: true, statusCode: claim.statusCode, stored: claim.stored, replayed: true });
+      else outcomes.set(job, { accepted: false, problem: claim.problem });
+    }
+    if (claimed.length > 0) await acceptClaimed(claimed, outcomes, log);
+    return jobs.map((job) => {
+      const outcome = outcomes.get(job);
+      if (outcome === undefined) throw new Error(`job ${job.jobId} was neither accepted nor refused`);
+      return outcome;
+    });
+  }
+
+  // Two requests with one key never share a call (its statements take distinct keys): the later
+  // waits for the next, and meets the first's answer as a replay.
+  const gathered = createGroupCommit<JobToAccept, AcceptOutcome>({
+    flush: (jobs) => acceptAll(jobs, acceptorLog),
+    conflictKey: idempotencyKeyOf,
+    maxBatch: config.api.batch.maxJobs,
+  });
+
+  return { acceptAll, accept: (job) => gathered.submit(job) };
+}
