@@ -35,7 +35,9 @@ import pg from 'pg';
 import { ADMIN_DATABASE_URL, databaseUrl, TEST_REDIS_URL } from '../tests/support/env';
 import { reservationRequest } from '../tests/support/fixtures';
 import { NODE, REPO_ROOT, waitFor } from '../tests/support/processes';
+import { startRedisServer } from '../tests/support/chaos-redis';
 import { deletePrefix } from '../tests/support/redis';
+import { readRedis, redisCostPerJob, type RedisCost } from './redis-stats';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const DURATION = Number(args.duration ?? 5);
@@ -45,6 +47,9 @@ const WIDE_DURATION = Number(args.wideDuration ?? 5);
 const WARMUP = Number(args.warmup ?? 1);
 const LOG_LEVEL = args.log ?? 'info';
 const PROFILE = args.profile === '1';
+const SHARED_REDIS = args.redis === 'shared';
+const BATCH_SIZE = Number(args.batchSize ?? 100);
+const BATCH_CONNECTIONS = Number(args.batchConnections ?? 10);
 
 const ROUTE = '/v1/jobs/calendar-sync';
 const QUEUE = 'calendar-sync';
@@ -156,28 +161,48 @@ interface Measured {
   cpu: number | undefined;
   /** Jobs it added over the same time: the requests it finished, less any it refused. */
   jobs: number;
+  /** What the run cost Redis per job (on the bench's own Redis: this server's alone). */
+  redis: RedisCost | undefined;
+  /** Postgres statements per job, from the server's own counter (jobfleet only). */
+  statementsPerJob: number | undefined;
+}
+
+/** The API's count of Postgres statements so far (jobfleet_postgres_statements_total on /metrics); undefined for a server without it. */
+async function statementsOf(server: Server): Promise<number | undefined> {
+  if (server.name !== 'jobfleet') return undefined;
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const value = /^\S*postgres_statements_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1];
+  return value === undefined ? undefined : Number(value);
 }
 
 let sequence = 0;
-async function load(server: Server, apiKey: string, connections: number, seconds: number): Promise<autocannon.Result> {
+/** A fresh key and reservation each time: a repeated key is answered as a replay and enqueues nothing. */
+const freshJob = () => {
+  const id = `${run}-${++sequence}`;
+  return { idempotencyKey: id, request: reservationRequest(`r-${id}`) };
+};
+
+/** `batchSize` 0: one job per request on the single route; otherwise batches of that many on the batch route. */
+async function load(server: Server, apiKey: string, connections: number, seconds: number, batchSize = 0): Promise<autocannon.Result> {
   const result = await autocannon({
-    url: server.url + ROUTE,
+    url: server.url + (batchSize === 0 ? ROUTE : `${ROUTE}/batch`),
     method: 'POST',
     connections,
     duration: seconds,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
     requests: [
       {
-        // A fresh key and reservation each time: a repeated key is answered as a replay and enqueues nothing.
         setupRequest: (request) => {
-          const id = `${run}-${++sequence}`;
-          return { ...request, headers: { ...request.headers, 'idempotency-key': id }, body: JSON.stringify(reservationRequest(`r-${id}`)) };
+          if (batchSize > 0) return { ...request, body: JSON.stringify({ jobs: Array.from({ length: batchSize }, freshJob) }) };
+          const job = freshJob();
+          return { ...request, headers: { ...request.headers, 'idempotency-key': job.idempotencyKey }, body: JSON.stringify(job.request) };
         },
       },
     ],
   });
-  server.accepted += result['2xx'];
-  server.sent += result.requests.sent;
+  // A batch's 2xx accepted batchSize jobs.
+  server.accepted += result['2xx'] * Math.max(1, batchSize);
+  server.sent += result.requests.sent * Math.max(1, batchSize);
   return result;
 }
 
@@ -226,9 +251,13 @@ interface Figures {
   /** Requests still unanswered when the run ended: left out of the latencies. */
   unanswered?: number;
   cpuMsPerJob: number | undefined;
+  statementsPerJob: number | undefined;
+  scriptsPerJob: number | undefined;
+  redisCommandsPerJob: number | undefined;
+  redisCpuMsPerJob: number | undefined;
 }
 
-function figuresOf({ result, cpu, jobs }: Measured): Figures {
+function figuresOf({ result, cpu, jobs, redis: redisCost, statementsPerJob }: Measured): Figures {
   const answered = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
   // autocannon reports 0 ms for a run that got no answer at all (every one slower than the run).
   const latency = answered === 0 ? undefined : result.latency;
@@ -241,6 +270,10 @@ function figuresOf({ result, cpu, jobs }: Measured): Figures {
     unanswered: Math.max(0, result.requests.sent - answered - result.errors),
     // What one enqueue costs the server; refused requests, if any, count in as overhead.
     cpuMsPerJob: cpu === undefined || jobs === 0 ? undefined : (1000 * cpu) / jobs,
+    statementsPerJob,
+    scriptsPerJob: redisCost?.scriptsPerJob,
+    redisCommandsPerJob: redisCost?.commandsPerJob,
+    redisCpuMsPerJob: redisCost?.cpuMsPerJob,
   };
 }
 
@@ -252,9 +285,13 @@ function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[
   const line = (mode: string, server: string, f: Figures, digits: number) =>
     console.log(
       `${mode.padEnd(20)}${server.padEnd(14)}${cell(f.rps, 9, digits)}${cell(f.p50, 9, digits)}${cell(f.p99, 9, digits)}` +
-        `${cell(f.errors ?? '', 8)}${cell(f.non2xx ?? '', 9)}${cell(f.unanswered ?? '', 12)}${cell(f.cpuMsPerJob, 12, digits === 0 ? 2 : 1)}`,
+        `${cell(f.errors ?? '', 8)}${cell(f.non2xx ?? '', 9)}${cell(f.unanswered ?? '', 12)}${cell(f.cpuMsPerJob, 12, digits === 0 ? 2 : 1)}` +
+        `${cell(f.statementsPerJob, 10, 2)}${cell(f.scriptsPerJob, 10, 2)}${cell(f.redisCommandsPerJob, 10, 2)}${cell(f.redisCpuMsPerJob, 12, digits === 0 ? 3 : 2)}`,
     );
-  console.log(`${'mode'.padEnd(20)}${'server'.padEnd(14)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('errors', 8)}${cell('non-2xx', 9)}${cell('unanswered', 12)}${cell('CPU ms/job', 12)}`);
+  console.log(
+    `${'mode'.padEnd(20)}${'server'.padEnd(14)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('errors', 8)}${cell('non-2xx', 9)}${cell('unanswered', 12)}${cell('CPU ms/job', 12)}` +
+      `${cell('PG st/job', 10)}${cell('EVAL/job', 10)}${cell('cmds/job', 10)}${cell('Redis CPU ms', 12)}`,
+  );
   for (const mode of modes) {
     const [raw, jobfleet] = [figuresOf(mode.raw), figuresOf(mode.jobfleet)];
     line(mode.label, 'raw', raw, 0);
@@ -264,6 +301,10 @@ function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[
       p50: ratio(jobfleet.p50, raw.p50),
       p99: ratio(jobfleet.p99, raw.p99),
       cpuMsPerJob: ratio(jobfleet.cpuMsPerJob, raw.cpuMsPerJob),
+      statementsPerJob: undefined,
+      scriptsPerJob: ratio(jobfleet.scriptsPerJob, raw.scriptsPerJob),
+      redisCommandsPerJob: ratio(jobfleet.redisCommandsPerJob, raw.redisCommandsPerJob),
+      redisCpuMsPerJob: ratio(jobfleet.redisCpuMsPerJob, raw.redisCpuMsPerJob),
     };
     line('', 'jobfleet/raw', relative, 2);
   }
@@ -279,12 +320,30 @@ function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[
   }
 }
 
+/** The batch route's jobs per second against the raw route's (one job per request). */
+function printBatch(batch: Measured, rawSingle: Measured): void {
+  const seconds = DURATION;
+  const jobsPerSecond = batch.jobs / seconds;
+  const rawJobsPerSecond = rawSingle.jobs / seconds;
+  const { p50, p99, errors, non2xx, cpuMsPerJob, statementsPerJob, scriptsPerJob, redisCpuMsPerJob } = figuresOf(batch);
+  console.log(
+    `batch route, ${BATCH_SIZE} jobs per request, ${BATCH_CONNECTIONS} conn × ${seconds} s: ${jobsPerSecond.toFixed(0)} jobs/s ` +
+      `(p50 ${String(p50)} ms, p99 ${String(p99)} ms per request, errors ${String(errors)}, non-2xx ${String(non2xx)}; ` +
+      `CPU ${cpuMsPerJob?.toFixed(3) ?? '-'} ms/job, PG ${statementsPerJob?.toFixed(3) ?? '-'} st/job, EVAL ${scriptsPerJob?.toFixed(2) ?? '-'}/job, ` +
+      `Redis CPU ${redisCpuMsPerJob?.toFixed(3) ?? '-'} ms/job) = ${(jobsPerSecond / rawJobsPerSecond).toFixed(2)}× raw's one add per request (${rawJobsPerSecond.toFixed(0)} jobs/s)`,
+  );
+}
+
 const prefixes: Record<ServerName, string> = { raw: `jfbench-http:${run}:raw`, jobfleet: `jfbench-http:${run}:api` };
 const dbName = `jobfleet_bench_http_${run}`;
 const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
 await admin.connect();
 await admin.query(`create database ${dbName}`);
-const redis = new Redis(TEST_REDIS_URL);
+// A Redis of the bench's own (AOF as in production), so INFO's figures are this bench's alone;
+// redis=shared runs against REDIS_URL instead (its figures then include whatever else uses it).
+const privateRedis = SHARED_REDIS ? undefined : await startRedisServer(await freePort());
+const REDIS_URL = privateRedis?.url ?? TEST_REDIS_URL;
+const redis = new Redis(REDIS_URL);
 // The bench's own view of each server's queue, to count what it left in Redis.
 const queues: Record<ServerName, Queue> = {
   raw: new Queue(QUEUE, { connection: redis, prefix: prefixes.raw }),
@@ -297,7 +356,7 @@ try {
   const secretsKeys = `bench:${randomBytes(32).toString('base64')}`;
   const apiKey = await seedDatabase(databaseUrl(dbName), secretsKeys);
   const raw = await startServer('raw', 'bench/raw-enqueue-server.ts', (port) => ({
-    REDIS_URL: TEST_REDIS_URL,
+    REDIS_URL,
     QUEUE_PREFIX: prefixes.raw,
     PORT: String(port),
   }));
@@ -309,7 +368,7 @@ try {
       NODE_ENV: 'production',
       LOG_LEVEL,
       DATABASE_URL: databaseUrl(dbName),
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL,
       QUEUE_PREFIX: prefixes.jobfleet,
       API_HOST: '127.0.0.1',
       API_PORT: String(port),
@@ -322,12 +381,19 @@ try {
   );
   servers.push(jobfleet);
 
-  const measure = async (server: Server, connections: number, seconds: number): Promise<Measured> => {
-    const [cpuBefore, jobsBefore] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
-    const result = await load(server, apiKey, connections, seconds);
+  const measure = async (server: Server, connections: number, seconds: number, batchSize = 0): Promise<Measured> => {
+    const before = { cpu: cpuSeconds(server.child.pid), jobs: (await jobsIn(queues[server.name])).total, redis: await readRedis(redis), statements: await statementsOf(server) };
+    const result = await load(server, apiKey, connections, seconds, batchSize);
     await settle(queues[server.name]);
-    const [cpuAfter, jobsAfter] = [cpuSeconds(server.child.pid), (await jobsIn(queues[server.name])).total];
-    return { result, cpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, jobs: jobsAfter - jobsBefore };
+    const after = { cpu: cpuSeconds(server.child.pid), jobs: (await jobsIn(queues[server.name])).total, redis: await readRedis(redis), statements: await statementsOf(server) };
+    const jobs = after.jobs - before.jobs;
+    return {
+      result,
+      cpu: before.cpu === undefined || after.cpu === undefined ? undefined : after.cpu - before.cpu,
+      jobs,
+      redis: redisCostPerJob(before.redis, after.redis, jobs),
+      statementsPerJob: before.statements === undefined || after.statements === undefined || jobs === 0 ? undefined : (after.statements - before.statements) / jobs,
+    };
   };
   for (const server of servers) await measure(server, CONNECTIONS, WARMUP);
   const modes = [];
@@ -337,10 +403,13 @@ try {
   ] as const) {
     modes.push({ label: `${connections} conn × ${seconds} s`, raw: await measure(raw, connections, seconds), jobfleet: await measure(jobfleet, connections, seconds) });
   }
+  // Goal 2: the batch route's jobs/s against the raw route's one add per request, from the first mode.
+  const batch = BATCH_SIZE > 0 ? await measure(jobfleet, BATCH_CONNECTIONS, DURATION, BATCH_SIZE) : undefined;
   for (const server of servers) await stop(server);
 
   console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
   printTable(modes);
+  if (batch !== undefined && modes[0] !== undefined) printBatch(batch, modes[0].raw);
   if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
   // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
   for (const server of servers) {
@@ -360,8 +429,9 @@ try {
 } finally {
   for (const server of servers) await stop(server);
   await Promise.all(Object.values(queues).map((queue) => queue.close()));
-  await Promise.all(Object.values(prefixes).map((prefix) => deletePrefix(prefix)));
   redis.disconnect();
+  if (privateRedis === undefined) await Promise.all(Object.values(prefixes).map((prefix) => deletePrefix(prefix)));
+  else await privateRedis.close();
   await admin.query(`drop database if exists ${dbName} with (force)`);
   await admin.end();
   if (keepWorkDir) console.log(`server logs${PROFILE ? ' and the CPU profile' : ''} kept in ${workDir}`);

@@ -4,7 +4,7 @@ import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createTenantCapacity } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { parseKeyring } from '@jobfleet/secrets';
 import { redisCaller } from './dependencies';
@@ -43,6 +43,23 @@ export interface ApiDeps {
 }
 
 /**
+ * Fastify logs two lines per request (incoming, completed); this logs one, when it completes,
+ * with the request and the answer: logging was a tenth of a request's CPU.
+ */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {
+    // Logged with its outcome, in requestCompleted.
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    const line = { req: request, res: reply, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else reply.log.info(line, 'request completed');
+  }
+}
+
+/**
  * The HTTP API, ready to `listen` or `inject`. It borrows its dependencies: closing the app closes
  * none of them, so the caller closes queues, Redis and the database after `app.close()`.
  */
@@ -67,6 +84,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
     clientErrorHandler: answerClientError,
     requestIdHeader: 'x-request-id',
+    logController: new OneLinePerRequest(),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip, which failed authentications are counted by, is the client's behind a trusted proxy.
     trustProxy: config.api.trustProxy,

@@ -10,7 +10,7 @@ import { startIdempotencyRetention } from './retention';
 const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-api` });
 const metrics = createMetrics();
-const database = await openMigratedDatabase(config.database, logger);
+const database = await openMigratedDatabase({ ...config.database, onStatement: () => metrics.postgresStatements.inc() }, logger);
 if (config.devTenant.enabled) {
   await ensureDevTenant(database.db, config.devTenant);
   logger.warn({ tenantId: config.devTenant.tenantId }, 'development tenant enabled with its well-known API key');

@@ -1,9 +1,10 @@
 import type { ApiKeyPrincipal, TenantLimitsCache } from '@jobfleet/db';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { callPostgres } from './dependencies';
 import { HttpProblem } from './problem';
+import { createRedisWindowCounter, type WindowCount } from './window-counter';
 
 /**
  * The two limits of every authenticated tenant request, named as the RateLimit fields name them:
@@ -51,29 +52,35 @@ const remaining = (count: Count) => Math.max(count.limit - count.counted, 0);
 
 /**
  * Per-tenant and per-key request limits in fixed windows, counted in Redis so every API replica
- * shares them (rate-limiter-flexible's atomic increment script; a counter expires with its window,
- * so an idle tenant costs nothing), and the RateLimit-Policy and RateLimit fields
+ * shares them (window-counter.ts: one MULTI for the requests of the moment; a counter expires with
+ * its window, so an idle tenant costs nothing), and the RateLimit-Policy and RateLimit fields
  * (draft-ietf-httpapi-ratelimit-headers) on every answer to a counted request.
  */
 export function installRateLimits(app: FastifyInstance, { redis, prefix, windowSeconds, limits }: RateLimitDeps): RequestLimiter {
-  const options = { keyPrefix: `${prefix}:rate-limit`, points: COUNT_ONLY, duration: windowSeconds };
-  const shared = new RateLimiterRedis({ ...options, storeClient: redis });
+  const keyPrefix = `${prefix}:rate-limit`;
+  const shared = createRedisWindowCounter(redis, { keyPrefix, windowSeconds });
   // Redis down: fail open, but not all the way. Each replica counts on its own until Redis is back,
   // so a tenant gets up to its limit per replica instead of none at all, and the requests that
   // still work (reads from Postgres) are neither refused with 429s nor left unbounded.
-  const local = new RateLimiterMemory(options);
+  const local = new RateLimiterMemory({ keyPrefix, points: COUNT_ONLY, duration: windowSeconds });
   const outcomes = new WeakMap<FastifyRequest, Record<Policy, Count>>();
   let lastFallbackWarning = 0;
 
-  async function consume(request: FastifyRequest, key: string): Promise<{ store: RateLimiterAbstract; result: RateLimiterRes }> {
+  /** A request's count against one limit, and how to give it back. */
+  interface Consumed extends WindowCount {
+    giveBack(): Promise<void>;
+  }
+
+  async function consume(request: FastifyRequest, key: string): Promise<Consumed> {
     try {
-      return { store: shared, result: await shared.consume(key) };
+      return { ...(await shared.add(key)), giveBack: () => shared.take(key) };
     } catch (error) {
       if (Date.now() - lastFallbackWarning >= FALLBACK_WARNING_INTERVAL_MS) {
         lastFallbackWarning = Date.now();
         request.log.warn({ err: error }, 'rate limits unavailable in Redis: this replica counts requests on its own until Redis is back');
       }
-      return { store: local, result: await local.consume(key) };
+      const result = await local.consume(key);
+      return { consumed: result.consumedPoints, msBeforeReset: result.msBeforeNext, giveBack: () => local.reward(key).then(() => undefined) };
     }
   }
 
@@ -88,8 +95,8 @@ export function installRateLimits(app: FastifyInstance, { redis, prefix, windowS
   });
 
   /** Gives back a point the request took; false when the store could not be reached. */
-  function giveBack(request: FastifyRequest, store: RateLimiterAbstract, key: string): Promise<boolean> {
-    return store.reward(key).then(
+  function giveBack(request: FastifyRequest, consumed: Consumed): Promise<boolean> {
+    return consumed.giveBack().then(
       () => true,
       (error: unknown) => {
         request.log.debug({ err: error }, 'could not give back the point of a refused request');
@@ -102,8 +109,8 @@ export function installRateLimits(app: FastifyInstance, { redis, prefix, windowS
     async admit(request, principal) {
       if (outcomes.has(request)) return;
       const keys: Record<Policy, string> = { tenant: `tenant:${principal.tenantId}`, key: `key:${principal.keyId}` };
-      // Both counters at once: two commands written back to back on one connection, so admitting a
-      // request costs one Redis round trip (the limits come from the process's cache).
+      // Both counters at once, in the MULTI of the requests of the moment (the limits come from the
+      // process's cache).
       const [tenantLimits, tenant, key] = await Promise.all([
         callPostgres(() => limits.limitsOf(principal.tenantId)),
         consume(request, keys.tenant),
@@ -111,15 +118,15 @@ export function installRateLimits(app: FastifyInstance, { redis, prefix, windowS
       ]);
       const consumed = { tenant, key };
       const limitOf: Record<Policy, number> = { tenant: tenantLimits.requestsPerMinute, key: tenantLimits.keyRequestsPerMinute };
-      const refusedBy = POLICIES.filter((policy) => consumed[policy].result.consumedPoints > limitOf[policy]);
+      const refusedBy = POLICIES.filter((policy) => consumed[policy].consumed > limitOf[policy]);
 
       const count = async (policy: Policy): Promise<Count> => {
-        const { store, result } = consumed[policy];
+        const counted = consumed[policy];
         // A refused request counts only against the limit that refused it: a key hammering past its
         // own limit must not use up its sibling keys' share of the tenant's, nor the tenant's refusals
         // a key's. This second round trip is paid by refused requests only.
-        const givenBack = refusedBy.length > 0 && !refusedBy.includes(policy) && (await giveBack(request, store, keys[policy]));
-        return { limit: limitOf[policy], counted: result.consumedPoints - (givenBack ? 1 : 0), msBeforeReset: result.msBeforeNext };
+        const givenBack = refusedBy.length > 0 && !refusedBy.includes(policy) && (await giveBack(request, counted));
+        return { limit: limitOf[policy], counted: counted.consumed - (givenBack ? 1 : 0), msBeforeReset: counted.msBeforeReset };
       };
       const outcome = { tenant: await count('tenant'), key: await count('key') };
       outcomes.set(request, outcome);

@@ -19,7 +19,7 @@ const logger = createLogger({ level: loaded.logLevel, serviceName: loaded.servic
 const metrics = createMetrics();
 
 const redis = await resolveRedis({ url: loaded.redis.url, dataDir: loaded.database.dataDir, logger });
-const database = await openMigratedDatabase(loaded.database, logger);
+const database = await openMigratedDatabase({ ...loaded.database, onStatement: () => metrics.postgresStatements.inc() }, logger);
 
 // Sandbox dependencies run in-process; each connector mode is chosen on its own.
 const sandbox = {

@@ -10,7 +10,7 @@ const DATABASE_CLOSE_TIMEOUT_MS = 5000;
 const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
 const metrics = createMetrics();
-const database = await openMigratedDatabase(config.database, logger);
+const database = await openMigratedDatabase({ ...config.database, onStatement: () => metrics.postgresStatements.inc() }, logger);
 const connection = createRedisConnection(config.redis.url, 'worker', { name: 'worker' });
 const fleet = await startWorkers({
   config,

@@ -56,6 +56,8 @@ export interface Metrics {
   readonly queueJobs: Gauge<'queue' | 'state'>;
   /** `queue_metrics_collect_errors_total{queue}`: scrapes that could not read a queue's counts. */
   readonly queueCollectErrors: Counter<'queue'>;
+  /** `postgres_statements_total`: statements this process sent; per job or request, the cost group commit keeps low. */
+  readonly postgresStatements: Counter;
   /** `http_requests_total{method,route,status_code}`. */
   readonly httpRequests: Counter<'method' | 'route' | 'status_code'>;
   /** `http_request_duration_seconds{method,route}`. */
@@ -173,6 +175,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       labelNames: ['queue'] as const,
       registers,
       collect: () => queueJobsCollecting,
+    }),
+    postgresStatements: new Counter({
+      name: `${prefix}postgres_statements_total`,
+      help: 'SQL statements this process sent to Postgres',
+      registers,
     }),
     httpRequests: new Counter({
       name: `${prefix}http_requests_total`,
