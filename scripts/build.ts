@@ -63,6 +63,7 @@ function externalWhereNodeFindsTheSame(outdir: string, inlined: Set<string>): Pl
           esbuild.resolve(args.path, { ...plain, resolveDir: outdir }),
         ]);
         if (wanted.errors.length > 0) return undefined; // esbuild reports it
+        if (found.errors.length > 0) return { errors: [{ text: `node would not find ${packageName} from ${outdir}: build into a folder inside the repository` }] };
         if (wanted.path === found.path) return { external: true };
         inlined.add(`${packageName} (${relative(REPO_ROOT, wanted.path)})`);
         return { path: wanted.path };
@@ -99,35 +100,27 @@ function assetsBesideTheBundle(outdir: string): Plugin {
   };
 }
 
-/** Writes the bundles, their chunks, source maps and assets to `outdir` (emptied first). */
-export async function buildDist(outdir: string): Promise<{ inlined: string[] }> {
-  rmSync(outdir, { recursive: true, force: true });
-  const inlined = new Set<string>();
-  await build({
-    absWorkingDir: REPO_ROOT,
-    entryPoints: ENTRY_POINTS,
-    outdir,
-    // Not under a subfolder: assets are found relative to every output file (see above).
-    chunkNames: '[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node24',
-    sourcemap: true,
-    plugins: [externalWhereNodeFindsTheSame(outdir, inlined), assetsBesideTheBundle(outdir)],
-    logLevel: 'warning',
-  });
-  // .js is ESM wherever the output is copied, with or without the repo's package.json above it.
-  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module' })}\n`);
-  return { inlined: [...inlined].sort() };
-}
-
-if (import.meta.main) {
-  const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
-  const outdir = resolve(values.outdir);
-  const started = performance.now();
-  const { inlined } = await buildDist(outdir);
-  console.log(`built ${Object.keys(ENTRY_POINTS).join(', ')} into ${relative(process.cwd(), outdir) || '.'} in ${Math.round(performance.now() - started)} ms`);
-  if (inlined.length > 0) console.log(`inlined (node would find another version from the bundle): ${inlined.join(', ')}`);
-}
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
+const outdir = resolve(values.outdir);
+const started = performance.now();
+const inlined = new Set<string>();
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: REPO_ROOT,
+  entryPoints: ENTRY_POINTS,
+  outdir,
+  // Not under a subfolder: assets are found relative to every output file (see above).
+  chunkNames: '[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  sourcemap: true,
+  plugins: [externalWhereNodeFindsTheSame(outdir, inlined), assetsBesideTheBundle(outdir)],
+  logLevel: 'warning',
+});
+// .js is ESM wherever the output is copied, with or without the repo's package.json above it.
+writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module' })}\n`);
+console.log(`built ${Object.keys(ENTRY_POINTS).join(', ')} into ${relative(process.cwd(), outdir) || '.'} in ${Math.round(performance.now() - started)} ms`);
+if (inlined.size > 0) console.log(`inlined (node would find another version from the bundle): ${[...inlined].sort().join(', ')}`);
