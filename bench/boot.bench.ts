@@ -22,10 +22,10 @@ import { join } from 'node:path';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { createApiKey, createTenant, openDatabase } from '@jobfleet/db';
 import pg from 'pg';
-import { freePort } from '../tests/support/chaos';
-import { ADMIN_DATABASE_URL, databaseUrl, TEST_REDIS_URL } from '../tests/support/env';
+import { ADMIN_DATABASE_URL, databaseUrl } from '../tests/support/env';
 import { reservationRequest } from '../tests/support/fixtures';
 import { REPO_ROOT, startNode, waitFor, type RunningProcess } from '../tests/support/processes';
+import { productionEnv, waitUntilHealthy } from '../tests/support/production';
 import { deletePrefix } from '../tests/support/redis';
 import { seedTenantConnections } from '../tests/support/system';
 import { cpuSeconds, rssMiB } from './proc-stats';
@@ -64,16 +64,7 @@ function entryArgs(mode: Mode, app: App): string[] {
 async function boot(mode: Mode, app: App, env: Record<string, string>, port: number): Promise<{ child: RunningProcess; bootMs: number; bootCpuMs: number }> {
   const started = performance.now();
   const child = startNode(entryArgs(mode, app), env);
-  await waitFor(
-    async () => {
-      if (child.child.exitCode !== null) throw new Error(`${mode} ${app} exited at boot:\n${child.output()}`);
-      return fetch(`http://127.0.0.1:${port}/health/ready`).then(
-        (answer) => answer.status === 200,
-        () => false,
-      );
-    },
-    { timeoutMs: TIMEOUT_MS, what: `${mode} ${app} ready`, intervalMs: 20 },
-  );
+  await waitUntilHealthy(child, port, { what: `${mode} ${app}`, timeoutMs: TIMEOUT_MS, intervalMs: 20 });
   return { child, bootMs: performance.now() - started, bootCpuMs: (cpuSeconds(child.child.pid) ?? NaN) * 1000 };
 }
 
@@ -123,22 +114,7 @@ try {
   const modes: readonly Mode[] = ['tsx', 'compiled'];
   for (let i = 0; i < RUNS * modes.length; i++) {
     const mode = modes[i % modes.length] ?? 'tsx';
-    const [apiPort, workerPort] = [await freePort(), await freePort()];
-    const env = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      ADMIN_PASSWORD: 'a-long-bench-admin-password',
-      SECRETS_KEYS: secretsKeys,
-      DATABASE_URL: databaseUrl(dbName),
-      REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      API_HOST: '127.0.0.1',
-      API_PORT: String(apiPort),
-      WORKER_METRICS_PORT: String(workerPort),
-      QUEUES: 'calendar-sync',
-      GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
-      GOOGLE_TOKEN_URL: calendar.tokenUrl,
-    };
+    const { env, apiPort, workerPort } = await productionEnv({ databaseUrl: databaseUrl(dbName), prefix, secretsKeys, calendar });
     const api = await boot(mode, 'api', env, apiPort);
     const worker = await boot(mode, 'worker', env, workerPort).catch(async (error: unknown) => {
       await stop(api.child);

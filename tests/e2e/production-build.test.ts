@@ -2,11 +2,11 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { createApiKey, createTenant } from '@jobfleet/db';
-import { freePort } from '../support/chaos';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { reservationRequest } from '../support/fixtures';
 import { REPO_ROOT, startNode, waitFor, type RunningProcess } from '../support/processes';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
+import { productionEnv, waitUntilHealthy } from '../support/production';
+import { deletePrefix, uniquePrefix } from '../support/redis';
 import { seedTenantConnections } from '../support/system';
 
 const TENANT = 'tenant-build';
@@ -19,14 +19,6 @@ function launcherOnly(): string {
   mkdirSync(join(dir, 'scripts'));
   for (const file of ['start.ts', 'entry-points.ts']) cpSync(join(REPO_ROOT, 'scripts', file), join(dir, 'scripts', file));
   return dir;
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    return (await fetch(url)).status === 200;
-  } catch {
-    return false;
-  }
 }
 
 // `npm run build` and the compiled processes, with no TypeScript source beside them: the launcher's
@@ -58,33 +50,12 @@ describe('production build', () => {
     await seedTenantConnections(testDb.database.db, TENANT, { cuits: [], secretsKeys: SECRETS_KEYS });
     const { key } = await createApiKey(testDb.database.db, { tenantId: TENANT, name: 'build', scopes: ['jobs:write', 'jobs:read'] });
 
-    const [apiPort, workerPort] = [await freePort(), await freePort()];
-    const env = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      ADMIN_PASSWORD: 'a-long-production-admin-password',
-      SECRETS_KEYS,
-      DATABASE_URL: testDb.url,
-      REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      API_HOST: '127.0.0.1',
-      API_PORT: String(apiPort),
-      WORKER_METRICS_PORT: String(workerPort),
-      QUEUES: 'calendar-sync',
-      GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
-      GOOGLE_TOKEN_URL: calendar.tokenUrl,
-    };
+    const { env, apiPort, workerPort } = await productionEnv({ databaseUrl: testDb.url, prefix, secretsKeys: SECRETS_KEYS, calendar });
     const api = startNode([join(dir, 'scripts/start.ts'), 'api'], env);
     const worker = startNode(['--enable-source-maps', join(dir, 'dist/worker.js')], env);
     processes.push(api, worker);
     for (const [name, child, port] of [['api', api, apiPort], ['worker', worker, workerPort]] as const) {
-      await waitFor(
-        async () => {
-          if (child.child.exitCode !== null) throw new Error(`the compiled ${name} exited:\n${child.output()}`);
-          return answers(`http://127.0.0.1:${port}/health/ready`);
-        },
-        { timeoutMs: 30_000, what: `the compiled ${name}'s /health/ready` },
-      );
+      await waitUntilHealthy(child, port, { what: `the compiled ${name}`, timeoutMs: 30_000 });
     }
 
     const base = `http://127.0.0.1:${apiPort}`;
