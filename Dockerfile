@@ -1,14 +1,8 @@
-# One image for every jobfleet process; the command picks the role (api or worker).
-# Packages export TypeScript source and run through tsx, so there is no build stage to drift.
-FROM node:24-bookworm-slim AS base
-# pg_dump/pg_restore for the backup queue; tini reaps children and forwards SIGTERM.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client tini ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+# One image for every jobfleet process; the command picks the role (api, worker, migrate, CLI).
+# The build stage compiles the TypeScript (`npm run build`: esbuild bundles into dist/); the image
+# holds production dependencies only, the bundles with their assets, and the launcher.
+FROM node:24-bookworm-slim AS manifests
 WORKDIR /app
-ENV NODE_ENV=production
-
-FROM base AS deps
 COPY package.json package-lock.json ./
 COPY apps/api/package.json apps/api/
 COPY apps/worker/package.json apps/worker/
@@ -26,15 +20,31 @@ COPY packages/resilience/package.json packages/resilience/
 COPY packages/secrets/package.json packages/secrets/
 COPY packages/kinds/package.json packages/kinds/
 # One line per workspace (keep in sync with apps/* and packages/*): npm ci needs every manifest.
-# Dev dependencies stay: tsx runs the sources (and node@24 is the pinned runtime).
-RUN npm ci --no-audit --no-fund
 
-FROM base
-COPY --from=deps /app/node_modules ./node_modules
+FROM manifests AS build
+# Dev dependencies too: esbuild (and the node@24 the npm scripts run on).
+RUN npm ci --no-audit --no-fund
 COPY . .
+RUN npm run build
+
+FROM manifests AS production-dependencies
+# The same lockfile layout less dev packages, which is what the build checked its externals against.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-bookworm-slim
+# pg_dump/pg_restore for the backup queue; tini reaps children and forwards SIGTERM.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=production-dependencies /app ./
+COPY --from=build /app/dist ./dist
+# `npm run jobfleet -- …` and the other npm scripts run dist/ through it (NODE_ENV=production).
+COPY scripts/start.ts scripts/entry-points.ts ./scripts/
 # A named volume mounted here starts with this ownership, so the node user can write backups.
 RUN mkdir -p /backups && chown node:node /backups
 USER node
 EXPOSE 3000 9464
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "apps/api/src/main.ts"]
+CMD ["node", "--enable-source-maps", "dist/api.js"]

@@ -37,6 +37,7 @@ import { reservationRequest } from '../tests/support/fixtures';
 import { NODE, REPO_ROOT, waitFor } from '../tests/support/processes';
 import { startRedisServer } from '../tests/support/chaos-redis';
 import { deletePrefix } from '../tests/support/redis';
+import { cpuSeconds } from './proc-stats';
 import { readRedis, redisCostPerJob, type RedisCost } from './redis-stats';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
@@ -204,21 +205,6 @@ async function load(server: Server, apiKey: string, connections: number, seconds
   server.accepted += result['2xx'] * Math.max(1, batchSize);
   server.sent += result.requests.sent * Math.max(1, batchSize);
   return result;
-}
-
-// The unit of /proc/<pid>/stat CPU times (USER_HZ), 100 on every Linux that matters.
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** CPU seconds a process used so far (user + system, all its threads); undefined off Linux. */
-function cpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // The fields after the command name, which is in parentheses and may hold spaces; utime and stime are the 12th and 13th.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Jobs in a server's queue, and how many a worker took (none should: no worker runs). */

@@ -17,7 +17,12 @@ export interface RunningProcess {
 
 /** Runs a TypeScript entry point of this repo as a real child process with only the given env (and `args`). */
 export function startEntryPoint(entry: string, env: Record<string, string>, args: readonly string[] = []): RunningProcess {
-  const child = spawn(NODE, ['--import', 'tsx', resolve(REPO_ROOT, entry), ...args], {
+  return startNode(['--import', 'tsx', resolve(REPO_ROOT, entry), ...args], env);
+}
+
+/** Runs the pinned node with `args` (a script and its arguments) as a real child process with only the given env. */
+export function startNode(args: readonly string[], env: Record<string, string>): RunningProcess {
+  const child = spawn(NODE, args, {
     cwd: REPO_ROOT,
     // Only what is given: nothing leaks in from the test runner's environment.
     env: { PATH: process.env.PATH ?? '', ...env },

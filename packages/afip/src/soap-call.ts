@@ -7,13 +7,16 @@ export interface SoapService {
   call(operation: string, args: Record<string, unknown>): Promise<unknown>;
 }
 
+// A literal URL of the folder, so the production build (scripts/build.ts) can copy it beside the bundle.
+const WSDL_DIR = new URL('./wsdl/', import.meta.url);
+
 /**
  * A soap client over the WSDL file `src/wsdl/<wsdlFile>`, posting to `endpoint`. The WSDL is read
  * once, on the first call (a broken one fails that call, not the process start). Every request is
  * bounded by `timeoutMs`, connection and response body included.
  */
 export function createSoapService(wsdlFile: string, endpoint: string, timeoutMs: number): SoapService {
-  const wsdl = fileURLToPath(new URL(`./wsdl/${wsdlFile}`, import.meta.url));
+  const wsdl = fileURLToPath(new URL(wsdlFile, WSDL_DIR));
   let client: Promise<Client> | undefined;
 
   return {

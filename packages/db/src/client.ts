@@ -38,7 +38,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export const MIGRATIONS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../migrations');
+// One literal URL, which the production build (scripts/build.ts) rewrites to its copy beside the bundle.
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations', import.meta.url));
 // Any constant shared by every jobfleet process; serialises migrations during a rolling deploy.
 const MIGRATION_LOCK_ID = 7_415_002_001;
 
