@@ -22,7 +22,7 @@ if (!(await waitUntilReady(redis, 5000))) logger.warn('Redis is not reachable ye
 const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
-await api.listen({ host: config.api.host, port: config.api.port });
+await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
 onShutdownSignal(

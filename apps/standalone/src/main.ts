@@ -48,7 +48,7 @@ await waitUntilReady(producer, 5000);
 const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
-await api.listen({ host: config.api.host, port: config.api.port });
+await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
 const workerConnection = createRedisConnection(redis.url, 'worker', { name: 'worker' });

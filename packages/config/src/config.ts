@@ -124,6 +124,10 @@ const envSchema = z.object({
   // An idle keep-alive connection is closed after this. Above the 60 s idle timeout of common load
   // balancers, so the balancer closes first and never sends on a connection we are closing.
   API_KEEP_ALIVE_TIMEOUT_MS: int(100).default(72_000),
+  // Connections the kernel queues before the API accepts them. Node's default, 511, overflows in a
+  // burst of 1,000 new connections: the rest lose a handshake packet and wait a second or more.
+  // The kernel caps it at net.core.somaxconn.
+  API_LISTEN_BACKLOG: int(1).max(65535).default(4096),
   // When set, /metrics (API and worker) needs `Authorization: Bearer <token>`; unset, it is open.
   API_METRICS_TOKEN: optionalString,
 
@@ -278,6 +282,8 @@ export interface Config {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    /** The listen queue's length (capped by the kernel's net.core.somaxconn). */
+    listenBacklog: number;
     /** Bearer token Prometheus presents to scrape /metrics (API and worker); undefined: open. */
     metricsToken: string | undefined;
   };
@@ -520,6 +526,7 @@ export function loadConfig(source: Source = process.env): Config {
       requestTimeoutMs: env.API_REQUEST_TIMEOUT_MS,
       headersTimeoutMs: env.API_HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: env.API_KEEP_ALIVE_TIMEOUT_MS,
+      listenBacklog: env.API_LISTEN_BACKLOG,
       metricsToken: env.API_METRICS_TOKEN,
     },
     devTenant: {
