@@ -142,6 +142,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
   const acceptor = createJobAcceptor({ config, db: database.db, queues, redis: redisCaller(redis), capacity, limits: tenantLimits, log: app.log });
+  // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
+  app.addHook('onClose', () => acceptor.drain());
   const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
   registerJobRoutes(app, jobRoutes);
   registerBatchRoutes(app, jobRoutes);

@@ -35,4 +35,15 @@ describe('group commit', () => {
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
     expect(flushes).toEqual([['a=1'], ['x=bad', 'y=1'], ['x=2']]);
   });
+
+  it('drains: resolves once every item submitted so far is flushed, at once when nothing is pending', async () => {
+    const { flushes, commit } = recorder();
+    await commit.drain();
+    const settled: string[] = [];
+    const submitted = ['a', 'b', 'c', 'd'].map((key) => commit.submit({ key, value: '1' }).then((result) => settled.push(result)));
+    await commit.drain();
+    expect(settled).toHaveLength(4);
+    expect(flushes.flat()).toHaveLength(4);
+    await Promise.all(submitted);
+  });
 });

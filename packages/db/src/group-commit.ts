@@ -8,6 +8,8 @@
 export interface GroupCommit<I, R> {
   /** Resolves once the flush holding `item` is done (durable), with the item's own result. */
   submit(item: I): Promise<R>;
+  /** Resolves once every item submitted so far is flushed (or failed): before closing what flush uses. */
+  drain(): Promise<void>;
 }
 
 interface Pending<I, R> {
@@ -24,6 +26,7 @@ export function createGroupCommit<I, R>(options: {
 }): GroupCommit<I, R> {
   let queue: Pending<I, R>[] = [];
   let flushing = false;
+  let drained: (() => void)[] = [];
 
   function takeBatch(): Pending<I, R>[] {
     const batch: Pending<I, R>[] = [];
@@ -56,6 +59,8 @@ export function createGroupCommit<I, R>(options: {
       }
     } finally {
       flushing = false;
+      for (const resolve of drained) resolve();
+      drained = [];
     }
   }
 
@@ -69,6 +74,10 @@ export function createGroupCommit<I, R>(options: {
           setImmediate(() => void flushAll());
         }
       });
+    },
+    drain() {
+      if (!flushing) return Promise.resolve();
+      return new Promise((resolve) => drained.push(resolve));
     },
   };
 }

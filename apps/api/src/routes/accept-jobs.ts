@@ -43,6 +43,8 @@ export interface JobAcceptor {
   acceptAll(jobs: readonly JobToAccept[], log: FastifyBaseLogger): Promise<AcceptOutcome[]>;
   /** One job, accepted together with the jobs of the requests being accepted at the same time. */
   accept(job: JobToAccept): Promise<AcceptOutcome>;
+  /** Resolves once every job passed to `accept` so far has its outcome: before Postgres and Redis close. */
+  drain(): Promise<void>;
 }
 
 export interface JobAcceptorDeps {
@@ -234,5 +236,5 @@ export function createJobAcceptor({ config, db, queues, redis, capacity, limits,
     maxBatch: config.api.batch.maxJobs,
   });
 
-  return { acceptAll, accept: (job) => gathered.submit(job) };
+  return { acceptAll, accept: (job) => gathered.submit(job), drain: () => gathered.drain() };
 }
