@@ -40,6 +40,8 @@ export interface ApiDeps {
   metrics: Metrics;
   /** How long an API key lookup is reused, i.e. how late a revocation may bite. Default 5000 ms. */
   authCacheTtlMs?: number;
+  /** How long a kind's admission (the tenant's calendar, its CUIT) is reused. Default 5000 ms. */
+  admissionCacheTtlMs?: number;
 }
 
 /**
@@ -141,7 +143,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis, config.redis.prefix);
-  const acceptor = createJobAcceptor({ config, db: database.db, queues, redis: redisCaller(redis), capacity, limits: tenantLimits, log: app.log });
+  const acceptor = createJobAcceptor({ config, db: database.db, queues, redis: redisCaller(redis), capacity, limits: tenantLimits, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
   const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };

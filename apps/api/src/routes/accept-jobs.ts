@@ -56,7 +56,16 @@ export interface JobAcceptorDeps {
   limits: TenantLimitsCache;
   /** Where the gathered requests' warnings go: they belong to no single request. */
   log: FastifyBaseLogger;
+  /**
+   * How long a kind's admission of (tenant, admission key) is reused: how late, at most, a
+   * removed connection starts to refuse enqueues here (the worker checks again before any call).
+   * Refusals are never reused. Default 5000 ms, as the API key cache.
+   */
+  admissionCacheTtlMs?: number;
 }
+
+// Beyond this many (tenant, kind, admission key) entries the cache starts over, so it stays bounded.
+const ADMISSION_CACHE_MAX_ENTRIES = 10_000;
 
 /** Pairs each item with the answer at its position: every bulk call answers in the order asked. */
 export function inOrder<T, A>(items: readonly T[], answers: readonly A[]): [T, A][] {
@@ -82,22 +91,34 @@ const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId,
 /** Accepted, or refused, jobs of one call, by job. */
 type Outcomes = Map<JobToAccept, AcceptOutcome>;
 
-export function createJobAcceptor({ config, db, queues, redis, capacity, limits, log: acceptorLog }: JobAcceptorDeps): JobAcceptor {
+export function createJobAcceptor({ config, db, queues, redis, capacity, limits, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
+  // (tenant, kind, admission key) -> until when its admission stands.
+  const admittedUntil = new Map<string, number>();
+
   /**
    * The kind's own admission of each job, asked once per (tenant, kind, admission key) (the
-   * calendar, the CUIT) and once per job for a kind without one.
+   * calendar, the CUIT), not again for admissionCacheTtlMs once admitted, and once per job for a
+   * kind without an admission key.
    */
   function kindRefusals(jobs: readonly JobToAccept[]): Promise<(HttpProblem | undefined)[]> {
     const asked = new Map<string, Promise<HttpProblem | undefined>>();
+    const now = Date.now();
     return Promise.all(
       jobs.map((job) => {
         const ask = () => kindRefusal(job.kind, { config, db, tenantId: job.tenantId }, job.request);
         const admissionKey = job.kind.intake.admissionKey?.(job.request);
         if (admissionKey === undefined) return ask();
         const key = JSON.stringify([job.tenantId, job.kind.name, admissionKey]);
+        if ((admittedUntil.get(key) ?? 0) > now) return Promise.resolve(undefined);
         let answer = asked.get(key);
         if (answer === undefined) {
-          answer = ask();
+          answer = ask().then((problem) => {
+            if (problem === undefined && admissionCacheTtlMs > 0) {
+              if (admittedUntil.size >= ADMISSION_CACHE_MAX_ENTRIES) admittedUntil.clear();
+              admittedUntil.set(key, now + admissionCacheTtlMs);
+            }
+            return problem;
+          });
           asked.set(key, answer);
         }
         return answer;

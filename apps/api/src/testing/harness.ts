@@ -50,6 +50,8 @@ export async function startTestApi(options: {
   logger?: Logger;
   /** Job kinds served beside the registry's (a test's own kind). */
   extraKinds?: readonly AnyJobKind[];
+  /** How long a kind's admission is reused (buildApi's default otherwise). */
+  admissionCacheTtlMs?: number;
 }): Promise<TestApi> {
   const kinds: readonly AnyJobKind[] = [...JOB_KINDS, ...(options.extraKinds ?? [])];
   const testDb = await createTestDatabase();
@@ -72,7 +74,7 @@ export async function startTestApi(options: {
   const redis = createRedisConnection(options.redisUrl ?? TEST_REDIS_URL, 'producer', { name: `test-${options.label}` });
   const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: redis, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
-  const app = await buildApi({ config, database: testDb.database, queues, kinds, redis, logger, metrics });
+  const app = await buildApi({ config, database: testDb.database, queues, kinds, redis, logger, metrics, admissionCacheTtlMs: options.admissionCacheTtlMs });
   await app.ready();
 
   const { db } = testDb.database;
