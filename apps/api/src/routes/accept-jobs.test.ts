@@ -21,7 +21,7 @@ describe('accepting gathered requests', () => {
       sent.map(({ id, key }) => api.post(reservation(id), { 'idempotency-key': id, authorization: `Bearer ${key}` })),
     );
     expect(answers.map((answer) => answer.statusCode)).toEqual(sent.map(() => 202));
-    const jobIds = answers.map((answer) => (answer.json() as { jobId: string }).jobId);
+    const jobIds = answers.map((answer) => answer.json<{ jobId: string }>().jobId);
     expect(new Set(jobIds).size).toBe(60);
     // Each answer names its own tenant's job; the same key under the other tenant is another job.
     jobIds.forEach((jobId, n) => expect(jobId.startsWith(n % 2 === 0 ? 'acme-' : 'globex-')).toBe(true));
