@@ -5,13 +5,13 @@ import { loadConfig, type Config } from '@jobfleet/config';
 import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
-import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
+import { closeQueues, createQueues } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from './db';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis';
+import { connectTestRedis, deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis';
 
 export interface TestSystem {
   config: Config;
@@ -94,18 +94,18 @@ export async function startTestSystem(options: {
   const config = loadConfig({ ...childEnv, LOG_LEVEL: 'silent' });
   const logger = createLogger({ level: config.logLevel, serviceName: 'test' });
   const metrics = createMetrics();
-  const producer = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-api' });
-  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer, prefix, config });
+  const producer = connectTestRedis(config, 'producer', 'test-api');
+  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer.forQueue, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
   const api = await buildApi({ config, database: testDb.database, queues, kinds, redis: producer, logger, metrics });
   await api.ready();
 
-  const workerConnection = options.workers === false ? undefined : createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'test-worker' });
+  const workerConnection = options.workers === false ? undefined : connectTestRedis(config, 'worker', 'test-worker');
   const fleet = workerConnection
     ? await startWorkers({
         config,
         database: testDb.database,
-        connection: workerConnection,
+        redis: workerConnection,
         logger,
         metrics,
         kinds,
@@ -136,7 +136,7 @@ export async function startTestSystem(options: {
       producer.disconnect();
       await calendar.close();
       await afip.close();
-      await deletePrefix(prefix);
+      await Promise.all([TEST_REDIS_URL, ...config.redis.queueInstances.map(({ target }) => target)].map((target) => deletePrefix(prefix, target)));
       await testDb.drop();
     },
   };

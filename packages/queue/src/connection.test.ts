@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { createRedisConnection } from './connection';
 import { disconnectUnreachable, readyConnection } from './test-support';
 
@@ -20,7 +21,7 @@ describe('createRedisConnection', () => {
     const errors: Error[] = [];
     redis.on('error', (err: Error) => errors.push(err));
     try {
-      expect(redis.options.maxRetriesPerRequest).toBeNull();
+      expect((redis as Redis).options.maxRetriesPerRequest).toBeNull();
       const pending = redis.ping().then(
         () => 'answered',
         () => 'rejected',

@@ -9,7 +9,7 @@ import type { AdmissionContext, AnyJobKind } from '@jobfleet/kinds';
 import { enqueueMany } from '@jobfleet/queue';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { callPostgres as pg, redisCaller } from '../dependencies';
+import { callPostgres as pg, queueRedisCaller } from '../dependencies';
 import { batchEnqueueDocs } from '../openapi';
 import { HttpProblem, parseOrThrow } from '../problem';
 import {
@@ -97,7 +97,7 @@ function cachedKindRefusal(kind: AnyJobKind, context: AdmissionContext) {
 }
 
 export function registerBatchRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth, capacity, limits }: JobRoutesDeps): void {
-  const redis = redisCaller(connection);
+  const redisOf = queueRedisCaller(connection);
   const { maxJobs, bodyLimitBytes } = config.api.batch;
   const envelope = batchBody(z.unknown(), maxJobs);
 
@@ -136,6 +136,7 @@ export function registerBatchRoutes(app: FastifyInstance, { config, db, kinds, q
    */
   async function acceptClaimed(kind: AnyJobKind, tenantId: string, claimed: readonly Candidate[], log: FastifyBaseLogger): Promise<ItemResult[]> {
     const queue = queueFor(queues, kind.name);
+    const redis = redisOf(kind.name);
     const keys: IdempotentBatchRef = { tenantId, scope: kind.name };
     const results: ItemResult[] = [];
     const refusedJobs: Candidate[] = [];

@@ -10,13 +10,12 @@ import {
   type TenantLimitsCache,
 } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
-import { enqueue, type TenantCapacity } from '@jobfleet/queue';
+import { enqueue, type RedisConnections, type TenantCapacity } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { canonicalJson } from '../canonical-json';
-import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
+import { callPostgres as pg, queueRedisCaller, type DependencyCall } from '../dependencies';
 import { docs, enqueueDocs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { storableText } from '../params';
@@ -42,8 +41,8 @@ export interface JobRoutesDeps {
   kinds: readonly AnyJobKind[];
   /** A queue per kind, by name. */
   queues: Readonly<Record<string, Queue>>;
-  /** The producer connection the queues share. */
-  redis: Redis;
+  /** The producer connections: each queue's, for its jobs and its tenants' capacity counters. */
+  redis: RedisConnections;
   auth: Auth;
   /** Each tenant's quotas and fair-share position (Redis), and its limits (Postgres, cached). */
   capacity: TenantCapacity;
@@ -95,11 +94,12 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
 }
 
 export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, queues, redis: connection, auth, capacity, limits }: JobRoutesDeps): void {
-  const redis = redisCaller(connection);
+  const redisOf = queueRedisCaller(connection);
   const queueOf = (name: string) => queueFor(queues, name);
 
   async function accept(kind: AnyJobKind, request: FastifyRequest, reply: FastifyReply) {
     const queue = kind.name;
+    const redis = redisOf(queue);
     const { tenantId } = auth.principal(request);
     const header = parseOrThrow(
       idempotencyHeader,
@@ -170,6 +170,7 @@ export function registerJobRoutes(app: FastifyInstance, { config, db, kinds, que
     if (record === undefined || queues[record.scope] === undefined) throw new HttpProblem(404, `No job "${id}"`);
     if (record.tenantId !== tenantId) throw new HttpProblem(403, `Job "${id}" belongs to another tenant`);
     const queue = record.scope;
+    const redis = redisOf(queue);
 
     const [job, sync] = await Promise.all([
       redis(() => queueOf(queue).getJob(id)),
