@@ -4,7 +4,7 @@ import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
-import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
+import { createLogger, createMetrics, registerQueueGauges, type Metrics } from '@jobfleet/observability';
 import { closeQueues, createQueues } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
@@ -19,6 +19,8 @@ export interface TestSystem {
   calendar: FakeCalendar;
   afip: AfipSimulator;
   api: FastifyInstance;
+  /** The in-process API's and workers' metrics. */
+  metrics: Metrics;
   queues: Record<QueueName, Queue>;
   fleet: WorkerFleet | undefined;
   tenantId: string;
@@ -97,6 +99,7 @@ export async function startTestSystem(options: {
   const producer = connectTestRedis(config, 'producer', 'test-api');
   const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer.forQueue, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
+  metrics.watchRedisConnections(producer.instances);
   const api = await buildApi({ config, database: testDb.database, queues, kinds, redis: producer, logger, metrics });
   await api.ready();
 
@@ -123,6 +126,7 @@ export async function startTestSystem(options: {
     calendar,
     afip,
     api,
+    metrics,
     queues,
     fleet,
     tenantId,

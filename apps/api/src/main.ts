@@ -25,6 +25,7 @@ await Promise.all(
 );
 const queues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
+metrics.watchRedisConnections(redis.instances);
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });

@@ -49,6 +49,7 @@ const producer = connectRedis(topology, 'producer', { name: 'api' });
 await Promise.all([...producer.instances.values()].map((client) => waitUntilReady(client, 5000)));
 const queues = createQueues({ names: QUEUE_NAMES, connection: producer.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
+metrics.watchRedisConnections(producer.instances);
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });

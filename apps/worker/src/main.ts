@@ -12,6 +12,7 @@ const logger = createLogger({ level: config.logLevel, serviceName: `${config.ser
 const metrics = createMetrics();
 const database = await openMigratedDatabase(config.database, logger);
 const redis = connectRedis(config.redis, 'worker', { name: 'worker' });
+metrics.watchRedisConnections(redis.instances);
 const fleet = await startWorkers({
   config,
   database,
