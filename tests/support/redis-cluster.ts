@@ -50,6 +50,8 @@ export async function startRedisCluster(ports: readonly number[] = CLUSTER_PORTS
   };
   try {
     for (const port of ports) {
+      // Another cluster on the port would answer our pings and be joined instead.
+      if (await answers(port, ['ping'], /PONG/)) throw new Error(`port ${port} is taken by another Redis: stop it first`);
       const nodeDir = join(dir, String(port));
       await mkdir(nodeDir);
       // No RDB, no AOF: a test cluster keeps nothing. noeviction: BullMQ needs every key kept.
@@ -71,6 +73,8 @@ export async function startRedisCluster(ports: readonly number[] = CLUSTER_PORTS
 
 async function main(): Promise<number> {
   const cluster = await startRedisCluster();
+  // Interrupted (Ctrl-C, a CI timeout): the cluster goes too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cluster.stop().finally(() => process.exit(130)));
   try {
     const jest = spawn(NODE, [join(REPO_ROOT, 'node_modules/jest/bin/jest.js'), ...process.argv.slice(2)], {
       cwd: REPO_ROOT,

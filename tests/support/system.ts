@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '@jobfleet/config';
 import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges, type Metrics } from '@jobfleet/observability';
-import { closeQueues, createQueues } from '@jobfleet/queue';
+import { closeQueues, createQueues, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
@@ -97,6 +97,8 @@ export async function startTestSystem(options: {
   const logger = createLogger({ level: config.logLevel, serviceName: 'test' });
   const metrics = createMetrics();
   const producer = connectTestRedis(config, 'producer', 'test-api');
+  // As an API replica does at boot: a producer refuses commands until ready (a cluster takes longer).
+  await Promise.all([...producer.instances.values()].map((client) => waitUntilReady(client, 5000)));
   const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer.forQueue, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
   metrics.watchRedisConnections(producer.instances);

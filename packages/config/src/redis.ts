@@ -103,10 +103,12 @@ export function parseRedisConfig(
     } catch {
       issues.push('REDIS_QUEUE_URLS: not valid JSON (a JSON object of queue name to Redis URL)');
     }
-    const schema = z.partialRecord(z.enum(knownQueues as [string, ...string[]], { error: `a known queue (${knownQueues.join(', ')})` }), redisUrl);
-    const parsed = raw === undefined ? undefined : schema.safeParse(raw);
+    const parsed = raw === undefined ? undefined : z.record(z.string(), redisUrl).safeParse(raw);
     if (parsed?.success) {
-      for (const [queue, target] of Object.entries(parsed.data)) if (target !== undefined) byQueue.push([queue, target]);
+      for (const [queue, target] of Object.entries(parsed.data)) {
+        if (knownQueues.includes(queue)) byQueue.push([queue, target]);
+        else issues.push(`REDIS_QUEUE_URLS.${queue}: not a queue (known: ${knownQueues.join(', ')})`);
+      }
     } else if (parsed !== undefined) {
       issues.push(...parsed.error.issues.map(named('REDIS_QUEUE_URLS')));
     }
