@@ -4,5 +4,5 @@ export { BACKUP_DEFINITION_NAME } from './backup';
 export type { BackupConfig, BackupDefinition, BackupTargetConfig, RestoreCheckMode } from './backup';
 export { DEFAULT_TENANT_TIERS, limitOverridesSchema, resolveTenantLimits, tenantLimitChangeSchema } from './tenant-limits';
 export type { KindQuotas, LimitOverrides, TenantLimits } from './tenant-limits';
-export { hasHashTag, parseRedisTarget } from './redis';
-export type { QueueRedisInstance, RedisConfig, RedisNode, RedisTarget } from './redis';
+export { parseRedisTarget } from './redis';
+export type { QueueRedisInstance, RedisTarget } from './redis';
