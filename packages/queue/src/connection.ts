@@ -104,6 +104,7 @@ export interface RedisConnections {
   disconnect(): void;
 }
 
+/** The name of REDIS_URL's instance in RedisConnections.instances (and `redis_connection_up`). */
 export const MAIN_REDIS = 'main';
 
 export function connectRedis(
@@ -138,7 +139,14 @@ export function redisProbes(instances: ReadonlyMap<string, RedisClient>, timeout
   return Object.fromEntries(
     [...instances].map(([name, client]) => {
       const check = name === MAIN_REDIS ? REDIS_CHECK : `${REDIS_CHECK}:${name}`;
-      return [check, () => withDeadline(client.ping(), timeoutMs, `${check} ping`)];
+      return [check, () => withDeadline(pingEveryNode(client), timeoutMs, `${check} ping`)];
     }),
   );
+}
+
+/** PING; on a cluster, every master, since a cluster with a master down cannot serve all its slots. */
+async function pingEveryNode(client: RedisClient): Promise<unknown> {
+  if (!(client instanceof Cluster)) return client.ping();
+  if (client.status !== 'ready') throw new Error(`the cluster connection is ${client.status}`);
+  return Promise.all(client.nodes('master').map((node) => node.ping()));
 }
