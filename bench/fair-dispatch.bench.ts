@@ -9,9 +9,8 @@
  * flat as n grows a hundredfold, and so should the admission cost.
  */
 import { randomBytes } from 'node:crypto';
-import { createRedisConnection, createTenantCapacity, waitUntilReady } from '@jobfleet/queue';
+import { createRedisConnection, createTenantCapacity, waitUntilReady, type RedisClient } from '@jobfleet/queue';
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const TENANT_COUNTS = (args.tenants ?? '100,1000,10000').split(',').map(Number);
@@ -28,7 +27,7 @@ async function inParallel(count: number, task: (i: number) => Promise<void>): Pr
 }
 
 /** Adds n jobs (one per tenant), then drains them with a no-op worker: µs per job for each phase. */
-async function run(connection: Redis, tenants: number, fair: boolean): Promise<{ admitUs: number; drainUs: number }> {
+async function run(connection: RedisClient, tenants: number, fair: boolean): Promise<{ admitUs: number; drainUs: number }> {
   const prefix = `bench-fair:${randomBytes(4).toString('hex')}`;
   const queue = new Queue('dispatch', { connection, prefix });
   const capacity = createTenantCapacity(connection, prefix);

@@ -1,9 +1,10 @@
 /**
- * `npm test` after the typecheck: the whole jest suite in two runs. The chaos scenarios each start
+ * `npm test` after the typecheck: the whole jest suite in two runs, then a few e2e files again on
+ * Redis Cluster. The chaos scenarios each start
  * an API, several workers and a load, and would starve one another (and anything next to them) on
  * a small machine, so they run one at a time after everything else. Arguments pass through to
- * both runs (a path filter applies to both; a run it leaves empty passes). With
- * `--outputFile=<file> --json` the two runs' reports are merged into `<file>`, so a caller sees one
+ * every run (a path filter applies to each; a run it leaves empty passes). With
+ * `--outputFile=<file> --json` the runs' reports are merged into `<file>`, so a caller sees one
  * report, as from a single jest run.
  */
 import { spawnSync } from 'node:child_process';
@@ -27,11 +28,16 @@ interface JestReport {
 }
 
 const CHAOS = '/tests/chaos/';
-const phases = [
+// The whole of tests/e2e takes too long a second time: these cover each kind, batches, quotas,
+// fair dispatch and stalled-job recovery on Redis Cluster (README, Scaling Redis).
+const ON_CLUSTER = ['calendar-sync', 'afip-sync', 'batch', 'tenant-quotas', 'fairness', 'worker-crash'];
+const phases: readonly { name: string; flags: readonly string[]; runner?: string }[] = [
   { name: 'main', flags: [`--testPathIgnorePatterns=/node_modules/`, `--testPathIgnorePatterns=${CHAOS}`] },
   // The negative lookahead ignores every test file outside tests/chaos.
   { name: 'chaos', flags: ['--runInBand', `--testPathIgnorePatterns=^(?!.*${CHAOS})`] },
-] as const;
+  // The same e2e files against a private 3-master Redis Cluster, which the runner starts and removes.
+  { name: 'cluster', runner: 'tests/support/redis-cluster.ts', flags: ['--runInBand', `--testPathIgnorePatterns=^(?!.*/tests/e2e/(${ON_CLUSTER.join('|')})\\.test\\.ts$)`] },
+];
 
 const args = process.argv.slice(2);
 const outputArg = args.find((a) => a.startsWith('--outputFile='));
@@ -45,7 +51,7 @@ for (const phase of phases) {
   const phaseOutput = outputFile === undefined ? undefined : `${outputFile}.${phase.name}.json`;
   const run = spawnSync(
     process.execPath,
-    ['node_modules/jest/bin/jest.js', ...phase.flags, '--passWithNoTests', ...passThrough, ...(phaseOutput ? [`--outputFile=${phaseOutput}`] : [])],
+    [...(phase.runner === undefined ? ['node_modules/jest/bin/jest.js'] : ['--import', 'tsx', phase.runner]), ...phase.flags, '--passWithNoTests', ...passThrough, ...(phaseOutput ? [`--outputFile=${phaseOutput}`] : [])],
     { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules`.trim() } },
   );
   if (run.status !== 0) failed = true;

@@ -6,7 +6,6 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { backupRepository, type BackupRow } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
-import { createRedisConnection } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import { loadConfig } from '@jobfleet/config';
 import { startFakeS3 } from '@jobfleet/backup/fake-s3';
@@ -15,7 +14,7 @@ import { backupDirectory, countRows, createOperatorKey, createEmptyDatabase, see
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { ADMIN_DATABASE_URL } from '../support/env';
 import { startEntryPoint, waitFor } from '../support/processes';
-import { TEST_REDIS_URL } from '../support/redis';
+import { connectTestRedis, TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 const execFileAsync = promisify(execFile);
@@ -168,11 +167,11 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
       { MAX_CONCURRENT_BACKUPS: '2', BACKUP_CONCURRENCY: '5' },
     );
     // A second worker process's worth of workers, each allowed 5 at once on its own.
-    const connection = createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'second-worker' });
+    const connection = connectTestRedis(backups.system.config, 'worker', 'second-worker');
     const second = await startWorkers({
       config: backups.system.config,
       database: backups.system.testDb.database,
-      connection,
+      redis: connection,
       logger: createLogger({ level: 'silent', serviceName: 'test' }),
       metrics: createMetrics(),
     });
@@ -311,11 +310,11 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
     const backups = await startBackupSystem('backup-boot', definitions, { ...env(definitions), QUEUES: 'calendar-sync' });
     const bootWorker = async (defs: object[]) => {
       const config = loadConfig({ ...backups.system.childEnv, ...env(defs), QUEUES: 'backup', LOG_LEVEL: 'silent' });
-      const connection = createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'booting-worker' });
+      const connection = connectTestRedis(config, 'worker', 'booting-worker');
       const fleet = await startWorkers({
         config,
         database: backups.system.testDb.database,
-        connection,
+        redis: connection,
         logger: createLogger({ level: 'silent', serviceName: 'test' }),
         metrics: createMetrics(),
       });

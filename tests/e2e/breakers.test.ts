@@ -1,5 +1,5 @@
 import { syncStatusRepository } from '@jobfleet/db';
-import { Redis } from 'ioredis';
+import { createRedisConnection } from '@jobfleet/queue';
 import { invoiceRequest, reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
 import { TEST_REDIS_URL } from '../support/redis';
@@ -109,7 +109,7 @@ describe('circuit breakers during a dependency outage', () => {
     await waitFor(async () => (await status('inv-before-loss'))?.status === 'synced', { timeoutMs: 15_000, what: 'the first invoice' });
     const logins = system.afip.loginCount(TEST_CUIT);
     // The worker that logged in died before caching the ticket, or Redis lost it: AFIP still holds it.
-    const redis = new Redis(TEST_REDIS_URL);
+    const redis = createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'breakers-test' });
     try {
       expect(await redis.del(`${system.config.redis.prefix}:afip-wsaa:ticket:${system.tenantId}:${TEST_CUIT}:wsfe`)).toBe(1);
     } finally {

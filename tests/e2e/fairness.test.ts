@@ -1,12 +1,11 @@
 import { createApiKey, createTenant, tenantLimitsRepository } from '@jobfleet/db';
-import { createRedisConnection } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import { createLogger, createMetrics } from '@jobfleet/observability';
+import type { RedisConnections } from '@jobfleet/queue';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
-import { TEST_REDIS_URL } from '../support/redis';
+import { connectTestRedis } from '../support/redis';
 import { seedTenantConnections, startTestSystem, type TestSystem } from '../support/system';
 
 /**
@@ -21,7 +20,7 @@ const CONCURRENT_REQUESTS = 25;
 describe('fair scheduling between tenants', () => {
   let system: TestSystem;
   let fleet: WorkerFleet | undefined;
-  let workerConnection: Redis | undefined;
+  let workerConnection: RedisConnections | undefined;
   const keys: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -72,11 +71,11 @@ describe('fair scheduling between tenants', () => {
 
   it(`serves a tenant arriving behind a ${BACKLOG}-job backlog before the backlog's first 1,000`, async () => {
     await enqueue('big', BACKLOG);
-    workerConnection = createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'fairness-worker' });
+    workerConnection = connectTestRedis(system.config, 'worker', 'fairness-worker');
     fleet = await startWorkers({
       config: system.config,
       database: system.testDb.database,
-      connection: workerConnection,
+      redis: workerConnection,
       logger: createLogger({ level: 'silent', serviceName: 'fairness' }),
       metrics: createMetrics(),
     });

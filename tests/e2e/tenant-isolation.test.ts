@@ -1,10 +1,10 @@
 import { afipInvoiceRepository, createApiKey, createTenant, googleConnectionRepository, syncStatusRepository } from '@jobfleet/db';
 import { parseKeyring } from '@jobfleet/secrets';
 import { sql, type SQL } from 'drizzle-orm';
-import { Redis } from 'ioredis';
+import { createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { invoiceRequest, reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
-import { TEST_REDIS_URL } from '../support/redis';
+import { scanKeys, TEST_REDIS_URL } from '../support/redis';
 import { seedTenantConnections, startTestSystem, TEST_CUIT, TEST_SECRETS_KEYS, type TestSystem } from '../support/system';
 
 // Tenant B's own issuer: a valid CUIT (mod-11 check digit 2) that tenant A does not own.
@@ -15,9 +15,9 @@ const B_CALENDAR = 'b-calendar@example.com';
 describe('tenant isolation end to end (API admission, worker re-check, per-tenant tickets and numbering)', () => {
   let system: TestSystem;
   let keyB: string;
-  let redis: Redis;
+  let redis: RedisClient;
   beforeAll(async () => {
-    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    redis = createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'tenant-isolation-test' });
     system = await startTestSystem({ label: 'e2e-tenancy', env: { AFIP_SYNC_CONCURRENCY: '10' } });
     const { db } = system.testDb.database;
     await createTenant(db, { id: TENANT_B, name: 'Tenant B' });
@@ -196,13 +196,7 @@ describe('tenant isolation end to end (API admission, worker re-check, per-tenan
     expect(system.afip.loginCount(CUIT_B)).toBe(1);
     expect(system.afip.loginCount()).toBe(2);
     const prefix = system.config.redis.prefix;
-    const ticketKeys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:afip-wsaa:ticket:*`, 'COUNT', 1000);
-      cursor = next;
-      ticketKeys.push(...keys);
-    } while (cursor !== '0');
+    const ticketKeys = await scanKeys(redis, `${prefix}:afip-wsaa:ticket:*`);
     const keyA = `${prefix}:afip-wsaa:ticket:${system.tenantId}:${TEST_CUIT}:wsfe`;
     const keyOfB = `${prefix}:afip-wsaa:ticket:${TENANT_B}:${CUIT_B}:wsfe`;
     expect(ticketKeys.sort()).toEqual([keyA, keyOfB].sort());

@@ -36,7 +36,8 @@ describe('worker killed with SIGKILL in the middle of a job', () => {
     expect(answer.statusCode).toBe(202);
     const jobId: string = JSON.parse(answer.body).jobId;
 
-    await waitFor(() => system.calendar.requestCount('POST') >= 1, { timeoutMs: 30_000, what: 'the first worker to call Calendar' });
+    // The first child boots first (tsx compiles the worker on a cold cache): a loaded machine takes a while.
+    await waitFor(() => system.calendar.requestCount('POST') >= 1, { timeoutMs: 60_000, what: 'the first worker to call Calendar' });
     expect(await system.queues['calendar-sync'].getJobState(jobId)).toBe('active');
     await first.kill('SIGKILL');
 

@@ -26,9 +26,9 @@ export interface RedisServer {
 /**
  * A private redis-server on 127.0.0.1:`port` with AOF persistence (appendfsync everysec, no RDB
  * snapshots), as production runs it, so a test can stop and restart it without touching the
- * shared Redis.
+ * shared Redis. `appendonly: false` keeps nothing (a benchmark's instance).
  */
-export async function startRedisServer(port: number): Promise<RedisServer> {
+export async function startRedisServer(port: number, options: { appendonly?: boolean } = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'jobfleet-chaos-redis-'));
   const configFile = join(dir, 'redis.conf');
   await writeFile(
@@ -37,7 +37,7 @@ export async function startRedisServer(port: number): Promise<RedisServer> {
       `port ${port}`,
       'bind 127.0.0.1',
       `dir ${dir}`,
-      'appendonly yes',
+      `appendonly ${options.appendonly === false ? 'no' : 'yes'}`,
       'appendfsync everysec',
       'save ""',
       'daemonize no',

@@ -4,14 +4,14 @@ import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
 import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
-import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
-import { closeQueues, createQueues, createRedisConnection } from '@jobfleet/queue';
+import { createLogger, createMetrics, registerQueueGauges, type Metrics } from '@jobfleet/observability';
+import { closeQueues, createQueues, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from './db';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis';
+import { connectTestRedis, deletePrefix, TEST_REDIS_URL, uniquePrefix } from './redis';
 
 export interface TestSystem {
   config: Config;
@@ -19,6 +19,8 @@ export interface TestSystem {
   calendar: FakeCalendar;
   afip: AfipSimulator;
   api: FastifyInstance;
+  /** The in-process API's and workers' metrics. */
+  metrics: Metrics;
   queues: Record<QueueName, Queue>;
   fleet: WorkerFleet | undefined;
   tenantId: string;
@@ -94,18 +96,21 @@ export async function startTestSystem(options: {
   const config = loadConfig({ ...childEnv, LOG_LEVEL: 'silent' });
   const logger = createLogger({ level: config.logLevel, serviceName: 'test' });
   const metrics = createMetrics();
-  const producer = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-api' });
-  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer, prefix, config });
+  const producer = connectTestRedis(config, 'producer', 'test-api');
+  // As an API replica does at boot: a producer refuses commands until ready (a cluster takes longer).
+  await Promise.all([...producer.instances.values()].map((client) => waitUntilReady(client, 5000)));
+  const queues = createQueues({ names: kinds.map((kind) => kind.name) as QueueName[], connection: producer.forQueue, prefix, config });
   registerQueueGauges(metrics, Object.values(queues));
+  metrics.watchRedisConnections(producer.instances);
   const api = await buildApi({ config, database: testDb.database, queues, kinds, redis: producer, logger, metrics });
   await api.ready();
 
-  const workerConnection = options.workers === false ? undefined : createRedisConnection(TEST_REDIS_URL, 'worker', { name: 'test-worker' });
+  const workerConnection = options.workers === false ? undefined : connectTestRedis(config, 'worker', 'test-worker');
   const fleet = workerConnection
     ? await startWorkers({
         config,
         database: testDb.database,
-        connection: workerConnection,
+        redis: workerConnection,
         logger,
         metrics,
         kinds,
@@ -123,6 +128,7 @@ export async function startTestSystem(options: {
     calendar,
     afip,
     api,
+    metrics,
     queues,
     fleet,
     tenantId,
@@ -136,7 +142,7 @@ export async function startTestSystem(options: {
       producer.disconnect();
       await calendar.close();
       await afip.close();
-      await deletePrefix(prefix);
+      await Promise.all([TEST_REDIS_URL, ...config.redis.queueInstances.map(({ target }) => target)].map((target) => deletePrefix(prefix, target)));
       await testDb.drop();
     },
   };

@@ -2,12 +2,11 @@ import type { Config } from '@jobfleet/config';
 import { createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { createTenantCapacity } from '@jobfleet/queue';
+import { createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { parseKeyring } from '@jobfleet/secrets';
-import { redisCaller } from './dependencies';
+import { queueRedisCaller } from './dependencies';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
@@ -34,8 +33,11 @@ export interface ApiDeps {
   queues: Readonly<Record<string, Queue>>;
   /** The job kinds to serve routes for; default the registry. */
   kinds?: readonly AnyJobKind[];
-  /** The producer connection (fails fast when Redis is down); pinged by /health/ready. */
-  redis: Redis;
+  /**
+   * The producer connections (fail fast when Redis is down): `main` for the fleet-wide counters,
+   * each queue's for its jobs and tenant capacity; /health/ready pings every instance.
+   */
+  redis: RedisConnections;
   logger: Logger;
   metrics: Metrics;
   /** How long an API key lookup is reused, i.e. how late a revocation may bite. Default 5000 ms. */
@@ -137,13 +139,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     db: database.db,
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
-    failures: createAuthFailureLimiter({ redis, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
-    limiter: installRateLimits(app, { redis, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
+    failures: createAuthFailureLimiter({ redis: redis.main, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
+    limiter: installRateLimits(app, { redis: redis.main, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
   });
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
   const kinds = deps.kinds ?? JOB_KINDS;
-  const capacity = createTenantCapacity(redis, config.redis.prefix);
-  const acceptor = createJobAcceptor({ config, db: database.db, queues, redis: redisCaller(redis), capacity, limits: tenantLimits, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
+  const capacity = createTenantCapacity(redis.forQueue, config.redis.prefix);
+  const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
   const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };

@@ -1,7 +1,7 @@
 import { DependencyUnavailableError, coerceError } from '@jobfleet/contracts';
 import { classifyPostgresError } from '@jobfleet/db';
 import { DeadlineExceededError, withDeadline } from '@jobfleet/observability';
-import type { Redis } from 'ioredis';
+import type { RedisClient, RedisConnections } from '@jobfleet/queue';
 
 type Dependency = 'redis' | 'postgres';
 
@@ -48,9 +48,14 @@ const REDIS_DOWN_STATES: ReadonlySet<string> = new Set(['reconnecting', 'close',
  * connection to come back; these refuse at once instead. A connection still connecting gets the
  * deadline: right after boot it is about to be ready.
  */
-export function redisCaller(connection: Redis): DependencyCall {
+export function redisCaller(connection: RedisClient): DependencyCall {
   return (work) =>
     REDIS_DOWN_STATES.has(connection.status)
       ? Promise.reject(new DependencyUnavailableError('redis', `connection is ${connection.status}`))
       : callDependency('redis', work);
+}
+
+/** redisCaller over the Redis that holds `queue` (its jobs and its tenant-capacity counters). */
+export function queueRedisCaller(connections: Pick<RedisConnections, 'forQueue'>): (queue: string) => DependencyCall {
+  return (queue) => redisCaller(connections.forQueue(queue));
 }

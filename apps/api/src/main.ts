@@ -2,7 +2,7 @@ import { loadConfigOrExit } from '@jobfleet/config';
 import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { QUEUE_NAMES } from '@jobfleet/kinds';
-import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
+import { closeQueues, connectRedis, createQueues, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { buildApi } from './app';
 import { startIdempotencyRetention } from './retention';
 
@@ -16,11 +16,16 @@ if (config.devTenant.enabled) {
   logger.warn({ tenantId: config.devTenant.tenantId }, 'development tenant enabled with its well-known API key');
 }
 
-const redis = createRedisConnection(config.redis.url, 'producer', { name: 'api' });
+const redis = connectRedis(config.redis, 'producer', { name: 'api' });
 // Serve even if Redis is down at boot (503s and a failing readiness probe say so), but give it a moment.
-if (!(await waitUntilReady(redis, 5000))) logger.warn('Redis is not reachable yet; enqueueing answers 503 until it is');
-const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix: config.redis.prefix, config });
+await Promise.all(
+  [...redis.instances].map(async ([instance, client]) => {
+    if (!(await waitUntilReady(client, 5000))) logger.warn({ redis: instance }, 'Redis is not reachable yet; enqueueing answers 503 until it is');
+  }),
+);
+const queues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
+metrics.watchRedisConnections(redis.instances);
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });

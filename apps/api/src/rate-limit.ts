@@ -1,6 +1,6 @@
 import type { ApiKeyPrincipal, TenantLimitsCache } from '@jobfleet/db';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@jobfleet/queue';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { callPostgres } from './dependencies';
 import { HttpProblem } from './problem';
@@ -31,7 +31,7 @@ export interface RequestLimiter {
 
 export interface RateLimitDeps {
   /** The producer connection: it refuses at once while Redis is down. */
-  redis: Redis;
+  redis: RedisClient;
   /** Redis key prefix of the fleet (QUEUE_PREFIX). */
   prefix: string;
   windowSeconds: number;

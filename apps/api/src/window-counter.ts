@@ -1,5 +1,5 @@
 import { createGroupCommit } from '@jobfleet/db';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@jobfleet/queue';
 
 /**
  * Fixed-window request counters in Redis, shared by every API replica, counted in one MULTI for all
@@ -28,7 +28,7 @@ interface Addition {
   points: number;
 }
 
-export function createRedisWindowCounter(redis: Redis, { keyPrefix, windowSeconds }: { keyPrefix: string; windowSeconds: number }): WindowCounter {
+export function createRedisWindowCounter(redis: RedisClient, { keyPrefix, windowSeconds }: { keyPrefix: string; windowSeconds: number }): WindowCounter {
   const windowMs = windowSeconds * 1000;
   const redisKey = (key: string) => `${keyPrefix}:${key}`;
   let sequence = 0;

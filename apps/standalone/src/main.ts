@@ -7,7 +7,7 @@ import { ensureDevTenant, openMigratedDatabase } from '@jobfleet/db';
 import { parseKeyring } from '@jobfleet/secrets';
 import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { QUEUE_NAMES } from '@jobfleet/kinds';
-import { closeQueues, createQueues, createRedisConnection, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
+import { closeQueues, connectRedis, createQueues, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { startWorkers } from '@jobfleet/worker';
 import { resolveRedis } from './embedded-redis';
 import { seedSandboxConnections } from './sandbox-connections';
@@ -43,19 +43,22 @@ if (config.devTenant.enabled) {
   });
 }
 
-const producer = createRedisConnection(redis.url, 'producer', { name: 'api' });
-await waitUntilReady(producer, 5000);
-const queues = createQueues({ names: QUEUE_NAMES, connection: producer, prefix: config.redis.prefix, config });
+// The Redis found or started above, and the instances of REDIS_QUEUE_URLS (which needs REDIS_URL).
+const topology = { main: redis.url, queueInstances: config.redis.queueInstances };
+const producer = connectRedis(topology, 'producer', { name: 'api' });
+await Promise.all([...producer.instances.values()].map((client) => waitUntilReady(client, 5000)));
+const queues = createQueues({ names: QUEUE_NAMES, connection: producer.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
+metrics.watchRedisConnections(producer.instances);
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
 
-const workerConnection = createRedisConnection(redis.url, 'worker', { name: 'worker' });
+const workerRedis = connectRedis(topology, 'worker', { name: 'worker' });
 const fleet = await startWorkers({
   config,
   database,
-  connection: workerConnection,
+  redis: workerRedis,
   logger,
   metrics,
 });
@@ -89,7 +92,7 @@ onShutdownSignal(
     if (forced) logger.warn('shutdown timeout reached: active jobs left to stalled-job recovery');
     await closeQueues(queues);
     producer.disconnect();
-    workerConnection.disconnect();
+    workerRedis.disconnect();
     await sandbox.calendar?.close();
     await sandbox.afip?.close();
     await sandbox.s3?.close();

@@ -2,7 +2,7 @@ import { DependencyUnavailableError } from '@jobfleet/contracts';
 import { createMetrics } from '@jobfleet/observability';
 import { captureLogs } from '@jobfleet/observability/testing';
 import { createDependencyGuard } from '@jobfleet/resilience';
-import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
+import { createRedisConnection, MAIN_REDIS, waitUntilReady } from '@jobfleet/queue';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { TEST_REDIS_URL } from '../../../tests/support/redis';
 import { startWorkerHttp } from './http';
@@ -27,7 +27,7 @@ describe('worker metrics and health endpoint', () => {
       { metrics, logger: captureLogs().logger },
     );
     const guards = { calendar };
-    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis, readyTimeoutMs: 1000, guards }, 0, '127.0.0.1');
+    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis: new Map([[MAIN_REDIS, redis]]), readyTimeoutMs: 1000, guards }, 0, '127.0.0.1');
     try {
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
@@ -56,7 +56,7 @@ describe('worker metrics and health endpoint', () => {
   });
 
   it('with a metrics token, answers /metrics only to its bearer: 401 problem with a Bearer challenge otherwise', async () => {
-    const { server, port } = await startWorkerHttp({ metrics: createMetrics(), database: testDb.database, redis, readyTimeoutMs: 1000, metricsToken: 'scrape-token' }, 0, '127.0.0.1');
+    const { server, port } = await startWorkerHttp({ metrics: createMetrics(), database: testDb.database, redis: new Map([[MAIN_REDIS, redis]]), readyTimeoutMs: 1000, metricsToken: 'scrape-token' }, 0, '127.0.0.1');
     try {
       const url = `http://127.0.0.1:${port}/metrics`;
       for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic c2NyYXBlLXRva2Vu' }]) {

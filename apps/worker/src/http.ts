@@ -2,14 +2,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Database } from '@jobfleet/db';
 import { coerceError } from '@jobfleet/contracts';
-import { checkReadiness, mayScrape, METRICS_CHALLENGE, withDeadline, type Metrics, type ReadinessResult } from '@jobfleet/observability';
+import { checkReadiness, mayScrape, METRICS_CHALLENGE, type Metrics, type ReadinessResult } from '@jobfleet/observability';
 import type { DependencyGuard } from '@jobfleet/resilience';
-import type { Redis } from 'ioredis';
+import { redisProbes, type RedisClient } from '@jobfleet/queue';
 
 export interface WorkerHttpDeps {
   metrics: Metrics;
   database: Database;
-  redis: Redis;
+  /** Every Redis instance of the process (RedisConnections.instances): readiness pings each. */
+  redis: ReadonlyMap<string, RedisClient>;
   readyTimeoutMs: number;
   /** Bearer token /metrics requires (API_METRICS_TOKEN, as for the API's); undefined: open. */
   metricsToken?: string;
@@ -68,12 +69,12 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-async function readiness(deps: WorkerHttpDeps): Promise<{ ready: boolean; checks: Record<'redis' | 'postgres', string> }> {
-  const { ready, results } = await checkReadiness({
-    redis: () => withDeadline(deps.redis.ping(), deps.readyTimeoutMs, 'redis ping'),
+async function readiness(deps: WorkerHttpDeps): Promise<{ ready: boolean; checks: Record<string, string> }> {
+  const { ready, results } = await checkReadiness<string>({
+    ...redisProbes(deps.redis, deps.readyTimeoutMs),
     postgres: () => deps.database.ping(deps.readyTimeoutMs),
   });
   // Served on the metrics port, inside the cluster only: the reason helps whoever reads the probe.
   const describe = (result: ReadinessResult) => (result.ok ? 'ok' : coerceError(result.error).message);
-  return { ready, checks: { redis: describe(results.redis), postgres: describe(results.postgres) } };
+  return { ready, checks: Object.fromEntries(Object.entries(results).map(([name, result]) => [name, describe(result)])) };
 }

@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from '@jobfleet/config';
 import { openMigratedDatabase } from '@jobfleet/db';
 import { createLogger, createMetrics, withDeadline } from '@jobfleet/observability';
-import { createRedisConnection, onShutdownSignal } from '@jobfleet/queue';
+import { connectRedis, onShutdownSignal } from '@jobfleet/queue';
 import { startWorkerHttp } from './http';
 import { startWorkers } from './worker';
 
@@ -11,18 +11,19 @@ const config = loadConfigOrExit({ role: 'service' });
 const logger = createLogger({ level: config.logLevel, serviceName: `${config.serviceName}-worker` });
 const metrics = createMetrics();
 const database = await openMigratedDatabase({ ...config.database, onStatement: () => metrics.postgresStatements.inc() }, logger);
-const connection = createRedisConnection(config.redis.url, 'worker', { name: 'worker' });
+const redis = connectRedis(config.redis, 'worker', { name: 'worker' });
+metrics.watchRedisConnections(redis.instances);
 const fleet = await startWorkers({
   config,
   database,
-  connection,
+  redis,
   logger,
   metrics,
 });
 const http =
   config.worker.metricsPort === undefined
     ? undefined
-    : await startWorkerHttp({ metrics, database, redis: connection, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, guards: fleet.guards }, config.worker.metricsPort);
+    : await startWorkerHttp({ metrics, database, redis: redis.instances, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, guards: fleet.guards }, config.worker.metricsPort);
 if (http) logger.info({ port: http.port }, 'worker metrics and health listening');
 
 onShutdownSignal(
@@ -31,7 +32,7 @@ onShutdownSignal(
     const { forced } = await fleet.close();
     if (forced) logger.warn('shutdown timeout reached: active jobs left to stalled-job recovery');
     http?.server.close();
-    connection.disconnect();
+    redis.disconnect();
     // A pool with a query stuck on a dead server never ends; the process must exit anyway.
     await withDeadline(database.close(), DATABASE_CLOSE_TIMEOUT_MS, 'closing the database').catch((err: unknown) =>
       logger.warn({ err }, 'database did not close in time; exiting without it'),

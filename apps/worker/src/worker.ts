@@ -3,17 +3,19 @@ import { classifyPostgresError, createTenantLimitsCache, postgresRefusal, type D
 import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor } from '@jobfleet/queue';
+import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 
 export interface WorkerFleetDeps {
   config: Config;
   database: Database;
-  /** A worker-role connection (maxRetriesPerRequest: null); BullMQ duplicates it per worker. */
-  connection: Redis;
+  /**
+   * Worker-role connections (maxRetriesPerRequest: null): each queue's worker runs on its queue's
+   * Redis (BullMQ duplicates the connection per worker); locks and the breaker view use `main`.
+   */
+  redis: RedisConnections;
   logger: Logger;
   metrics: Metrics;
   /** The job kinds this build knows; default the registry. `config.worker.queues` picks among them. */
@@ -45,7 +47,8 @@ function servedKinds(config: Config, kinds: readonly AnyJobKind[]): AnyJobKind[]
  * started first (its connections, schedulers, gauges), only in the processes that serve it.
  */
 export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> {
-  const { config, logger, metrics, database, connection } = deps;
+  const { config, logger, metrics, database, redis } = deps;
+  const connection = redis.main;
   const kinds = servedKinds(config, deps.kinds ?? JOB_KINDS);
   const guards = createDependencyGuards(config.resilience, {
     metrics,
@@ -59,12 +62,12 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   const audit = createBufferedAuditSink({ database, metrics, logger });
   let lockManager: LockManager | undefined;
   const locks = () => (lockManager ??= createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger }));
-  const context = { config, database, redis: connection, logger, metrics, guards, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), locks };
+  const context = { config, database, redis, logger, metrics, guards, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), locks };
 
   const runtimes = new Map<string, KindRuntime>();
   for (const kind of kinds) runtimes.set(kind.name, await (await kind.worker()).start(context));
   const statusDeps = { database, postgres: guards.postgres };
-  const capacity = createTenantCapacity(connection, config.redis.prefix);
+  const capacity = createTenantCapacity(redis.forQueue, config.redis.prefix);
   const limits = createTenantLimitsCache(database.db, config.tenants);
   const workers = new Map<string, Worker>();
   for (const kind of kinds) {
@@ -72,7 +75,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     if (runtime === undefined) continue;
     const worker = createWorker({
       queue: kind.name,
-      connection,
+      connection: redis.forQueue(kind.name),
       prefix: config.redis.prefix,
       settings: settingsFor(kind.name, config),
       attemptTimeoutMs: kind.attemptTimeoutMs(config),

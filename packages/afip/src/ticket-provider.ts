@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { WsaaAlreadyAuthenticatedError, WsaaTicketLostError } from './errors';
 import { buildLoginTicketRequest, signLoginTicketRequest, type AccessTicket, type WsaaClient, type WsaaCredentials } from './wsaa';
 
 export interface TicketProviderOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   /** Prefix of the cache keys (the fleet's Redis prefix); the key is `<keyPrefix>:afip-wsaa:ticket:<tenant>:<cuit>:<service>`. */
   keyPrefix: string;
   wsaa: WsaaClient;

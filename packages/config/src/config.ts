@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseBackupConfig, type BackupConfig } from './backup';
+import { parseRedisConfig, type RedisConfig, type RedisTarget } from './redis';
 import { DEFAULT_TENANT_TIERS, TIER_NAME, tiersSchema, type TenantTiers } from './tenant-limits';
 
 /**
@@ -80,9 +81,12 @@ const envSchema = z.object({
   // Name used in logs and metrics (service label).
   SERVICE_NAME: z.string().min(1).default('jobfleet'),
 
-  // Redis for queues, rate limits and caches. Unset: the standalone start finds or starts one.
+  // Redis for queues, rate limits and caches: redis://, rediss://, or redis-cluster://host:port,host:port
+  // (a Redis Cluster; QUEUE_PREFIX must then be hash-tagged). Unset: the standalone start finds or starts one.
   REDIS_URL: optionalString,
-  // Key prefix for every BullMQ key; hash-tag it (e.g. {jobfleet}) on Redis Cluster.
+  // Queues on a Redis of their own (JSON object: queue name -> Redis URL); the others stay on REDIS_URL.
+  REDIS_QUEUE_URLS: optionalString,
+  // Key prefix for every key of ours and BullMQ's; hash-tag it (e.g. {jobfleet}) on Redis Cluster.
   QUEUE_PREFIX: z.string().min(1).default('jobfleet'),
 
   // Postgres connection string. Unset: embedded PGlite under DATA_DIR (development only).
@@ -262,7 +266,7 @@ export interface Config {
   nodeEnv: Env['NODE_ENV'];
   serviceName: string;
   logLevel: Env['LOG_LEVEL'];
-  redis: { url: string | undefined; prefix: string };
+  redis: RedisConfig;
   database: { url: string | undefined; poolMax: number; dataDir: string };
   api: {
     host: string;
@@ -510,7 +514,7 @@ export function loadConfig(source: Source = process.env): Config {
     nodeEnv: env.NODE_ENV,
     serviceName: env.SERVICE_NAME,
     logLevel: env.LOG_LEVEL,
-    redis: { url: env.REDIS_URL, prefix: env.QUEUE_PREFIX },
+    redis: parseRedisConfig(env, WORKER_QUEUES, issues),
     database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX, dataDir: env.DATA_DIR },
     api: {
       host: env.API_HOST,
@@ -572,7 +576,7 @@ export function loadConfig(source: Source = process.env): Config {
 
 /** The config of an API or worker process: Redis and Postgres are shared with its peers. */
 export type ServiceConfig = Config & {
-  redis: Config['redis'] & { url: string };
+  redis: Config['redis'] & { url: string; main: RedisTarget };
   database: Config['database'] & { url: string };
 };
 
@@ -582,8 +586,8 @@ function asServiceConfig(config: Config): ServiceConfig {
   // Only `npm start` may embed them: separate processes cannot share PGlite or a private Redis.
   if (!redis.url) issues.push('REDIS_URL: required for api and worker processes (only `npm start` embeds Redis)');
   if (!database.url) issues.push('DATABASE_URL: required for api and worker processes (only `npm start` embeds PGlite)');
-  if (issues.length > 0 || !redis.url || !database.url) throw new ConfigError('Invalid configuration', issues);
-  return { ...config, redis: { ...redis, url: redis.url }, database: { ...database, url: database.url } };
+  if (issues.length > 0 || !redis.url || !redis.main || !database.url) throw new ConfigError('Invalid configuration', issues);
+  return { ...config, redis: { ...redis, url: redis.url, main: redis.main }, database: { ...database, url: database.url } };
 }
 
 /**

@@ -2,11 +2,10 @@ import type { Config } from '@jobfleet/config';
 import type { Database, Db } from '@jobfleet/db';
 import type { LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import type { AttemptDecision, JobProcessor } from '@jobfleet/queue';
+import type { AttemptDecision, JobProcessor, RedisConnections } from '@jobfleet/queue';
 import type { Dependency, DependencyGuard } from '@jobfleet/resilience';
 import type { Keyring } from '@jobfleet/secrets';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
 /** Who may enqueue a kind: producers (`jobs:write`), a tenant's admins, or the fleet's operators. */
@@ -65,8 +64,8 @@ export interface KindIntake<Req> {
 export interface KindWorkerContext {
   config: Config;
   database: Database;
-  /** The worker-role Redis connection. */
-  redis: Redis;
+  /** The worker-role Redis connections: `main` for fleet-wide state, `forQueue` for a queue's own keys. */
+  redis: RedisConnections;
   logger: Logger;
   metrics: Metrics;
   guards: Readonly<Record<Dependency, DependencyGuard>>;

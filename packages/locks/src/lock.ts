@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { LockAuditEvent, LockAuditInput } from '@jobfleet/db';
 import type { Logger, LockOperation, LockOperationResult, Metrics } from '@jobfleet/observability';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@jobfleet/queue';
 import type { LockAuditSink } from './audit-sink';
 import { LockLostError, LockUnavailableError, type LockLossReason } from './errors';
 import { defineLockScripts, type AcquireReply, type OwnershipReply } from './scripts';
 
 export interface LockManagerOptions {
   /** Commands fail fast on a `producer` connection, wait through reconnects on a `worker` one. */
-  redis: Redis;
+  redis: RedisClient;
   /**
    * Redis keys are `<keyPrefix>:<key>` and `<keyPrefix>:<key>:fence`; under Redis Cluster the
    * prefix must be hash-tagged (e.g. `{jobfleet}:locks`) so a lock and its fence share a slot.

@@ -1,5 +1,4 @@
-import { defineLuaCommand } from '@jobfleet/queue';
-import type { Redis } from 'ioredis';
+import { defineLuaCommand, type RedisClient } from '@jobfleet/queue';
 
 export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; holderTtlMs: number };
 /** What a compare-and-X script found: ours (done), gone (expired), or another owner's. */
@@ -16,7 +15,7 @@ export interface LockScripts {
  * Defines the scripts on `redis` (ioredis sends EVALSHA, falling back to EVAL once per
  * connection). Names are namespaced so they never clash with BullMQ's on a shared connection.
  */
-export function defineLockScripts(redis: Redis): LockScripts {
+export function defineLockScripts(redis: RedisClient): LockScripts {
   const acquire = defineLuaCommand(redis, 'jobfleetLockAcquire', new URL('./commands/acquire-2.lua', import.meta.url));
   const extend = defineLuaCommand(redis, 'jobfleetLockExtend', new URL('./commands/extend-1.lua', import.meta.url));
   const release = defineLuaCommand(redis, 'jobfleetLockRelease', new URL('./commands/release-1.lua', import.meta.url));

@@ -4,8 +4,7 @@ import { asc, eq } from 'drizzle-orm';
 import { schema, type Db } from '@jobfleet/db';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, type CapturedLogs } from '@jobfleet/observability/testing';
-import { createRedisConnection } from '@jobfleet/queue';
-import type { Redis } from 'ioredis';
+import { createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../../../tests/support/redis';
 import { createBufferedAuditSink, type BufferedAuditSink, type BufferedAuditSinkOptions } from './audit-sink';
@@ -18,7 +17,7 @@ export interface LockTestBed {
   logs: CapturedLogs;
   sink: BufferedAuditSink;
   /** One Redis connection per simulated worker. */
-  connections: Redis[];
+  connections: RedisClient[];
   /** `managers[i]` is worker `worker-i` on `connections[i]`. */
   managers: LockManager[];
   close(): Promise<void>;

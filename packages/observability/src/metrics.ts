@@ -109,6 +109,12 @@ export interface Metrics {
    * path. Returns a function that removes it.
    */
   onQueueJobsCollect(collect: () => Promise<void>): () => void;
+  /**
+   * `redis_connection_up{redis}`: 1 while this process's connection to a Redis instance (`main`, or
+   * the queues a REDIS_QUEUE_URLS instance holds, e.g. `afip-sync`) is ready, read at scrape time.
+   * Returns a function that stops reporting them.
+   */
+  watchRedisConnections(instances: ReadonlyMap<string, { readonly status: string }>): () => void;
 }
 
 // Jobs range from milliseconds (calendar) to an hour (backups).
@@ -137,6 +143,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     async collect() {
       queueJobsCollecting = Promise.all([...queueJobsCollectors].map((collect) => collect())).then(() => undefined);
       await queueJobsCollecting;
+    },
+  });
+
+  const redisWatches = new Set<ReadonlyMap<string, { readonly status: string }>>();
+  const redisUp = new Gauge({
+    name: `${prefix}redis_connection_up`,
+    help: "1 while this process's connection to the Redis instance is ready (main, or the queues an instance holds)",
+    labelNames: ['redis'] as const,
+    registers,
+    collect() {
+      for (const instances of redisWatches) for (const [redis, client] of instances) redisUp.set({ redis }, client.status === 'ready' ? 1 : 0);
     },
   });
 
@@ -283,6 +300,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     onQueueJobsCollect(collect) {
       queueJobsCollectors.add(collect);
       return () => queueJobsCollectors.delete(collect);
+    },
+    watchRedisConnections(instances) {
+      redisWatches.add(instances);
+      return () => {
+        redisWatches.delete(instances);
+        for (const redis of instances.keys()) redisUp.remove({ redis });
+      };
     },
   };
 }

@@ -1,4 +1,5 @@
-export { createRedisConnection, waitUntilReady } from './connection';
+export { connectRedis, createRedisConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
+export type { RedisClient, RedisConnections, RedisRole } from './connection';
 export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './connection';
 
 type LuaArgs = (string | number)[];
 
@@ -14,13 +15,13 @@ export interface LuaCommand {
  * per connection). `file` is a URL of `<name>-<numKeys>.lua`; the key count is read from its name.
  * Give `name` a jobfleet prefix so it never clashes with BullMQ's commands on a shared connection.
  */
-export function defineLuaCommand(redis: Redis, name: string, file: URL): LuaCommand {
+export function defineLuaCommand(redis: RedisClient, name: string, file: URL): LuaCommand {
   const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file.pathname)?.[1]);
   if (!Number.isInteger(numberOfKeys)) throw new Error(`${file.pathname}: a Lua command file is named <name>-<numKeys>.lua`);
   redis.defineCommand(name, { lua: readFileSync(file, 'utf8'), numberOfKeys });
   // defineCommand adds the method at runtime, to the connection and to its pipelines; ioredis'
   // types cannot know about it.
-  const methodOf = (target: Redis | ChainableCommander) => {
+  const methodOf = (target: RedisClient | ChainableCommander) => {
     const method = (target as unknown as Record<string, ((...args: LuaArgs) => unknown) | undefined>)[name];
     if (!method) throw new Error(`ioredis did not define ${name}`);
     return method;

@@ -2,9 +2,8 @@ import { loadConfig } from '@jobfleet/config';
 import { createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { metricValue } from '@jobfleet/observability/testing';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
-import { createRedisConnection } from './connection';
+import { createRedisConnection, type RedisClient } from './connection';
 import { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor } from './queues';
 import { disconnectUnreachable, readyConnection, TEST_QUEUES, type TestQueueName } from './test-support';
 
@@ -42,7 +41,7 @@ describe('jobIdFor', () => {
 
 describe('queues on Redis', () => {
   const prefix = uniquePrefix('queue-queues');
-  let producer: Redis;
+  let producer: RedisClient;
   let queues: Record<TestQueueName, Queue>;
   let queue: Queue;
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Config, WorkerQueueSettings } from '@jobfleet/config';
 import type { Logger } from '@jobfleet/observability';
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 
 export type QueueConfig = Pick<Config, 'jobs' | 'worker'>;
 
@@ -28,10 +28,11 @@ export interface CreateQueuesOptions<K extends string> {
   /** The queue names: the job kinds of the registry. */
   names: readonly K[];
   /**
-   * A producer-role connection, shared by the queues and left open by closeQueues. While it is not
-   * ready (Redis down, or still connecting at startup) every queue call is refused at once.
+   * A producer-role connection, shared by the queues and left open by closeQueues, or the one of
+   * each queue's Redis (RedisConnections.forQueue). While it is not ready (Redis down, or still
+   * connecting at startup) every call of its queues is refused at once.
    */
-  connection: Redis;
+  connection: RedisClient | ((queue: string) => RedisClient);
   /** Key prefix of every queue (hash-tag it on Redis Cluster). */
   prefix: string;
   config: QueueConfig;
@@ -43,7 +44,7 @@ export interface CreateQueuesOptions<K extends string> {
 export function createQueues<K extends string>(options: CreateQueuesOptions<K>): Record<K, Queue> {
   const entries = options.names.map((name) => {
     const queue = new Queue(name, {
-      connection: options.connection,
+      connection: typeof options.connection === 'function' ? options.connection(name) : options.connection,
       prefix: options.prefix,
       defaultJobOptions: jobOptionsFor(name, options.config),
       // Fail fast on the request path: by default BullMQ waits (forever) for the connection to be

@@ -2,7 +2,7 @@ import { loadConfig } from '@jobfleet/config';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue } from '@jobfleet/observability/testing';
 import type { Job, Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { WorkerClosingError } from './errors';
 import { closeQueues, createQueues } from './queues';
@@ -15,8 +15,8 @@ const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
 
 describe('closeWorkersGracefully', () => {
   const root = uniquePrefix('queue-shutdown');
-  let producer: Redis;
-  let connection: Redis;
+  let producer: RedisClient;
+  let connection: RedisClient;
   let tests = 0;
   let prefix: string;
   let queues: Record<TestQueueName, Queue>;

@@ -1,14 +1,13 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../../../tests/support/redis';
-import { createRedisConnection } from './connection';
+import { createRedisConnection, type RedisClient } from './connection';
 import { createTenantCapacity, secondsUntilNextQuotaDay, type TenantCapacity } from './tenant-capacity';
 
 const quotas = { jobsPerDay: 100, maxWaitingJobs: 100, maxRunningJobs: 2 };
 const ref = (tenantId: string, jobId: string) => ({ kind: 'calendar-sync', tenantId, jobId });
 
 describe('tenant capacity in Redis', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let prefix: string;
   let capacity: TenantCapacity;
   beforeEach(() => {

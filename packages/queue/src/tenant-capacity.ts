@@ -1,5 +1,5 @@
 import type { KindQuotas } from '@jobfleet/config';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { defineLuaCommand } from './lua-command';
 
 /**
@@ -99,14 +99,34 @@ function pipelineReplies(replies: [Error | null, unknown][] | null): unknown[] {
   });
 }
 
+type CapacityScripts = ReturnType<typeof defineScripts>;
+
+function defineScripts(redis: RedisClient) {
+  return {
+    redis,
+    admitScript: defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-3.lua', import.meta.url)),
+    withdrawScript: defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url)),
+    enterScript: defineLuaCommand(redis, 'jobfleetTenantEnter', new URL('./commands/enter-2.lua', import.meta.url)),
+  };
+}
+
 /**
  * The capacity keys of `prefix` (the queues' prefix: on Redis Cluster its hash tag puts these keys
- * in the queues' slot). Tenant ids are encoded, so no id can reach into another tenant's keys.
+ * in the queues' slot), on `connection`: one Redis, or each kind's queue's Redis
+ * (RedisConnections.forQueue), since the counters are checked against the queue's jobs. Tenant ids
+ * are encoded, so no id can reach into another tenant's keys.
  */
-export function createTenantCapacity(redis: Redis, prefix: string): TenantCapacity {
-  const admitScript = defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-3.lua', import.meta.url));
-  const withdrawScript = defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url));
-  const enterScript = defineLuaCommand(redis, 'jobfleetTenantEnter', new URL('./commands/enter-2.lua', import.meta.url));
+export function createTenantCapacity(connection: RedisClient | ((kind: string) => RedisClient), prefix: string): TenantCapacity {
+  const scriptsByConnection = new Map<RedisClient, CapacityScripts>();
+  const on = (kind: string): CapacityScripts => {
+    const redis = typeof connection === 'function' ? connection(kind) : connection;
+    let scripts = scriptsByConnection.get(redis);
+    if (scripts === undefined) {
+      scripts = defineScripts(redis);
+      scriptsByConnection.set(redis, scripts);
+    }
+    return scripts;
+  };
   const key = (kind: string, tenantId: string, part: string) => `${prefix}:tenancy:${kind}:${encodeURIComponent(tenantId)}:${part}`;
   const dayKey = (kind: string, tenantId: string, now: number) => key(kind, tenantId, `accepted:${quotaDay(now)}`);
 
@@ -116,6 +136,7 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
    * that quota, its oldest entries are checked against the queue and the vanished ones dropped.
    */
   async function reclaimVanished(kind: string, tenantId: string): Promise<number> {
+    const { redis } = on(kind);
     const oldest = await redis.zrange(key(kind, tenantId, 'pending'), '0', String(RECONCILE_BATCH - 1));
     if (oldest.length === 0) return 0;
     const exists = await Promise.all(oldest.map((jobId) => redis.exists(`${prefix}:${kind}:${jobId}`)));
@@ -136,7 +157,7 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
   async function tryAdmitAll({ kind, tenantId }: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now: number): Promise<Admission[]> {
     if (jobIds.length === 0) return [];
     const reply = numbers(
-      await admitScript(
+      await on(kind).admitScript(
         key(kind, tenantId, 'pending'),
         key(kind, tenantId, 'running'),
         dayKey(kind, tenantId, now),
@@ -177,11 +198,12 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
     admitMany,
 
     async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
-      await withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
+      await on(kind).withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
     },
 
     async withdrawMany({ kind, tenantId }, jobIds, now = Date.now()) {
       if (jobIds.length === 0) return;
+      const { redis, withdrawScript } = on(kind);
       const pipeline = redis.pipeline();
       for (const jobId of jobIds) withdrawScript.queueIn(pipeline, key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
       pipelineReplies(await pipeline.exec());
@@ -189,21 +211,21 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
 
     async enter({ kind, tenantId, jobId }, maxRunningJobs, leaseMs, now = Date.now()) {
       const [entered = 0, ahead = 0] = numbers(
-        await enterScript(key(kind, tenantId, 'running'), key(kind, tenantId, 'pending'), jobId, now, now + leaseMs, maxRunningJobs),
+        await on(kind).enterScript(key(kind, tenantId, 'running'), key(kind, tenantId, 'pending'), jobId, now, now + leaseMs, maxRunningJobs),
         'running-slot',
       );
       return entered === 1 ? { entered: true } : { entered: false, ahead };
     },
 
     async leave({ kind, tenantId, jobId }, finished) {
-      const transaction = redis.multi().zrem(key(kind, tenantId, 'running'), jobId);
+      const transaction = on(kind).redis.multi().zrem(key(kind, tenantId, 'running'), jobId);
       if (finished) transaction.zrem(key(kind, tenantId, 'pending'), jobId);
       await transaction.exec();
     },
 
     async usage(kind, tenantId, now = Date.now()) {
-      const replies = await redis
-        .multi()
+      const replies = await on(kind)
+        .redis.multi()
         .get(dayKey(kind, tenantId, now))
         .zcard(key(kind, tenantId, 'pending'))
         .zcount(key(kind, tenantId, 'running'), `(${now}`, '+inf')

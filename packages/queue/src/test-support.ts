@@ -1,9 +1,8 @@
 // Helpers for this package's tests only (not exported).
 import { once } from 'node:events';
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import type { Redis } from 'ioredis';
 import { TEST_REDIS_URL } from '../../../tests/support/redis';
-import { createRedisConnection, type RedisRole } from './connection';
+import { createRedisConnection, type RedisClient, type RedisRole } from './connection';
 
 /** Polls `check` until it returns something other than undefined or false. */
 export async function waitFor<T>(
@@ -35,7 +34,7 @@ export function testSettings(overrides: Partial<WorkerQueueSettings> = {}): Work
 }
 
 /** A connection of `role` to the test Redis, once it is ready (producers refuse commands before). */
-export async function readyConnection(role: RedisRole): Promise<Redis> {
+export async function readyConnection(role: RedisRole): Promise<RedisClient> {
   const redis = createRedisConnection(TEST_REDIS_URL, role, { name: `jftest-${role}` });
   await once(redis, 'ready');
   return redis;
@@ -46,7 +45,7 @@ export async function readyConnection(role: RedisRole): Promise<Redis> {
  * while it waits to reconnect keeps a 2 s stream-destroy timer (ioredis#1247), so wait for its next
  * connect attempt, when there is a socket to close.
  */
-export async function disconnectUnreachable(redis: Redis): Promise<void> {
+export async function disconnectUnreachable(redis: RedisClient): Promise<void> {
   if (redis.status === 'reconnecting') await once(redis, 'connecting');
   redis.disconnect();
 }

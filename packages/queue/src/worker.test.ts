@@ -3,7 +3,7 @@ import { CircuitOpenError, DependencyUnavailableError, PermanentError } from '@j
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue, type CapturedLogs } from '@jobfleet/observability/testing';
 import { DelayedError, type Job, type Queue, type Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { AttemptTimeoutError } from './errors';
 import { closeQueues, createQueues } from './queues';
@@ -13,8 +13,8 @@ import { createWorker, type JobProcessor, type ProcessorContext } from './worker
 const QUEUE: TestQueueName = 'calendar-sync';
 const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
 const root = uniquePrefix('queue-worker');
-let producer: Redis;
-let connection: Redis;
+let producer: RedisClient;
+let connection: RedisClient;
 let started = 0;
 const running: Array<{ worker: Worker; queues: Record<TestQueueName, Queue> }> = [];
 

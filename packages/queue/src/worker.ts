@@ -2,7 +2,7 @@ import type { WorkerQueueSettings } from '@jobfleet/config';
 import { JobfleetError, PermanentError, coerceError } from '@jobfleet/contracts';
 import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { decideAfterError, retryOrFail, type AttemptDecision } from './attempt-policy';
 import { deferWithoutAttempt } from './defer';
 import { tenantOf } from './job-tenant';
@@ -42,7 +42,7 @@ export interface CreateWorkerOptions<T, R> {
    * A worker-role connection. BullMQ sends commands on it and duplicates it for the blocking
    * fetch; closing the worker leaves it open for its owner to close afterwards.
    */
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   settings: WorkerQueueSettings;
   /** Hard bound of one attempt (`QUEUES[queue].attemptTimeoutMs`). */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Dependency } from '@jobfleet/config';
 import type { BreakerState } from './guard';
 
@@ -18,13 +18,13 @@ interface PublishedState {
 const STALE_AFTER_MS = 5 * 60_000;
 
 /** Records a transition; never throws (the breaker must not depend on Redis being up). */
-export function publishBreakerState(redis: Redis, prefix: string, workerId: string, dependency: Dependency, state: BreakerState): void {
+export function publishBreakerState(redis: Redis | Cluster, prefix: string, workerId: string, dependency: Dependency, state: BreakerState): void {
   const value: PublishedState = { state, workerId, at: Date.now() };
   redis.hset(breakerViewKey(prefix), dependency, JSON.stringify(value)).catch(() => undefined);
 }
 
 /** Dependencies some worker recently saw failing (breaker open or half-open), with who and since when. */
-export async function readDegradedDependencies(redis: Redis, prefix: string, now = Date.now()): Promise<Record<string, { state: BreakerState; since: string; workerId: string }>> {
+export async function readDegradedDependencies(redis: Redis | Cluster, prefix: string, now = Date.now()): Promise<Record<string, { state: BreakerState; since: string; workerId: string }>> {
   const entries = await redis.hgetall(breakerViewKey(prefix));
   const degraded: Record<string, { state: BreakerState; since: string; workerId: string }> = {};
   for (const [dependency, raw] of Object.entries(entries)) {
@@ -45,7 +45,7 @@ export async function readDegradedDependencies(redis: Redis, prefix: string, now
  * The window starts at the first failure and is not renewed by later ones, so the count returns
  * to zero within `windowMs` of the last outage. Never throws: without Redis, it counts nothing.
  */
-export function createFleetFailureCounter(redis: Redis, prefix: string): (dependency: Dependency, windowMs: number) => Promise<number> {
+export function createFleetFailureCounter(redis: Redis | Cluster, prefix: string): (dependency: Dependency, windowMs: number) => Promise<number> {
   return async (dependency, windowMs) => {
     const key = `${prefix}:dependency-failures:${dependency}`;
     try {

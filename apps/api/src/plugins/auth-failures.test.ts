@@ -1,7 +1,7 @@
 import { QUEUE_NAMES } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { captureLogs } from '@jobfleet/observability/testing';
-import { closeQueues, createQueues, createRedisConnection, waitUntilReady } from '@jobfleet/queue';
+import { closeQueues, createQueues, connectRedis, waitUntilReady } from '@jobfleet/queue';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { TEST_REDIS_URL } from '../../../../tests/support/redis';
 import { buildApi } from '../app';
@@ -16,9 +16,9 @@ const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:
 
 /** A second API replica of `api`: same config, database and Redis prefix, its own connection. */
 async function replicaOf(api: TestApi): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
-  const redis = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'test-auth-failures-replica' });
-  await waitUntilReady(redis, 5000);
-  const queues = createQueues({ names: QUEUE_NAMES, connection: redis, prefix: api.config.redis.prefix, config: api.config });
+  const redis = connectRedis({ main: TEST_REDIS_URL }, 'producer', { name: 'test-auth-failures-replica' });
+  await waitUntilReady(redis.main, 5000);
+  const queues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: api.config.redis.prefix, config: api.config });
   const logger = createLogger({ level: 'silent', serviceName: 'api-replica' });
   const app = await buildApi({ config: api.config, database: api.testDb.database, queues, redis, logger, metrics: createMetrics() });
   await app.ready();

@@ -1,12 +1,12 @@
 import { isIPv6 } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@jobfleet/queue';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { HttpProblem } from '../problem';
 
 export interface AuthFailureLimiterOptions {
   /** The API's producer connection: it refuses at once while Redis is down, so nothing waits on it. */
-  redis: Redis;
+  redis: RedisClient;
   /** Prefix of the counters in Redis; the same on every replica, so they share one count per address. */
   keyPrefix: string;
   /** Failed authentications an address may make per window; the next ones answer 429. */

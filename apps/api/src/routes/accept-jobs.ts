@@ -51,7 +51,8 @@ export interface JobAcceptorDeps {
   config: Config;
   db: Db;
   queues: Readonly<Record<string, Queue>>;
-  redis: DependencyCall;
+  /** Redis calls over the connection of a queue's Redis (its jobs and its tenants' capacity counters). */
+  redisOf: (queue: string) => DependencyCall;
   capacity: TenantCapacity;
   limits: TenantLimitsCache;
   /** Where the gathered requests' warnings go: they belong to no single request. */
@@ -91,7 +92,7 @@ const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId,
 /** Accepted, or refused, jobs of one call, by job. */
 type Outcomes = Map<JobToAccept, AcceptOutcome>;
 
-export function createJobAcceptor({ config, db, queues, redis, capacity, limits, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
+export function createJobAcceptor({ config, db, queues, redisOf, capacity, limits, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
   // (tenant, kind, admission key) -> until when its admission stands.
   const admittedUntil = new Map<string, number>();
 
@@ -133,7 +134,7 @@ export function createJobAcceptor({ config, db, queues, redis, capacity, limits,
       groups.map(async (group) => {
         const { tenantId, kind } = group[0] as JobToAccept;
         const quotas = (await pg(() => limits.limitsOf(tenantId))).quotas(kind.name);
-        const answers = await redis(() => capacity.admitMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId), quotas, now));
+        const answers = await redisOf(kind.name)(() => capacity.admitMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId), quotas, now));
         return inOrder(group, answers);
       }),
     );
@@ -142,14 +143,14 @@ export function createJobAcceptor({ config, db, queues, redis, capacity, limits,
 
   /** Takes back what was done for jobs that will not be accepted after all; never throws. */
   async function takeBack(enqueuedHere: readonly JobToAccept[], counted: readonly JobToAccept[], log: FastifyBaseLogger): Promise<void> {
-    const gone = await Promise.all(enqueuedHere.map((job) => takeBackJob(redis, queueFor(queues, job.kind.name), job.jobId, log)));
+    const gone = await Promise.all(enqueuedHere.map((job) => takeBackJob(redisOf(job.kind.name), queueFor(queues, job.kind.name), job.jobId, log)));
     // A job a worker has already stays, and keeps counting until it finishes.
     const stays = new Set(inOrder(enqueuedHere, gone).flatMap(([job, removed]) => (removed ? [] : [job])));
     const withdrawn = counted.filter((job) => !stays.has(job));
     await Promise.all(
       groupBy(withdrawn, tenantKindOf).map((group) => {
         const { tenantId, kind } = group[0] as JobToAccept;
-        return redis(() => capacity.withdrawMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId))).catch((error: unknown) =>
+        return redisOf(kind.name)(() => capacity.withdrawMany({ kind: kind.name, tenantId }, group.map((job) => job.jobId))).catch((error: unknown) =>
           log.warn({ err: error, jobIds: group.map((job) => job.jobId) }, 'could not take back the quota of a failed request'),
         );
       }),
@@ -201,8 +202,8 @@ export function createJobAcceptor({ config, db, queues, redis, capacity, limits,
         const perQueue = groupBy(toEnqueue, ({ job }) => job.kind.name);
         const enqueued = await Promise.all(
           perQueue.map(async (group) => {
-            const queue = queueFor(queues, (group[0] as (typeof toEnqueue)[number]).job.kind.name);
-            return inOrder(group, await redis(() => enqueueMany(queue, group.map(({ job, priority }) => ({ ...job.job, priority })))));
+            const { name } = (group[0] as (typeof toEnqueue)[number]).job.kind;
+            return inOrder(group, await redisOf(name)(() => enqueueMany(queueFor(queues, name), group.map(({ job, priority }) => ({ ...job.job, priority })))));
           }),
         );
         const kept: string[] = [];

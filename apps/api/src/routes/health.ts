@@ -1,14 +1,15 @@
 import type { Database } from '@jobfleet/db';
 import { checkReadiness, mayScrape, METRICS_CHALLENGE, withDeadline, type Metrics } from '@jobfleet/observability';
+import { REDIS_CHECK, redisProbes, type RedisConnections } from '@jobfleet/queue';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { readDegradedDependencies } from '@jobfleet/resilience';
-import type { Redis } from 'ioredis';
 import { docs } from '../openapi';
 import { HttpProblem } from '../problem';
 
 export interface HealthRoutesDeps {
   database: Database;
-  redis: Redis;
+  /** Every Redis instance is pinged; the breaker view is read from `main`. */
+  redis: Pick<RedisConnections, 'main' | 'instances'>;
   /** Key prefix of the fleet's breaker view in Redis. */
   prefix: string;
   metrics: Metrics;
@@ -24,21 +25,18 @@ export function registerHealthRoutes(app: FastifyInstance, { database, redis, pr
 
   // Only our own stores: a Google or AFIP outage must not take API replicas out of rotation.
   app.get('/health/ready', { schema: docs.ready }, async (request, reply) => {
-    const { ready, results } = await checkReadiness({
-      redis: () => withDeadline(redis.ping(), readyTimeoutMs, 'redis ping'),
+    const { ready, results } = await checkReadiness<string>({
+      ...redisProbes(redis.instances, readyTimeoutMs),
       database: () => database.ping(readyTimeoutMs),
     });
     // The reason goes to the log only: this endpoint is unauthenticated, and errors name hosts and ports.
     for (const [dependency, result] of Object.entries(results)) {
       if (!result.ok) request.log.warn({ err: result.error, dependency }, 'readiness check failed');
     }
-    const checks = {
-      redis: { status: results.redis.ok ? 'ok' : 'failed' },
-      database: { status: results.database.ok ? 'ok' : 'failed' },
-    };
+    const checks = Object.fromEntries(Object.entries(results).map(([name, result]) => [name, { status: result.ok ? 'ok' : 'failed' }]));
     // What the workers' breakers say (Google, AFIP, S3...): reported, never a reason for 503.
-    const degraded = results.redis.ok
-      ? await withDeadline(readDegradedDependencies(redis, prefix), readyTimeoutMs, 'breaker view').catch(() => ({}))
+    const degraded = results[REDIS_CHECK]?.ok
+      ? await withDeadline(readDegradedDependencies(redis.main, prefix), readyTimeoutMs, 'breaker view').catch(() => ({}))
       : {};
     const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
     return reply.code(ready ? 200 : 503).send({ status, checks, degraded });

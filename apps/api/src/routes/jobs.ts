@@ -1,12 +1,12 @@
 import type { Config } from '@jobfleet/config';
 import { findIdempotencyRecordByJobId, findSyncStatusByJobId, type Db } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
+import type { RedisConnections } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { canonicalJson } from '../canonical-json';
-import { callPostgres as pg, redisCaller, type DependencyCall } from '../dependencies';
+import { callPostgres as pg, queueRedisCaller, type DependencyCall } from '../dependencies';
 import { docs, enqueueDocs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { storableText } from '../params';
@@ -22,8 +22,8 @@ export interface JobRoutesDeps {
   kinds: readonly AnyJobKind[];
   /** A queue per kind, by name. */
   queues: Readonly<Record<string, Queue>>;
-  /** The producer connection the queues share. */
-  redis: Redis;
+  /** The producer connections: each queue's, for its jobs and its tenants' capacity counters. */
+  redis: RedisConnections;
   auth: Auth;
   /** Accepts the jobs the enqueue routes pass validation. */
   acceptor: JobAcceptor;
@@ -74,7 +74,7 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
 }
 
 export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, redis: connection, auth, acceptor }: JobRoutesDeps): void {
-  const redis = redisCaller(connection);
+  const redisOf = queueRedisCaller(connection);
   const queueOf = (name: string) => queueFor(queues, name);
 
   async function accept(kind: AnyJobKind, request: FastifyRequest, reply: FastifyReply) {
@@ -106,6 +106,7 @@ export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, red
     if (record === undefined || queues[record.scope] === undefined) throw new HttpProblem(404, `No job "${id}"`);
     if (record.tenantId !== tenantId) throw new HttpProblem(403, `Job "${id}" belongs to another tenant`);
     const queue = record.scope;
+    const redis = redisOf(queue);
 
     const [job, sync] = await Promise.all([
       redis(() => queueOf(queue).getJob(id)),

@@ -1,9 +1,8 @@
 import type { Db, TenantLimitsCache } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
-import { nextQuotaDay, quotaDay, type TenantCapacity } from '@jobfleet/queue';
+import { nextQuotaDay, quotaDay, type RedisConnections, type TenantCapacity } from '@jobfleet/queue';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
-import { callPostgres as pg, redisCaller } from '../dependencies';
+import { callPostgres as pg, queueRedisCaller } from '../dependencies';
 import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { administeredTenant } from './tenant-admin';
@@ -12,21 +11,22 @@ export interface UsageRoutesDeps {
   db: Db;
   auth: Auth;
   kinds: readonly AnyJobKind[];
-  redis: Redis;
+  /** Each kind's counters are on its queue's Redis. */
+  redis: RedisConnections;
   capacity: TenantCapacity;
   limits: TenantLimitsCache;
 }
 
 /** `GET /v1/usage` (a tenant's own) and `GET /v1/admin/tenants/:id/usage` (its admin, or fleet:admin). */
 export function registerUsageRoutes(app: FastifyInstance, { db, auth, kinds, redis: connection, capacity, limits }: UsageRoutesDeps): void {
-  const redis = redisCaller(connection);
+  const redisOf = queueRedisCaller(connection);
 
   async function usageOf(tenantId: string) {
     const now = Date.now();
     const tenantLimits = await pg(() => limits.limitsOf(tenantId));
     const perKind = await Promise.all(
       kinds.map(async (kind) => {
-        const used = await redis(() => capacity.usage(kind.name, tenantId, now));
+        const used = await redisOf(kind.name)(() => capacity.usage(kind.name, tenantId, now));
         return [kind.name, { ...used, ...tenantLimits.quotas(kind.name) }] as const;
       }),
     );

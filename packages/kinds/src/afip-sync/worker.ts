@@ -65,7 +65,7 @@ export const afipSyncWorker: KindWorker = {
     });
     const issuer = (tenantId: string, cuit: number) => issuers.get(JSON.stringify([tenantId, cuit]));
     const tickets = createTicketProvider({
-      redis,
+      redis: redis.main,
       keyPrefix: config.redis.prefix,
       wsaa,
       credentials: async ({ tenantId, cuit }) => {

@@ -127,7 +127,7 @@ export const backupWorker: KindWorker = {
       ),
     );
     // Every worker serving backups makes the schedulers match its definitions, then seeds the gauges.
-    const queue = new Queue('backup', { connection: redis, prefix: config.redis.prefix });
+    const queue = new Queue('backup', { connection: redis.forQueue('backup'), prefix: config.redis.prefix });
     try {
       await syncBackupSchedules(
         queue,

@@ -1,0 +1,148 @@
+/**
+ * Two Redis instances against one, for the same no-op workload on two queues:
+ * `tsx bench/redis-shards.bench.ts [jobs=5000 concurrency=50]` (part of `npm run bench`).
+ *
+ * Two private redis-servers (127.0.0.1:7221 and :7222, no persistence) are started. Each row adds
+ * `jobs` jobs to each of the queues `shard-a` and `shard-b` (addBulk, in chunks), then drains both
+ * with one BullMQ worker per queue, all connections made by connectRedis from a REDIS_QUEUE_URLS
+ * topology: "one Redis" puts both queues on the first instance, "two Redis" the second queue on
+ * the second instance. Per instance it reads INFO cpu (used_cpu_sys + used_cpu_user) and INFO
+ * commandstats before and after, so the table shows the Redis CPU and the commands each job cost
+ * there, and the capacity that implies: one core of Redis divided by its CPU per job.
+ */
+import { randomBytes } from 'node:crypto';
+import type { QueueRedisInstance } from '@jobfleet/config';
+import { connectRedis, waitUntilReady, type RedisClient, type RedisConnections } from '@jobfleet/queue';
+import { Queue, Worker } from 'bullmq';
+import { startRedisServer, type RedisServer } from '../tests/support/chaos-redis';
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
+const JOBS = Number(args.jobs ?? 5000);
+const CONCURRENCY = Number(args.concurrency ?? 50);
+const QUEUES = ['shard-a', 'shard-b'] as const;
+const ADD_CHUNK = 500;
+// Every phase ends by this deadline even if a worker stalls: the bench never hangs.
+const PHASE_TIMEOUT_MS = 25_000;
+
+interface RedisSample {
+  cpuSeconds: number;
+  calls: number;
+  /** EVALSHA and EVAL calls: BullMQ's (and our) Lua scripts, where a job's Redis time goes. */
+  scripts: number;
+}
+
+/** INFO cpu and commandstats of one instance: process CPU, command calls, script calls. */
+async function sample(redis: RedisClient): Promise<RedisSample> {
+  const text = await redis.info('everything');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
+  let calls = 0;
+  let scripts = 0;
+  for (const [, command = '', callCount] of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    calls += Number(callCount);
+    if (command === 'evalsha' || command === 'eval') scripts += Number(callCount);
+  }
+  return { cpuSeconds: field('used_cpu_sys') + field('used_cpu_user'), calls, scripts };
+}
+
+const delta = (after: RedisSample, before: RedisSample): RedisSample => ({
+  cpuSeconds: after.cpuSeconds - before.cpuSeconds,
+  calls: after.calls - before.calls,
+  scripts: after.scripts - before.scripts,
+});
+
+const NOTHING: RedisSample = { cpuSeconds: 0, calls: 0, scripts: 0 };
+
+async function waitUntil(done: () => boolean, deadline: number, what: string): Promise<void> {
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function phase(label: string, servers: readonly RedisServer[], queueInstances: readonly QueueRedisInstance[]) {
+  const prefix = `{bench-shards-${randomBytes(3).toString('hex')}}`;
+  const topology = { main: servers[0]?.url ?? '', queueInstances };
+  // Worker-role connections for the producer too: a loaded 2-core machine must not time commands out.
+  const producer: RedisConnections = connectRedis(topology, 'worker', { name: 'bench-producer' });
+  const workers: RedisConnections = connectRedis(topology, 'worker', { name: 'bench-worker' });
+  await Promise.all([...producer.instances.values(), ...workers.instances.values()].map((client) => waitUntilReady(client, 5000)));
+  const instances = [...producer.instances];
+  const before = await Promise.all(instances.map(([, client]) => sample(client)));
+  const started = performance.now();
+
+  const queues = QUEUES.map((name) => new Queue(name, { connection: producer.forQueue(name), prefix, skipVersionCheck: true }));
+  await Promise.all(
+    queues.map(async (queue) => {
+      for (let offset = 0; offset < JOBS; offset += ADD_CHUNK) {
+        const count = Math.min(ADD_CHUNK, JOBS - offset);
+        await queue.addBulk(Array.from({ length: count }, (_, i) => ({ name: 'noop', data: { i: offset + i }, opts: { removeOnComplete: true } })));
+      }
+    }),
+  );
+  const added = performance.now();
+  let completed = 0;
+  const drainers = QUEUES.map(
+    (name) =>
+      new Worker(name, async () => undefined, { connection: workers.forQueue(name), prefix, concurrency: CONCURRENCY }).on('completed', () => {
+        completed += 1;
+      }),
+  );
+  await waitUntil(() => completed >= JOBS * QUEUES.length, Date.now() + PHASE_TIMEOUT_MS, `${label}: the workers to drain`);
+  const drained = performance.now();
+
+  const after = await Promise.all(instances.map(([, client]) => sample(client)));
+  await Promise.all(drainers.map((worker) => worker.close()));
+  for (const queue of queues) await queue.obliterate({ force: true });
+  await Promise.all(queues.map((queue) => queue.close()));
+  producer.disconnect();
+  workers.disconnect();
+
+  const total = JOBS * QUEUES.length;
+  const perInstance = instances.map(([name], index) => {
+    const used = delta(after[index] ?? NOTHING, before[index] ?? NOTHING);
+    const jobsHere = QUEUES.filter((queue) => producer.instanceOf(queue) === name).length * JOBS;
+    return { name, jobsHere, ...used };
+  });
+  return {
+    label,
+    addRate: total / ((added - started) / 1000),
+    drainRate: total / ((drained - added) / 1000),
+    seconds: (drained - started) / 1000,
+    perInstance,
+  };
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const servers = [await startRedisServer(7221, { appendonly: false }), await startRedisServer(7222, { appendonly: false })];
+try {
+  const second = servers[1]?.url ?? '';
+  const rows = [
+    await phase('one Redis', servers, []),
+    await phase('two Redis', servers, [{ name: 'shard-b', target: { mode: 'single', url: second }, queues: ['shard-b'] }]),
+  ];
+  console.log(`redis shards: ${fmt(JOBS)} no-op jobs on each of 2 queues, worker concurrency ${CONCURRENCY}, one Node process (add, then drain)`);
+  console.log('setup       add jobs/s   drain jobs/s   instance   jobs    Redis CPU ms   CPU µs/job   commands/job   scripts/job   capacity jobs/s per core');
+  for (const row of rows) {
+    for (const [index, instance] of row.perInstance.entries()) {
+      const head = index === 0 ? `${row.label.padEnd(10)}  ${fmt(row.addRate).padStart(10)}   ${fmt(row.drainRate).padStart(12)}` : ' '.repeat(38);
+      const cpuUsPerJob = instance.jobsHere === 0 ? 0 : (instance.cpuSeconds * 1e6) / instance.jobsHere;
+      const capacity = cpuUsPerJob === 0 ? '-' : fmt(1e6 / cpuUsPerJob);
+      console.log(
+        `${head}   ${instance.name.padEnd(8)} ${fmt(instance.jobsHere).padStart(6)}   ${fmt(instance.cpuSeconds * 1000).padStart(12)}   ${fmt(cpuUsPerJob, 1).padStart(10)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.calls / instance.jobsHere, 1).padStart(12)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.scripts / instance.jobsHere, 1).padStart(11)}   ${capacity.padStart(10)}`,
+      );
+    }
+  }
+  const [one, two] = rows;
+  if (one && two) {
+    const busiest = (row: typeof one) => Math.max(...row.perInstance.map((instance) => instance.cpuSeconds));
+    console.log(
+      `two/one: drain rate ${fmt(two.drainRate / one.drainRate, 2)}x; busiest instance's Redis CPU ${fmt(busiest(two) / busiest(one), 2)}x of one Redis's, so the fleet's Redis ceiling is about ${fmt(busiest(one) / busiest(two), 2)}x`,
+    );
+  }
+} catch (error) {
+  for (const server of servers) console.error(server.output());
+  throw error;
+} finally {
+  for (const server of servers) await server.close();
+}
