@@ -13,6 +13,8 @@ export interface AfipSimulatorOptions {
   host?: string;
   /** How long WSAA's tickets are valid. Default 12 hours, as AFIP's; chaos tests shorten it. */
   ticketTtlMs?: number;
+  /** What FECompTotXRequest answers (RegXReq), the CantReg limit of FECAESolicitar. Default 250, as AFIP's. */
+  maxVouchersPerRequest?: number;
 }
 
 export type AfipSimulatorService = 'wsaa' | 'wsfe';
@@ -55,6 +57,11 @@ export interface AfipSimulator {
    * a worker can die after AFIP authorised but before it recorded the CAE.
    */
   delayAfterAuthorize(ms: number): void;
+  /**
+   * Vouchers whose ImpTotal equals `total` are rejected (observation 10999) until `null`: a lot
+   * holding one comes back partial (P), approved up to it and unevaluated after it.
+   */
+  setRejectedTotal(total: number | null): void;
   /** Makes every issued ticket expire now: WSFE answers 600 to them and WSAA issues new ones. */
   expireTickets(): void;
   /** Forgets tickets, vouchers, counts, faults and delays. */
@@ -84,7 +91,12 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
   const wait = (ms: number) => (ms > 0 ? delay(ms, undefined, { signal: shutdown.signal }) : Promise.resolve());
 
   const wsaa = createWsaaService(now, options.ticketTtlMs);
-  const wsfe = createWsfeService({ wsaa, now, afterAuthorize: () => wait(afterAuthorizeMs) });
+  const wsfe = createWsfeService({
+    wsaa,
+    now,
+    afterAuthorize: () => wait(afterAuthorizeMs),
+    ...(options.maxVouchersPerRequest === undefined ? {} : { maxVouchersPerRequest: options.maxVouchersPerRequest }),
+  });
 
   const server = createServer((request, response) => {
     serve(request, response).catch((error: unknown) => {
@@ -170,6 +182,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
     delayAfterAuthorize(ms) {
       afterAuthorizeMs = ms;
     },
+    setRejectedTotal: (total) => wsfe.setRejectedTotal(total),
     expireTickets: () => wsaa.expireTickets(),
     reset() {
       wsaa.reset();
