@@ -15,14 +15,14 @@
 import { randomBytes } from 'node:crypto';
 import { startAfipSimulator, createTestCertificate, type AfipSimulator } from '@jobfleet/afip/simulator';
 import { loadConfig, type Config } from '@jobfleet/config';
-import { afipIssuerRepository, createTenant, openDatabase } from '@jobfleet/db';
+import { afipIssuerRepository, openDatabase } from '@jobfleet/db';
 import { JOB_KINDS } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue } from 'bullmq';
-import pg from 'pg';
+import { createBenchDatabase } from './bench-database';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const OFF_INVOICES = Number(args.off ?? 60);
@@ -83,7 +83,7 @@ async function run(prefix: string, databaseUrl: string, afip: AfipSimulator, pto
   );
   const afipKind = JOB_KINDS.filter((kind) => kind.name === 'afip-sync');
   const requestsBefore = afip.requestCount('FECAESolicitar');
-  const fleet = await startWorkers({ config, database, connection, logger: createLogger({ level: (args.log ?? 'silent') as 'silent', serviceName: 'bench' }), metrics: createMetrics(), kinds: afipKind });
+  const fleet = await startWorkers({ config, database, connection, logger: createLogger({ level: 'silent', serviceName: 'bench' }), metrics: createMetrics(), kinds: afipKind });
   let completed = 0;
   let failure: Error | undefined;
   const worker = fleet.workers.get('afip-sync');
@@ -120,26 +120,18 @@ async function removeKeys(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-const admin = new pg.Client({ connectionString: ADMIN_DB });
-await admin.connect();
-const dbName = `jobfleet_bench_${randomBytes(4).toString('hex')}`;
-await admin.query(`create database ${dbName}`);
-const dbUrl = new URL(ADMIN_DB);
-dbUrl.pathname = `/${dbName}`;
+const benchDb = await createBenchDatabase(ADMIN_DB, TENANT, async (db) => {
+  await afipIssuerRepository.add(db, parseKeyring(SECRETS_KEYS), { tenantId: TENANT, cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) });
+});
 const afip = await startAfipSimulator();
 try {
-  const setup = openDatabase({ url: dbUrl.toString(), dataDir: '.' });
-  await setup.migrate();
-  await createTenant(setup.db, { id: TENANT, name: TENANT });
-  await afipIssuerRepository.add(setup.db, parseKeyring(SECRETS_KEYS), { tenantId: TENANT, cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) });
-  await setup.close();
   afip.setLatency(LATENCY_MS);
 
   // One key prefix for both rows: the WSAA ticket cached in Redis by the first serves the second
   // (WSAA refuses a second login while a ticket is valid).
   const prefix = `jfbench:${randomBytes(3).toString('hex')}`;
-  const off = await run(prefix, dbUrl.toString(), afip, 1, OFF_INVOICES, '1');
-  const on = await run(prefix, dbUrl.toString(), afip, 2, ON_INVOICES, undefined);
+  const off = await run(prefix, benchDb.url, afip, 1, OFF_INVOICES, '1');
+  const on = await run(prefix, benchDb.url, afip, 2, ON_INVOICES, undefined);
   await removeKeys(prefix);
   console.log(`afip numbering, one series: every AFIP call answered after ${LATENCY_MS} ms, worker concurrency ${CONCURRENCY}`);
   console.log('mode                 invoices   invoices/s   FECAESolicitar   ratio');
@@ -149,6 +141,5 @@ try {
   row('lots', ON_INVOICES, on);
 } finally {
   await afip.close();
-  await admin.query(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await benchDb.drop();
 }

@@ -1,6 +1,7 @@
 import { afipInvoiceRepository, verifyLockAuditChains } from '@jobfleet/db';
 import { invoiceRequest } from '../support/fixtures';
-import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
+import { AFIP_FLEET_ENV, postInvoice, startWorkerProcess } from '../support/afip';
+import { waitFor, type RunningProcess } from '../support/processes';
 import { startTestSystem, TEST_CUIT, type TestSystem } from '../support/system';
 
 const VOUCHER = { cuit: TEST_CUIT, ptoVta: 1, cbteTipo: 1 };
@@ -21,12 +22,8 @@ describe('chaos: a worker SIGKILLed in the middle of an AFIP lot', () => {
       label: 'chaos-afip-lot',
       workers: false,
       env: {
-        QUEUES: 'afip-sync',
+        ...AFIP_FLEET_ENV,
         AFIP_SYNC_CONCURRENCY: '30',
-        AFIP_SYNC_LOCK_DURATION_MS: '2000',
-        AFIP_SYNC_STALLED_INTERVAL_MS: '1000',
-        AFIP_LOCK_TTL_MS: '2000',
-        AFIP_LOCK_WAIT_MS: '200',
         // 30 running jobs for the one tenant, so lots can be as large as the worker's concurrency.
         TENANT_DEFAULT_TIER: 'enterprise',
       },
@@ -39,18 +36,8 @@ describe('chaos: a worker SIGKILLed in the middle of an AFIP lot', () => {
     await system.close();
   }, 60_000);
 
-  const post = (body: unknown) =>
-    system.api.inject({
-      method: 'POST',
-      url: '/v1/jobs/afip-sync',
-      headers: { authorization: `Bearer ${system.apiKey}`, 'content-type': 'application/json' },
-      payload: JSON.stringify(body),
-    });
-  const startWorker = () => {
-    const worker = startEntryPoint('apps/worker/src/main.ts', system.childEnv);
-    workers.push(worker);
-    return worker;
-  };
+  const post = (body: unknown) => postInvoice(system, body);
+  const startWorker = () => startWorkerProcess(system, workers);
   const rows = () => afipInvoiceRepository.listNumbers(system.testDb.database.db, { tenantId: system.tenantId, ...VOUCHER });
   const reservedRows = async () => (await rows()).filter((r) => r.status === 'reserved');
 

@@ -227,7 +227,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     const settlement: Settlement = { authorized: [], rejected: [], released: [] };
     let last = state.lastCbteNro;
     let trusted = true;
-    state.reserved.forEach((row, i) => {
+    for (const [i, row] of state.reserved.entries()) {
       const voucher = found[i];
       if (voucher && voucher.result === 'A' && voucher.authorizationDueDate && isVoucherOf(row.request, voucher)) {
         settlement.authorized.push({
@@ -243,7 +243,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
         // AFIP has this number for another voucher: what we knew of the series is wrong.
         if (voucher) trusted = false;
       }
-    });
+    }
     settlement.lastCbteNro = trusted ? last : null;
     await deps.invoices.settleLot(key, fencingToken, settlement);
     return settlement.lastCbteNro;

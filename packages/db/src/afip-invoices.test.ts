@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { afipInvoiceRepository, FencedOutError, type VoucherKey } from './afip-invoices';
 import { afipInvoices, afipVoucherFences } from './schema';
@@ -26,14 +26,7 @@ describe('afip invoice writes fenced by the voucher lock’s token', () => {
     const rows = await db()
       .select({ fencingToken: afipVoucherFences.fencingToken })
       .from(afipVoucherFences)
-      .where(
-        and(
-          eq(afipVoucherFences.tenantId, key.tenantId),
-          eq(afipVoucherFences.cuit, key.cuit),
-          eq(afipVoucherFences.ptoVta, key.ptoVta),
-          eq(afipVoucherFences.cbteTipo, key.cbteTipo),
-        ),
-      );
+      .where(sql`(${afipVoucherFences.tenantId}, ${afipVoucherFences.cuit}, ${afipVoucherFences.ptoVta}, ${afipVoucherFences.cbteTipo}) = (${key.tenantId}, ${key.cuit}, ${key.ptoVta}, ${key.cbteTipo})`);
     return rows[0]?.fencingToken;
   };
   const rowOf = async (tenantId: string, idempotencyKey: string) => (await afipInvoiceRepository.findByIdempotencyKeys(db(), tenantId, [idempotencyKey]))[0];

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { JobfleetError } from '@jobfleet/contracts';
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { arrayParam, columnName } from './bulk-sql';
 import type { Db } from './client';
 import { afipInvoices, afipVoucherFences } from './schema';
 
@@ -170,9 +171,19 @@ export const afipInvoiceRepository = {
       key,
       fencingToken,
       async (tx) => {
-        for (const row of settlement.authorized) {
-          const { id, ...result } = row;
-          await tx.update(afipInvoices).set({ status: 'authorized', ...result, updatedAt: now }).where(eq(afipInvoices.id, id));
+        const { authorized } = settlement;
+        if (authorized.length > 0) {
+          // One statement for the whole lot (a lot holds up to 250 vouchers).
+          const text = (pick: (row: (typeof authorized)[number]) => string) => arrayParam(authorized.map(pick), 'text');
+          await tx.execute(sql`
+            update ${afipInvoices}
+            set ${columnName(afipInvoices.status)} = 'authorized', ${columnName(afipInvoices.cbteNro)} = lot.cbte_nro,
+              ${columnName(afipInvoices.cae)} = lot.cae, ${columnName(afipInvoices.caeDueDate)} = lot.cae_due_date,
+              ${columnName(afipInvoices.response)} = lot.response::jsonb, ${columnName(afipInvoices.updatedAt)} = ${now.toISOString()}::timestamptz
+            from unnest(${text((r) => r.id)}, ${arrayParam(authorized.map((r) => r.cbteNro), 'bigint')}, ${text((r) => r.cae)},
+              ${text((r) => r.caeDueDate)}, ${text((r) => JSON.stringify(r.response))}) as lot (id, cbte_nro, cae, cae_due_date, response)
+            where ${afipInvoices.id} = lot.id
+          `);
         }
         for (const { id, response } of settlement.rejected) {
           await tx.update(afipInvoices).set({ status: 'rejected', response, updatedAt: now }).where(eq(afipInvoices.id, id));

@@ -65,6 +65,8 @@ export interface AfipSimulator {
    * holding one comes back partial (P), approved up to it and unevaluated after it.
    */
   setRejectedTotal(total: number | null): void;
+  /** Authorises the series' next number outside the fleet (another system of the same CUIT); returns it. */
+  issueElsewhere(cuit: number, ptoVta: number, cbteTipo: number, total: number): number;
   /** Makes every issued ticket expire now: WSFE answers 600 to them and WSAA issues new ones. */
   expireTickets(): void;
   /** Forgets tickets, vouchers, counts, faults and delays. */
@@ -191,6 +193,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
       afterAuthorizeMs = ms;
     },
     setRejectedTotal: (total) => wsfe.setRejectedTotal(total),
+    issueElsewhere: (cuit, ptoVta, cbteTipo, total) => wsfe.issueElsewhere(cuit, ptoVta, cbteTipo, total),
     expireTickets: () => wsaa.expireTickets(),
     reset() {
       wsaa.reset();

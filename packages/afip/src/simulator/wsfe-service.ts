@@ -76,6 +76,12 @@ export function createWsfeService(options: WsfeServiceOptions) {
     return list;
   };
 
+  /** A CAE (14 digits) valid for ten days. */
+  const newCae = () => ({
+    cae: String(randomInt(1, 10)) + String(randomInt(0, 10 ** 13)).padStart(13, '0'),
+    caeDueDate: yyyymmdd(now() + 10 * 24 * 3600_000),
+  });
+
   /** The CUIT an Auth block may act for, or the Errors to answer instead. */
   function authenticate(operation: XmlElement): { cuit: number } | { Errors: { Err: Message[] } } {
     const auth = childElement(operation, 'Auth');
@@ -116,8 +122,7 @@ export function createWsfeService(options: WsfeServiceOptions) {
         stopped = true;
         return { detail, result: 'R' as const, observations, cae: '', caeDueDate: '' };
       }
-      const cae = String(randomInt(1, 10)) + String(randomInt(0, 10 ** 13)).padStart(13, '0');
-      const caeDueDate = yyyymmdd(now() + 10 * 24 * 3600_000);
+      const { cae, caeDueDate } = newCae();
       list.push({
         ptoVta,
         cbteTipo,
@@ -250,6 +255,13 @@ export function createWsfeService(options: WsfeServiceOptions) {
     },
     authorized(cuit: number, ptoVta: number, cbteTipo: number): SimulatedVoucher[] {
       return (vouchers.get(`${cuit}:${ptoVta}:${cbteTipo}`) ?? []).map((v) => ({ ...v, request: [...v.request] }));
+    },
+    /** A voucher authorised outside the fleet (another system with the same CUIT, AFIP's web form): the next number. */
+    issueElsewhere(cuit: number, ptoVta: number, cbteTipo: number, total: number): number {
+      const list = series(cuit, ptoVta, cbteTipo);
+      const cbteNro = (list.at(-1)?.cbteNro ?? 0) + 1;
+      list.push({ ptoVta, cbteTipo, cbteNro, ...newCae(), total, date: yyyymmdd(now()), processedAt: timestamp(now()), request: [] });
+      return cbteNro;
     },
     /** Vouchers with this ImpTotal are rejected (Obs 10999) until `null`: a partial lot on demand. */
     setRejectedTotal(total: number | null): void {
