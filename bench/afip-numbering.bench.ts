@@ -1,6 +1,6 @@
 /**
  * AFIP numbering of one voucher series, one voucher per FECAESolicitar against lots, in the same
- * run: `tsx bench/afip-numbering.bench.ts [-- off=60 on=240 latency=200 concurrency=50]`.
+ * run: `tsx bench/afip-numbering.bench.ts [-- off=60 on=300 latency=200 concurrency=100]`.
  *
  * Both rows run jobfleet's afip-sync kind through its whole worker (lock, Postgres rows, sync
  * status) against the AFIP simulator, which answers every call after `latency` ms. Each row adds
@@ -26,7 +26,7 @@ import { createBenchDatabase } from './bench-database';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const OFF_INVOICES = Number(args.off ?? 60);
-const ON_INVOICES = Number(args.on ?? 240);
+const ON_INVOICES = Number(args.on ?? 300);
 const LATENCY_MS = Number(args.latency ?? 200);
 const CONCURRENCY = Number(args.concurrency ?? 100);
 const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
