@@ -68,6 +68,30 @@ describe('afip-sync lots (several vouchers per FECAESolicitar)', () => {
     const mine = await afipInvoiceRepository.listNumbers(system.testDb.database.db, { tenantId: system.tenantId, ...VOUCHER });
     expect(mine.filter((r) => r.status === 'authorized').map((r) => r.cbteNro)).toEqual(consecutive(elsewhere + 3).filter((n) => n !== elsewhere));
   });
+
+  it('recovery releases a dead holder\'s reserved number that AFIP holds for another voucher, and asks the last number again', async () => {
+    const series = { tenantId: system.tenantId, cuit: TEST_CUIT, ptoVta: 2, cbteTipo: 1 };
+    // A holder recorded number 1 for an invoice and died; meanwhile another system took number 1 at AFIP.
+    await afipInvoiceRepository.reserveLot(system.testDb.database.db, series, 1, [
+      { idempotencyKey: 'invoice:orphan', jobId: 'dead-job', cbteNro: 1, request: invoiceRequest('orphan', { ptoVta: 2 }) },
+    ]);
+    system.afip.issueElsewhere(TEST_CUIT, 2, 1, 99);
+    const consultas = system.afip.requestCount('FECompConsultar');
+
+    await postInvoice(system, invoiceRequest('after-orphan', { ptoVta: 2 }));
+    const row = await settled(system, 'after-orphan');
+    expect(row.status).toBe('synced');
+    expect(system.afip.requestCount('FECompConsultar')).toBe(consultas + 1);
+    const numbers = await afipInvoiceRepository.listNumbers(system.testDb.database.db, series);
+    expect(numbers).toEqual([
+      { cbteNro: 1, status: 'released' },
+      { cbteNro: 2, status: 'authorized' },
+    ]);
+    expect(system.afip.authorized(TEST_CUIT, 2, 1).map((v) => [v.cbteNro, v.cae === row.externalRef])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
+  });
 });
 
 describe('afip-sync with AFIP_BATCH_MAX_VOUCHERS=1', () => {

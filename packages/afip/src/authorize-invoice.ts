@@ -140,7 +140,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     const ticket = await deps.tickets.getTicket({ tenantId: key.tenantId, cuit: key.cuit });
     const auth = { token: ticket.token, sign: ticket.sign, cuit: key.cuit };
     const size = await lotSize(auth, key.cbteTipo);
-    const round = queue.splice(0, size);
+    const round = takeRound(queue, size);
     try {
       await numberRound(key, lock, auth, round);
     } catch (error) {
@@ -279,6 +279,27 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
       }
     },
   };
+}
+
+/**
+ * Up to `size` waiting invoices off the front of `queue`, one per invoice: a job BullMQ handed out
+ * again while its first run still waits here stays queued for the next round (it then finds its
+ * invoice settled).
+ */
+function takeRound(queue: Waiting[], size: number): Waiting[] {
+  const keys = new Set<string>();
+  const round: Waiting[] = [];
+  for (let i = 0; i < queue.length && round.length < size; ) {
+    const waiting = queue[i];
+    if (waiting && !keys.has(waiting.job.idempotencyKey)) {
+      keys.add(waiting.job.idempotencyKey);
+      round.push(waiting);
+      queue.splice(i, 1);
+    } else {
+      i++;
+    }
+  }
+  return round;
 }
 
 /** How a lot's answer splits: the approved prefix, and whether the first rejection is a numbering error or the lot was refused whole. */

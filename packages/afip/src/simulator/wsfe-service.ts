@@ -260,7 +260,11 @@ export function createWsfeService(options: WsfeServiceOptions) {
     issueElsewhere(cuit: number, ptoVta: number, cbteTipo: number, total: number): number {
       const list = series(cuit, ptoVta, cbteTipo);
       const cbteNro = (list.at(-1)?.cbteNro ?? 0) + 1;
-      list.push({ ptoVta, cbteTipo, cbteNro, ...newCae(), total, date: yyyymmdd(now()), processedAt: timestamp(now()), request: [] });
+      const date = yyyymmdd(now());
+      // A final consumer's voucher (DocTipo 99), as FECompConsultar would echo it.
+      const fields = { Concepto: 1, DocTipo: 99, DocNro: 0, CbteDesde: cbteNro, CbteHasta: cbteNro, CbteFch: date, ImpTotal: total, MonId: 'PES', MonCotiz: 1 };
+      const request = Object.entries(fields).map(([name, value]): [string, string] => [name, String(value)]);
+      list.push({ ptoVta, cbteTipo, cbteNro, ...newCae(), total, date, processedAt: timestamp(now()), request });
       return cbteNro;
     },
     /** Vouchers with this ImpTotal are rejected (Obs 10999) until `null`: a partial lot on demand. */
