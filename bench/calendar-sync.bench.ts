@@ -16,15 +16,15 @@ import { randomBytes } from 'node:crypto';
 import { createCalendarClient } from '@jobfleet/calendar';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
-import { createTenant, googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
+import { googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
 import { JOB_KINDS, defineJobKind, jobDataSchema, parsePayload, trackSyncStatus, type AnyJobKind, type KindIntake } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { connectRedis, createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker, type Job } from 'bullmq';
-import pg from 'pg';
 import { z } from 'zod';
+import { createBenchDatabase } from './bench-database';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const JOBS = Number(args.jobs ?? 2000);
@@ -155,23 +155,15 @@ async function jobfleet(prefix: string, databaseUrl: string, calendar: FakeCalen
   return { rate: JOBS / seconds, statementsPerJob: perJob };
 }
 
-const admin = new pg.Client({ connectionString: ADMIN_DB });
-await admin.connect();
-const dbName = `jobfleet_bench_${randomBytes(4).toString('hex')}`;
-await admin.query(`create database ${dbName}`);
-const dbUrl = new URL(ADMIN_DB);
-dbUrl.pathname = `/${dbName}`;
-const calendar = await startFakeCalendar();
-try {
-  const setup = openDatabase({ url: dbUrl.toString(), dataDir: '.' });
-  await setup.migrate();
-  await createTenant(setup.db, { id: TENANT, name: TENANT });
-  await googleConnectionRepository.add(setup.db, parseKeyring(loadConfig({}).secrets.keys), {
+const benchDb = await createBenchDatabase(ADMIN_DB, TENANT, async (db) => {
+  await googleConnectionRepository.add(db, parseKeyring(loadConfig({}).secrets.keys), {
     tenantId: TENANT,
     credential: { kind: 'access-token', token: 'bench-token' },
     access: { policy: 'credential' },
   });
-  await setup.close();
+});
+const calendar = await startFakeCalendar();
+try {
 
   const prefix = `jfbench:${randomBytes(3).toString('hex')}`;
   const client = createCalendarClient({ rootUrl: calendar.rootUrl, credential: { kind: 'access-token', token: 'bench-token' }, tokenUrl: calendar.tokenUrl, timeoutMs: 10_000 });
@@ -183,10 +175,10 @@ try {
     const { request } = job.data as { request: ReturnType<typeof reservation> };
     return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
   });
-  const ourNoop = await jobfleet(prefix, dbUrl.toString(), calendar, noopKind, (i) => ({ id: `n-${i}` }));
+  const ourNoop = await jobfleet(prefix, benchDb.url, calendar, noopKind, (i) => ({ id: `n-${i}` }));
   const calendarKind = JOB_KINDS.find((kind) => kind.name === 'calendar-sync');
   if (calendarKind === undefined) throw new Error('no calendar-sync kind');
-  const ourCalendar = await jobfleet(prefix, dbUrl.toString(), calendar, calendarKind, reservation);
+  const ourCalendar = await jobfleet(prefix, benchDb.url, calendar, calendarKind, reservation);
 
   console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} (jobs added first, drain timed)`);
   console.log('path                              jobs/s   ratio   statements/job');
@@ -198,6 +190,5 @@ try {
   row('jobfleet calendar-sync (vs insert)', ourCalendar.rate, rawInsert, ourCalendar.statementsPerJob);
 } finally {
   await calendar.close();
-  await admin.query(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await benchDb.drop();
 }

@@ -4,6 +4,6 @@ export type { WsaaClient, WsaaCredentials } from './wsaa';
 export { createTicketProvider } from './ticket-provider';
 export { createWsfeClient } from './wsfe';
 export type { WsfeClient } from './wsfe';
-export { authorizeInvoice } from './authorize-invoice';
+export { createInvoiceAuthorizer } from './authorize-invoice';
 export type { InvoiceStore } from './authorize-invoice';
 export { readCredentialsDirectory } from './credentials';

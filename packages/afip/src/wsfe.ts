@@ -16,7 +16,7 @@ export interface AfipMessage {
   message: string;
 }
 
-/** One voucher to authorise (FECAESolicitar with CantReg 1). Dates are AFIP's `YYYYMMDD`. */
+/** One voucher to authorise (a FECAEDetRequest of FECAESolicitar). Dates are AFIP's `YYYYMMDD`. */
 export interface WsfeInvoice {
   ptoVta: number;
   /** FEParamGetTiposCbte: 1 factura A, 6 factura B, 11 factura C... */
@@ -51,18 +51,26 @@ export interface WsfeInvoice {
   service?: { from: string; to: string; paymentDue: string };
 }
 
+/** AFIP's verdict on one voucher of a FECAESolicitar. */
 export interface CaeResult {
-  /** A approved, R rejected, P partially approved (batches only). */
-  result: 'A' | 'R' | 'P';
+  /** A approved, R rejected (or left unevaluated after the lot's first rejection). */
+  result: 'A' | 'R';
   /** 14 digits, present when approved. */
   cae?: string;
   /** YYYYMMDD. */
   caeDueDate?: string;
   cbteNro: number;
-  /** Request-level errors (Errors/Err): the voucher was not evaluated. */
-  errors: AfipMessage[];
   /** Why the voucher was rejected, or remarks on an approved one (Observaciones/Obs). */
   observations: AfipMessage[];
+}
+
+/** FECAESolicitar's answer for a lot of consecutive vouchers, in the order they were sent. */
+export interface CaeLotResult {
+  /** FeCabResp.Resultado: A all approved, R none, P some (partial). */
+  result: 'A' | 'R' | 'P';
+  vouchers: CaeResult[];
+  /** Request-level errors (Errors/Err): the vouchers they concern were not evaluated. */
+  errors: AfipMessage[];
   /** Notices from AFIP (Events/Evt), e.g. announced maintenance. */
   events: AfipMessage[];
 }
@@ -122,8 +130,13 @@ export interface WsfeClient {
   dummy(): Promise<{ appServer: string; dbServer: string; authServer: string }>;
   /** FECompUltimoAutorizado: the last authorised number, 0 when there is none. */
   lastAuthorized(auth: WsfeAuth, ptoVta: number, cbteTipo: number): Promise<number>;
-  /** FECAESolicitar for one voucher. A rejection (`result: 'R'`) is data, not an error. */
-  requestCae(auth: WsfeAuth, invoice: WsfeInvoice): Promise<CaeResult>;
+  /**
+   * FECAESolicitar for a lot of consecutive vouchers of one series (CantReg = `invoices.length`,
+   * at most `maxVouchersPerRequest`). Rejections (`R`, `P`) are data, not errors.
+   */
+  requestCae(auth: WsfeAuth, invoices: readonly WsfeInvoice[]): Promise<CaeLotResult>;
+  /** FECompTotXRequest: how many vouchers one FECAESolicitar may carry (RegXReq). */
+  maxVouchersPerRequest(auth: WsfeAuth): Promise<number>;
   /** FECompConsultar: the voucher AFIP has on record, or null when it has none (error 602). */
   getInvoice(auth: WsfeAuth, ptoVta: number, cbteTipo: number, cbteNro: number): Promise<AuthorizedInvoice | null>;
   /** FEParamGetPtosVenta: the CUIT's web-service points of sale; [] when it has none (602). */
@@ -161,6 +174,8 @@ const errorsSchema = messages('Err');
 const dummySchema = z.object({ AppServer: z.string(), DbServer: z.string(), AuthServer: z.string() });
 
 const lastAuthorizedSchema = z.object({ CbteNro: number.optional(), Errors: errorsSchema });
+
+const perRequestSchema = z.object({ RegXReq: number.optional(), Errors: errorsSchema });
 
 const caeSchema = z.object({
   FeCabResp: z.object({ Resultado: optionalText }).optional(),
@@ -210,7 +225,7 @@ const salesPointsSchema = z.object({
   Errors: errorsSchema,
 });
 
-type Operation = 'FEDummy' | 'FECompUltimoAutorizado' | 'FECAESolicitar' | 'FECompConsultar' | 'FEParamGetPtosVenta';
+type Operation = 'FEDummy' | 'FECompUltimoAutorizado' | 'FECAESolicitar' | 'FECompConsultar' | 'FECompTotXRequest' | 'FEParamGetPtosVenta';
 
 export function createWsfeClient(options: WsfeClientOptions): WsfeClient {
   const service = createSoapService('wsfev1.wsdl', options.url, options.timeoutMs);
@@ -242,28 +257,46 @@ export function createWsfeClient(options: WsfeClientOptions): WsfeClient {
       return answer.CbteNro;
     },
 
-    async requestCae(auth, invoice) {
-      const answer = await call('FECAESolicitar', { Auth: authBlock(auth), FeCAEReq: caeRequest(invoice) }, caeSchema);
-      const detail = answer.FeDetResp?.FECAEDetResponse[0];
-      if (!detail) {
-        // No verdict on the voucher: an internal or authentication error is not an answer about it.
-        const blocking = answer.Errors.find((e) => isServiceError(e.code));
-        if (blocking) throw toAfipError('FECAESolicitar', answer.Errors);
+    async requestCae(auth, invoices) {
+      const first = invoices[0];
+      if (first === undefined) throw new Error('requestCae needs at least one voucher');
+      const answer = await call('FECAESolicitar', { Auth: authBlock(auth), FeCAEReq: caeRequest(first, invoices) }, caeSchema);
+      const details = answer.FeDetResp?.FECAEDetResponse ?? [];
+      if (details.length === 0) {
+        // No verdict on the vouchers: an internal or authentication error is not an answer about them.
+        if (answer.Errors.some((e) => isServiceError(e.code))) throw toAfipError('FECAESolicitar', answer.Errors);
         if (answer.Errors.length === 0) throw unexpectedAnswer('FECAESolicitar', 'no FeDetResp and no Errors');
-      } else if (detail.CbteDesde !== invoice.cbteNro) {
-        throw unexpectedAnswer('FECAESolicitar', `answered for voucher ${detail.CbteDesde}, asked for ${invoice.cbteNro}`);
+      } else if (details.length !== invoices.length || details.some((d, i) => d.CbteDesde !== invoices[i]?.cbteNro)) {
+        const asked = invoices.map((i) => i.cbteNro).join(',');
+        throw unexpectedAnswer('FECAESolicitar', `answered for vouchers ${details.map((d) => d.CbteDesde).join(',')}, asked for ${asked}`);
       }
-      const result = parseResult(detail?.Resultado ?? answer.FeCabResp?.Resultado ?? 'R');
-      if (result === 'A' && detail?.CAE === undefined) throw unexpectedAnswer('FECAESolicitar', 'approved without a CAE');
-      return {
-        result,
-        ...(detail?.CAE === undefined ? {} : { cae: detail.CAE }),
-        ...(detail?.CAEFchVto === undefined ? {} : { caeDueDate: detail.CAEFchVto }),
-        cbteNro: invoice.cbteNro,
-        errors: answer.Errors,
-        observations: detail?.Observaciones ?? [],
-        events: answer.Events,
-      };
+      const vouchers = invoices.map((invoice, i): CaeResult => {
+        const detail = details[i];
+        const result = parseResult(detail?.Resultado ?? 'R');
+        if (result === 'P') throw unexpectedAnswer('FECAESolicitar', `voucher ${invoice.cbteNro} answered P`);
+        if (result === 'A' && detail?.CAE === undefined) throw unexpectedAnswer('FECAESolicitar', 'approved without a CAE');
+        return {
+          result,
+          ...(detail?.CAE === undefined ? {} : { cae: detail.CAE }),
+          ...(detail?.CAEFchVto === undefined ? {} : { caeDueDate: detail.CAEFchVto }),
+          cbteNro: invoice.cbteNro,
+          observations: detail?.Observaciones ?? [],
+        };
+      });
+      const approved = vouchers.filter((v) => v.result === 'A').length;
+      const result = approved === vouchers.length ? 'A' : approved === 0 ? 'R' : 'P';
+      const stated = answer.FeCabResp?.Resultado;
+      if (stated !== undefined && details.length > 0 && parseResult(stated) !== result) {
+        throw unexpectedAnswer('FECAESolicitar', `header says ${stated}, vouchers say ${result}`);
+      }
+      return { result, vouchers, errors: answer.Errors, events: answer.Events };
+    },
+
+    async maxVouchersPerRequest(auth) {
+      const answer = await call('FECompTotXRequest', { Auth: authBlock(auth) }, perRequestSchema);
+      if (answer.Errors.length > 0) throw toAfipError('FECompTotXRequest', answer.Errors);
+      if (answer.RegXReq === undefined || answer.RegXReq < 1) throw unexpectedAnswer('FECompTotXRequest', 'no RegXReq');
+      return answer.RegXReq;
     },
 
     async getInvoice(auth, ptoVta, cbteTipo, cbteNro) {
@@ -313,33 +346,33 @@ function authBlock(auth: WsfeAuth) {
   return { Token: auth.token, Sign: auth.sign, Cuit: auth.cuit };
 }
 
-/** FeCAEReq for one voucher, every sequence in the WSDL's order (ASMX ignores elements out of order). */
-function caeRequest(invoice: WsfeInvoice) {
+/** FeCAEReq for a lot of one series, every sequence in the WSDL's order (ASMX ignores elements out of order). */
+function caeRequest(first: WsfeInvoice, invoices: readonly WsfeInvoice[]) {
+  return {
+    FeCabReq: { CantReg: invoices.length, PtoVta: first.ptoVta, CbteTipo: first.cbteTipo },
+    FeDetReq: { FECAEDetRequest: invoices.map(detailRequest) },
+  };
+}
+
+function detailRequest(invoice: WsfeInvoice) {
   const { amounts, service, vat } = invoice;
   return {
-    FeCabReq: { CantReg: 1, PtoVta: invoice.ptoVta, CbteTipo: invoice.cbteTipo },
-    FeDetReq: {
-      FECAEDetRequest: [
-        {
-          Concepto: invoice.concept,
-          DocTipo: invoice.docType,
-          DocNro: invoice.docNumber,
-          CbteDesde: invoice.cbteNro,
-          CbteHasta: invoice.cbteNro,
-          CbteFch: invoice.date,
-          ImpTotal: money(amounts.total),
-          ImpTotConc: money(amounts.untaxed),
-          ImpNeto: money(amounts.net),
-          ImpOpEx: money(amounts.exempt),
-          ImpTrib: money(amounts.otherTaxes),
-          ImpIVA: money(amounts.iva),
-          ...(service ? { FchServDesde: service.from, FchServHasta: service.to, FchVtoPago: service.paymentDue } : {}),
-          MonId: invoice.currency,
-          MonCotiz: invoice.exchangeRate,
-          ...(vat.length > 0 ? { Iva: { AlicIva: vat.map((v) => ({ Id: v.id, BaseImp: money(v.base), Importe: money(v.amount) })) } } : {}),
-        },
-      ],
-    },
+    Concepto: invoice.concept,
+    DocTipo: invoice.docType,
+    DocNro: invoice.docNumber,
+    CbteDesde: invoice.cbteNro,
+    CbteHasta: invoice.cbteNro,
+    CbteFch: invoice.date,
+    ImpTotal: money(amounts.total),
+    ImpTotConc: money(amounts.untaxed),
+    ImpNeto: money(amounts.net),
+    ImpOpEx: money(amounts.exempt),
+    ImpTrib: money(amounts.otherTaxes),
+    ImpIVA: money(amounts.iva),
+    ...(service ? { FchServDesde: service.from, FchServHasta: service.to, FchVtoPago: service.paymentDue } : {}),
+    MonId: invoice.currency,
+    MonCotiz: invoice.exchangeRate,
+    ...(vat.length > 0 ? { Iva: { AlicIva: vat.map((v) => ({ Id: v.id, BaseImp: money(v.base), Importe: money(v.amount) })) } } : {}),
   };
 }
 
@@ -348,7 +381,7 @@ function money(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
-function parseResult(value: string): CaeResult['result'] {
+function parseResult(value: string): CaeLotResult['result'] {
   if (value === 'A' || value === 'R' || value === 'P') return value;
   throw unexpectedAnswer('FECAESolicitar', `unknown Resultado ${value}`);
 }

@@ -211,6 +211,8 @@ const envSchema = z.object({
   AFIP_TICKET_REFRESH_MARGIN_SECONDS: int(0).default(600),
   // While AFIP holds a login ticket the fleet lost (refuses new logins), how often one worker tries again.
   AFIP_WSAA_RECHECK_SECONDS: int(1).default(300),
+  // Most vouchers per FECAESolicitar (a lot of one series); unset: what FECompTotXRequest answers (250); 1: no lots.
+  AFIP_BATCH_MAX_VOUCHERS: int(1).optional(),
 
   // Backup definitions (JSON array) and the targets they write to (JSON object); see the README.
   BACKUP_DEFINITIONS: optionalString,
@@ -329,6 +331,8 @@ export interface Config {
     ticketRefreshMarginSeconds: number;
     /** While AFIP holds a ticket the fleet lost, how often one worker tries the login again. */
     lostTicketRecheckMs: number;
+    /** Most vouchers per FECAESolicitar; undefined: FECompTotXRequest's answer; 1: one voucher per request. */
+    batchMaxVouchers: number | undefined;
   };
   backup: BackupConfig;
   /** Timeout, retry, breaker and bulkhead settings of each dependency. */
@@ -565,6 +569,7 @@ export function loadConfig(source: Source = process.env): Config {
       lockTtlMs: env.AFIP_LOCK_TTL_MS,
       ticketRefreshMarginSeconds: env.AFIP_TICKET_REFRESH_MARGIN_SECONDS,
       lostTicketRecheckMs: env.AFIP_WSAA_RECHECK_SECONDS * 1000,
+      batchMaxVouchers: env.AFIP_BATCH_MAX_VOUCHERS,
     },
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),

@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { afipInvoiceRepository, FencedOutError, type VoucherKey } from './afip-invoices';
 import { afipInvoices, afipVoucherFences } from './schema';
@@ -15,23 +15,21 @@ describe('afip invoice writes fenced by the voucher lock’s token', () => {
   const db = () => testDb.database.db;
   let invoices = 0;
   /** A reservation of the next invoice of `key` (its own idempotency key) under `fencingToken`. */
-  const reserve = (key: VoucherKey, fencingToken: number, cbteNro = 1, idempotencyKey = `inv-${++invoices}`) =>
-    afipInvoiceRepository.reserve(db(), { ...key, idempotencyKey, jobId: `job-${idempotencyKey}`, cbteNro, request: { idempotencyKey }, fencingToken });
+  const reserve = async (key: VoucherKey, fencingToken: number, cbteNro = 1, idempotencyKey = `inv-${++invoices}`) => {
+    const [row] = await afipInvoiceRepository.reserveLot(db(), key, fencingToken, [{ idempotencyKey, jobId: `job-${idempotencyKey}`, cbteNro, request: { idempotencyKey } }]);
+    if (!row) throw new Error('no row reserved');
+    return row;
+  };
+  const nothing = { authorized: [], rejected: [], released: [] };
+  const authorization = (id: string) => ({ id, cbteNro: 1, cae: '75123456789012', caeDueDate: '20261210', response: {} });
   const fenceOf = async (key: VoucherKey) => {
     const rows = await db()
       .select({ fencingToken: afipVoucherFences.fencingToken })
       .from(afipVoucherFences)
-      .where(
-        and(
-          eq(afipVoucherFences.tenantId, key.tenantId),
-          eq(afipVoucherFences.cuit, key.cuit),
-          eq(afipVoucherFences.ptoVta, key.ptoVta),
-          eq(afipVoucherFences.cbteTipo, key.cbteTipo),
-        ),
-      );
+      .where(sql`(${afipVoucherFences.tenantId}, ${afipVoucherFences.cuit}, ${afipVoucherFences.ptoVta}, ${afipVoucherFences.cbteTipo}) = (${key.tenantId}, ${key.cuit}, ${key.ptoVta}, ${key.cbteTipo})`);
     return rows[0]?.fencingToken;
   };
-  const rowOf = async (tenantId: string, idempotencyKey: string) => afipInvoiceRepository.findByIdempotencyKey(db(), tenantId, idempotencyKey);
+  const rowOf = async (tenantId: string, idempotencyKey: string) => (await afipInvoiceRepository.findByIdempotencyKeys(db(), tenantId, [idempotencyKey]))[0];
   const fencedOut = (fencingToken: number) => expect.objectContaining({ name: 'FencedOutError', code: 'LOCK_FENCED_OUT', retryable: true, details: { fencingToken } });
 
   it('refuses a token older than the series’ newest and accepts that one again and newer ones', async () => {
@@ -76,28 +74,67 @@ describe('afip invoice writes fenced by the voucher lock’s token', () => {
     await expect(reserve(key, 99, 2)).rejects.toEqual(fencedOut(99));
   });
 
-  it('refuses markAuthorized, markRejected and releaseDeadReservations under an older token, changing no row', async () => {
+  it('refuses settleLot under an older token, changing no row and no last number', async () => {
     const key = { tenantId: 't1', cuit: 30712345671, ptoVta: 2, cbteTipo: 1 };
     const old = await reserve(key, 7, 1, 'settle-old');
-    await reserve(key, 8, 2, 'settle-new');
+    const newer = await reserve(key, 8, 2, 'settle-new');
     const before = await db().select().from(afipInvoices).where(eq(afipInvoices.tenantId, 't1'));
 
-    const stale = { id: old.id, key, fencingToken: 7 };
-    await expect(afipInvoiceRepository.markAuthorized(db(), stale, { cbteNro: 1, cae: '75123456789012', caeDueDate: '20261210', response: {} })).rejects.toEqual(
-      fencedOut(7),
-    );
-    await expect(afipInvoiceRepository.markRejected(db(), stale, { result: 'R' })).rejects.toEqual(fencedOut(7));
-    await expect(afipInvoiceRepository.releaseDeadReservations(db(), key, 1, 7)).rejects.toEqual(fencedOut(7));
+    const settle = (fencingToken: number, settlement: Parameters<typeof afipInvoiceRepository.settleLot>[3]) =>
+      afipInvoiceRepository.settleLot(db(), key, fencingToken, settlement);
+    await expect(settle(7, { ...nothing, authorized: [authorization(old.id)], lastCbteNro: 1 })).rejects.toEqual(fencedOut(7));
+    await expect(settle(7, { ...nothing, rejected: [{ id: old.id, response: { result: 'R' } }] })).rejects.toEqual(fencedOut(7));
+    await expect(settle(7, { ...nothing, released: [newer.id] })).rejects.toEqual(fencedOut(7));
     expect(await db().select().from(afipInvoices).where(eq(afipInvoices.tenantId, 't1'))).toEqual(before);
-    expect(await rowOf('t1', 'settle-old')).toMatchObject({ status: 'reserved', cae: null, response: null });
+    expect(await afipInvoiceRepository.seriesState(db(), key)).toMatchObject({ lastCbteNro: null, reserved: [{ id: old.id }, { id: newer.id }] });
 
-    // The current holder settles the same row.
-    await afipInvoiceRepository.markAuthorized(db(), { ...stale, fencingToken: 8 }, { cbteNro: 1, cae: '75123456789012', caeDueDate: '20261210', response: {} });
+    // The current holder settles both rows in one transaction and records the series' last number.
+    await settle(8, { ...nothing, authorized: [authorization(old.id)], released: [newer.id], lastCbteNro: 1 });
     expect(await rowOf('t1', 'settle-old')).toMatchObject({ status: 'authorized', cae: '75123456789012' });
-    expect(await afipInvoiceRepository.releaseDeadReservations(db(), key, 2, 8)).toBe(1);
     expect(await afipInvoiceRepository.listNumbers(db(), key)).toEqual([
       { cbteNro: 1, status: 'authorized' },
       { cbteNro: 2, status: 'released' },
     ]);
+    expect(await afipInvoiceRepository.seriesState(db(), key)).toEqual({ lastCbteNro: 1, reserved: [] });
+    // Omitted keeps the last number, null forgets it (FECompUltimoAutorizado is asked next).
+    await settle(8, nothing);
+    expect((await afipInvoiceRepository.seriesState(db(), key)).lastCbteNro).toBe(1);
+    await settle(8, { ...nothing, lastCbteNro: null });
+    expect((await afipInvoiceRepository.seriesState(db(), key)).lastCbteNro).toBeNull();
+  });
+
+  it('reserves a lot in one statement, reusing the rows of earlier attempts that AFIP does not have', async () => {
+    const key = { tenantId: 't2', cuit: 30712345671, ptoVta: 9, cbteTipo: 6 };
+    const lot = (numbers: number[]) =>
+      afipInvoiceRepository.reserveLot(
+        db(),
+        key,
+        1,
+        numbers.map((cbteNro, i) => ({ idempotencyKey: `lot-${i}`, jobId: `job-${i}`, cbteNro, request: { i } })),
+      );
+    const first = await lot([1, 2, 3]);
+    expect(first.map((r) => [r.idempotencyKey, r.cbteNro, r.status])).toEqual([
+      ['lot-0', 1, 'reserved'],
+      ['lot-1', 2, 'reserved'],
+      ['lot-2', 3, 'reserved'],
+    ]);
+    // The lot was cut after its first voucher: the others are released, then renumbered in the next lot.
+    await afipInvoiceRepository.settleLot(db(), key, 1, {
+      authorized: [{ ...authorization(first[0]?.id ?? ''), cbteNro: 1 }],
+      rejected: [],
+      released: first.slice(1).map((r) => r.id),
+      lastCbteNro: 1,
+    });
+    const again = await afipInvoiceRepository.reserveLot(db(), key, 1, [
+      { idempotencyKey: 'lot-1', jobId: 'job-1b', cbteNro: 2, request: { i: 1 } },
+      { idempotencyKey: 'lot-2', jobId: 'job-2b', cbteNro: 3, request: { i: 2 } },
+    ]);
+    expect(again.map((r) => r.id)).toEqual(first.slice(1).map((r) => r.id));
+    expect(again.map((r) => [r.cbteNro, r.status, r.jobId])).toEqual([
+      [2, 'reserved', 'job-1b'],
+      [3, 'reserved', 'job-2b'],
+    ]);
+    // An authorised invoice is never reserved again.
+    await expect(lot([4])).rejects.toThrow('lot-0 is already authorized');
   });
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { JobfleetError } from '@jobfleet/contracts';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { arrayParam, columnName } from './bulk-sql';
 import type { Db } from './client';
 import { afipInvoices, afipVoucherFences } from './schema';
 
@@ -36,13 +37,15 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
  * The upsert holds the fence row's lock until the transaction ends, so a newer holder's write
  * waits for this one and never interleaves with it.
  */
-async function advanceFence(tx: Tx, key: VoucherKey, fencingToken: number): Promise<void> {
+async function advanceFence(tx: Tx, key: VoucherKey, fencingToken: number, lastCbteNro?: number | null): Promise<void> {
+  // undefined keeps the known last number; null forgets it (FECompUltimoAutorizado is asked next).
+  const last = lastCbteNro === undefined ? {} : { lastCbteNro };
   const rows = await tx
     .insert(afipVoucherFences)
-    .values({ ...key, fencingToken })
+    .values({ ...key, fencingToken, ...last })
     .onConflictDoUpdate({
       target: [afipVoucherFences.tenantId, afipVoucherFences.cuit, afipVoucherFences.ptoVta, afipVoucherFences.cbteTipo],
-      set: { fencingToken, updatedAt: new Date() },
+      set: { fencingToken, ...last, updatedAt: new Date() },
       setWhere: sql`${afipVoucherFences.fencingToken} <= ${fencingToken}`,
     })
     .returning({ fencingToken: afipVoucherFences.fencingToken });
@@ -50,11 +53,30 @@ async function advanceFence(tx: Tx, key: VoucherKey, fencingToken: number): Prom
 }
 
 /** Runs `write` only while `fencingToken` is the newest of its series, in one transaction. */
-function fenced<T>(db: Db, key: VoucherKey, fencingToken: number, write: (tx: Tx) => Promise<T>): Promise<T> {
+function fenced<T>(db: Db, key: VoucherKey, fencingToken: number, write: (tx: Tx) => Promise<T>, lastCbteNro?: number | null): Promise<T> {
   return db.transaction(async (tx) => {
-    await advanceFence(tx, key, fencingToken);
+    await advanceFence(tx, key, fencingToken, lastCbteNro);
     return write(tx);
   });
+}
+
+/** One invoice of a lot about to be requested: its number is recorded before AFIP is called. */
+export interface LotReservation {
+  idempotencyKey: string;
+  jobId: string;
+  cbteNro: number;
+  request: unknown;
+}
+
+/** What one FECAESolicitar (or a recovery with FECompConsultar) settled, written in one transaction. */
+export interface LotSettlement {
+  authorized: { id: string; cbteNro: number; cae: string; caeDueDate: string; response: unknown }[];
+  /** AFIP refused these vouchers: their numbers stay free for the next invoices. */
+  rejected: { id: string; response: unknown }[];
+  /** Reservations AFIP never took (unevaluated after a rejection, or lost with a dead holder). */
+  released: string[];
+  /** The series' last authorised number now; null: unknown (ask FECompUltimoAutorizado); omitted: unchanged. */
+  lastCbteNro?: number | null;
 }
 
 const seriesOf = (key: VoucherKey) =>
@@ -76,61 +98,104 @@ export const afipInvoiceRepository = {
     return rows[0];
   },
 
-  /** Records that `cbteNro` is about to be requested for this invoice (before calling AFIP). */
-  async reserve(
-    db: Db,
-    input: VoucherKey & { idempotencyKey: string; jobId: string; cbteNro: number; request: unknown; fencingToken: number },
-  ): Promise<AfipInvoiceRow> {
-    const { fencingToken, ...fields } = input;
-    const now = new Date();
-    const values = { id: randomUUID(), status: 'reserved' as const, ...fields, createdAt: now, updatedAt: now };
-    const rows = await fenced(db, input, fencingToken, (tx) => tx
-      .insert(afipInvoices)
-      .values(values)
-      // An earlier attempt of the same invoice that AFIP does not have is reused with the new number.
-      .onConflictDoUpdate({
-        target: [afipInvoices.tenantId, afipInvoices.idempotencyKey],
-        set: { status: 'reserved', cbteNro: input.cbteNro, jobId: input.jobId, request: input.request, response: null, updatedAt: now },
-        setWhere: sql`${afipInvoices.status} <> 'authorized'`,
-      })
-      .returning());
-    const row = rows[0];
-    if (!row) throw new Error(`invoice ${input.idempotencyKey} is already authorized`);
-    return row;
+  async findByIdempotencyKeys(db: Db, tenantId: string, idempotencyKeys: readonly string[]): Promise<AfipInvoiceRow[]> {
+    if (idempotencyKeys.length === 0) return [];
+    return db
+      .select()
+      .from(afipInvoices)
+      .where(and(eq(afipInvoices.tenantId, tenantId), inArray(afipInvoices.idempotencyKey, [...idempotencyKeys])));
   },
 
   /**
-   * Frees reservations of this voucher key from `fromNumber` on, made by runs that died before AFIP
-   * took their number (the caller checked AFIP's last authorised number under the lock).
+   * What the fleet knows of a series before numbering: its last authorised number (null when never
+   * learnt) and the reservations still open. Open reservations at this point belong to a holder
+   * that died or was fenced out between recording its lot and settling it: AFIP may have them.
    */
-  async releaseDeadReservations(db: Db, key: VoucherKey, fromNumber: number, fencingToken: number): Promise<number> {
+  async seriesState(db: Db, key: VoucherKey): Promise<{ lastCbteNro: number | null; reserved: AfipInvoiceRow[] }> {
+    const [fence, reserved] = await Promise.all([
+      db
+        .select({ lastCbteNro: afipVoucherFences.lastCbteNro })
+        .from(afipVoucherFences)
+        .where(
+          and(
+            eq(afipVoucherFences.tenantId, key.tenantId),
+            eq(afipVoucherFences.cuit, key.cuit),
+            eq(afipVoucherFences.ptoVta, key.ptoVta),
+            eq(afipVoucherFences.cbteTipo, key.cbteTipo),
+          ),
+        ),
+      db.select().from(afipInvoices).where(and(seriesOf(key), eq(afipInvoices.status, 'reserved'))).orderBy(afipInvoices.cbteNro),
+    ]);
+    return { lastCbteNro: fence[0]?.lastCbteNro ?? null, reserved };
+  },
+
+  /**
+   * Records the numbers of a lot about to be requested, in one statement, before AFIP is called:
+   * a holder that dies while the request is out leaves them for the next holder to look up.
+   */
+  async reserveLot(db: Db, key: VoucherKey, fencingToken: number, lot: readonly LotReservation[]): Promise<AfipInvoiceRow[]> {
+    const now = new Date();
+    const values = lot.map((item) => ({ id: randomUUID(), status: 'reserved' as const, ...key, ...item, createdAt: now, updatedAt: now }));
     const rows = await fenced(db, key, fencingToken, (tx) =>
       tx
-        .update(afipInvoices)
-        .set({ status: 'released', updatedAt: new Date() })
-        .where(and(seriesOf(key), eq(afipInvoices.status, 'reserved'), sql`${afipInvoices.cbteNro} >= ${fromNumber}`))
-        .returning({ id: afipInvoices.id }),
+        .insert(afipInvoices)
+        .values(values)
+        // An earlier attempt of the same invoice that AFIP does not have is reused with the new number.
+        .onConflictDoUpdate({
+          target: [afipInvoices.tenantId, afipInvoices.idempotencyKey],
+          set: {
+            status: 'reserved',
+            cbteNro: sql`excluded.cbte_nro`,
+            jobId: sql`excluded.job_id`,
+            request: sql`excluded.request`,
+            response: null,
+            updatedAt: now,
+          },
+          setWhere: sql`${afipInvoices.status} <> 'authorized'`,
+        })
+        .returning(),
     );
-    return rows.length;
+    const byKey = new Map(rows.map((row) => [row.idempotencyKey, row]));
+    return lot.map((item) => {
+      const row = byKey.get(item.idempotencyKey);
+      if (!row) throw new Error(`invoice ${item.idempotencyKey} is already authorized`);
+      return row;
+    });
   },
 
-  async markAuthorized(
-    db: Db,
-    row: { id: string; key: VoucherKey; fencingToken: number },
-    result: { cbteNro: number; cae: string; caeDueDate: string; response: unknown },
-  ): Promise<void> {
-    await fenced(db, row.key, row.fencingToken, (tx) =>
-      tx
-        .update(afipInvoices)
-        .set({ status: 'authorized', cbteNro: result.cbteNro, cae: result.cae, caeDueDate: result.caeDueDate, response: result.response, updatedAt: new Date() })
-        .where(eq(afipInvoices.id, row.id)),
-    );
-  },
-
-  /** AFIP refused the voucher: the number stays free for the next invoice (partial unique index). */
-  async markRejected(db: Db, row: { id: string; key: VoucherKey; fencingToken: number }, response: unknown): Promise<void> {
-    await fenced(db, row.key, row.fencingToken, (tx) =>
-      tx.update(afipInvoices).set({ status: 'rejected', response, updatedAt: new Date() }).where(eq(afipInvoices.id, row.id)),
+  /** Writes what AFIP answered for a lot (or what a recovery learnt), fenced, in one transaction. */
+  async settleLot(db: Db, key: VoucherKey, fencingToken: number, settlement: LotSettlement): Promise<void> {
+    const now = new Date();
+    await fenced(
+      db,
+      key,
+      fencingToken,
+      async (tx) => {
+        const { authorized } = settlement;
+        if (authorized.length > 0) {
+          // One statement for the whole lot (a lot holds up to 250 vouchers).
+          const text = (pick: (row: (typeof authorized)[number]) => string) => arrayParam(authorized.map(pick), 'text');
+          await tx.execute(sql`
+            update ${afipInvoices}
+            set ${columnName(afipInvoices.status)} = 'authorized', ${columnName(afipInvoices.cbteNro)} = lot.cbte_nro,
+              ${columnName(afipInvoices.cae)} = lot.cae, ${columnName(afipInvoices.caeDueDate)} = lot.cae_due_date,
+              ${columnName(afipInvoices.response)} = lot.response::jsonb, ${columnName(afipInvoices.updatedAt)} = ${now.toISOString()}::timestamptz
+            from unnest(${text((r) => r.id)}, ${arrayParam(authorized.map((r) => r.cbteNro), 'bigint')}, ${text((r) => r.cae)},
+              ${text((r) => r.caeDueDate)}, ${text((r) => JSON.stringify(r.response))}) as lot (id, cbte_nro, cae, cae_due_date, response)
+            where ${afipInvoices.id} = lot.id
+          `);
+        }
+        for (const { id, response } of settlement.rejected) {
+          await tx.update(afipInvoices).set({ status: 'rejected', response, updatedAt: now }).where(eq(afipInvoices.id, id));
+        }
+        if (settlement.released.length > 0) {
+          await tx
+            .update(afipInvoices)
+            .set({ status: 'released', updatedAt: now })
+            .where(and(inArray(afipInvoices.id, settlement.released), eq(afipInvoices.status, 'reserved')));
+        }
+      },
+      settlement.lastCbteNro,
     );
   },
 

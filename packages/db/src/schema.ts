@@ -183,9 +183,10 @@ export const afipInvoices = pgTable(
 );
 
 /**
- * The newest fencing token seen per voucher series (tenant, CUIT, point of sale, voucher type).
- * Every reservation and settlement of a number carries its lock's token and is refused when an
- * older one: a holder paused past its lock's TTL can then record nothing.
+ * The newest fencing token seen per voucher series (tenant, CUIT, point of sale, voucher type), and
+ * the series' last authorised number. Every reservation and settlement of a number carries its
+ * lock's token and is refused when an older one: a holder paused past its lock's TTL can then
+ * record nothing.
  */
 export const afipVoucherFences = pgTable(
   'afip_voucher_fences',
@@ -197,6 +198,9 @@ export const afipVoucherFences = pgTable(
     ptoVta: integer('pto_vta').notNull(),
     cbteTipo: integer('cbte_tipo').notNull(),
     fencingToken: bigint('fencing_token', { mode: 'number' }).notNull(),
+    // The series' last number AFIP authorised as the fleet knows it, written with the settlement that
+    // learnt it (so FECompUltimoAutorizado is asked only when this is null, or on a numbering error).
+    lastCbteNro: bigint('last_cbte_nro', { mode: 'number' }),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.cuit, t.ptoVta, t.cbteTipo] })],

@@ -18,8 +18,15 @@ describe('fencing a paused lock holder out of the AFIP invoice rows', () => {
   });
 
   const db = () => bed.testDb.database.db;
-  const reserve = (idempotencyKey: string, cbteNro: number, fencingToken: number) =>
-    afipInvoiceRepository.reserve(db(), { ...key, idempotencyKey, jobId: `job-${idempotencyKey}`, cbteNro, request: { idempotencyKey }, fencingToken });
+  const reserve = async (idempotencyKey: string, cbteNro: number, fencingToken: number) => {
+    const [row] = await afipInvoiceRepository.reserveLot(db(), key, fencingToken, [{ idempotencyKey, jobId: `job-${idempotencyKey}`, cbteNro, request: { idempotencyKey } }]);
+    if (!row) throw new Error('no row reserved');
+    return row;
+  };
+  const nothing = { authorized: [], rejected: [], released: [] };
+  const authorize = (id: string, cae: string, fencingToken: number) =>
+    afipInvoiceRepository.settleLot(db(), key, fencingToken, { ...nothing, authorized: [{ id, ...authorization(cae) }], lastCbteNro: 1 });
+  const release = (id: string, fencingToken: number) => afipInvoiceRepository.settleLot(db(), key, fencingToken, { ...nothing, released: [id] });
   const invoiceRows = () => db().select().from(schema.afipInvoices).where(eq(schema.afipInvoices.tenantId, tenantId)).orderBy(schema.afipInvoices.createdAt);
   const authorization = (cae: string) => ({ cbteNro: 1, cae, caeDueDate: '20261210', response: { cae } });
 
@@ -36,7 +43,7 @@ describe('fencing a paused lock holder out of the AFIP invoice rows', () => {
     if (!b) throw new Error('B did not get the expired lock');
     expect(b.fencingToken).toBeGreaterThan(a.fencingToken);
     // B finds A's number not taken at AFIP, frees it and reserves it for its own invoice.
-    expect(await afipInvoiceRepository.releaseDeadReservations(db(), key, 1, b.fencingToken)).toBe(1);
+    await release(reservedByA.id, b.fencingToken);
     const reservedByB = await reserve('inv-b', 1, b.fencingToken);
     const afterB = await invoiceRows();
     expect(afterB.map((r) => [r.idempotencyKey, r.cbteNro, r.status])).toEqual([
@@ -45,17 +52,18 @@ describe('fencing a paused lock holder out of the AFIP invoice rows', () => {
     ]);
 
     // A wakes up and carries on where it stopped: every write is refused, nothing changes.
-    const stale = { id: reservedByA.id, key, fencingToken: a.fencingToken };
-    await expect(afipInvoiceRepository.markAuthorized(db(), stale, authorization('75000000000001'))).rejects.toBeInstanceOf(FencedOutError);
-    await expect(afipInvoiceRepository.markRejected(db(), stale, { result: 'R' })).rejects.toBeInstanceOf(FencedOutError);
+    await expect(authorize(reservedByA.id, '75000000000001', a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
+    await expect(
+      afipInvoiceRepository.settleLot(db(), key, a.fencingToken, { ...nothing, rejected: [{ id: reservedByA.id, response: { result: 'R' } }] }),
+    ).rejects.toBeInstanceOf(FencedOutError);
     await expect(reserve('inv-a', 1, a.fencingToken)).rejects.toMatchObject({ code: 'LOCK_FENCED_OUT', details: { fencingToken: a.fencingToken } });
     await expect(reserve('inv-a-2', 2, a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
-    await expect(afipInvoiceRepository.releaseDeadReservations(db(), key, 1, a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
+    await expect(release(reservedByB.id, a.fencingToken)).rejects.toBeInstanceOf(FencedOutError);
     expect(await invoiceRows()).toEqual(afterB);
     expect(await a.release()).toBe(false);
 
     // B, the current holder, settles its invoice.
-    await afipInvoiceRepository.markAuthorized(db(), { id: reservedByB.id, key, fencingToken: b.fencingToken }, authorization('75000000000002'));
+    await authorize(reservedByB.id, '75000000000002', b.fencingToken);
     expect((await invoiceRows()).map((r) => [r.idempotencyKey, r.status, r.cae])).toEqual([
       ['inv-a', 'released', null],
       ['inv-b', 'authorized', '75000000000002'],

@@ -13,6 +13,8 @@ export interface AfipSimulatorOptions {
   host?: string;
   /** How long WSAA's tickets are valid. Default 12 hours, as AFIP's; chaos tests shorten it. */
   ticketTtlMs?: number;
+  /** What FECompTotXRequest answers (RegXReq), the CantReg limit of FECAESolicitar. Default 250, as AFIP's. */
+  maxVouchersPerRequest?: number;
 }
 
 export type AfipSimulatorService = 'wsaa' | 'wsfe';
@@ -44,8 +46,11 @@ export interface AfipSimulator {
   authorized(cuit: number, ptoVta: number, cbteTipo: number): AuthorizedVoucher[];
   /** Requests received per operation (`loginCms`, `FECAESolicitar`...), faulted ones included; all when omitted. */
   requestCount(operation?: string): number;
-  /** The next `count` requests to `service` (default wsfe) answer `fault` instead of being served. */
-  failNext(count: number, fault: AfipSimulatorFault, service?: AfipSimulatorService): void;
+  /**
+   * The next `count` requests to `service` (default wsfe), or only those calling `operation` when
+   * given (`FECAESolicitar`), answer `fault` instead of being served.
+   */
+  failNext(count: number, fault: AfipSimulatorFault, service?: AfipSimulatorService, operation?: string): void;
   /** An outage of `service` (default wsfe): every request answers `fault` until `setOutage(null)`. */
   setOutage(fault: AfipSimulatorFault | null, service?: AfipSimulatorService): void;
   /** Delays every answer by `ms`; the request takes effect before the wait, as a slow network would have it. */
@@ -55,6 +60,13 @@ export interface AfipSimulator {
    * a worker can die after AFIP authorised but before it recorded the CAE.
    */
   delayAfterAuthorize(ms: number): void;
+  /**
+   * Vouchers whose ImpTotal equals `total` are rejected (observation 10999) until `null`: a lot
+   * holding one comes back partial (P), approved up to it and unevaluated after it.
+   */
+  setRejectedTotal(total: number | null): void;
+  /** Authorises the series' next number outside the fleet (another system of the same CUIT); returns it. */
+  issueElsewhere(cuit: number, ptoVta: number, cbteTipo: number, total: number): number;
   /** Makes every issued ticket expire now: WSFE answers 600 to them and WSAA issues new ones. */
   expireTickets(): void;
   /** Forgets tickets, vouchers, counts, faults and delays. */
@@ -75,7 +87,12 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
   const { port = 0, host = '127.0.0.1' } = options;
   const now = () => Date.now();
   const requests = new Map<string, number>();
-  const faults: Record<AfipSimulatorService, AfipSimulatorFault[]> = { wsaa: [], wsfe: [] };
+  const faults: Record<AfipSimulatorService, { fault: AfipSimulatorFault; operation: string | undefined }[]> = { wsaa: [], wsfe: [] };
+  /** The first queued fault for this operation, taken off the queue. */
+  const nextFault = (service: AfipSimulatorService, operation: string): AfipSimulatorFault | undefined => {
+    const index = faults[service].findIndex((f) => f.operation === undefined || f.operation === operation);
+    return index === -1 ? undefined : faults[service].splice(index, 1)[0]?.fault;
+  };
   const outages: Record<AfipSimulatorService, AfipSimulatorFault | null> = { wsaa: null, wsfe: null };
   let latencyMs = 0;
   let afterAuthorizeMs = 0;
@@ -84,7 +101,12 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
   const wait = (ms: number) => (ms > 0 ? delay(ms, undefined, { signal: shutdown.signal }) : Promise.resolve());
 
   const wsaa = createWsaaService(now, options.ticketTtlMs);
-  const wsfe = createWsfeService({ wsaa, now, afterAuthorize: () => wait(afterAuthorizeMs) });
+  const wsfe = createWsfeService({
+    wsaa,
+    now,
+    afterAuthorize: () => wait(afterAuthorizeMs),
+    ...(options.maxVouchersPerRequest === undefined ? {} : { maxVouchersPerRequest: options.maxVouchersPerRequest }),
+  });
 
   const server = createServer((request, response) => {
     serve(request, response).catch((error: unknown) => {
@@ -117,7 +139,7 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
     }
     requests.set(soap.operation.name, (requests.get(soap.operation.name) ?? 0) + 1);
 
-    const fault = outages[service] ?? faults[service].shift();
+    const fault = outages[service] ?? nextFault(service, soap.operation.name);
     if (fault === 'drop-connection') {
       request.socket.destroy();
       return;
@@ -158,8 +180,8 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
       wsfe.authorized(cuit, ptoVta, cbteTipo).map(({ cbteNro, cae, caeDueDate, total }) => ({ cbteNro, cae, caeDueDate, total })),
     requestCount: (operation) =>
       operation === undefined ? [...requests.values()].reduce((sum, n) => sum + n, 0) : (requests.get(operation) ?? 0),
-    failNext(count, fault, service = 'wsfe') {
-      for (let i = 0; i < count; i++) faults[service].push(fault);
+    failNext(count, fault, service = 'wsfe', operation) {
+      for (let i = 0; i < count; i++) faults[service].push({ fault, operation });
     },
     setOutage(fault, service = 'wsfe') {
       outages[service] = fault;
@@ -170,6 +192,8 @@ export async function startAfipSimulator(options: AfipSimulatorOptions = {}): Pr
     delayAfterAuthorize(ms) {
       afterAuthorizeMs = ms;
     },
+    setRejectedTotal: (total) => wsfe.setRejectedTotal(total),
+    issueElsewhere: (cuit, ptoVta, cbteTipo, total) => wsfe.issueElsewhere(cuit, ptoVta, cbteTipo, total),
     expireTickets: () => wsaa.expireTickets(),
     reset() {
       wsaa.reset();

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { allowsLots } from '../voucher-lots';
 import { childElement, childElements, childText, type XmlElement } from '../xml';
 import type { WsaaService } from './wsaa-service';
 
@@ -29,13 +30,26 @@ const OBS = {
   baseSum: { Code: 10061, Msg: 'La suma de los campos <BaseImp> en <AlicIva> debe ser igual al valor ingresado en ImpNeto.' },
 } satisfies Record<string, Message>;
 /** Errors common to every method (manual: "errores comunes"). */
-const ERR = {
+const BASE_ERR = {
   token: { Code: 600, Msg: 'ValidacionDeToken: No se corresponden token y firma. Usuario no autorizado a realizar esta operacion.' },
   cuit: { Code: 601, Msg: 'CUIT representada no incluida en Token' },
   noResults: { Code: 602, Msg: 'Sin Resultados: - Metodo ' },
-  // Not an AFIP code: the simulator authorises one voucher per request, like jobfleet sends them.
-  batch: { Code: 10000, Msg: 'Simulador: CantReg debe ser 1 e igual a la cantidad de FECAEDetRequest.' },
 } satisfies Record<string, Message>;
+/**
+ * Header (CantReg) refusals of a lot. The rules are the manual's (FECAESolicitar, FeCabReq.CantReg:
+ * the number of FECAEDetRequest, at most what FECompTotXRequest answers; FCE MiPyMEs vouchers one per
+ * request); the codes are the simulator's, in AFIP's Errors/Err shape (docs/afip-batching.md).
+ */
+const LOT_ERR = {
+  lotCount: { Code: 10000, Msg: 'Simulador: CantReg debe ser mayor a 0 e igual a la cantidad de FECAEDetRequest.' },
+  lotLimit: { Code: 10001, Msg: 'Simulador: CantReg supera la cantidad de comprobantes por request informada por FECompTotXRequest' },
+  lotClass: { Code: 10002, Msg: 'Simulador: los comprobantes FCE MiPyMEs (201 a 213) se autorizan de a uno (CantReg 1).' },
+} satisfies Record<string, Message>;
+/** The simulator's own rejection, for tests that need a voucher refused inside a lot (setRejectedTotal). */
+const REJECTED_ON_REQUEST: Message = { Code: 10999, Msg: 'Simulador: comprobante rechazado a pedido de la prueba (ImpTotal).' };
+
+/** What FECompTotXRequest answers in production and homologation: RegXReq 250. */
+const AFIP_MAX_VOUCHERS_PER_REQUEST = 250;
 
 /** AFIP accepts amounts off by at most 0.01 (manual, "margen de error"). */
 const TOLERANCE = 0.01;
@@ -45,11 +59,15 @@ export interface WsfeServiceOptions {
   now: () => number;
   /** Awaited after FECAESolicitar committed an authorisation, before it answers. */
   afterAuthorize: () => Promise<void>;
+  /** FECompTotXRequest's RegXReq, the CantReg limit. Default AFIP_MAX_VOUCHERS_PER_REQUEST. */
+  maxVouchersPerRequest?: number;
 }
 
 /** WSFEv1's rules for the operations jobfleet uses; answers are the `<Operation>Result` content. */
 export function createWsfeService(options: WsfeServiceOptions) {
-  const { wsaa, now, afterAuthorize } = options;
+  const { wsaa, now, afterAuthorize, maxVouchersPerRequest = AFIP_MAX_VOUCHERS_PER_REQUEST } = options;
+  let rejectedTotal: number | null = null;
+  const ERR = { ...BASE_ERR, ...LOT_ERR };
   const vouchers = new Map<string, SimulatedVoucher[]>();
   const series = (cuit: number, ptoVta: number, cbteTipo: number) => {
     const key = `${cuit}:${ptoVta}:${cbteTipo}`;
@@ -57,6 +75,12 @@ export function createWsfeService(options: WsfeServiceOptions) {
     if (!list) vouchers.set(key, (list = []));
     return list;
   };
+
+  /** A CAE (14 digits) valid for ten days. */
+  const newCae = () => ({
+    cae: String(randomInt(1, 10)) + String(randomInt(0, 10 ** 13)).padStart(13, '0'),
+    caeDueDate: yyyymmdd(now() + 10 * 24 * 3600_000),
+  });
 
   /** The CUIT an Auth block may act for, or the Errors to answer instead. */
   function authenticate(operation: XmlElement): { cuit: number } | { Errors: { Err: Message[] } } {
@@ -67,6 +91,15 @@ export function createWsfeService(options: WsfeServiceOptions) {
     return { cuit: ticket.cuit };
   }
 
+  /** The header rules of a lot (CantReg), or the request-level error that refuses it whole. */
+  function checkLot(header: XmlElement | undefined, details: XmlElement[]): Message | undefined {
+    const count = numberIn(header, 'CantReg');
+    if (!(count >= 1) || count !== details.length) return ERR.lotCount;
+    if (count > maxVouchersPerRequest) return { ...ERR.lotLimit, Msg: `${ERR.lotLimit.Msg} (${maxVouchersPerRequest})` };
+    if (count > 1 && !allowsLots(numberIn(header, 'CbteTipo'))) return ERR.lotClass;
+    return undefined;
+  }
+
   async function requestCae(operation: XmlElement): Promise<unknown> {
     const auth = authenticate(operation);
     if ('Errors' in auth) return auth;
@@ -75,22 +108,25 @@ export function createWsfeService(options: WsfeServiceOptions) {
     const details = childElements(childElement(request, 'FeDetReq'), 'FECAEDetRequest');
     const ptoVta = numberIn(header, 'PtoVta');
     const cbteTipo = numberIn(header, 'CbteTipo');
-    const detail = details[0];
-    if (numberIn(header, 'CantReg') !== 1 || details.length !== 1 || !detail) return { Errors: { Err: [ERR.batch] } };
+    const refused = checkLot(header, details);
+    if (refused) return { Errors: { Err: [refused] } };
 
     const list = series(auth.cuit, ptoVta, cbteTipo);
-    const observations = validate(detail, list.at(-1));
-    const cbteNro = numberIn(detail, 'CbteDesde');
     const processedAt = timestamp(now());
-    let cae = '';
-    let caeDueDate = '';
-    if (observations.length === 0) {
-      cae = String(randomInt(1, 10)) + String(randomInt(0, 10 ** 13)).padStart(13, '0');
-      caeDueDate = yyyymmdd(now() + 10 * 24 * 3600_000);
+    // A lot is evaluated in order and its first rejection stops it: the vouchers after it come back
+    // R without observations, unevaluated, and no rejected voucher consumes its number.
+    let stopped = false;
+    const verdicts = details.map((detail) => {
+      const observations = stopped ? [] : validate(detail, list.at(-1));
+      if (stopped || observations.length > 0) {
+        stopped = true;
+        return { detail, result: 'R' as const, observations, cae: '', caeDueDate: '' };
+      }
+      const { cae, caeDueDate } = newCae();
       list.push({
         ptoVta,
         cbteTipo,
-        cbteNro,
+        cbteNro: numberIn(detail, 'CbteDesde'),
         cae,
         caeDueDate,
         total: numberIn(detail, 'ImpTotal'),
@@ -98,25 +134,27 @@ export function createWsfeService(options: WsfeServiceOptions) {
         processedAt,
         request: detail.children.filter((field) => field.children.length === 0).map((field) => [field.name, field.text.trim()]),
       });
-      // Committed: whatever happens to the answer now, AFIP has the voucher.
-      await afterAuthorize();
-    }
-    const result = observations.length === 0 ? 'A' : 'R';
+      return { detail, result: 'A' as const, observations, cae, caeDueDate };
+    });
+    const approved = verdicts.filter((v) => v.result === 'A').length;
+    // Committed: whatever happens to the answer now, AFIP has the vouchers.
+    if (approved > 0) await afterAuthorize();
+    const result = approved === details.length ? 'A' : approved === 0 ? 'R' : 'P';
     return {
-      FeCabResp: { Cuit: auth.cuit, PtoVta: ptoVta, CbteTipo: cbteTipo, FchProceso: processedAt, CantReg: 1, Resultado: result, Reproceso: 'N' },
+      FeCabResp: { Cuit: auth.cuit, PtoVta: ptoVta, CbteTipo: cbteTipo, FchProceso: processedAt, CantReg: details.length, Resultado: result, Reproceso: 'N' },
       FeDetResp: {
-        FECAEDetResponse: {
+        FECAEDetResponse: verdicts.map(({ detail, result: verdict, observations, cae, caeDueDate }) => ({
           Concepto: childText(detail, 'Concepto'),
           DocTipo: childText(detail, 'DocTipo'),
           DocNro: childText(detail, 'DocNro'),
-          CbteDesde: cbteNro,
+          CbteDesde: childText(detail, 'CbteDesde'),
           CbteHasta: childText(detail, 'CbteHasta'),
           CbteFch: childText(detail, 'CbteFch'),
-          Resultado: result,
+          Resultado: verdict,
           Observaciones: observations.length > 0 ? { Obs: observations } : undefined,
           CAE: cae,
           CAEFchVto: caeDueDate,
-        },
+        })),
       },
     };
   }
@@ -145,6 +183,7 @@ export function createWsfeService(options: WsfeServiceOptions) {
       observations.push(OBS.serviceDates);
     }
     if (childText(detail, 'MonId') === 'PES' && amount('MonCotiz') !== 1) observations.push(OBS.rate);
+    if (rejectedTotal !== null && amount('ImpTotal') === rejectedTotal) observations.push(REJECTED_ON_REQUEST);
     return observations;
   }
 
@@ -204,6 +243,10 @@ export function createWsfeService(options: WsfeServiceOptions) {
           return requestCae(operation);
         case 'FECompConsultar':
           return getInvoice(operation);
+        case 'FECompTotXRequest': {
+          const auth = authenticate(operation);
+          return 'Errors' in auth ? { RegXReq: 0, ...auth } : { RegXReq: maxVouchersPerRequest };
+        }
         case 'FEParamGetPtosVenta':
           return salesPoints(operation);
         default:
@@ -213,8 +256,24 @@ export function createWsfeService(options: WsfeServiceOptions) {
     authorized(cuit: number, ptoVta: number, cbteTipo: number): SimulatedVoucher[] {
       return (vouchers.get(`${cuit}:${ptoVta}:${cbteTipo}`) ?? []).map((v) => ({ ...v, request: [...v.request] }));
     },
+    /** A voucher authorised outside the fleet (another system with the same CUIT, AFIP's web form): the next number. */
+    issueElsewhere(cuit: number, ptoVta: number, cbteTipo: number, total: number): number {
+      const list = series(cuit, ptoVta, cbteTipo);
+      const cbteNro = (list.at(-1)?.cbteNro ?? 0) + 1;
+      const date = yyyymmdd(now());
+      // A final consumer's voucher (DocTipo 99), as FECompConsultar would echo it.
+      const fields = { Concepto: 1, DocTipo: 99, DocNro: 0, CbteDesde: cbteNro, CbteHasta: cbteNro, CbteFch: date, ImpTotal: total, MonId: 'PES', MonCotiz: 1 };
+      const request = Object.entries(fields).map(([name, value]): [string, string] => [name, String(value)]);
+      list.push({ ptoVta, cbteTipo, cbteNro, ...newCae(), total, date, processedAt: timestamp(now()), request });
+      return cbteNro;
+    },
+    /** Vouchers with this ImpTotal are rejected (Obs 10999) until `null`: a partial lot on demand. */
+    setRejectedTotal(total: number | null): void {
+      rejectedTotal = total;
+    },
     reset(): void {
       vouchers.clear();
+      rejectedTotal = null;
     },
   };
 }

@@ -1,5 +1,5 @@
 import {
-  authorizeInvoice,
+  createInvoiceAuthorizer,
   createTicketProvider,
   createWsaaClient,
   createWsfeClient,
@@ -33,7 +33,8 @@ function guardWsfe(client: WsfeClient, guard: DependencyGuard): WsfeClient {
   return {
     dummy: () => guard.call('FEDummy', () => client.dummy(), idempotent),
     lastAuthorized: (auth, ptoVta, cbteTipo) => guard.call('FECompUltimoAutorizado', () => client.lastAuthorized(auth, ptoVta, cbteTipo), idempotent),
-    requestCae: (auth, invoice) => guard.call('FECAESolicitar', () => client.requestCae(auth, invoice)),
+    requestCae: (auth, invoices) => guard.call('FECAESolicitar', () => client.requestCae(auth, invoices)),
+    maxVouchersPerRequest: (auth) => guard.call('FECompTotXRequest', () => client.maxVouchersPerRequest(auth), idempotent),
     getInvoice: (auth, ptoVta, cbteTipo, cbteNro) =>
       guard.call('FECompConsultar', () => client.getInvoice(auth, ptoVta, cbteTipo, cbteNro), idempotent),
     salesPoints: (auth) => guard.call('FEParamGetPtosVenta', () => client.salesPoints(auth), idempotent),
@@ -42,11 +43,10 @@ function guardWsfe(client: WsfeClient, guard: DependencyGuard): WsfeClient {
 
 function invoiceStore(db: Db): InvoiceStore {
   return {
-    findByIdempotencyKey: (tenantId, key) => afipInvoiceRepository.findByIdempotencyKey(db, tenantId, key),
-    reserve: (input) => afipInvoiceRepository.reserve(db, input),
-    releaseDeadReservations: (key, fromNumber, fencingToken) => afipInvoiceRepository.releaseDeadReservations(db, key, fromNumber, fencingToken),
-    markAuthorized: (row, result) => afipInvoiceRepository.markAuthorized(db, row, result),
-    markRejected: (row, response) => afipInvoiceRepository.markRejected(db, row, response),
+    findByIdempotencyKeys: (tenantId, keys) => afipInvoiceRepository.findByIdempotencyKeys(db, tenantId, keys),
+    seriesState: (key) => afipInvoiceRepository.seriesState(db, key),
+    reserveLot: (key, fencingToken, lot) => afipInvoiceRepository.reserveLot(db, key, fencingToken, lot),
+    settleLot: (key, fencingToken, settlement) => afipInvoiceRepository.settleLot(db, key, fencingToken, settlement),
   };
 }
 
@@ -77,7 +77,16 @@ export const afipSyncWorker: KindWorker = {
       refreshMarginSeconds: afip.ticketRefreshMarginSeconds,
       lostTicketRecheckMs: afip.lostTicketRecheckMs,
     });
-    const invoices = invoiceStore(database.db);
+    // One authorizer per process: the jobs of a series that run here at the same time share its lots.
+    const authorizer = createInvoiceAuthorizer({
+      ownsIssuer: async (owner, cuit) => (await issuer(owner, cuit)) !== undefined,
+      wsfe,
+      tickets,
+      invoices: invoiceStore(database.db),
+      // A lot serves many jobs, so the lock's audit names the tenant, not one job.
+      withLock: (key, tenantId, fn) => locks().withLock(key, { waitMs: afip.lockWaitMs, ttlMs: afip.lockTtlMs, tenantId }, fn),
+      maxVouchersPerRequest: afip.batchMaxVouchers,
+    });
     const deps = { database, logger, postgres: guards.postgres };
     return Promise.resolve({
       processor: async (job, context): Promise<AfipSyncResult> => {
@@ -87,16 +96,7 @@ export const afipSyncWorker: KindWorker = {
         // A busy voucher lock (another worker is numbering this series) is a LockUnavailableError: the
         // attempt policy makes the job wait its turn without spending an attempt.
         return trackSyncStatus(deps, syncEntityOf(syncEntity, tenantId, data.request, job), context, async () => {
-          const result = await authorizeInvoice(
-            { tenantId, idempotencyKey: data.idempotencyKey, jobId, request: data.request },
-            {
-              ownsIssuer: async (owner, cuit) => (await issuer(owner, cuit)) !== undefined,
-              wsfe,
-              tickets,
-              invoices,
-              withLock: (key, fn) => locks().withLock(key, { waitMs: afip.lockWaitMs, ttlMs: afip.lockTtlMs, jobId, tenantId }, fn),
-            },
-          );
+          const result = await authorizer.authorize({ tenantId, idempotencyKey: data.idempotencyKey, jobId, request: data.request });
           return { result, externalRef: result.cae };
         });
       },

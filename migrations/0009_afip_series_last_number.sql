@@ -1,0 +1,1 @@
+ALTER TABLE "afip_voucher_fences" ADD COLUMN "last_cbte_nro" bigint;
