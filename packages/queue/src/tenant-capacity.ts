@@ -1,6 +1,7 @@
 import type { KindQuotas } from '@jobfleet/config';
 import type { Redis } from 'ioredis';
 import { defineLuaCommand } from './lua-command';
+import { createScriptBatch } from './script-batch';
 
 /**
  * What one tenant has in flight per job kind, kept in Redis so every API replica and worker sees
@@ -8,7 +9,11 @@ import { defineLuaCommand } from './lua-command';
  *
  * Per (kind, tenant): a sorted set of the jobs accepted and not finished (`pending`), a sorted set
  * of running-slot leases (`running`), and a counter of jobs accepted today (UTC). Every operation
- * touches one tenant's keys only, so its cost does not grow with the number of tenants.
+ * touches one tenant's keys only, so its cost does not grow with the number of tenants. The
+ * operations of callers running at once (admissions of concurrent requests, slots of attempts
+ * starting and ending) go to Redis as one script call (script-batch.ts): under load a job costs a
+ * fraction of a script call, not one per step. One call may name several tenants' keys, so on
+ * Redis Cluster the prefix must be hash-tagged, as the queues' already must.
  *
  * Fairness: a job's BullMQ priority is its tenant's count of unstarted jobs at admission, so a
  * tenant's n-th waiting job competes with every other tenant's n-th (BullMQ's prioritized set
@@ -65,6 +70,14 @@ const RECONCILE_BATCH = 20;
 
 const QUOTA_BY_REPLY: Readonly<Record<number, QuotaName>> = { 1: 'maxWaitingJobs', 2: 'jobsPerDay' };
 
+// Operations of one script call at most: far below what Redis takes as arguments, and a call this
+// long still takes well under a millisecond.
+const MAX_BATCH = 1000;
+
+/** The operations of slots-n.lua. */
+const SlotOp = { Enter: 1, Leave: 2, Finish: 3 } as const;
+type SlotOp = (typeof SlotOp)[keyof typeof SlotOp];
+
 /** YYYY-MM-DD of `now` in UTC: the day the daily quota counts in. */
 export function quotaDay(now: number): string {
   return new Date(now).toISOString().slice(0, 10);
@@ -104,9 +117,9 @@ function pipelineReplies(replies: [Error | null, unknown][] | null): unknown[] {
  * in the queues' slot). Tenant ids are encoded, so no id can reach into another tenant's keys.
  */
 export function createTenantCapacity(redis: Redis, prefix: string): TenantCapacity {
-  const admitScript = defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-3.lua', import.meta.url));
+  const admitScript = defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-n.lua', import.meta.url));
   const withdrawScript = defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url));
-  const enterScript = defineLuaCommand(redis, 'jobfleetTenantEnter', new URL('./commands/enter-2.lua', import.meta.url));
+  const slotsScript = defineLuaCommand(redis, 'jobfleetTenantSlots', new URL('./commands/slots-n.lua', import.meta.url));
   const key = (kind: string, tenantId: string, part: string) => `${prefix}:tenancy:${kind}:${encodeURIComponent(tenantId)}:${part}`;
   const dayKey = (kind: string, tenantId: string, now: number) => key(kind, tenantId, `accepted:${quotaDay(now)}`);
 
@@ -124,47 +137,45 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
     return vanished.length;
   }
 
-  const admitArgs = ({ kind, tenantId, jobId }: TenantJobRef, quotas: KindQuotas, now: number) => [
-    key(kind, tenantId, 'pending'),
-    key(kind, tenantId, 'running'),
-    dayKey(kind, tenantId, now),
-    jobId,
-    now,
-    quotas.maxWaitingJobs,
-    quotas.jobsPerDay,
-    DAY_COUNTER_TTL_SECONDS,
-    LOWEST_PRIORITY,
-  ];
-
-  function admissionOf(scriptReply: unknown, quotas: KindQuotas): Admission {
-    const reply = numbers(scriptReply, 'admission');
-    const [admitted = 0, detail = 0, third = 0] = reply;
+  function admissionOf([admitted = 0, detail = 0, third = 0]: readonly number[], quotas: KindQuotas): Admission {
     if (admitted === 1) return { admitted: true, priority: detail, counted: third === 1 };
     const quota = QUOTA_BY_REPLY[detail];
-    if (quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
+    if (quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify([admitted, detail, third])}`);
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
-  async function tryAdmit(ref: TenantJobRef, quotas: KindQuotas, now: number): Promise<Admission> {
-    return admissionOf(await admitScript(...admitArgs(ref, quotas, now)), quotas);
-  }
+  // Admissions of every request being served at once (any tenants) go to Redis as one script call.
+  const tryAdmit = createScriptBatch<{ ref: TenantJobRef; quotas: KindQuotas; now: number }, Admission>({
+    maxBatch: MAX_BATCH,
+    async run(items) {
+      const keys = items.flatMap(({ ref: { kind, tenantId }, now }) => [key(kind, tenantId, 'pending'), key(kind, tenantId, 'running'), dayKey(kind, tenantId, now)]);
+      const perJob = items.flatMap(({ ref, quotas, now }) => [ref.jobId, now, quotas.maxWaitingJobs, quotas.jobsPerDay]);
+      const reply = numbers(await admitScript(keys.length, ...keys, DAY_COUNTER_TTL_SECONDS, LOWEST_PRIORITY, ...perJob), 'admission');
+      return items.map(({ quotas }, index) => admissionOf(reply.slice(index * 3, index * 3 + 3), quotas));
+    },
+  });
 
-  /** The admission of each of `refs`, one script call each, in one pipeline: Redis runs them in order. */
-  async function tryAdmitAll(refs: readonly TenantJobRef[], quotas: KindQuotas, now: number): Promise<{ ref: TenantJobRef; admission: Admission }[]> {
-    if (refs.length === 0) return [];
-    const pipeline = redis.pipeline();
-    for (const ref of refs) admitScript.queueIn(pipeline, ...admitArgs(ref, quotas, now));
-    const replies = pipelineReplies(await pipeline.exec());
-    return refs.map((ref, index) => ({ ref, admission: admissionOf(replies[index], quotas) }));
-  }
+  // Slots taken and freed by every attempt starting or ending at once go to Redis as one script call.
+  const settleSlot = createScriptBatch<{ op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }, number>({
+    maxBatch: MAX_BATCH,
+    async run(items) {
+      const keys = items.flatMap(({ ref: { kind, tenantId } }) => [key(kind, tenantId, 'running'), key(kind, tenantId, 'pending')]);
+      const perOp = items.flatMap(({ op, ref, now, maxRunningJobs, leaseEnd }) => [op, ref.jobId, now, maxRunningJobs, leaseEnd]);
+      return numbers(await slotsScript(keys.length, ...keys, ...perOp), 'running-slot');
+    },
+  });
+
+  /** The admission of each of `refs`, in order: Redis runs them in one call (or a few of MAX_BATCH). */
+  const tryAdmitAll = (refs: readonly TenantJobRef[], quotas: KindQuotas, now: number) =>
+    Promise.all(refs.map(async (ref) => ({ ref, admission: await tryAdmit({ ref, quotas, now }) })));
 
   const overWaiting = (admission: Admission) => !admission.admitted && admission.quota === 'maxWaitingJobs';
 
   return {
     async admit(ref, quotas, now = Date.now()) {
-      const admission = await tryAdmit(ref, quotas, now);
+      const admission = await tryAdmit({ ref, quotas, now });
       if (!overWaiting(admission)) return admission;
-      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit(ref, quotas, now) : admission;
+      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit({ ref, quotas, now }) : admission;
     },
 
     async admitMany({ kind, tenantId }, jobIds, quotas, now = Date.now()) {
@@ -193,18 +204,13 @@ export function createTenantCapacity(redis: Redis, prefix: string): TenantCapaci
       pipelineReplies(await pipeline.exec());
     },
 
-    async enter({ kind, tenantId, jobId }, maxRunningJobs, leaseMs, now = Date.now()) {
-      const [entered = 0, ahead = 0] = numbers(
-        await enterScript(key(kind, tenantId, 'running'), key(kind, tenantId, 'pending'), jobId, now, now + leaseMs, maxRunningJobs),
-        'running-slot',
-      );
-      return entered === 1 ? { entered: true } : { entered: false, ahead };
+    async enter(ref, maxRunningJobs, leaseMs, now = Date.now()) {
+      const ahead = await settleSlot({ op: SlotOp.Enter, ref, now, maxRunningJobs, leaseEnd: now + leaseMs });
+      return ahead < 0 ? { entered: true } : { entered: false, ahead };
     },
 
-    async leave({ kind, tenantId, jobId }, finished) {
-      const transaction = redis.multi().zrem(key(kind, tenantId, 'running'), jobId);
-      if (finished) transaction.zrem(key(kind, tenantId, 'pending'), jobId);
-      await transaction.exec();
+    async leave(ref, finished) {
+      await settleSlot({ op: finished ? SlotOp.Finish : SlotOp.Leave, ref, now: Date.now(), maxRunningJobs: 0, leaseEnd: 0 });
     },
 
     async usage(kind, tenantId, now = Date.now()) {
