@@ -61,6 +61,8 @@ export async function startBenchRedis(port?: number): Promise<BenchRedis> {
   const url = `redis://127.0.0.1:${chosen}`;
   // Retries until the server listens, for a few seconds.
   const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 50 ? null : 100) });
+  // Refused until the server listens; waitUntilReady reports a server that never does.
+  client.on('error', () => undefined);
   await waitUntilReady(client, 10_000);
   return {
     url,
