@@ -1,6 +1,6 @@
 /**
  * The worker path against raw BullMQ, measured in the same run on a redis-server of the bench's own
- * and the machine's Postgres: `npm run bench [-- jobs=3000 concurrency=50 tenants=4 log=info]`.
+ * and the machine's Postgres: `npm run bench [-- jobs=3000 concurrency=50 tenants=4 log=info rounds=1]`.
  *
  * Each row first enqueues `jobs` jobs (`concurrency` requests at once), then times how long the
  * workers (concurrency `concurrency`) take to drain them; Redis' INFO commandstats and cpu are read
@@ -17,14 +17,15 @@
  * Modes (opt-in, each bounded by its arguments):
  * mode=memory jobs=1000000   N jobs through the no-op kind with the default retention, enqueued
  *                            in batches while workers drain them; Redis used_memory after.
- * mode=flatness sizes=10000,100000,1000000 sample=20000
+ * mode=flatness sizes=10000,100000,1000000 sample=8000
  *                            the queue pre-filled with N waiting jobs, then the drain rate of the
- *                            first `sample` of them, for each N.
+ *                            first `sample` of them, for each N (after a small warm-up drain).
  * Postgres statements per job are counted by the query builder (openDatabase's onStatement).
  */
 import { createCalendarClient } from '@jobfleet/calendar';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
+import type { Job } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import {
   addCosts,
@@ -51,11 +52,13 @@ const JOBS = Number(args.jobs ?? (MODE === 'memory' ? 100_000 : 3000));
 const CONCURRENCY = Number(args.concurrency ?? 50);
 const TENANTS = Number(args.tenants ?? 4);
 const LOG_LEVEL = args.log ?? 'info';
+const ROUNDS = Number(args.rounds ?? 1);
 const ADMIN_DB = args.db ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 // A whole row must end: a stuck drain is a bug, not a slow machine.
 const DRAIN_TIMEOUT_MS = 30 * 60_000;
 
 const noopRequest = (i: number) => ({ id: `n-${i}` });
+const WARM_UP_JOBS = 2000;
 
 function configFor(redis: BenchRedis, env: BenchEnv, calendarRootUrl?: string) {
   return benchConfig({
@@ -110,22 +113,29 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     const client = createCalendarClient({ rootUrl: calendar.rootUrl, credential: { kind: 'access-token', token: 'bench-token' }, tokenUrl: calendar.tokenUrl, timeoutMs: 10_000 });
     // googleapis loads on the first call (seconds): not part of what is timed.
     await client.insertEvent('bench-raw', { id: 'e0000000001', summary: 'warm-up', start: reservation(0).start, end: reservation(0).end });
-    const rawNoop = await rawRow(redis, () => Promise.resolve(), reservation);
-    // Event ids are base32hex (a-v, 0-9): the hex of the job id is one.
-    const rawInsert = await rawRow(
-      redis,
-      (job) => {
-        const { request } = job.data as { request: ReturnType<typeof reservation> };
-        return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
-      },
-      reservation,
-    );
-    const ourNoop = await jobfleetRow(redis, env, noopKind, noopRequest);
     const calendarKind = JOB_KINDS.find((kind) => kind.name === 'calendar-sync');
     if (calendarKind === undefined) throw new Error('no calendar-sync kind');
-    const ourCalendar = await jobfleetRow(redis, env, calendarKind, reservation, calendar.rootUrl);
+    // Event ids are base32hex (a-v, 0-9): the hex of the job id is one.
+    const insert = (job: Job) => {
+      const { request } = job.data as { request: ReturnType<typeof reservation> };
+      return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
+    };
+    // Each round runs the four rows in turn; each row reports its median round by rate, so a burst
+    // of load from elsewhere on a shared machine skews one round, not the ratios.
+    const rounds: Row[][] = [[], [], [], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      rounds[0]?.push(await rawRow(redis, () => Promise.resolve(), reservation));
+      rounds[1]?.push(await rawRow(redis, insert, reservation));
+      rounds[2]?.push(await jobfleetRow(redis, env, noopKind, noopRequest));
+      rounds[3]?.push(await jobfleetRow(redis, env, calendarKind, reservation, calendar.rootUrl));
+    }
+    const [rawNoop, rawInsert, ourNoop, ourCalendar] = rounds.map((rows) => {
+      const median = [...rows].sort((a, b) => a.rate - b.rate)[Math.floor(rows.length / 2)];
+      if (median === undefined) throw new Error('no round ran');
+      return median;
+    }) as [Row, Row, Row, Row];
 
-    console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} (jobs enqueued first, drain timed; Redis of the bench's own)`);
+    console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} rounds=${ROUNDS} (jobs enqueued first, drain timed; Redis of the bench's own)`);
     console.log('per job, its whole life: scripts = EVALSHA+EVAL (enqueue+worker), commands = all, scripts\' own included; Redis CPU = INFO cpu (enqueue+worker)');
     console.log('path                                  jobs/s   ratio  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
     const row = (name: string, r: Row, baseline: Row) => {
@@ -187,9 +197,11 @@ async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
 /** The drain rate of the first `sample` jobs with N waiting, for each N. */
 async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
   const sizes = (args.sizes ?? '10000,100000,1000000').split(',').map(Number);
-  const sample = Number(args.sample ?? 20_000);
+  // Below the smallest N, so every N is measured over the same jobs, none of them the queue's last.
+  const sample = Number(args.sample ?? 8000);
   const results: { size: number; rate: number; fillSeconds: number }[] = [];
-  for (const size of sizes) {
+  // The first drain of a process runs cold (JIT, connections): a small one first, not reported.
+  for (const size of [WARM_UP_JOBS, ...sizes]) {
     await redis.flush();
     const config = configFor(redis, env);
     const { database } = openCountingDatabase(config);
@@ -205,6 +217,7 @@ async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     await fleet.close();
     await producer.close();
     await database.close();
+    if (size === WARM_UP_JOBS) continue;
     results.push({ size, rate, fillSeconds });
     console.log(`  ${size} waiting: ${rate.toFixed(0)} jobs/s over the first ${target} (filled in ${fillSeconds.toFixed(0)} s)`);
   }

@@ -52,7 +52,7 @@ async function upsert(db: Db, writes: readonly StatusWrite[]): Promise<Set<strin
   if (t.lastError !== undefined) set.push(sql`last_error = excluded.last_error`);
   if (t.externalRef !== undefined) set.push(sql`external_ref = excluded.external_ref`);
   if (t.synced) set.push(sql`last_synced_at = excluded.last_synced_at`);
-  const column = <V extends string | number | null>(value: (write: StatusWrite) => V, type: ArrayType) => arrayParam(writes.map(value), type);
+  const column = (value: (write: StatusWrite) => string | number | null, type: ArrayType) => arrayParam(writes.map(value), type);
   const at = (write: StatusWrite) => write.at.toISOString();
   // A job for an older version must not overwrite what a newer one recorded, and `synced` is
   // final for its version: a late write of the same version (an enqueue retried after its job

@@ -110,7 +110,7 @@ export function createDependencyGuard(
   // The wrapped policies of each (idempotent, timeout) pair, built once: thousands of calls a second share them.
   const policies = new Map<string, IPolicy>();
   function policyFor(idempotent: boolean, timeoutMs: number): IPolicy {
-    const id = `${idempotent}:${timeoutMs}`;
+    const id = `${idempotent ? 'idempotent' : 'once'}:${timeoutMs}`;
     let policy = policies.get(id);
     if (policy === undefined) {
       // Not aborting the signal of a call that returned: nothing runs on after it, and an abort
