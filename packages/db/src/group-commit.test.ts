@@ -1,12 +1,11 @@
 import { createGroupCommit } from './group-commit';
 
 describe('group commit', () => {
-  function recorder(options: { failOn?: string; supersedes?: (queued: { value: string }, next: { value: string }) => boolean } = {}) {
+  function recorder(options: { failOn?: string } = {}) {
     const flushes: string[][] = [];
     const commit = createGroupCommit<{ key: string; value: string }, string>({
       maxBatch: 3,
       conflictKey: (item) => item.key,
-      ...(options.supersedes ? { supersedes: options.supersedes } : {}),
       flush(items) {
         flushes.push(items.map((item) => `${item.key}=${item.value}`));
         if (items.some((item) => item.value === options.failOn)) return Promise.reject(new Error('statement failed'));
@@ -35,25 +34,5 @@ describe('group commit', () => {
     const outcomes = await Promise.allSettled([commit.submit({ key: 'x', value: 'bad' }), commit.submit({ key: 'y', value: '1' }), commit.submit({ key: 'x', value: '2' })]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
     expect(flushes).toEqual([['a=1'], ['x=bad', 'y=1'], ['x=2']]);
-  });
-
-  it('lets a later write take the place of a queued one it supersedes, both callers getting its result, never one already flushing', async () => {
-    const { flushes, commit } = recorder({ supersedes: (queued, next) => queued.value === 'running' && next.value === 'synced' });
-    const first = commit.submit({ key: 'a', value: 'x' });
-    const results = await Promise.all([
-      commit.submit({ key: 'b', value: 'running' }),
-      commit.submit({ key: 'b', value: 'synced' }),
-      commit.submit({ key: 'c', value: 'other' }),
-      commit.submit({ key: 'c', value: 'synced' }),
-    ]);
-    expect(results).toEqual(['wrote b=synced', 'wrote b=synced', 'wrote c=other', 'wrote c=synced']);
-    await first;
-    expect(flushes).toEqual([['a=x', 'b=synced', 'c=other'], ['c=synced']]);
-
-    // Once `running` is flushing, `synced` waits for the next flush.
-    const running = commit.submit({ key: 'd', value: 'running' });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(await Promise.all([running, commit.submit({ key: 'd', value: 'synced' })])).toEqual(['wrote d=running', 'wrote d=synced']);
-    expect(flushes.slice(2)).toEqual([['d=running'], ['d=synced']]);
   });
 });

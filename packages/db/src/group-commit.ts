@@ -12,8 +12,8 @@ export interface GroupCommit<I, R> {
 
 interface Pending<I, R> {
   item: I;
-  /** Callers waiting for this item: its own, and those of items it superseded. */
-  waiters: { resolve(result: R): void; reject(error: unknown): void }[];
+  resolve(result: R): void;
+  reject(error: unknown): void;
 }
 
 export function createGroupCommit<I, R>(options: {
@@ -21,16 +21,8 @@ export function createGroupCommit<I, R>(options: {
   flush(items: readonly I[]): Promise<readonly R[]>;
   conflictKey(item: I): string;
   maxBatch: number;
-  /**
-   * Whether `next` makes a still unwritten `queued` of the same key pointless (it writes all that
-   * `queued` would, and more): `next` then takes its place, and both callers wait for `next`.
-   * Default never.
-   */
-  supersedes?(queued: I, next: I): boolean;
 }): GroupCommit<I, R> {
   let queue: Pending<I, R>[] = [];
-  // The last queued (not yet flushing) item of each key: the one a later item may supersede.
-  const lastQueued = new Map<string, Pending<I, R>>();
   let flushing = false;
 
   function takeBatch(): Pending<I, R>[] {
@@ -42,7 +34,6 @@ export function createGroupCommit<I, R>(options: {
       if (batch.length < options.maxBatch && !keys.has(key)) {
         keys.add(key);
         batch.push(pending);
-        if (lastQueued.get(key) === pending) lastQueued.delete(key);
       } else {
         rest.push(pending);
       }
@@ -58,11 +49,9 @@ export function createGroupCommit<I, R>(options: {
         const batch = takeBatch();
         try {
           const results = await options.flush(batch.map((pending) => pending.item));
-          batch.forEach((pending, index) => {
-            for (const waiter of pending.waiters) waiter.resolve(results[index] as R);
-          });
+          batch.forEach((pending, index) => pending.resolve(results[index] as R));
         } catch (error) {
-          for (const pending of batch) for (const waiter of pending.waiters) waiter.reject(error);
+          for (const pending of batch) pending.reject(error);
         }
       }
     } finally {
@@ -73,16 +62,7 @@ export function createGroupCommit<I, R>(options: {
   return {
     submit(item) {
       return new Promise<R>((resolve, reject) => {
-        const key = options.conflictKey(item);
-        const queued = lastQueued.get(key);
-        if (queued && options.supersedes?.(queued.item, item)) {
-          queued.item = item;
-          queued.waiters.push({ resolve, reject });
-          return;
-        }
-        const pending = { item, waiters: [{ resolve, reject }] };
-        queue.push(pending);
-        lastQueued.set(key, pending);
+        queue.push({ item, resolve, reject });
         // After this turn, so the writes of callers running now share the statement.
         if (!flushing) {
           flushing = true;

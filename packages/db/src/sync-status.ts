@@ -32,13 +32,9 @@ interface StatusWrite {
 }
 
 const rowKey = (e: Pick<SyncEntity, 'tenantId' | 'kind' | 'entityId'>) => JSON.stringify([e.tenantId, e.kind, e.entityId]);
-/** The columns a write sets beyond status, version, job id and updated_at. */
-const optionalColumns = ({ transition: t }: StatusWrite): string[] =>
-  [t.attempts !== undefined && 'attempts', t.lastError !== undefined && 'lastError', t.externalRef !== undefined && 'externalRef', t.synced === true && 'synced'].filter(
-    (column) => column !== false,
-  );
 // Writes that set the same columns share one statement.
-const shapeOf = (write: StatusWrite) => [write.transition.status, ...optionalColumns(write)].join('|');
+const shapeOf = ({ transition: t }: StatusWrite) =>
+  [t.status, t.attempts !== undefined, t.lastError !== undefined, t.externalRef !== undefined, t.synced === true].join('|');
 
 /**
  * One upsert for writes of one shape; the keys of the rows it wrote. Each column travels as one
@@ -87,9 +83,6 @@ function writerOf(db: Db): GroupCommit<StatusWrite, boolean> {
     writer = createGroupCommit<StatusWrite, boolean>({
       maxBatch: MAX_ROWS_PER_FLUSH,
       conflictKey: (write) => rowKey(write.entity),
-      // A job's `synced` submitted while its `running` still waits for a flush (a fast job) leaves
-      // the row as the two in turn would: one row written instead of two.
-      supersedes: (queued, next) => queued.entity.version === next.entity.version && optionalColumns(queued).every((column) => optionalColumns(next).includes(column)),
       async flush(writes) {
         const shapes = new Map<string, StatusWrite[]>();
         for (const write of writes) shapes.set(shapeOf(write), [...(shapes.get(shapeOf(write)) ?? []), write]);

@@ -1,4 +1,4 @@
-import { CircuitOpenError, DependencyWaitError, coerceError, PermanentError, toStoredError } from '@jobfleet/contracts';
+import { DependencyWaitError, coerceError, PermanentError, toStoredError } from '@jobfleet/contracts';
 import { syncStatusRepository, type Database, type SyncEntity } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
 import type { Job } from 'bullmq';
@@ -34,12 +34,10 @@ const WRITE_RETRY_MAX_MS = 5000;
  * is recorded by `recordAttemptDecision`, from the attempt policy's decision, once the error has
  * left the processor.
  *
- * The job completes only after `synced` is durable. `running` is written while the work runs (the
- * status writer keeps a row's writes in order, and a `synced` that finds `running` still unwritten
- * takes its place), so a job waits for one status write, not two. When Postgres is down at the
- * end the effect has already happened, so the write is retried (through the breaker) for as long
- * as the attempt lasts rather than failing the attempt; while the Postgres breaker is open no
- * attempt starts its work: jobs wait without spending attempts.
+ * The job completes only after `synced` is durable. When Postgres is down at that point the effect
+ * has already happened, so the write is retried (through the breaker) for as long as the attempt
+ * lasts rather than failing the attempt; if Postgres is down at the start, the Postgres breaker
+ * opens and jobs wait without spending attempts.
  */
 export async function trackSyncStatus<R>(
   { database, logger, postgres }: SyncTrackingDeps,
@@ -49,11 +47,7 @@ export async function trackSyncStatus<R>(
 ): Promise<R> {
   const { db } = database;
   const write = (operation: string, statement: () => Promise<unknown>) => postgres.call(operation, statement, { idempotent: true });
-  if (postgres.state() === 'open') throw new CircuitOpenError(postgres.dependency, postgres.retryAfterMs());
-  write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt)).catch((error: unknown) =>
-    // The outcome's write that follows retries, or the failure's is recorded by the attempt policy.
-    context.logger.debug({ err: coerceError(error) }, 'could not record the start of the attempt'),
-  );
+  await write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt));
   const outcome = await work();
   await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
   return outcome.result;
