@@ -90,7 +90,7 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
   await redis.flush();
   const config = configFor(redis, env, calendarRootUrl);
   const { database, statements } = openCountingDatabase(config);
-  const producer = jobfleetProducer(config, database, env, kind, request);
+  const producer = await jobfleetProducer(config, database, env, kind, request);
   const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
   const before = statements();
   const drain = await redisCostOf(redis, JOBS, async () => {
@@ -169,7 +169,7 @@ async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
   const baseline = Number((await redis.info('memory')).used_memory);
   const config = configFor(redis, env);
   const { database } = openCountingDatabase(config);
-  const producer = jobfleetProducer(config, database, env, noopKind, noopRequest);
+  const producer = await jobfleetProducer(config, database, env, noopKind, noopRequest);
   const fleet = await startJobfleetWorkers(config, database, noopKind);
   const window = 20_000;
   const started = performance.now();
@@ -205,7 +205,7 @@ async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     await redis.flush();
     const config = configFor(redis, env);
     const { database } = openCountingDatabase(config);
-    const producer = jobfleetProducer(config, database, env, noopKind, noopRequest);
+    const producer = await jobfleetProducer(config, database, env, noopKind, noopRequest);
     const fillStarted = performance.now();
     await producer.batches(0, size);
     const fillSeconds = (performance.now() - fillStarted) / 1000;

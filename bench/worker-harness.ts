@@ -244,8 +244,10 @@ export interface Producer {
 }
 
 /** Enqueues jobs of `kind` with the queue package's calls the API makes: tenant admission (fair priority), then the add. */
-export function jobfleetProducer(config: Config & { redis: { url: string } }, database: Database, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown): Producer {
+export async function jobfleetProducer(config: Config & { redis: { url: string } }, database: Database, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown): Promise<Producer> {
   const connection = createRedisConnection(config.redis.url, 'producer');
+  // A producer connection refuses commands until it is ready, as the API's does.
+  await waitUntilReady(connection, 10_000);
   const queues = createQueues({ names: [kind.name], connection, prefix: config.redis.prefix, config });
   const queue = queues[kind.name];
   if (queue === undefined) throw new Error('no queue');
