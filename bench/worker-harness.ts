@@ -64,6 +64,11 @@ export async function startBenchRedis(port?: number): Promise<BenchRedis> {
   // Refused until the server listens; waitUntilReady reports a server that never does.
   client.on('error', () => undefined);
   await waitUntilReady(client, 10_000);
+  // A server that exited at once (its port taken) would leave the bench measuring someone else's.
+  if (server.exitCode !== null) {
+    client.disconnect();
+    throw new Error(`bench: redis-server could not start on port ${chosen} (exit code ${server.exitCode})`);
+  }
   return {
     url,
     async info(section) {
