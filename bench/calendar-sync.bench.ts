@@ -1,194 +1,240 @@
 /**
- * The worker path against raw BullMQ, measured in the same run on the same Redis and Postgres:
- * `npm run bench [-- jobs=2000 concurrency=50]`. Each row adds `jobs` jobs first (addBulk), then
- * times how long workers take to drain them, so only the worker side is measured.
+ * The worker path against raw BullMQ, measured in the same run on a redis-server of the bench's own
+ * and the machine's Postgres: `npm run bench [-- jobs=3000 concurrency=50 tenants=4 log=info rounds=1]`.
  *
- * raw no-op          BullMQ Worker with an empty processor.
- * raw + insert       BullMQ Worker calling the fake Google Calendar once per job (events.insert
- *                    through googleapis, as calendar-sync does).
- * jobfleet no-op     a kind doing nothing through jobfleet's whole worker wrapper: attempt policy,
- *                    tenant running slots, breakers, metrics, running -> synced status rows.
+ * Each row first enqueues `jobs` jobs (`concurrency` requests at once), then times how long the
+ * workers (concurrency `concurrency`) take to drain them; Redis' INFO commandstats and cpu are read
+ * around both halves, so every job's whole life in Redis is counted.
+ *
+ * raw no-op          `queue.add` per job, then a BullMQ Worker with an empty processor.
+ * raw + insert       the same, the processor calling the fake Google Calendar once per job
+ *                    (events.insert through googleapis, as calendar-sync does).
+ * jobfleet no-op     the API's calls (tenant admission with its fair priority, then the add), then
+ *                    a kind doing nothing through jobfleet's whole worker wrapper: attempt policy,
+ *                    tenant running slots, breakers, metrics, logs, running -> synced status rows.
  * jobfleet calendar  the calendar-sync kind against the same fake.
  *
+ * Modes (opt-in, each bounded by its arguments):
+ * mode=memory jobs=1000000   N jobs through the no-op kind with the default retention, enqueued
+ *                            in batches while workers drain them; Redis used_memory after.
+ * mode=flatness sizes=10000,100000,1000000 sample=8000
+ *                            the queue pre-filled with N waiting jobs, then the drain rate of the
+ *                            first `sample` of them, for each N (after a small warm-up drain).
  * Postgres statements per job are counted by the query builder (openDatabase's onStatement).
  */
-import { randomBytes } from 'node:crypto';
 import { createCalendarClient } from '@jobfleet/calendar';
-import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
-import { loadConfig, type Config } from '@jobfleet/config';
-import { googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
-import { JOB_KINDS, defineJobKind, jobDataSchema, parsePayload, trackSyncStatus, type AnyJobKind, type KindIntake } from '@jobfleet/kinds';
-import { createLogger, createMetrics } from '@jobfleet/observability';
-import { connectRedis, createRedisConnection, waitUntilReady } from '@jobfleet/queue';
-import { parseKeyring } from '@jobfleet/secrets';
-import { startWorkers } from '@jobfleet/worker';
-import { Queue, Worker, type Job } from 'bullmq';
-import { z } from 'zod';
-import { createBenchDatabase } from './bench-database';
+import { startFakeCalendar } from '@jobfleet/calendar/fake';
+import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
+import type { Job } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import {
+  addCosts,
+  args,
+  benchConfig,
+  createBenchDatabase,
+  jobfleetProducer,
+  noopKind,
+  openCountingDatabase,
+  rawDrain,
+  rawFill,
+  redisCostOf,
+  reservation,
+  startBenchRedis,
+  startJobfleetWorkers,
+  waitUntil,
+  type BenchEnv,
+  type BenchRedis,
+  type RedisCost,
+} from './worker-harness';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
-const JOBS = Number(args.jobs ?? 2000);
+const MODE = args.mode ?? 'path';
+const JOBS = Number(args.jobs ?? (MODE === 'memory' ? 100_000 : 3000));
 const CONCURRENCY = Number(args.concurrency ?? 50);
-const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
+const TENANTS = Number(args.tenants ?? 4);
+const LOG_LEVEL = args.log ?? 'info';
+const ROUNDS = Number(args.rounds ?? 1);
 const ADMIN_DB = args.db ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const TENANT = 'bench';
+// A whole row must end: a stuck drain is a bug, not a slow machine.
+const DRAIN_TIMEOUT_MS = 30 * 60_000;
 
-function waitUntil(done: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      if (done()) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 2);
+const noopRequest = (i: number) => ({ id: `n-${i}` });
+const WARM_UP_JOBS = 2000;
+
+function configFor(redis: BenchRedis, env: BenchEnv, calendarRootUrl?: string) {
+  return benchConfig({
+    redisUrl: redis.url,
+    databaseUrl: env.databaseUrl,
+    prefix: `jfbench:${randomBytes(3).toString('hex')}`,
+    concurrency: CONCURRENCY,
+    logLevel: LOG_LEVEL,
+    ...(calendarRootUrl === undefined ? {} : { calendarRootUrl }),
   });
 }
 
-const reservation = (i: number) => ({
-  reservationId: `r-${i}`,
-  action: 'create' as const,
-  calendarId: 'bench',
-  version: 1,
-  summary: `bench ${i}`,
-  start: { dateTime: '2026-12-01T20:00:00Z', timeZone: 'UTC' },
-  end: { dateTime: '2026-12-01T21:00:00Z', timeZone: 'UTC' },
-});
+interface Row {
+  rate: number;
+  enqueue: RedisCost;
+  worker: RedisCost;
+  statementsPerJob?: number;
+}
 
-/** `jobs` jobs as the API would enqueue them (its job schema, a priority of their tenant's). */
-async function fill(queue: Queue, request: (i: number) => unknown): Promise<void> {
-  for (let start = 0; start < JOBS; start += 500) {
-    const indexes = Array.from({ length: Math.min(500, JOBS - start) }, (_, k) => start + k);
-    await queue.addBulk(
-      indexes.map((i) => ({
-        name: 'job',
-        data: { tenantId: TENANT, idempotencyKey: `key-${i}`, request: request(i), enqueuedAt: new Date().toISOString() },
-        opts: { jobId: `${TENANT}-${i}`, priority: 1 },
-      })),
-    );
+async function rawRow(redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
+  await redis.flush();
+  const prefix = 'jfbench-raw';
+  const enqueue = await redisCostOf(redis, JOBS, () => rawFill(redis.url, prefix, JOBS, CONCURRENCY, request));
+  const drain = await redisCostOf(redis, JOBS, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor));
+  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost };
+}
+
+async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown, calendarRootUrl?: string): Promise<Row> {
+  await redis.flush();
+  const config = configFor(redis, env, calendarRootUrl);
+  const { database, statements } = openCountingDatabase(config);
+  const producer = await jobfleetProducer(config, database, env, kind, request);
+  const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
+  const before = statements();
+  const drain = await redisCostOf(redis, JOBS, async () => {
+    const started = performance.now();
+    const fleet = await startJobfleetWorkers(config, database, kind);
+    await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, `${kind.name} drain`);
+    const seconds = (performance.now() - started) / 1000;
+    await fleet.close();
+    return JOBS / seconds;
+  });
+  const statementsPerJob = (statements() - before) / JOBS;
+  await producer.close();
+  await database.close();
+  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
+}
+
+async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
+  const calendar = await startFakeCalendar();
+  try {
+    const client = createCalendarClient({ rootUrl: calendar.rootUrl, credential: { kind: 'access-token', token: 'bench-token' }, tokenUrl: calendar.tokenUrl, timeoutMs: 10_000 });
+    // googleapis loads on the first call (seconds): not part of what is timed.
+    await client.insertEvent('bench-raw', { id: 'e0000000001', summary: 'warm-up', start: reservation(0).start, end: reservation(0).end });
+    const calendarKind = JOB_KINDS.find((kind) => kind.name === 'calendar-sync');
+    if (calendarKind === undefined) throw new Error('no calendar-sync kind');
+    // Event ids are base32hex (a-v, 0-9): the hex of the job id is one.
+    const insert = (job: Job) => {
+      const { request } = job.data as { request: ReturnType<typeof reservation> };
+      return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
+    };
+    // Each round runs the four rows in turn; each row reports its median round by rate, so a burst
+    // of load from elsewhere on a shared machine skews one round, not the ratios.
+    const rounds: Row[][] = [[], [], [], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      rounds[0]?.push(await rawRow(redis, () => Promise.resolve(), reservation));
+      rounds[1]?.push(await rawRow(redis, insert, reservation));
+      rounds[2]?.push(await jobfleetRow(redis, env, noopKind, noopRequest));
+      rounds[3]?.push(await jobfleetRow(redis, env, calendarKind, reservation, calendar.rootUrl));
+    }
+    const [rawNoop, rawInsert, ourNoop, ourCalendar] = rounds.map((rows) => {
+      const median = [...rows].sort((a, b) => a.rate - b.rate)[Math.floor(rows.length / 2)];
+      if (median === undefined) throw new Error('no round ran');
+      return median;
+    }) as [Row, Row, Row, Row];
+
+    console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} rounds=${ROUNDS} (jobs enqueued first, drain timed; Redis of the bench's own)`);
+    console.log('per job, its whole life: scripts = EVALSHA+EVAL (enqueue+worker), commands = all, scripts\' own included; Redis CPU = INFO cpu (enqueue+worker)');
+    console.log('path                                  jobs/s   ratio  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
+    const row = (name: string, r: Row, baseline: Row) => {
+      const life = addCosts(r.enqueue, r.worker);
+      const baseLife = addCosts(baseline.enqueue, baseline.worker);
+      console.log(
+        [
+          name.padEnd(36),
+          r.rate.toFixed(0).padStart(7),
+          (r.rate / baseline.rate).toFixed(3).padStart(7),
+          (r.statementsPerJob === undefined ? '' : r.statementsPerJob.toFixed(2)).padStart(13),
+          `${life.scripts.toFixed(2)} (${r.enqueue.scripts.toFixed(2)}+${r.worker.scripts.toFixed(2)})`.padStart(22),
+          life.commands.toFixed(1).padStart(13),
+          `${life.cpuUs.toFixed(0)} (${r.enqueue.cpuUs.toFixed(0)}+${r.worker.cpuUs.toFixed(0)})`.padStart(26),
+          (life.cpuUs / baseLife.cpuUs).toFixed(2).padStart(10),
+        ].join(' '),
+      );
+    };
+    row('raw BullMQ no-op', rawNoop, rawNoop);
+    row('raw BullMQ + googleapis insert', rawInsert, rawInsert);
+    row('jobfleet no-op kind (vs raw no-op)', ourNoop, rawNoop);
+    row('jobfleet calendar-sync (vs insert)', ourCalendar, rawInsert);
+  } finally {
+    await calendar.close();
   }
 }
 
-/** Jobs per second of a raw BullMQ worker running `processor`. */
-async function raw(prefix: string, processor: (job: Job) => Promise<unknown>): Promise<number> {
-  const connection = createRedisConnection(REDIS_URL, 'worker');
-  const queue = new Queue('raw', { connection, prefix });
-  await fill(queue, reservation);
-  let completed = 0;
-  let failure: Error | undefined;
+/** N jobs through the no-op kind, at most `window` of them waiting at once; Redis memory after. */
+async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
+  await redis.flush();
+  const baseline = Number((await redis.info('memory')).used_memory);
+  const config = configFor(redis, env);
+  const { database } = openCountingDatabase(config);
+  const producer = await jobfleetProducer(config, database, env, noopKind, noopRequest);
+  const fleet = await startJobfleetWorkers(config, database, noopKind);
+  const window = 20_000;
   const started = performance.now();
-  const worker = new Worker('raw', processor, { connection, prefix, concurrency: CONCURRENCY });
-  worker.on('completed', () => completed++);
-  worker.on('failed', (_job, error) => (failure ??= error));
-  await waitUntil(() => completed >= JOBS || failure !== undefined);
-  if (failure) throw failure;
+  let peak = 0;
+  for (let enqueued = 0; enqueued < JOBS; ) {
+    await waitUntil(() => enqueued - fleet.completed() < window / 2, DRAIN_TIMEOUT_MS, 'memory-mode drain');
+    const to = Math.min(JOBS, enqueued + window / 2);
+    await producer.batches(enqueued, to);
+    enqueued = to;
+    peak = Math.max(peak, Number((await redis.info('memory')).used_memory));
+    if (enqueued % 100_000 === 0) console.log(`  ${enqueued} enqueued, ${fleet.completed()} completed, used_memory ${(peak / 2 ** 20).toFixed(1)} MB at most so far`);
+  }
+  await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, 'memory-mode drain');
   const seconds = (performance.now() - started) / 1000;
-  await worker.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  connection.disconnect();
-  return JOBS / seconds;
-}
-
-// A kind that does nothing but keeps a sync status, so the wrapper's whole cost shows.
-const noopRequest = z.strictObject({ id: z.string() });
-const noopIntake: KindIntake<z.output<typeof noopRequest>> = {
-  summary: 'No-op (bench)',
-  entityId: (request) => request.id,
-  version: () => 1,
-  defaultIdempotencyKey: (request) => `noop:${request.id}`,
-  defaultKeyDescription: '`noop:<id>`',
-  jobName: () => 'noop',
-  requiredScope: 'jobs:write',
-};
-const noopKind = defineJobKind({
-  name: 'noop',
-  requestSchema: noopRequest,
-  syncKind: 'noop',
-  intake: noopIntake,
-  attemptTimeoutMs: () => 10_000,
-  worker: () =>
-    Promise.resolve({
-      start: ({ database, logger, guards }) =>
-        Promise.resolve({
-          processor: (job, context) => {
-            const data = parsePayload(jobDataSchema(noopRequest), job.data);
-            const entity = { tenantId: data.tenantId, kind: 'noop', entityId: data.request.id, version: 1, jobId: job.id ?? 'unknown' };
-            return trackSyncStatus({ database, logger, postgres: guards.postgres }, entity, context, () => Promise.resolve({ result: null, externalRef: 'noop' }));
-          },
-        }),
-    }),
-});
-
-/** Jobs per second and Postgres statements per job of jobfleet's workers serving `kind`. */
-async function jobfleet(prefix: string, databaseUrl: string, calendar: FakeCalendar, kind: AnyJobKind, request: (i: number) => unknown) {
-  const config: Config = loadConfig({
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: databaseUrl,
-    REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    WORKER_CONCURRENCY: String(CONCURRENCY),
-    CALENDAR_SYNC_CONCURRENCY: String(CONCURRENCY),
-    GOOGLE_CALENDAR_ROOT_URL: calendar.rootUrl,
-    // One tenant fills the fleet here: its running slots must not be the bound.
-    TENANT_DEFAULT_TIER: 'enterprise',
-  });
-  let statements = 0;
-  const database: Database = openDatabase({ ...config.database, url: databaseUrl, poolMax: 20, onStatement: () => statements++ });
-  const redis = connectRedis({ main: REDIS_URL }, 'worker');
-  const connection = redis.main;
-  await waitUntilReady(connection, 5000);
-  const queue = new Queue(kind.name, { connection, prefix });
-  await fill(queue, request);
-  const fleet = await startWorkers({ config, database, redis, logger: createLogger({ level: 'silent', serviceName: 'bench' }), metrics: createMetrics(), kinds: [kind] });
-  let completed = 0;
-  fleet.workers.get(kind.name)?.on('completed', () => completed++);
-  statements = 0;
-  const started = performance.now();
-  await waitUntil(() => completed >= JOBS);
-  const seconds = (performance.now() - started) / 1000;
-  const perJob = statements / JOBS;
   await fleet.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  connection.disconnect();
+  const memory = await redis.info('memory');
+  const keys = await redis.info('keyspace');
+  await producer.close();
   await database.close();
-  return { rate: JOBS / seconds, statementsPerJob: perJob };
+  const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  console.log(`redis memory: ${JOBS} jobs through the no-op kind (default retention: removeOnComplete ${JSON.stringify(config.jobs.removeOnComplete)}), ${seconds.toFixed(0)} s`);
+  console.log(`used_memory before ${mb(baseline)}, highest while running ${mb(peak)}, after ${mb(Number(memory.used_memory))} (rss ${mb(Number(memory.used_memory_rss))}); keyspace ${JSON.stringify(keys)}`);
 }
 
-const benchDb = await createBenchDatabase(ADMIN_DB, TENANT, async (db) => {
-  await googleConnectionRepository.add(db, parseKeyring(loadConfig({}).secrets.keys), {
-    tenantId: TENANT,
-    credential: { kind: 'access-token', token: 'bench-token' },
-    access: { policy: 'credential' },
-  });
-});
-const calendar = await startFakeCalendar();
+/** The drain rate of the first `sample` jobs with N waiting, for each N. */
+async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
+  const sizes = (args.sizes ?? '10000,100000,1000000').split(',').map(Number);
+  // Below the smallest N, so every N is measured over the same jobs, none of them the queue's last.
+  const sample = Number(args.sample ?? 8000);
+  const results: { size: number; rate: number; fillSeconds: number }[] = [];
+  // The first drain of a process runs cold (JIT, connections): a small one first, not reported.
+  for (const size of [WARM_UP_JOBS, ...sizes]) {
+    await redis.flush();
+    const config = configFor(redis, env);
+    const { database } = openCountingDatabase(config);
+    const producer = await jobfleetProducer(config, database, env, noopKind, noopRequest);
+    const fillStarted = performance.now();
+    await producer.batches(0, size);
+    const fillSeconds = (performance.now() - fillStarted) / 1000;
+    const started = performance.now();
+    const fleet = await startJobfleetWorkers(config, database, noopKind);
+    const target = Math.min(sample, size);
+    await waitUntil(() => fleet.completed() >= target, DRAIN_TIMEOUT_MS, 'flatness drain');
+    const rate = target / ((performance.now() - started) / 1000);
+    await fleet.close();
+    await producer.close();
+    await database.close();
+    if (size === WARM_UP_JOBS) continue;
+    results.push({ size, rate, fillSeconds });
+    console.log(`  ${size} waiting: ${rate.toFixed(0)} jobs/s over the first ${target} (filled in ${fillSeconds.toFixed(0)} s)`);
+  }
+  const first = results[0]?.rate ?? 1;
+  console.log(`flatness: no-op kind, concurrency ${CONCURRENCY}, ${TENANTS} tenants, drain rate of the first ${sample} jobs`);
+  console.log('waiting jobs   jobs/s   vs smallest');
+  for (const { size, rate } of results) console.log(`${String(size).padStart(12)}   ${rate.toFixed(0).padStart(6)}   ${(rate / first).toFixed(3)}`);
+}
+
+const redis = await startBenchRedis(args.redisPort === undefined ? undefined : Number(args.redisPort));
+const env = await createBenchDatabase(ADMIN_DB, TENANTS);
 try {
-
-  const prefix = `jfbench:${randomBytes(3).toString('hex')}`;
-  const client = createCalendarClient({ rootUrl: calendar.rootUrl, credential: { kind: 'access-token', token: 'bench-token' }, tokenUrl: calendar.tokenUrl, timeoutMs: 10_000 });
-  // googleapis loads on the first call (seconds): not part of what is timed.
-  await client.insertEvent('bench-raw', { id: 'e0000000001', summary: 'warm-up', start: reservation(0).start, end: reservation(0).end });
-  const rawNoop = await raw(prefix, () => Promise.resolve());
-  // Event ids are base32hex (a-v, 0-9): the hex of the job id is one.
-  const rawInsert = await raw(prefix, (job) => {
-    const { request } = job.data as { request: ReturnType<typeof reservation> };
-    return client.insertEvent('bench-raw', { id: `e${Buffer.from(String(job.id)).toString('hex')}`, summary: request.summary, start: request.start, end: request.end });
-  });
-  const ourNoop = await jobfleet(prefix, benchDb.url, calendar, noopKind, (i) => ({ id: `n-${i}` }));
-  const calendarKind = JOB_KINDS.find((kind) => kind.name === 'calendar-sync');
-  if (calendarKind === undefined) throw new Error('no calendar-sync kind');
-  const ourCalendar = await jobfleet(prefix, benchDb.url, calendar, calendarKind, reservation);
-
-  console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} (jobs added first, drain timed)`);
-  console.log('path                              jobs/s   ratio   statements/job');
-  const row = (name: string, rate: number, baseline: number, statements?: number) =>
-    console.log(`${name.padEnd(32)} ${rate.toFixed(0).padStart(7)}   ${(rate / baseline).toFixed(3)}   ${statements === undefined ? '' : statements.toFixed(2)}`);
-  row('raw BullMQ no-op', rawNoop, rawNoop);
-  row('raw BullMQ + googleapis insert', rawInsert, rawInsert);
-  row('jobfleet no-op kind (vs raw no-op)', ourNoop.rate, rawNoop, ourNoop.statementsPerJob);
-  row('jobfleet calendar-sync (vs insert)', ourCalendar.rate, rawInsert, ourCalendar.statementsPerJob);
+  if (MODE === 'path') await pathMode(redis, env);
+  else if (MODE === 'memory') await memoryMode(redis, env);
+  else if (MODE === 'flatness') await flatnessMode(redis, env);
+  else throw new Error(`unknown mode ${MODE}: path, memory or flatness`);
 } finally {
-  await calendar.close();
-  await benchDb.drop();
+  await env.close();
+  await redis.close();
 }

@@ -37,6 +37,13 @@ describe('sync_status writes', () => {
     expect(await status('r2')).toBe('pending');
   });
 
+  it('stores an error exactly as given, quotes, backslashes, braces and non-ASCII included', async () => {
+    const { db } = testDb.database;
+    const awkward = { ...error, message: 'a "quoted" \\ back{slash}, ñandú, 日本', details: { nested: [1, null, 'x,y'] } };
+    await syncStatusRepository.recordFailure(db, entity('r3', 1), 2, awkward, false);
+    expect(await syncStatusRepository.get(db, 't1', 'reservation', 'r3')).toMatchObject({ status: 'pending', attempts: 2, lastError: awkward, lastSyncedAt: null });
+  });
+
   it('writes of many jobs at once (one statement per shape) keep each row exact, and order per entity', async () => {
     const { db } = testDb.database;
     const ids = Array.from({ length: 60 }, (_, index) => `many-${index}`);

@@ -13,8 +13,8 @@ export interface LoggerOptions {
 const CENSOR = '[redacted]';
 
 // Secrets that travel in requests, configs, tenant connections (AFIP keys, Google service-account
-// keys, OAuth tokens) and dependency errors. A `*.x` path matches one level down only, so the
-// top-level names and the request headers are listed on their own; anything deeper is not caught.
+// keys, OAuth tokens) and dependency errors: censored at the top level, one level down, and in
+// the request headers; anything deeper is not caught.
 const SECRET_KEYS = [
   'apiKey',
   'api_key',
@@ -32,16 +32,31 @@ const SECRET_KEYS = [
   'privateKeyPem',
   'secretAccessKey',
 ];
-const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers["x-api-key"]',
-  'req.headers.cookie',
-  'headers.authorization',
-  'headers["x-api-key"]',
-  '*.authorization',
-  ...SECRET_KEYS,
-  ...SECRET_KEYS.map((key) => `*.${key}`),
-];
+// Paths pino redacts: each applies only to lines holding its top-level key, so they cost nothing elsewhere.
+const REDACT_PATHS = ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', 'headers.authorization', 'headers["x-api-key"]', ...SECRET_KEYS];
+
+// One level down (`{ connection: { token } }`) secrets are censored by censorNested, not by `*.key`
+// redact paths: pino runs a wildcard path's redactor on every value of every line, which cost more
+// than all the rest of writing a short line (about 30 µs with these sixteen).
+const NESTED_SECRETS = new Set(['authorization', ...SECRET_KEYS]);
+
+/** `value` with its own secret fields censored, when it is an object holding any; else `value` itself. */
+function censorNested(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) if (NESTED_SECRETS.has(key)) (copy ??= { ...value })[key] = CENSOR;
+  return copy ?? value;
+}
+
+/** A line's (or a child's bindings') values, each with its own secret fields censored; `err` has its serializer. */
+function censorEachNested(object: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(object)) {
+    const censored = key === 'err' ? value : censorNested(value);
+    if (censored !== value) (copy ??= { ...object })[key] = censored;
+  }
+  return copy ?? object;
+}
 
 /**
  * JSON logs, one object a line, with `service`, `pid` and `hostname` on each. Errors logged as
@@ -54,10 +69,10 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { service: options.serviceName, pid: process.pid, hostname: hostname() },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: censorEachNested, bindings: censorEachNested },
       redact: { paths: REDACT_PATHS, censor: CENSOR },
       // The default `err` serializer folds causes into one message string and drops their fields.
-      serializers: { err: pino.stdSerializers.errWithCause },
+      serializers: { err: (error: Error) => censorNested(pino.stdSerializers.errWithCause(error)) },
     },
     options.destination,
   );

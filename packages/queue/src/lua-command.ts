@@ -13,12 +13,14 @@ export interface LuaCommand {
 /**
  * Defines a Lua script as a command of `redis` (ioredis sends EVALSHA, falling back to EVAL once
  * per connection). `file` is a URL of `<name>-<numKeys>.lua`; the key count is read from its name.
+ * A script whose key count varies is `<name>-n.lua`: its caller passes the count first.
  * Give `name` a jobfleet prefix so it never clashes with BullMQ's commands on a shared connection.
  */
 export function defineLuaCommand(redis: RedisClient, name: string, file: URL): LuaCommand {
-  const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file.pathname)?.[1]);
-  if (!Number.isInteger(numberOfKeys)) throw new Error(`${file.pathname}: a Lua command file is named <name>-<numKeys>.lua`);
-  redis.defineCommand(name, { lua: readFileSync(file, 'utf8'), numberOfKeys });
+  const count = /-(\d+|n)\.lua$/.exec(file.pathname)?.[1];
+  if (count === undefined) throw new Error(`${file.pathname}: a Lua command file is named <name>-<numKeys>.lua or <name>-n.lua`);
+  const lua = readFileSync(file, 'utf8');
+  redis.defineCommand(name, count === 'n' ? { lua } : { lua, numberOfKeys: Number(count) });
   // defineCommand adds the method at runtime, to the connection and to its pipelines; ioredis'
   // types cannot know about it.
   const methodOf = (target: RedisClient | ChainableCommander) => {

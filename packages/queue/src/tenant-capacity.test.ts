@@ -98,6 +98,32 @@ describe('tenant capacity in Redis', () => {
     expect(await capacity.usage('calendar-sync', 'a')).toEqual({ acceptedToday: 4, waiting: 3, running: 0 });
   });
 
+  it('answers calls made at once, of any tenants, as if made one after the other in that order', async () => {
+    // One turn of the event loop: these go to Redis as one admission call and one slots call.
+    expect(await Promise.all([capacity.admit(ref('a', 'a-1'), quotas), capacity.admit(ref('b', 'b-1'), quotas), capacity.admit(ref('a', 'a-2'), quotas), capacity.admit(ref('a', 'a-1'), quotas)])).toEqual([
+      { admitted: true, priority: 1, counted: true },
+      { admitted: true, priority: 1, counted: true },
+      { admitted: true, priority: 2, counted: true },
+      { admitted: true, priority: 2, counted: false },
+    ]);
+    for (const jobId of ['a-3', 'a-4']) await capacity.admit(ref('a', jobId), quotas);
+    expect(await Promise.all([capacity.enter(ref('a', 'a-1'), 2, 10_000), capacity.enter(ref('a', 'a-2'), 2, 10_000), capacity.enter(ref('a', 'a-3'), 2, 10_000), capacity.enter(ref('b', 'b-1'), 2, 10_000)])).toEqual([
+      { entered: true },
+      { entered: true },
+      { entered: false, ahead: 0 },
+      { entered: true },
+    ]);
+    // A slot freed in the same call as the next attempt's enter is free for it: the leave came first.
+    const [, enteredAfterLeave, refused] = await Promise.all([
+      capacity.leave(ref('a', 'a-1'), true),
+      capacity.enter(ref('a', 'a-3'), 2, 10_000),
+      capacity.enter(ref('a', 'a-4'), 2, 10_000),
+    ]);
+    expect(enteredAfterLeave).toEqual({ entered: true });
+    expect(refused).toEqual({ entered: false, ahead: 0 });
+    expect(await capacity.usage('calendar-sync', 'a')).toEqual({ acceptedToday: 4, waiting: 1, running: 2 });
+  });
+
   it("keeps tenants' keys apart whatever their ids hold", async () => {
     await capacity.admit(ref('a:b', 'x-1'), quotas);
     expect(await capacity.usage('calendar-sync', 'a')).toEqual({ acceptedToday: 0, waiting: 0, running: 0 });

@@ -1,6 +1,7 @@
 import type { KindQuotas } from '@jobfleet/config';
 import type { RedisClient } from './connection';
 import { defineLuaCommand } from './lua-command';
+import { createScriptBatch } from './script-batch';
 
 /**
  * What one tenant has in flight per job kind, kept in Redis so every API replica and worker sees
@@ -8,7 +9,11 @@ import { defineLuaCommand } from './lua-command';
  *
  * Per (kind, tenant): a sorted set of the jobs accepted and not finished (`pending`), a sorted set
  * of running-slot leases (`running`), and a counter of jobs accepted today (UTC). Every operation
- * touches one tenant's keys only, so its cost does not grow with the number of tenants.
+ * touches one tenant's keys only, so its cost does not grow with the number of tenants. The
+ * operations of callers running at once (admissions of concurrent requests, slots of attempts
+ * starting and ending) go to Redis as one script call (script-batch.ts): under load a job costs a
+ * fraction of a script call, not one per step. One call may name several tenants' keys, so on
+ * Redis Cluster the prefix must be hash-tagged, as the queues' already must.
  *
  * Fairness: a job's BullMQ priority is its tenant's count of unstarted jobs at admission, so a
  * tenant's n-th waiting job competes with every other tenant's n-th (BullMQ's prioritized set
@@ -65,6 +70,14 @@ const RECONCILE_BATCH = 20;
 
 const QUOTA_BY_REPLY: Readonly<Record<number, QuotaName>> = { 1: 'maxWaitingJobs', 2: 'jobsPerDay' };
 
+// Operations of one script call at most: far below what Redis takes as arguments, and a call this
+// long still takes well under a millisecond.
+const MAX_BATCH = 1000;
+
+/** The operations of slots-n.lua. */
+const SlotOp = { Enter: 1, Leave: 2, Finish: 3 } as const;
+type SlotOp = (typeof SlotOp)[keyof typeof SlotOp];
+
 /** YYYY-MM-DD of `now` in UTC: the day the daily quota counts in. */
 export function quotaDay(now: number): string {
   return new Date(now).toISOString().slice(0, 10);
@@ -99,16 +112,39 @@ function pipelineReplies(replies: [Error | null, unknown][] | null): unknown[] {
   });
 }
 
-type CapacityScripts = ReturnType<typeof defineScripts>;
-
-function defineScripts(redis: RedisClient) {
+/**
+ * One Redis's capacity scripts, and the batches that gather the calls made at once on it: the
+ * admissions of every request being served (any tenants) go out as one script call, and so do the
+ * slots taken and freed by every attempt starting or ending.
+ */
+function scriptsOn(redis: RedisClient, key: KeyOf, dayKey: DayKeyOf) {
+  const admitScript = defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-n.lua', import.meta.url));
+  const slotsScript = defineLuaCommand(redis, 'jobfleetTenantSlots', new URL('./commands/slots-n.lua', import.meta.url));
   return {
     redis,
-    admitScript: defineLuaCommand(redis, 'jobfleetTenantAdmit', new URL('./commands/admit-3.lua', import.meta.url)),
     withdrawScript: defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url)),
-    enterScript: defineLuaCommand(redis, 'jobfleetTenantEnter', new URL('./commands/enter-2.lua', import.meta.url)),
+    admit: createScriptBatch<{ ref: TenantJobRef; quotas: KindQuotas; now: number }, number[]>({
+      maxBatch: MAX_BATCH,
+      async run(items) {
+        const keys = items.flatMap(({ ref: { kind, tenantId }, now }) => [key(kind, tenantId, 'pending'), key(kind, tenantId, 'running'), dayKey(kind, tenantId, now)]);
+        const perJob = items.flatMap(({ ref, quotas, now }) => [ref.jobId, now, quotas.maxWaitingJobs, quotas.jobsPerDay]);
+        const reply = numbers(await admitScript(keys.length, ...keys, DAY_COUNTER_TTL_SECONDS, LOWEST_PRIORITY, ...perJob), 'admission');
+        return items.map((_, index) => reply.slice(index * 3, index * 3 + 3));
+      },
+    }),
+    settleSlot: createScriptBatch<{ op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }, number>({
+      maxBatch: MAX_BATCH,
+      async run(items) {
+        const keys = items.flatMap(({ ref: { kind, tenantId } }) => [key(kind, tenantId, 'running'), key(kind, tenantId, 'pending')]);
+        const perOp = items.flatMap(({ op, ref, now, maxRunningJobs, leaseEnd }) => [op, ref.jobId, now, maxRunningJobs, leaseEnd]);
+        return numbers(await slotsScript(keys.length, ...keys, ...perOp), 'running-slot');
+      },
+    }),
   };
 }
+
+type KeyOf = (kind: string, tenantId: string, part: string) => string;
+type DayKeyOf = (kind: string, tenantId: string, now: number) => string;
 
 /**
  * The capacity keys of `prefix` (the queues' prefix: on Redis Cluster its hash tag puts these keys
@@ -117,18 +153,18 @@ function defineScripts(redis: RedisClient) {
  * are encoded, so no id can reach into another tenant's keys.
  */
 export function createTenantCapacity(connection: RedisClient | ((kind: string) => RedisClient), prefix: string): TenantCapacity {
-  const scriptsByConnection = new Map<RedisClient, CapacityScripts>();
-  const on = (kind: string): CapacityScripts => {
+  const key: KeyOf = (kind, tenantId, part) => `${prefix}:tenancy:${kind}:${encodeURIComponent(tenantId)}:${part}`;
+  const dayKey: DayKeyOf = (kind, tenantId, now) => key(kind, tenantId, `accepted:${quotaDay(now)}`);
+  const scriptsByConnection = new Map<RedisClient, ReturnType<typeof scriptsOn>>();
+  const on = (kind: string) => {
     const redis = typeof connection === 'function' ? connection(kind) : connection;
     let scripts = scriptsByConnection.get(redis);
     if (scripts === undefined) {
-      scripts = defineScripts(redis);
+      scripts = scriptsOn(redis, key, dayKey);
       scriptsByConnection.set(redis, scripts);
     }
     return scripts;
   };
-  const key = (kind: string, tenantId: string, part: string) => `${prefix}:tenancy:${kind}:${encodeURIComponent(tenantId)}:${part}`;
-  const dayKey = (kind: string, tenantId: string, now: number) => key(kind, tenantId, `accepted:${quotaDay(now)}`);
 
   /**
    * A job removed from the queue by hand (Bull Board, an operator's script) never finishes, and its
@@ -145,57 +181,43 @@ export function createTenantCapacity(connection: RedisClient | ((kind: string) =
     return vanished.length;
   }
 
-  function admissionOf(reply: readonly number[], index: number, quotas: KindQuotas): Admission {
-    const [admitted, detail = 0, third = 0] = reply.slice(index * 3, index * 3 + 3);
+  function admissionOf([admitted = 0, detail = 0, third = 0]: readonly number[], quotas: KindQuotas): Admission {
     if (admitted === 1) return { admitted: true, priority: detail, counted: third === 1 };
     const quota = QUOTA_BY_REPLY[detail];
-    if (admitted !== 0 || quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
+    if (quota === undefined) throw new Error(`unexpected reply from the admission script: ${JSON.stringify([admitted, detail, third])}`);
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
-  /** The admission of each of `jobIds`, in order, in one script call. */
-  async function tryAdmitAll({ kind, tenantId }: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now: number): Promise<Admission[]> {
-    if (jobIds.length === 0) return [];
-    const reply = numbers(
-      await on(kind).admitScript(
-        key(kind, tenantId, 'pending'),
-        key(kind, tenantId, 'running'),
-        dayKey(kind, tenantId, now),
-        now,
-        quotas.maxWaitingJobs,
-        quotas.jobsPerDay,
-        DAY_COUNTER_TTL_SECONDS,
-        LOWEST_PRIORITY,
-        ...jobIds,
-      ),
-      'admission',
-    );
-    if (reply.length !== jobIds.length * 3) throw new Error(`unexpected reply from the admission script: ${JSON.stringify(reply)}`);
-    return jobIds.map((_, index) => admissionOf(reply, index, quotas));
-  }
+  const tryAdmit = async (item: { ref: TenantJobRef; quotas: KindQuotas; now: number }) => admissionOf(await on(item.ref.kind).admit(item), item.quotas);
+  const settleSlot = (item: { op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }) => on(item.ref.kind).settleSlot(item);
+
+  /** The admission of each of `refs`, in order: Redis runs them in one call (or a few of MAX_BATCH). */
+  const tryAdmitAll = (refs: readonly TenantJobRef[], quotas: KindQuotas, now: number) =>
+    Promise.all(refs.map(async (ref) => ({ ref, admission: await tryAdmit({ ref, quotas, now }) })));
 
   const overWaiting = (admission: Admission) => !admission.admitted && admission.quota === 'maxWaitingJobs';
 
-  async function admitMany(batch: TenantKindRef, jobIds: readonly string[], quotas: KindQuotas, now = Date.now()): Promise<Admission[]> {
-    const judged = await tryAdmitAll(batch, jobIds, quotas, now);
-    // Refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
-    const refused = jobIds.filter((_, index) => overWaiting(judged[index] as Admission));
-    if (refused.length > 0 && (await reclaimVanished(batch.kind, batch.tenantId)) > 0) {
-      const again = await tryAdmitAll(batch, refused, quotas, now);
-      const byJob = new Map(refused.map((jobId, index) => [jobId, again[index] as Admission]));
-      return jobIds.map((jobId, index) => byJob.get(jobId) ?? (judged[index] as Admission));
-    }
-    return judged;
-  }
-
   return {
-    async admit({ kind, tenantId, jobId }, quotas, now) {
-      const [admission] = await admitMany({ kind, tenantId }, [jobId], quotas, now);
-      if (admission === undefined) throw new Error('the admission script answered nothing');
-      return admission;
+    async admit(ref, quotas, now = Date.now()) {
+      const admission = await tryAdmit({ ref, quotas, now });
+      if (!overWaiting(admission)) return admission;
+      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit({ ref, quotas, now }) : admission;
     },
 
-    admitMany,
+    async admitMany({ kind, tenantId }, jobIds, quotas, now = Date.now()) {
+      const judged = await tryAdmitAll(
+        jobIds.map((jobId) => ({ kind, tenantId, jobId })),
+        quotas,
+        now,
+      );
+      // As admit does: refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
+      const refused = judged.filter(({ admission }) => overWaiting(admission)).map(({ ref }) => ref);
+      if (refused.length > 0 && (await reclaimVanished(kind, tenantId)) > 0) {
+        const again = new Map((await tryAdmitAll(refused, quotas, now)).map(({ ref, admission }) => [ref.jobId, admission]));
+        return judged.map(({ ref, admission }) => again.get(ref.jobId) ?? admission);
+      }
+      return judged.map(({ admission }) => admission);
+    },
 
     async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
       await on(kind).withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);
@@ -209,18 +231,13 @@ export function createTenantCapacity(connection: RedisClient | ((kind: string) =
       pipelineReplies(await pipeline.exec());
     },
 
-    async enter({ kind, tenantId, jobId }, maxRunningJobs, leaseMs, now = Date.now()) {
-      const [entered = 0, ahead = 0] = numbers(
-        await on(kind).enterScript(key(kind, tenantId, 'running'), key(kind, tenantId, 'pending'), jobId, now, now + leaseMs, maxRunningJobs),
-        'running-slot',
-      );
-      return entered === 1 ? { entered: true } : { entered: false, ahead };
+    async enter(ref, maxRunningJobs, leaseMs, now = Date.now()) {
+      const ahead = await settleSlot({ op: SlotOp.Enter, ref, now, maxRunningJobs, leaseEnd: now + leaseMs });
+      return ahead < 0 ? { entered: true } : { entered: false, ahead };
     },
 
-    async leave({ kind, tenantId, jobId }, finished) {
-      const transaction = on(kind).redis.multi().zrem(key(kind, tenantId, 'running'), jobId);
-      if (finished) transaction.zrem(key(kind, tenantId, 'pending'), jobId);
-      await transaction.exec();
+    async leave(ref, finished) {
+      await settleSlot({ op: finished ? SlotOp.Finish : SlotOp.Leave, ref, now: Date.now(), maxRunningJobs: 0, leaseEnd: 0 });
     },
 
     async usage(kind, tenantId, now = Date.now()) {

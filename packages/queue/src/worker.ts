@@ -96,10 +96,15 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   // Errors this wrapper already counted and logged; the `failed` event reports only the others.
   const reported = new WeakSet<Error>();
 
-  async function leaveGate(job: Job<T, R>, finished: boolean, jobLogger: Logger): Promise<void> {
-    await options.gate?.leave(job, finished).catch((leaveError: unknown) =>
+  /**
+   * Frees the attempt's running slot without holding the job up: BullMQ completes it meanwhile. A
+   * slot freed a moment late only leaves the tenant one job fewer for that moment; a crashed
+   * worker's slot ends with its lease.
+   */
+  function leaveGate(job: Job<T, R>, finished: boolean): void {
+    options.gate?.leave(job, finished).catch((leaveError: unknown) =>
       // The slot's lease ends by itself; until then the tenant runs one job fewer.
-      jobLogger.warn({ err: coerceError(leaveError) }, 'could not free the running slot of the job'),
+      logger.warn({ err: coerceError(leaveError), jobId: job.id }, 'could not free the running slot of the job'),
     );
   }
 
@@ -123,17 +128,20 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       finished = error instanceof UnrecoverableError || (!isFlowControl(coerceError(error)) && isFinalAttempt(job));
       throw error;
     } finally {
-      if (options.gate) await leaveGate(job, finished, logger.child({ jobId: job.id }));
+      leaveGate(job, finished);
     }
   }
 
   async function runEnteredAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
     const attempt = job.attemptsMade + 1;
     const finalAttempt = isFinalAttempt(job);
-    const jobLogger = logger.child({ jobId: job.id, attempt, tenantId: tenantOf(job.data) });
+    const bindings = { jobId: job.id, attempt, tenantId: tenantOf(job.data) };
+    // A child logger costs more than most jobs: made only for a job that logs more than its start and end.
+    let bound: Logger | undefined;
+    const jobLogger = (): Logger => (bound ??= logger.child(bindings));
     // Stalled re-runs and retries start again later; only the first start measures queueing.
     if (job.attemptsStarted <= 1) metrics.jobWait.observe({ queue }, waitSeconds(job));
-    jobLogger.debug('job started');
+    logger.debug(bindings, 'job started');
     const started = performance.now();
     const record = (outcome: JobOutcome): number => {
       const seconds = (performance.now() - started) / 1000;
@@ -155,34 +163,41 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     try {
       const result = await Promise.race([
         rejectWhenAborted(controller.signal),
-        processor(job, { signal: controller.signal, attempt, finalAttempt, logger: jobLogger }),
+        processor(job, {
+          signal: controller.signal,
+          attempt,
+          finalAttempt,
+          get logger() {
+            return jobLogger();
+          },
+        }),
       ]);
-      jobLogger.info({ durationMs: record('completed') }, 'job completed');
+      logger.info({ ...bindings, durationMs: record('completed') }, 'job completed');
       return result;
     } catch (thrown) {
       // Once the signal fired, its reason is the outcome, whatever the processor threw in reaction.
       const error = coerceError(controller.signal.aborted ? controller.signal.reason : thrown);
       if (error instanceof WorkerClosingError) {
-        jobLogger.warn({ durationMs: record('interrupted') }, 'job interrupted by a hard close; stalled-job recovery will run it again');
+        jobLogger().warn({ durationMs: record('interrupted') }, 'job interrupted by a hard close; stalled-job recovery will run it again');
         // DelayedError makes BullMQ leave the job as it is: active, with a lock nobody renews,
         // until another worker's stalled check moves it back to wait. No attempt is spent.
         throw new DelayedError(error.message);
       }
       if (isFlowControl(error)) {
-        jobLogger.debug({ durationMs: record('delayed') }, 'job re-scheduled by its processor');
+        jobLogger().debug({ durationMs: record('delayed') }, 'job re-scheduled by its processor');
         throw error;
       }
       const facts = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, createdAt: job.timestamp, now: Date.now() };
       let decision = decideAfterError(error, facts, { maxWaitMs: options.settings.maxDependencyWaitMs, isPermanent: options.isPermanent });
       const recordDecision = (decided: AttemptDecision) =>
         options.onDecision?.(job, decided, error, attempt).catch((recordError: unknown) =>
-          jobLogger.error({ err: coerceError(recordError), decision: decided.action }, 'could not record the attempt outcome'),
+          jobLogger().error({ err: coerceError(recordError), decision: decided.action }, 'could not record the attempt outcome'),
         );
       await recordDecision(decision);
       if (decision.action === 'wait') {
         const deferred = await deferWithoutAttempt(job, decision.delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
         if (isFlowControl(deferred)) {
-          jobLogger.info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
+          jobLogger().info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
           throw deferred;
         }
         // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, or the end.
@@ -192,8 +207,8 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       // BullMQ fails a job whose attempts ran out by itself; a permanent error must stop it early.
       const toThrow = decision.action === 'fail' && decision.permanent ? unrecoverable(error) : error;
       const durationMs = record(decision.action === 'fail' ? 'failed' : 'retried');
-      if (decision.action === 'fail') jobLogger.error({ err: error, durationMs }, 'job failed');
-      else jobLogger.warn({ err: error, durationMs }, 'job attempt failed; it will be retried');
+      if (decision.action === 'fail') jobLogger().error({ err: error, durationMs }, 'job failed');
+      else jobLogger().warn({ err: error, durationMs }, 'job attempt failed; it will be retried');
       reported.add(toThrow);
       throw toThrow;
     } finally {
@@ -221,7 +236,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     // Failures BullMQ decides without running the processor, e.g. stalled more than maxStalledCount.
     metrics.jobsTotal.inc({ queue, outcome: 'failed' });
     logger.error({ err, jobId: job?.id, tenantId: tenantOf(job?.data) }, 'job failed');
-    if (job) void leaveGate(job, true, logger.child({ jobId: job.id }));
+    if (job) leaveGate(job, true);
     if (job && options.onUnprocessedFailure) {
       options.onUnprocessedFailure(job, err).catch((recordError: unknown) =>
         logger.error({ err: recordError, jobId: job.id }, 'could not record a failure the processor never saw'),

@@ -107,8 +107,19 @@ export function createDependencyGuard(
     backoff: new ExponentialBackoff({ initialDelay: settings.retryBaseMs, maxDelay: settings.retryBaseMs * 16 }),
   });
 
-  function timeoutPolicy(ms: number): IPolicy {
-    return ms > 0 ? timeout(ms, TimeoutStrategy.Aggressive) : noop;
+  // The wrapped policies of each (idempotent, timeout) pair, built once: thousands of calls a second share them.
+  const policies = new Map<string, IPolicy>();
+  function policyFor(idempotent: boolean, timeoutMs: number): IPolicy {
+    const id = `${idempotent ? 'idempotent' : 'once'}:${timeoutMs}`;
+    let policy = policies.get(id);
+    if (policy === undefined) {
+      // Not aborting the signal of a call that returned: nothing runs on after it, and an abort
+      // builds a DOMException (with its stack) per call.
+      const tries = timeoutMs > 0 ? timeout(timeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false }) : noop;
+      policy = idempotent ? wrap(limit, breaker, retrying, tries) : wrap(limit, breaker, tries);
+      policies.set(id, policy);
+    }
+    return policy;
   }
 
   return {
@@ -118,8 +129,7 @@ export function createDependencyGuard(
     async call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
       // Outermost first: the bulkhead admits, the breaker decides, retries happen inside it (each
       // failed try counts towards opening), and the timeout bounds each try.
-      const tries = timeoutPolicy(options.timeoutMs ?? settings.timeoutMs);
-      const policy = options.idempotent ? wrap(limit, breaker, retrying, tries) : wrap(limit, breaker, tries);
+      const policy = policyFor(options.idempotent === true, options.timeoutMs ?? settings.timeoutMs);
       const started = performance.now();
       let result = 'success';
       try {
