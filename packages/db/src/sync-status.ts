@@ -1,7 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
-import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { StoredError } from '@jobfleet/contracts';
-import { arrayParam, columnName, type ArrayType } from './bulk-sql';
+import { arrayParam, type ArrayType } from './bulk-sql';
 import type { Db } from './client';
 import { createGroupCommit, type GroupCommit } from './group-commit';
 import { syncStatus, type SyncStatusValue } from './schema';
@@ -41,7 +40,9 @@ const shapeOf = ({ transition: t }: StatusWrite) =>
  * array parameter (bulk-sql.ts): the statement's text is the same for every flush of a shape, so
  * building it costs next to nothing per row, which matters at thousands of jobs a second.
  */
-async function upsert(db: Db, writes: readonly StatusWrite[]): Promise<Set<string>> {
+async function upsert(db: Db, unordered: readonly StatusWrite[]): Promise<Set<string>> {
+  // In key order, so that two statements writing the same rows lock them in one order and never deadlock.
+  const writes = [...unordered].sort((a, b) => (rowKey(a.entity) < rowKey(b.entity) ? -1 : rowKey(a.entity) > rowKey(b.entity) ? 1 : 0));
   const [{ transition: t }] = writes as [StatusWrite];
   const set = [sql`status = excluded.status, version = excluded.version, job_id = excluded.job_id, updated_at = excluded.updated_at`];
   if (t.attempts !== undefined) set.push(sql`attempts = excluded.attempts`);
@@ -99,9 +100,12 @@ function write(db: Db, entity: SyncEntity, transition: Transition): Promise<bool
   return writerOf(db).submit({ entity, transition, at: new Date() });
 }
 
+/** An accepted job's row: waiting for its first attempt. */
+const ENQUEUED: Transition = { status: 'pending', attempts: 0, lastError: null };
+
 /** Each returns false when a newer version already owns the row (the write was skipped). */
 export const syncStatusRepository = {
-  recordEnqueued: (db: Db, entity: SyncEntity) => write(db, entity, { status: 'pending', attempts: 0, lastError: null }),
+  recordEnqueued: (db: Db, entity: SyncEntity) => write(db, entity, ENQUEUED),
   recordRunning: (db: Db, entity: SyncEntity, attempt: number) => write(db, entity, { status: 'running', attempts: attempt }),
   recordSynced: (db: Db, entity: SyncEntity, attempt: number, externalRef: string) =>
     write(db, entity, { status: 'synced', attempts: attempt, lastError: null, externalRef, synced: true }),
@@ -123,8 +127,8 @@ export const syncStatusRepository = {
 };
 
 /**
- * recordEnqueued for many jobs in one statement, with its rules: a row never goes back to an older
- * version, and `synced` stays for its version. One statement cannot write a row twice, so of the
+ * recordEnqueued for many jobs in one statement: the group commit's upsert, so with its rules (a
+ * row never goes back to an older version, and `synced` stays for its version). One statement cannot write a row twice, so of the
  * jobs of one entity only the one that a series of single writes would leave in the row is
  * written: the highest version, and of equal versions the last.
  */
@@ -135,21 +139,6 @@ export async function recordEnqueuedMany(db: Db, entities: readonly SyncEntity[]
     if (before === undefined || entity.version >= before.version) last.set(rowKey(entity), entity);
   }
   if (last.size === 0) return;
-  // In key order, so that two statements writing the same rows lock them in one order and never deadlock.
-  const rows = [...last].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, entity]) => entity);
-  const current = (column: AnyPgColumn) => sql`${syncStatus}.${columnName(column)}`;
-  // The guard of write() for a pending write: never an older version, never over synced of the same one.
-  await db.execute(sql`
-    insert into ${syncStatus} (${columnName(syncStatus.tenantId)}, ${columnName(syncStatus.kind)}, ${columnName(syncStatus.entityId)}, ${columnName(syncStatus.version)},
-      ${columnName(syncStatus.jobId)}, ${columnName(syncStatus.status)}, ${columnName(syncStatus.attempts)}, ${columnName(syncStatus.updatedAt)})
-    select tenant_id, kind, entity_id, version, job_id, 'pending', 0, now()
-    from unnest(${arrayParam(rows.map((r) => r.tenantId), 'text')}, ${arrayParam(rows.map((r) => r.kind), 'text')}, ${arrayParam(rows.map((r) => r.entityId), 'text')},
-      ${arrayParam(rows.map((r) => r.version), 'bigint')}, ${arrayParam(rows.map((r) => r.jobId), 'text')}) as job (tenant_id, kind, entity_id, version, job_id)
-    on conflict (${columnName(syncStatus.tenantId)}, ${columnName(syncStatus.kind)}, ${columnName(syncStatus.entityId)}) do update
-    set ${columnName(syncStatus.status)} = excluded.${columnName(syncStatus.status)}, ${columnName(syncStatus.version)} = excluded.${columnName(syncStatus.version)},
-      ${columnName(syncStatus.jobId)} = excluded.${columnName(syncStatus.jobId)}, ${columnName(syncStatus.attempts)} = 0,
-      ${columnName(syncStatus.lastError)} = null, ${columnName(syncStatus.updatedAt)} = excluded.${columnName(syncStatus.updatedAt)}
-    where ${current(syncStatus.version)} < excluded.${columnName(syncStatus.version)}
-      or (${current(syncStatus.version)} = excluded.${columnName(syncStatus.version)} and ${current(syncStatus.status)} <> 'synced')
-  `);
+  const at = new Date();
+  await upsert(db, [...last.values()].map((entity) => ({ entity, transition: ENQUEUED, at })));
 }
