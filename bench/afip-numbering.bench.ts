@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { startAfipSimulator, createTestCertificate, type AfipSimulator } from '@jobfleet/afip/simulator';
 import { loadConfig, type Config } from '@jobfleet/config';
-import { afipIssuerRepository, openDatabase } from '@jobfleet/db';
+import { afipIssuerRepository, createTenant, openDatabase } from '@jobfleet/db';
 import { JOB_KINDS } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { connectRedis, waitUntilReady } from '@jobfleet/queue';
@@ -121,7 +121,8 @@ async function removeKeys(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-const benchDb = await createBenchDatabase(ADMIN_DB, TENANT, async (db) => {
+const benchDb = await createBenchDatabase(ADMIN_DB, async (db) => {
+  await createTenant(db, { id: TENANT, name: TENANT });
   await afipIssuerRepository.add(db, parseKeyring(SECRETS_KEYS), { tenantId: TENANT, cuit: CUIT, ...createTestCertificate({ cuit: CUIT }) });
 });
 const afip = await startAfipSimulator();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createTenant, openDatabase, type Db } from '@jobfleet/db';
+import { openDatabase, type Db } from '@jobfleet/db';
 import pg from 'pg';
 
 export interface BenchDatabase {
@@ -9,10 +9,10 @@ export interface BenchDatabase {
 }
 
 /**
- * A migrated database of its own for one bench run, created through `adminUrl`, with `tenantId`
- * and whatever `seed` adds (a tenant's connections).
+ * A migrated database of its own for one bench run, created through `adminUrl`, with whatever
+ * `seed` adds (tenants, their connections).
  */
-export async function createBenchDatabase(adminUrl: string, tenantId: string, seed: (db: Db) => Promise<void>): Promise<BenchDatabase> {
+export async function createBenchDatabase(adminUrl: string, seed: (db: Db) => Promise<void>): Promise<BenchDatabase> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   const name = `jobfleet_bench_${randomBytes(4).toString('hex')}`;
@@ -26,7 +26,6 @@ export async function createBenchDatabase(adminUrl: string, tenantId: string, se
   try {
     const setup = openDatabase({ url: url.toString(), dataDir: '.' });
     await setup.migrate();
-    await createTenant(setup.db, { id: tenantId, name: tenantId });
     await seed(setup.db);
     await setup.close();
   } catch (error) {

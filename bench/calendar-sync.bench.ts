@@ -31,7 +31,7 @@ import {
   addCosts,
   args,
   benchConfig,
-  createBenchDatabase,
+  createWorkerBenchDatabase,
   jobfleetProducer,
   noopKind,
   openCountingDatabase,
@@ -228,7 +228,7 @@ async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
 }
 
 const redis = await startBenchRedis(args.redisPort === undefined ? undefined : Number(args.redisPort));
-const env = await createBenchDatabase(ADMIN_DB, TENANTS);
+const env = await createWorkerBenchDatabase(ADMIN_DB, TENANTS);
 try {
   if (MODE === 'path') await pathMode(redis, env);
   else if (MODE === 'memory') await memoryMode(redis, env);

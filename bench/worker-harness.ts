@@ -4,7 +4,6 @@
  * jobs enqueued with the calls the API makes, and jobfleet's or raw BullMQ's workers draining them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { DEFAULT_TENANT_TIERS, loadConfig, type Config } from '@jobfleet/config';
 import { createTenant, createTenantLimitsCache, googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
@@ -15,8 +14,8 @@ import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { z } from 'zod';
+import { createBenchDatabase } from './bench-database';
 
 /** `key=value` arguments. */
 export const args: Readonly<Record<string, string | undefined>> = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
@@ -193,30 +192,20 @@ export interface BenchEnv {
 }
 
 /** A fresh database with `tenantCount` tenants, each with a Google connection (an access token for `calendarRoot`'s fake). */
-export async function createBenchDatabase(adminUrl: string, tenantCount: number): Promise<BenchEnv> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  const name = `jobfleet_bench_${randomBytes(4).toString('hex')}`;
-  await admin.query(`create database ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+export async function createWorkerBenchDatabase(adminUrl: string, tenantCount: number): Promise<BenchEnv> {
   const tenants = Array.from({ length: tenantCount }, (_, index) => `bench-${index}`);
-  const setup = openDatabase({ url: url.toString(), dataDir: '.' });
-  await setup.migrate();
   const keyring = parseKeyring(loadConfig({}).secrets.keys);
-  for (const tenantId of tenants) {
-    await createTenant(setup.db, { id: tenantId, name: tenantId });
-    await googleConnectionRepository.add(setup.db, keyring, { tenantId, credential: { kind: 'access-token', token: 'bench-token' }, access: { policy: 'credential' } });
-  }
-  await setup.close();
+  const database = await createBenchDatabase(adminUrl, async (db) => {
+    for (const tenantId of tenants) {
+      await createTenant(db, { id: tenantId, name: tenantId });
+      await googleConnectionRepository.add(db, keyring, { tenantId, credential: { kind: 'access-token', token: 'bench-token' }, access: { policy: 'credential' } });
+    }
+  });
   return {
-    databaseUrl: url.toString(),
+    databaseUrl: database.url,
     tenants,
     tenantOf: (i) => tenants[i % tenants.length] ?? 'bench-0',
-    async close() {
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
+    close: () => database.drop(),
   };
 }
 
