@@ -1,6 +1,5 @@
 export { openDatabase, openMigratedDatabase } from './client';
 export { createGroupCommit } from './group-commit';
-export type { GroupCommit } from './group-commit';
 export type { Database, Db } from './client';
 export * as schema from './schema';
 export type { LockAuditEvent } from './schema';
@@ -26,9 +25,7 @@ export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope } from './api-keys';
 export {
   beginIdempotentRequest,
   beginIdempotentRequests,
-  completeIdempotentRequest,
   completeIdempotentRequests,
-  abandonIdempotentRequest,
   abandonIdempotentRequests,
   findIdempotencyRecordByJobId,
   pruneExpiredIdempotencyKeys,
