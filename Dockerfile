@@ -18,6 +18,7 @@ COPY packages/locks/package.json packages/locks/
 COPY packages/backup/package.json packages/backup/
 COPY packages/resilience/package.json packages/resilience/
 COPY packages/secrets/package.json packages/secrets/
+COPY packages/group-commit/package.json packages/group-commit/
 COPY packages/kinds/package.json packages/kinds/
 # One line per workspace (keep in sync with apps/* and packages/*): npm ci needs every manifest.
 

@@ -1,4 +1,4 @@
-import { createGroupCommit } from '@jobfleet/db';
+import { createGroupCommit } from '@jobfleet/group-commit';
 import type { RedisClient } from '@jobfleet/queue';
 
 /**
@@ -31,7 +31,6 @@ interface Addition {
 export function createRedisWindowCounter(redis: RedisClient, { keyPrefix, windowSeconds }: { keyPrefix: string; windowSeconds: number }): WindowCounter {
   const windowMs = windowSeconds * 1000;
   const redisKey = (key: string) => `${keyPrefix}:${key}`;
-  let sequence = 0;
 
   async function flush(additions: readonly Addition[]): Promise<WindowCount[]> {
     const sums = new Map<string, number>();
@@ -57,8 +56,8 @@ export function createRedisWindowCounter(redis: RedisClient, { keyPrefix, window
     });
   }
 
-  // Every addition is its own item: the same counter may take many in one MULTI.
-  const gathered = createGroupCommit<Addition, WindowCount>({ flush, conflictKey: () => String(++sequence), maxBatch: 1000 });
+  // No conflict key: the same counter may take many additions in one MULTI.
+  const gathered = createGroupCommit<Addition, WindowCount>({ flush, maxBatch: 1000 });
 
   return {
     add: (key, points = 1) => gathered.submit({ key, points }),

@@ -1,5 +1,4 @@
 export { openDatabase, openMigratedDatabase } from './client';
-export { createGroupCommit } from './group-commit';
 export type { Database, Db } from './client';
 export * as schema from './schema';
 export type { LockAuditEvent } from './schema';

@@ -2,7 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
 import { arrayParam, type ArrayType } from './bulk-sql';
 import type { Db } from './client';
-import { createGroupCommit, type GroupCommit } from './group-commit';
+import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { syncStatus, type SyncStatusValue } from './schema';
 
 export type SyncStatusRow = typeof syncStatus.$inferSelect;

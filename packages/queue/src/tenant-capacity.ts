@@ -1,7 +1,7 @@
 import type { KindQuotas } from '@jobfleet/config';
 import type { RedisClient } from './connection';
 import { defineLuaCommand } from './lua-command';
-import { createScriptBatch } from './script-batch';
+import { createGroupCommit } from '@jobfleet/group-commit';
 
 /**
  * What one tenant has in flight per job kind, kept in Redis so every API replica and worker sees
@@ -11,7 +11,7 @@ import { createScriptBatch } from './script-batch';
  * of running-slot leases (`running`), and a counter of jobs accepted today (UTC). Every operation
  * touches one tenant's keys only, so its cost does not grow with the number of tenants. The
  * operations of callers running at once (admissions of concurrent requests, slots of attempts
- * starting and ending) go to Redis as one script call (script-batch.ts): under load a job costs a
+ * starting and ending) go to Redis as one script call (a group commit): under load a job costs a
  * fraction of a script call, not one per step. One call may name several tenants' keys, so on
  * Redis Cluster the prefix must be hash-tagged, as the queues' already must.
  *
@@ -123,18 +123,18 @@ function scriptsOn(redis: RedisClient, key: KeyOf, dayKey: DayKeyOf) {
   return {
     redis,
     withdrawScript: defineLuaCommand(redis, 'jobfleetTenantWithdraw', new URL('./commands/withdraw-2.lua', import.meta.url)),
-    admit: createScriptBatch<{ ref: TenantJobRef; quotas: KindQuotas; now: number }, number[]>({
+    admit: createGroupCommit<{ ref: TenantJobRef; quotas: KindQuotas; now: number }, number[]>({
       maxBatch: MAX_BATCH,
-      async run(items) {
+      async flush(items) {
         const keys = items.flatMap(({ ref: { kind, tenantId }, now }) => [key(kind, tenantId, 'pending'), key(kind, tenantId, 'running'), dayKey(kind, tenantId, now)]);
         const perJob = items.flatMap(({ ref, quotas, now }) => [ref.jobId, now, quotas.maxWaitingJobs, quotas.jobsPerDay]);
         const reply = numbers(await admitScript(keys.length, ...keys, DAY_COUNTER_TTL_SECONDS, LOWEST_PRIORITY, ...perJob), 'admission');
         return items.map((_, index) => reply.slice(index * 3, index * 3 + 3));
       },
     }),
-    settleSlot: createScriptBatch<{ op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }, number>({
+    settleSlot: createGroupCommit<{ op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }, number>({
       maxBatch: MAX_BATCH,
-      async run(items) {
+      async flush(items) {
         const keys = items.flatMap(({ ref: { kind, tenantId } }) => [key(kind, tenantId, 'running'), key(kind, tenantId, 'pending')]);
         const perOp = items.flatMap(({ op, ref, now, maxRunningJobs, leaseEnd }) => [op, ref.jobId, now, maxRunningJobs, leaseEnd]);
         return numbers(await slotsScript(keys.length, ...keys, ...perOp), 'running-slot');
@@ -188,8 +188,8 @@ export function createTenantCapacity(connection: RedisClient | ((kind: string) =
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
-  const tryAdmit = async (item: { ref: TenantJobRef; quotas: KindQuotas; now: number }) => admissionOf(await on(item.ref.kind).admit(item), item.quotas);
-  const settleSlot = (item: { op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }) => on(item.ref.kind).settleSlot(item);
+  const tryAdmit = async (item: { ref: TenantJobRef; quotas: KindQuotas; now: number }) => admissionOf(await on(item.ref.kind).admit.submit(item), item.quotas);
+  const settleSlot = (item: { op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }) => on(item.ref.kind).settleSlot.submit(item);
 
   /** The admission of each of `refs`, in order: Redis runs them in one call (or a few of MAX_BATCH). */
   const tryAdmitAll = (refs: readonly TenantJobRef[], quotas: KindQuotas, now: number) =>

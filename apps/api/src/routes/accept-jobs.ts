@@ -3,12 +3,12 @@ import {
   abandonIdempotentRequests,
   beginIdempotentRequests,
   completeIdempotentRequests,
-  createGroupCommit,
   recordEnqueuedMany,
   type Db,
   type IdempotencyKeyRef,
   type TenantLimitsCache,
 } from '@jobfleet/db';
+import { createGroupCommit } from '@jobfleet/group-commit';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import { enqueueMany, type Admission, type TenantCapacity } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';

@@ -1,4 +1,4 @@
-import { createGroupCommit } from './group-commit';
+import { createGroupCommit } from './index';
 
 describe('group commit', () => {
   function recorder(options: { failOn?: string } = {}) {
@@ -45,5 +45,18 @@ describe('group commit', () => {
     expect(settled).toHaveLength(4);
     expect(flushes.flat()).toHaveLength(4);
     await Promise.all(submitted);
+  });
+
+  it('without conflict keys, lets any items share a flush, one key many times', async () => {
+    const flushes: number[][] = [];
+    const sum = createGroupCommit<number, number>({
+      maxBatch: 100,
+      flush(items) {
+        flushes.push([...items]);
+        return Promise.resolve(items.map((item) => item * 2));
+      },
+    });
+    expect(await Promise.all([1, 1, 2, 1].map((item) => sum.submit(item)))).toEqual([2, 2, 4, 2]);
+    expect(flushes).toEqual([[1, 1, 2, 1]]);
   });
 });

@@ -1,9 +1,11 @@
 /**
- * Many callers' writes in one statement: items submitted while a flush is running (or within the
- * same turn of the event loop) go out together in the next one. One flush runs at a time, so a
- * lone caller waits for nothing, and under load each flush carries what the previous one's
- * round trip let pile up. Two items with one `conflictKey` never share a flush (a multi-row
- * upsert cannot touch one row twice); the later waits for the next, so their order holds.
+ * Many callers' calls as one: items submitted while a flush is running (or within the same turn of
+ * the event loop) go out together in the next one: one statement for many rows (sync_status, the
+ * API's idempotency keys), one script call or MULTI for many requests (tenant capacity, rate-limit
+ * counters). One flush runs at a time, so a lone caller waits for nothing, and under load each
+ * flush carries what the previous one's round trip let pile up. Two items with one `conflictKey`
+ * never share a flush (a multi-row upsert cannot touch one row twice); the later waits for the
+ * next, so their order holds. Without `conflictKey` any items may share one.
  */
 export interface GroupCommit<I, R> {
   /** Resolves once the flush holding `item` is done (durable), with the item's own result. */
@@ -21,7 +23,7 @@ interface Pending<I, R> {
 export function createGroupCommit<I, R>(options: {
   /** Writes the items; answers one result per item, in order. */
   flush(items: readonly I[]): Promise<readonly R[]>;
-  conflictKey(item: I): string;
+  conflictKey?: (item: I) => string;
   maxBatch: number;
 }): GroupCommit<I, R> {
   let queue: Pending<I, R>[] = [];
@@ -33,9 +35,9 @@ export function createGroupCommit<I, R>(options: {
     const keys = new Set<string>();
     const rest: Pending<I, R>[] = [];
     for (const pending of queue) {
-      const key = options.conflictKey(pending.item);
-      if (batch.length < options.maxBatch && !keys.has(key)) {
-        keys.add(key);
+      const key = options.conflictKey?.(pending.item);
+      if (batch.length < options.maxBatch && (key === undefined || !keys.has(key))) {
+        if (key !== undefined) keys.add(key);
         batch.push(pending);
       } else {
         rest.push(pending);
