@@ -1,7 +1,7 @@
 import type { Config } from '@jobfleet/config';
 import type { BeginOutcome, IdempotencyKeyRef, SyncEntity } from '@jobfleet/db';
 import { AdmissionRefusal, type AdmissionContext, type AnyJobKind } from '@jobfleet/kinds';
-import { jobIdFor, secondsUntilNextQuotaDay, type Admission, type TenantJobRef } from '@jobfleet/queue';
+import { jobIdFor, secondsUntilNextQuotaDay, type Admission } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
@@ -10,8 +10,8 @@ import { callPostgres as pg, type DependencyCall } from '../dependencies';
 import { HttpProblem } from '../problem';
 import { syncLink } from './sync';
 
-// The steps of accepting one job that POST /v1/jobs/<kind> and its batch route share. Each route
-// makes its own calls to Postgres and Redis (one job, or one bulk statement for all).
+// The steps of accepting one job that POST /v1/jobs/<kind> and its batch route share, short of
+// the calls to Postgres and Redis: the acceptor (accept-jobs.ts) makes those, for many jobs at once.
 
 /**
  * An unfinished idempotency row older than this belongs to a replica that died mid-request.
@@ -61,7 +61,6 @@ export interface PreparedJob {
   jobId: string;
   requestHash: string;
   ref: IdempotencyKeyRef;
-  capacityRef: TenantJobRef;
   /** The answer: now, and on every replay. */
   stored: StoredResponse;
   /** The entity's sync_status row, for a kind that keeps one. */
@@ -84,7 +83,6 @@ export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown,
     jobId,
     requestHash: requestHash(request),
     ref: { tenantId, scope: queue, key: idempotencyKey },
-    capacityRef: { kind: queue, tenantId, jobId },
     stored: { headers: { location: jobLink(jobId) }, body: { jobId, queue, status: 'queued', idempotencyKey, links } },
     sync: syncKind === null ? null : { tenantId, kind: syncKind, entityId, version: intake.version(request), jobId },
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
