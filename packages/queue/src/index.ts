@@ -9,5 +9,5 @@ export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
-export type { Admission, TenantCapacity, TenantJobRef } from './tenant-capacity';
+export type { Admission, TenantCapacity } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';
