@@ -46,6 +46,7 @@ import {
   type BenchRedis,
   type RedisCost,
 } from './worker-harness';
+import { infoFields } from './redis-stats';
 
 const MODE = args.mode ?? 'path';
 const JOBS = Number(args.jobs ?? (MODE === 'memory' ? 100_000 : 3000));
@@ -166,7 +167,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
 /** N jobs through the no-op kind, at most `window` of them waiting at once; Redis memory after. */
 async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
   await redis.flush();
-  const baseline = Number((await redis.info('memory')).used_memory);
+  const usedMemory = async () => Number(infoFields(await redis.info('memory')).get('used_memory'));
+  const baseline = await usedMemory();
   const config = configFor(redis, env);
   const { database } = openCountingDatabase(config);
   const producer = await jobfleetProducer(config, database, env, noopKind, noopRequest);
@@ -179,19 +181,19 @@ async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     const to = Math.min(JOBS, enqueued + window / 2);
     await producer.batches(enqueued, to);
     enqueued = to;
-    peak = Math.max(peak, Number((await redis.info('memory')).used_memory));
+    peak = Math.max(peak, await usedMemory());
     if (enqueued % 100_000 === 0) console.log(`  ${enqueued} enqueued, ${fleet.completed()} completed, used_memory ${(peak / 2 ** 20).toFixed(1)} MB at most so far`);
   }
   await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, 'memory-mode drain');
   const seconds = (performance.now() - started) / 1000;
   await fleet.close();
-  const memory = await redis.info('memory');
-  const keys = await redis.info('keyspace');
+  const memory = infoFields(await redis.info('memory'));
+  const keys = Object.fromEntries(infoFields(await redis.info('keyspace')));
   await producer.close();
   await database.close();
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
   console.log(`redis memory: ${JOBS} jobs through the no-op kind (default retention: removeOnComplete ${JSON.stringify(config.jobs.removeOnComplete)}), ${seconds.toFixed(0)} s`);
-  console.log(`used_memory before ${mb(baseline)}, highest while running ${mb(peak)}, after ${mb(Number(memory.used_memory))} (rss ${mb(Number(memory.used_memory_rss))}); keyspace ${JSON.stringify(keys)}`);
+  console.log(`used_memory before ${mb(baseline)}, highest while running ${mb(peak)}, after ${mb(Number(memory.get('used_memory')))} (rss ${mb(Number(memory.get('used_memory_rss')))}); keyspace ${JSON.stringify(keys)}`);
 }
 
 /** The drain rate of the first `sample` jobs with N waiting, for each N. */

@@ -12,9 +12,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { QueueRedisInstance } from '@jobfleet/config';
-import { connectRedis, waitUntilReady, type RedisClient, type RedisConnections } from '@jobfleet/queue';
+import { connectRedis, waitUntilReady, type RedisConnections } from '@jobfleet/queue';
 import { Queue, Worker } from 'bullmq';
 import { startRedisServer, type RedisServer } from '../tests/support/chaos-redis';
+import { readRedis, redisWork } from './redis-stats';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const JOBS = Number(args.jobs ?? 5000);
@@ -23,34 +24,6 @@ const QUEUES = ['shard-a', 'shard-b'] as const;
 const ADD_CHUNK = 500;
 // Every phase ends by this deadline even if a worker stalls: the bench never hangs.
 const PHASE_TIMEOUT_MS = 25_000;
-
-interface RedisSample {
-  cpuSeconds: number;
-  calls: number;
-  /** EVALSHA and EVAL calls: BullMQ's (and our) Lua scripts, where a job's Redis time goes. */
-  scripts: number;
-}
-
-/** INFO cpu and commandstats of one instance: process CPU, command calls, script calls. */
-async function sample(redis: RedisClient): Promise<RedisSample> {
-  const text = await redis.info('everything');
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
-  let calls = 0;
-  let scripts = 0;
-  for (const [, command = '', callCount] of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    calls += Number(callCount);
-    if (command === 'evalsha' || command === 'eval') scripts += Number(callCount);
-  }
-  return { cpuSeconds: field('used_cpu_sys') + field('used_cpu_user'), calls, scripts };
-}
-
-const delta = (after: RedisSample, before: RedisSample): RedisSample => ({
-  cpuSeconds: after.cpuSeconds - before.cpuSeconds,
-  calls: after.calls - before.calls,
-  scripts: after.scripts - before.scripts,
-});
-
-const NOTHING: RedisSample = { cpuSeconds: 0, calls: 0, scripts: 0 };
 
 async function waitUntil(done: () => boolean, deadline: number, what: string): Promise<void> {
   while (!done()) {
@@ -67,7 +40,7 @@ async function phase(label: string, servers: readonly RedisServer[], queueInstan
   const workers: RedisConnections = connectRedis(topology, 'worker', { name: 'bench-worker' });
   await Promise.all([...producer.instances.values(), ...workers.instances.values()].map((client) => waitUntilReady(client, 5000)));
   const instances = [...producer.instances];
-  const before = await Promise.all(instances.map(([, client]) => sample(client)));
+  const before = await Promise.all(instances.map(([, client]) => readRedis(client)));
   const started = performance.now();
 
   const queues = QUEUES.map((name) => new Queue(name, { connection: producer.forQueue(name), prefix, skipVersionCheck: true }));
@@ -90,7 +63,7 @@ async function phase(label: string, servers: readonly RedisServer[], queueInstan
   await waitUntil(() => completed >= JOBS * QUEUES.length, Date.now() + PHASE_TIMEOUT_MS, `${label}: the workers to drain`);
   const drained = performance.now();
 
-  const after = await Promise.all(instances.map(([, client]) => sample(client)));
+  const after = await Promise.all(instances.map(([, client]) => readRedis(client)));
   await Promise.all(drainers.map((worker) => worker.close()));
   for (const queue of queues) await queue.obliterate({ force: true });
   await Promise.all(queues.map((queue) => queue.close()));
@@ -99,7 +72,9 @@ async function phase(label: string, servers: readonly RedisServer[], queueInstan
 
   const total = JOBS * QUEUES.length;
   const perInstance = instances.map(([name], index) => {
-    const used = delta(after[index] ?? NOTHING, before[index] ?? NOTHING);
+    const [then, now] = [before[index], after[index]];
+    if (then === undefined || now === undefined) throw new Error(`no INFO reading of ${name}`);
+    const used = redisWork(then, now);
     const jobsHere = QUEUES.filter((queue) => producer.instanceOf(queue) === name).length * JOBS;
     return { name, jobsHere, ...used };
   });
@@ -129,7 +104,7 @@ try {
       const cpuUsPerJob = instance.jobsHere === 0 ? 0 : (instance.cpuSeconds * 1e6) / instance.jobsHere;
       const capacity = cpuUsPerJob === 0 ? '-' : fmt(1e6 / cpuUsPerJob);
       console.log(
-        `${head}   ${instance.name.padEnd(8)} ${fmt(instance.jobsHere).padStart(6)}   ${fmt(instance.cpuSeconds * 1000).padStart(12)}   ${fmt(cpuUsPerJob, 1).padStart(10)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.calls / instance.jobsHere, 1).padStart(12)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.scripts / instance.jobsHere, 1).padStart(11)}   ${capacity.padStart(10)}`,
+        `${head}   ${instance.name.padEnd(8)} ${fmt(instance.jobsHere).padStart(6)}   ${fmt(instance.cpuSeconds * 1000).padStart(12)}   ${fmt(cpuUsPerJob, 1).padStart(10)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.commands / instance.jobsHere, 1).padStart(12)}   ${fmt(instance.jobsHere === 0 ? 0 : instance.scripts / instance.jobsHere, 1).padStart(11)}   ${capacity.padStart(10)}`,
       );
     }
   }

@@ -1,17 +1,21 @@
-import type { Redis } from 'ioredis';
-
 /**
- * What a Redis server has done so far: calls per command (INFO commandstats) and CPU seconds
- * (INFO cpu, main thread and children). Two readings around a run give what the run cost Redis,
- * everything on that server included: run benches against a Redis nothing else uses.
+ * What a Redis server has done so far, from INFO: calls and time per command (commandstats, the
+ * commands scripts run included) and CPU seconds (cpu: used_cpu_sys + used_cpu_user). Two readings
+ * around a run give what the run cost Redis, everything on that server included: benches run
+ * against a Redis nothing else uses.
  */
+export interface CommandStat {
+  calls: number;
+  usec: number;
+}
+
 export interface RedisReading {
-  calls: ReadonlyMap<string, number>;
+  commands: ReadonlyMap<string, CommandStat>;
   cpuSeconds: number;
 }
 
-/** `name:value` lines of an INFO section. */
-function infoFields(text: string): Map<string, string> {
+/** `name:value` lines of an INFO reply. */
+export function infoFields(text: string): Map<string, string> {
   const fields = new Map<string, string>();
   for (const line of text.split(/\r?\n/)) {
     const colon = line.indexOf(':');
@@ -20,35 +24,62 @@ function infoFields(text: string): Map<string, string> {
   return fields;
 }
 
-export async function readRedis(redis: Redis): Promise<RedisReading> {
+/** Anything that answers INFO as Redis writes it (an ioredis client or cluster node). */
+interface InfoSource {
+  info(section: string): Promise<string>;
+}
+
+export async function readRedis(redis: InfoSource): Promise<RedisReading> {
   const [commandstats, cpu] = await Promise.all([redis.info('commandstats'), redis.info('cpu')]);
-  const calls = new Map<string, number>();
+  const commands = new Map<string, CommandStat>();
   // cmdstat_evalsha:calls=12,usec=340,usec_per_call=28.33,...
   for (const [field, value] of infoFields(commandstats)) {
-    const count = /(?:^|,)calls=(\d+)/.exec(value)?.[1];
-    if (field.startsWith('cmdstat_') && count !== undefined) calls.set(field.slice('cmdstat_'.length), Number(count));
+    if (!field.startsWith('cmdstat_')) continue;
+    const stat = Object.fromEntries(value.split(',').map((pair) => pair.split('=') as [string, string]));
+    commands.set(field.slice('cmdstat_'.length), { calls: Number(stat.calls ?? 0), usec: Number(stat.usec ?? 0) });
   }
   const cpuFields = infoFields(cpu);
   const cpuSeconds = ['used_cpu_sys', 'used_cpu_user'].reduce((sum, name) => sum + Number(cpuFields.get(name) ?? 0), 0);
-  return { calls, cpuSeconds };
+  return { commands, cpuSeconds };
+}
+
+/** What Redis did between two readings. */
+export interface RedisWork {
+  /** EVALSHA and EVAL calls: BullMQ's (and our) Lua scripts. */
+  scripts: number;
+  /** Every command, scripts' own included. */
+  commands: number;
+  cpuSeconds: number;
+  perCommand: ReadonlyMap<string, CommandStat>;
+}
+
+// The readings' own commands, and a bench's reset between rows, are not the run's work.
+const OF_THE_READINGS = new Set(['info', 'config|resetstat']);
+
+export function redisWork(before: RedisReading, after: RedisReading): RedisWork {
+  const perCommand = new Map<string, CommandStat>();
+  for (const [name, now] of after.commands) {
+    if (OF_THE_READINGS.has(name)) continue;
+    const then = before.commands.get(name) ?? { calls: 0, usec: 0 };
+    perCommand.set(name, { calls: now.calls - then.calls, usec: now.usec - then.usec });
+  }
+  const calls = (name: string) => perCommand.get(name)?.calls ?? 0;
+  return {
+    scripts: calls('evalsha') + calls('eval'),
+    commands: [...perCommand.values()].reduce((sum, stat) => sum + stat.calls, 0),
+    cpuSeconds: after.cpuSeconds - before.cpuSeconds,
+    perCommand,
+  };
 }
 
 export interface RedisCost {
-  /** EVALSHA and EVAL calls (every BullMQ and jobfleet script) per job. */
   scriptsPerJob: number;
-  /** Every command per job, INFO and the like of the readings included (a handful per run). */
   commandsPerJob: number;
   cpuMsPerJob: number;
 }
 
 export function redisCostPerJob(before: RedisReading, after: RedisReading, jobs: number): RedisCost | undefined {
   if (jobs <= 0) return undefined;
-  const delta = (command: string) => (after.calls.get(command) ?? 0) - (before.calls.get(command) ?? 0);
-  const allCommands = new Set([...after.calls.keys()]);
-  const commands = [...allCommands].reduce((sum, command) => sum + delta(command), 0);
-  return {
-    scriptsPerJob: (delta('evalsha') + delta('eval')) / jobs,
-    commandsPerJob: commands / jobs,
-    cpuMsPerJob: (1000 * (after.cpuSeconds - before.cpuSeconds)) / jobs,
-  };
+  const work = redisWork(before, after);
+  return { scriptsPerJob: work.scripts / jobs, commandsPerJob: work.commands / jobs, cpuMsPerJob: (1000 * work.cpuSeconds) / jobs };
 }

@@ -16,6 +16,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { createBenchDatabase } from './bench-database';
+import { readRedis, redisWork } from './redis-stats';
 
 /** `key=value` arguments. */
 export const args: Readonly<Record<string, string | undefined>> = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
@@ -46,8 +47,8 @@ async function freePort(): Promise<number> {
 
 export interface BenchRedis {
   url: string;
-  /** INFO of one section as key -> value. */
-  info(section: string): Promise<Record<string, string>>;
+  /** INFO of one section, as Redis writes it (redis-stats.ts reads it). */
+  info(section: string): Promise<string>;
   /** Empties the private instance between rows (never a shared Redis: there is none here). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -70,15 +71,7 @@ export async function startBenchRedis(port?: number): Promise<BenchRedis> {
   }
   return {
     url,
-    async info(section) {
-      const text = await client.info(section);
-      return Object.fromEntries(
-        text
-          .split('\r\n')
-          .filter((line) => line.includes(':') && !line.startsWith('#'))
-          .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)]),
-      );
-    },
+    info: (section) => client.info(section),
     async flush() {
       await client.flushall();
       await client.config('RESETSTAT');
@@ -101,39 +94,15 @@ export interface RedisCost {
   cpuUs: number;
 }
 
-interface RedisSnapshot {
-  calls: Map<string, { calls: number; usec: number }>;
-  cpuUs: number;
-}
-
-async function snapshot(redis: BenchRedis): Promise<RedisSnapshot> {
-  const stats = await redis.info('commandstats');
-  const cpu = await redis.info('cpu');
-  const calls = new Map<string, { calls: number; usec: number }>();
-  for (const [key, value] of Object.entries(stats)) {
-    const fields = Object.fromEntries(value.split(',').map((pair) => pair.split('=') as [string, string]));
-    calls.set(key.replace(/^cmdstat_/, ''), { calls: Number(fields.calls ?? 0), usec: Number(fields.usec ?? 0) });
-  }
-  return { calls, cpuUs: (Number(cpu.used_cpu_user ?? 0) + Number(cpu.used_cpu_sys ?? 0)) * 1e6 };
-}
-
 /** Measures what `work` cost Redis, per job; INFO's own calls are left out. */
 export async function redisCostOf<T>(redis: BenchRedis, jobs: number, work: () => Promise<T>): Promise<{ result: T; cost: RedisCost }> {
-  const before = await snapshot(redis);
+  const before = await readRedis(redis);
   const result = await work();
-  const after = await snapshot(redis);
-  let scripts = 0;
-  let commands = 0;
-  const breakdown: string[] = [];
-  for (const [name, now] of after.calls) {
-    if (name === 'info' || name === 'config|resetstat') continue;
-    const then = before.calls.get(name) ?? { calls: 0, usec: 0 };
-    breakdown.push(`${name} ${((now.calls - then.calls) / jobs).toFixed(2)}/${((now.usec - then.usec) / jobs).toFixed(1)}µs`);
-    commands += now.calls - then.calls;
-    if (name === 'evalsha' || name === 'eval') scripts += now.calls - then.calls;
+  const spent = redisWork(before, await readRedis(redis));
+  if (args.breakdown !== undefined) {
+    console.log([...spent.perCommand].map(([name, { calls, usec }]) => `${name} ${(calls / jobs).toFixed(2)}/${(usec / jobs).toFixed(1)}µs`).join('  '));
   }
-  if (args.breakdown !== undefined) console.log(breakdown.join('  '));
-  return { result, cost: { scripts: scripts / jobs, commands: commands / jobs, cpuUs: (after.cpuUs - before.cpuUs) / jobs } };
+  return { result, cost: { scripts: spent.scripts / jobs, commands: spent.commands / jobs, cpuUs: (spent.cpuSeconds * 1e6) / jobs } };
 }
 
 export const addCosts = (a: RedisCost, b: RedisCost): RedisCost => ({
