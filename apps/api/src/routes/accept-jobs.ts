@@ -127,7 +127,7 @@ export function createJobAcceptor({ config, db, queues, redisOf, capacity, limit
     );
   }
 
-  /** The quota admission of each job: one script call per tenant and kind, all at once. */
+  /** The quota admission of each job: admitMany per tenant and kind, all at once (tenant capacity sends them to each Redis as one script call). */
   async function admissions(jobs: readonly JobToAccept[], now: number): Promise<Map<JobToAccept, Admission>> {
     const groups = groupBy(jobs, tenantKindOf);
     const judged = await Promise.all(
