@@ -50,3 +50,5 @@ export type { CalendarAccess, GoogleCredential } from './connections';
 export { classifyPostgresError, postgresRefusal } from './postgres-errors';
 export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits';
 export type { TenantLimitsCache } from './tenant-limits';
+export { adminAuditRepository } from './admin-audit';
+export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';

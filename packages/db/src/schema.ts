@@ -298,3 +298,32 @@ export const backups = pgTable(
     check('backups_status_ck', sql`${t.status} in ('running','succeeded','failed','pruned')`),
   ],
 );
+
+/**
+ * Every operator or tenant-admin action on jobs, switches and flags, and every automatic flag
+ * rollback: who, when, what, and the filter used. Append-only (triggers refuse UPDATE and TRUNCATE);
+ * DELETE is refused unless the transaction sets `jobfleet.retention = 'on'`, which only the
+ * retention job does.
+ */
+export const adminAudit = pgTable(
+  'admin_audit',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    // "api-key:<id>", "operator:<user>" (HTTP Basic), "cli:<user>" or "system:<component>".
+    actor: text('actor').notNull(),
+    // The tenant of the actor's API key; null for operators and the system.
+    actorTenantId: text('actor_tenant_id'),
+    // Dotted verb, e.g. "job.retry", "jobs.bulk-retry", "switch.set", "flag.rollback".
+    action: text('action').notNull(),
+    // The tenant acted on; null for fleet-wide actions.
+    tenantId: text('tenant_id'),
+    // What was acted on (job ids, a switch, a flag key), as the action defines it.
+    target: jsonb('target').notNull().default({}),
+    // The filter of a bulk action, as given.
+    filter: jsonb('filter'),
+    // The outcome: counts, previous and new values, the reason of a rollback.
+    detail: jsonb('detail').notNull().default({}),
+  },
+  (t) => [index('admin_audit_at_idx').on(t.at), index('admin_audit_tenant_at_idx').on(t.tenantId, t.at)],
+);

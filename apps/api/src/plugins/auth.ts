@@ -21,6 +21,18 @@ export interface AuthOptions {
   limiter: RequestLimiter;
 }
 
+/** Who performed an administrative action, as the admin audit records it. */
+export interface AdminActor {
+  /** "api-key:<key id>" or "operator:<user>" (HTTP Basic). */
+  actor: string;
+  /** The tenant of the actor's API key; null for the operator's Basic credentials. */
+  actorTenantId: string | null;
+}
+
+export function apiKeyActor(principal: ApiKeyPrincipal): AdminActor {
+  return { actor: `api-key:${principal.keyId}`, actorTenantId: principal.tenantId };
+}
+
 export interface Auth {
   /**
    * onRequest hook: a valid (known, unrevoked, unexpired) API key carrying `scope`, else 401/403;
@@ -36,9 +48,9 @@ export interface Auth {
   /**
    * For fleet-wide operations (Bull Board shows every tenant's jobs; backups dump every tenant's
    * data): resolves for a `fleet:admin` API key or HTTP Basic with the operator credentials, else
-   * throws 401/403. A tenant's `admin` key is refused.
+   * throws 401/403. A tenant's `admin` key is refused. Resolves to the actor, for the admin audit.
    */
-  requireOperator(request: FastifyRequest): Promise<void>;
+  requireOperator(request: FastifyRequest): Promise<AdminActor>;
   /** The caller of a request that passed `requireScope`. */
   principal(request: FastifyRequest): ApiKeyPrincipal;
 }
@@ -157,10 +169,10 @@ export function createAuth(options: AuthOptions): Auth {
         // Both compared, always, so the time taken does not tell which one was wrong.
         const userOk = secretEquals(basic.user, options.admin.user);
         const passwordOk = secretEquals(basic.password, options.admin.password);
-        if (userOk && passwordOk) return;
+        if (userOk && passwordOk) return { actor: `operator:${basic.user}`, actorTenantId: null };
       } else if (key !== undefined) {
         const principal = await principalOf(request, key);
-        if (principal?.scopes.includes('fleet:admin')) return;
+        if (principal?.scopes.includes('fleet:admin')) return apiKeyActor(principal);
         if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
       }
       const challenge = new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {

@@ -66,7 +66,9 @@ export function backupView(row: BackupRow) {
 
 /** Backup runs, newest first; admin only (HTTP Basic or an admin-scoped key), as a dump holds every tenant. */
 export function registerBackupRoutes(app: FastifyInstance, { db, auth }: BackupRoutesDeps): void {
-  const onRequest = async (request: Parameters<Auth['requireOperator']>[0]) => auth.requireOperator(request);
+  const onRequest = async (request: Parameters<Auth['requireOperator']>[0]): Promise<void> => {
+    await auth.requireOperator(request);
+  };
 
   app.get('/v1/backups', { onRequest, schema: docs.listBackups }, async (request) => {
     const { limit, cursor } = parseOrThrow(listQuery, request.query, 'The query string');
