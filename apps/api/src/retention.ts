@@ -1,23 +1,28 @@
-import { pruneExpiredIdempotencyKeys, type Database } from '@jobfleet/db';
+import { runRetention, type Database, type RetentionPolicy, type RetentionReport } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
+import type { Keyring } from '@jobfleet/secrets';
 
 /**
- * Deletes expired Idempotency-Key records on a timer so the table stays bounded. Every API replica
- * runs it; concurrent deletes of the same rows are harmless, so no coordination is needed.
+ * Runs the retention rules on a timer (idempotency records, finished sync_status rows, the admin
+ * audit, lock_audit months). Every API replica runs it; concurrent passes are harmless (see
+ * runRetention), so no coordination is needed.
  */
-export function startIdempotencyRetention(options: { database: Database; logger: Logger; intervalMs: number }): {
-  runOnce(): Promise<number>;
-  stop(): void;
-} {
-  const { database, logger } = options;
-  async function runOnce(): Promise<number> {
-    const pruned = await pruneExpiredIdempotencyKeys(database.db);
-    if (pruned > 0) logger.info({ pruned }, 'pruned expired idempotency keys');
-    return pruned;
+export function startRetention(options: {
+  database: Database;
+  logger: Logger;
+  keyring: Keyring;
+  policy: RetentionPolicy & { intervalMs: number };
+}): { runOnce(now?: Date): Promise<RetentionReport>; stop(): void } {
+  const { database, logger, keyring, policy } = options;
+  async function runOnce(now: Date = new Date()): Promise<RetentionReport> {
+    const report = await runRetention(database.db, policy, { keyring, now });
+    const removed = report.idempotencyKeys + report.syncStatus + report.adminAudit + report.lockAuditMonthsDropped.length;
+    if (removed > 0 || report.lockAuditPartitionsCreated.length > 0) logger.info({ retention: report }, 'retention pass');
+    return report;
   }
   const timer = setInterval(() => {
-    runOnce().catch((err: unknown) => logger.warn({ err }, 'idempotency key pruning failed; next run retries'));
-  }, options.intervalMs);
+    runOnce().catch((err: unknown) => logger.warn({ err }, 'retention pass failed; the next one retries'));
+  }, policy.intervalMs);
   timer.unref();
   return { runOnce, stop: () => clearInterval(timer) };
 }

@@ -151,8 +151,14 @@ const envSchema = z.object({
 
   // How long an Idempotency-Key is remembered.
   IDEMPOTENCY_TTL_SECONDS: int(60).default(24 * 3600),
-  // How often each API process deletes expired Idempotency-Key records.
-  IDEMPOTENCY_PRUNE_INTERVAL_SECONDS: int(10).default(3600),
+  // Retention (see the README): how often each API process runs it, rows per delete statement,
+  // and how long finished sync_status rows, the admin audit and lock_audit months are kept.
+  // afip_invoices are never deleted.
+  RETENTION_INTERVAL_SECONDS: int(10).default(3600),
+  RETENTION_BATCH_SIZE: int(1).max(100_000).default(5000),
+  RETENTION_SYNC_STATUS_DAYS: int(1).default(90),
+  RETENTION_ADMIN_AUDIT_DAYS: int(1).default(400),
+  RETENTION_LOCK_AUDIT_MONTHS: int(1).default(13),
 
   // Job retention in Redis (Postgres keeps the history): age in seconds and count, per state.
   JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS: int(0).default(3600),
@@ -294,7 +300,16 @@ export interface Config {
     metricsToken: string | undefined;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
-  idempotency: { ttlSeconds: number; pruneIntervalMs: number };
+  idempotency: { ttlSeconds: number };
+  /** What each retention pass keeps (RetentionPolicy of @jobfleet/db) and how often it runs. */
+  retention: {
+    intervalMs: number;
+    batchSize: number;
+    syncStatusDays: number;
+    adminAuditDays: number;
+    lockAuditMonths: number;
+    lockAuditMonthsAhead: number;
+  };
   /** Tiers of limits and quotas; a tenant row names its tier and may override single limits. */
   tenants: { tiers: TenantTiers; defaultTier: string; limitsCacheMs: number };
   jobs: {
@@ -542,7 +557,16 @@ export function loadConfig(source: Source = process.env): Config {
       tenantId: DEV_TENANT_ID,
       apiKey: env.DEV_API_KEY,
     },
-    idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS, pruneIntervalMs: env.IDEMPOTENCY_PRUNE_INTERVAL_SECONDS * 1000 },
+    idempotency: { ttlSeconds: env.IDEMPOTENCY_TTL_SECONDS },
+    retention: {
+      intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000,
+      batchSize: env.RETENTION_BATCH_SIZE,
+      syncStatusDays: env.RETENTION_SYNC_STATUS_DAYS,
+      adminAuditDays: env.RETENTION_ADMIN_AUDIT_DAYS,
+      lockAuditMonths: env.RETENTION_LOCK_AUDIT_MONTHS,
+      // Two months ahead: a pass missed for weeks still finds next month's partition there.
+      lockAuditMonthsAhead: 2,
+    },
     tenants: parseTenantTiers(env, issues),
     jobs: {
       removeOnComplete: { age: env.JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS, count: env.JOBS_REMOVE_ON_COMPLETE_COUNT },

@@ -8,9 +8,9 @@ import {
   completeIdempotentRequest,
   completeIdempotentRequests,
   findIdempotencyRecordByJobId,
-  pruneExpiredIdempotencyKeys,
   type BeginIdempotentRequest,
 } from './idempotency';
+import { pruneExpiredIdempotencyKeys } from './retention';
 import { idempotencyKeys } from './schema';
 import { createTenant } from './tenants';
 
@@ -223,18 +223,19 @@ describe('idempotency keys', () => {
     await expect(findIdempotencyRecordByJobId(db, 'no-such-job')).resolves.toBeUndefined();
   });
 
-  it('prunes only expired keys and counts them', async () => {
+  it('prunes only expired keys, in batches, and counts them', async () => {
     const { db } = testDb.database;
-    await pruneExpiredIdempotencyKeys(db);
+    await pruneExpiredIdempotencyKeys(db, new Date(), 2);
     const expired = [request(), request(), request()];
     const live = request();
     for (const req of [...expired, live]) await beginIdempotentRequest(db, req);
     for (const req of expired) await age(req, 1, 'expiresAt');
-    await expect(pruneExpiredIdempotencyKeys(db)).resolves.toBe(3);
+    // Three expired keys in batches of two: a full batch, then the rest.
+    await expect(pruneExpiredIdempotencyKeys(db, new Date(), 2)).resolves.toBe(3);
     await expect(findIdempotencyRecordByJobId(db, expired[0]!.jobId)).resolves.toBeUndefined();
     await expect(findIdempotencyRecordByJobId(db, live.jobId)).resolves.toBeDefined();
     // Two hours on, every key written by this file (TTL one hour) has expired.
-    await expect(pruneExpiredIdempotencyKeys(db, new Date(Date.now() + 7200_000))).resolves.toBeGreaterThan(0);
+    await expect(pruneExpiredIdempotencyKeys(db, new Date(Date.now() + 7200_000), 2)).resolves.toBeGreaterThan(0);
     await expect(findIdempotencyRecordByJobId(db, live.jobId)).resolves.toBeUndefined();
   });
 });

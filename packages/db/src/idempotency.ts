@@ -216,12 +216,3 @@ export async function findIdempotencyRecordByJobId(db: Db, jobId: string): Promi
   return rows[0];
 }
 
-/** Deletes rows expired at `now`; returns how many. */
-export async function pruneExpiredIdempotencyKeys(db: Db, now: Date = new Date()): Promise<number> {
-  // Counted in the database: RETURNING every key of a large backlog would ship it all to us.
-  const result = (await db.execute(sql`
-    with pruned as (delete from ${idempotencyKeys} where ${idempotencyKeys.expiresAt} <= ${now} returning 1)
-    select count(*)::int as count from pruned
-  `)) as { rows: { count: number }[] };
-  return result.rows[0]?.count ?? 0;
-}

@@ -27,7 +27,6 @@ export {
   completeIdempotentRequests,
   abandonIdempotentRequests,
   findIdempotencyRecordByJobId,
-  pruneExpiredIdempotencyKeys,
 } from './idempotency';
 export type { BeginOutcome, IdempotencyKeyRef } from './idempotency';
 export { findSyncStatusByJobId } from './sync-status-lookup';
@@ -51,4 +50,5 @@ export { classifyPostgresError, postgresRefusal } from './postgres-errors';
 export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits';
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
-export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
+export { runRetention } from './retention';
+export type { RetentionPolicy, RetentionReport } from './retention';

@@ -39,7 +39,7 @@ describe('lock audit chain', () => {
     return testDb.database.db.select().from(lockAudit).where(eq(lockAudit.chain, chain)).orderBy(asc(lockAudit.seq));
   }
 
-  type StoredRow = Omit<typeof lockAudit.$inferSelect, 'id'>;
+  type StoredRow = Omit<typeof lockAudit.$inferSelect, 'id' | 'recordedAt'>;
 
   /** The hash a row should carry, computed here independently of the repository. */
   function hashOf(row: StoredRow): string {

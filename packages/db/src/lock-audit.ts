@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { checkRecordSignature, type Keyring } from '@jobfleet/secrets';
 import type { Db } from './client';
-import { lockAudit, type LockAuditEvent } from './schema';
+import { checkpointText, CHECKPOINT_PURPOSE } from './lock-audit-partitions';
+import { lockAudit, lockAuditCheckpoints, type LockAuditEvent } from './schema';
 
 /** One lock operation to append to the audit trail of its chain. */
 export interface LockAuditInput {
@@ -20,12 +22,17 @@ export interface LockAuditInput {
   at: Date;
 }
 
-export type LockAuditBreak = 'hash-mismatch' | 'prev-hash-mismatch' | 'seq-gap';
+/**
+ * checkpoint-mismatch: a row at a checkpoint's seq has another hash; checkpoint-signature: the
+ * checkpoint the chain starts from is not signed by the fleet (or its key left the keyring).
+ */
+export type LockAuditBreak = 'hash-mismatch' | 'prev-hash-mismatch' | 'seq-gap' | 'checkpoint-mismatch' | 'checkpoint-signature';
 
 export interface BrokenLink {
   chain: string;
   seq: number;
-  id: number;
+  /** The row's id; null when the break is the checkpoint the chain starts from. */
+  id: number | null;
   reason: LockAuditBreak;
 }
 
@@ -49,6 +56,11 @@ export interface VerifyLockAuditOptions {
   batchSize?: number;
   /** Called as each chain is finished (in chain order), e.g. to print progress. */
   onChain?: (result: ChainVerification) => void;
+  /**
+   * Checks the signatures of the retention checkpoints that chains start from. Without it, a chain
+   * whose oldest rows were dropped is reported broken (checkpoint-signature): it cannot be proven.
+   */
+  keyring?: Keyring;
 }
 
 /** The `prev_hash` of each chain's first row. */
@@ -99,12 +111,18 @@ export async function appendLockAuditEvents(db: Db, events: readonly LockAuditIn
     await tx.execute(sql`
       select count(pg_advisory_xact_lock(hashtextextended(c, 0)))
       from (select c from unnest(${toTextArray(chains)}) with ordinality as u(c, n) order by n) as ordered`);
-    const heads = await tx
-      .selectDistinctOn([lockAudit.chain], { chain: lockAudit.chain, seq: lockAudit.seq, hash: lockAudit.hash })
-      .from(lockAudit)
-      .where(inArray(lockAudit.chain, chains))
-      .orderBy(lockAudit.chain, desc(lockAudit.seq));
-    const last = new Map(heads.map((h) => [h.chain, { seq: h.seq, hash: h.hash }]));
+    // A chain whose rows all went out with old partitions goes on from its retention checkpoint.
+    const heads = (
+      (await tx.execute(sql`
+        select distinct on (chain) chain, seq, hash from (
+          select ${lockAudit.chain} as chain, ${lockAudit.seq} as seq, ${lockAudit.hash} as hash from ${lockAudit}
+            where ${inArray(lockAudit.chain, chains)}
+          union all
+          select ${lockAuditCheckpoints.chain}, ${lockAuditCheckpoints.seq}, ${lockAuditCheckpoints.hash} from ${lockAuditCheckpoints}
+            where ${inArray(lockAuditCheckpoints.chain, chains)}
+        ) as heads order by chain, seq desc`)) as { rows: { chain: string; seq: string | number; hash: string }[] }
+    ).rows;
+    const last = new Map(heads.map((h) => [h.chain, { seq: Number(h.seq), hash: h.hash }]));
     const rows = events.map((event) => {
       const previous = last.get(event.chain) ?? { seq: 0, hash: GENESIS_HASH };
       const hashed: HashedRow = {
@@ -166,18 +184,21 @@ export async function verifyLockAuditChains(db: Db, options: VerifyLockAuditOpti
   };
 
   let cursor: { chain: string; seq: number } | undefined;
+  let checkpoint: Checkpoint | undefined;
   for (;;) {
     const page = await readPage(db, options.chain, cursor, batchSize);
+    const checkpoints = await latestCheckpoints(db, [...new Set(page.map((row) => row.chain))]);
     for (const row of page) {
       if (current?.chain !== row.chain) {
         finish();
         result.chains += 1;
-        current = { chain: row.chain, rows: 0, broken: undefined, seq: 0, hash: GENESIS_HASH };
+        checkpoint = checkpoints.get(row.chain);
+        current = { chain: row.chain, rows: 0, broken: undefined, ...startOf(row, checkpoint, options.keyring) };
       }
       result.rows += 1;
       current.rows += 1;
       if (!current.broken) {
-        const reason = checkLink(row, current);
+        const reason = row.seq === checkpoint?.seq && row.hash !== checkpoint.hash ? 'checkpoint-mismatch' : checkLink(row, current);
         if (reason) current.broken = { chain: row.chain, seq: row.seq, id: row.id, reason };
         current.seq = row.seq;
         current.hash = row.hash;
@@ -192,6 +213,41 @@ export async function verifyLockAuditChains(db: Db, options: VerifyLockAuditOpti
 }
 
 type StoredRow = Omit<HashedRow, 'at'> & { id: number; hash: string; at: string };
+
+interface Checkpoint {
+  chain: string;
+  seq: number;
+  hash: string;
+  cutAt: Date;
+  keyId: string;
+  signature: string;
+}
+
+/**
+ * Where a chain's verification starts: the genesis when its first row is seq 1, else the latest
+ * retention checkpoint, which must be the fleet's (signed). A chain that starts later without a
+ * valid checkpoint lost rows: the first row's link then fails (seq-gap) or the start is broken.
+ */
+function startOf(
+  first: StoredRow,
+  checkpoint: Checkpoint | undefined,
+  keyring: Keyring | undefined,
+): { seq: number; hash: string; broken?: BrokenLink } {
+  if (first.seq === 1 || checkpoint === undefined) return { seq: 0, hash: GENESIS_HASH };
+  const check = keyring === undefined ? 'key-unavailable' : checkRecordSignature(keyring, CHECKPOINT_PURPOSE, checkpointText(checkpoint), checkpoint);
+  if (check !== 'valid') return { seq: 0, hash: GENESIS_HASH, broken: { chain: first.chain, seq: checkpoint.seq, id: null, reason: 'checkpoint-signature' } };
+  return { seq: checkpoint.seq, hash: checkpoint.hash };
+}
+
+async function latestCheckpoints(db: Db, chains: readonly string[]): Promise<Map<string, Checkpoint>> {
+  if (chains.length === 0) return new Map();
+  const rows = await db
+    .selectDistinctOn([lockAuditCheckpoints.chain])
+    .from(lockAuditCheckpoints)
+    .where(inArray(lockAuditCheckpoints.chain, chains))
+    .orderBy(lockAuditCheckpoints.chain, desc(lockAuditCheckpoints.seq));
+  return new Map(rows.map((row) => [row.chain, row]));
+}
 
 function checkLink(row: StoredRow, previous: { seq: number; hash: string }): LockAuditBreak | undefined {
   if (row.seq !== previous.seq + 1) return 'seq-gap';

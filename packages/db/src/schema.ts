@@ -115,11 +115,13 @@ export type LockAuditEvent = (typeof lockAuditEvents)[number];
 /**
  * Append-only (triggers reject UPDATE and DELETE) and hash-chained per `chain` (one chain per lock
  * key): hash = sha256(prev_hash || canonical JSON of the row), so any edit breaks every later link.
+ * Partitioned by month of `recorded_at` (migration 0011; drizzle cannot declare it): retention
+ * drops whole old months, leaving a signed checkpoint of each chain's head at the cut.
  */
 export const lockAudit = pgTable(
   'lock_audit',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     chain: text('chain').notNull(),
     // Position in the chain, 1-based, no gaps.
     seq: bigint('seq', { mode: 'number' }).notNull(),
@@ -134,12 +136,41 @@ export const lockAudit = pgTable(
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull(),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
+    // When the row was written (not hashed): the partition key. Taken with clock_timestamp() after
+    // the chain's lock, so within a chain it never goes back as seq goes up, and a month's
+    // partition holds a prefix of every chain.
+    recordedAt: timestamp('recorded_at', { withTimezone: true })
+      .notNull()
+      .default(sql`clock_timestamp()`),
   },
   (t) => [
-    uniqueIndex('lock_audit_chain_seq_uq').on(t.chain, t.seq),
+    // A partitioned table's keys must hold the partition key. Writers of a chain are serialised by
+    // an advisory lock, and the verifier reports a repeated seq, so (chain, seq) stays unique.
+    primaryKey({ columns: [t.id, t.recordedAt] }),
+    uniqueIndex('lock_audit_chain_seq_uq').on(t.chain, t.seq, t.recordedAt),
     index('lock_audit_lock_key_at_idx').on(t.lockKey, t.at),
     check('lock_audit_event_ck', sql`${t.event} in ('acquired','conflict','extended','released','expired','lost')`),
   ],
+);
+
+/**
+ * A chain's head (seq and hash of its last row) at a retention cut, signed (HMAC of a key derived
+ * from the secrets keyring): the verifier starts the chain's remaining rows from it, so dropping
+ * old partitions keeps the rest provable. Written in the transaction that drops the partition.
+ */
+export const lockAuditCheckpoints = pgTable(
+  'lock_audit_checkpoints',
+  {
+    chain: text('chain').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    hash: text('hash').notNull(),
+    // Rows recorded before this instant are gone.
+    cutAt: timestamp('cut_at', { withTimezone: true }).notNull(),
+    keyId: text('key_id').notNull(),
+    signature: text('signature').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.chain, t.seq] })],
 );
 
 // reserved: number chosen, AFIP not yet known to have it; released: a dead reservation whose number

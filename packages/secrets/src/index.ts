@@ -4,3 +4,4 @@ export type { Keyring } from './keyring';
 export { needsRewrap, openSecret, rewrapSecret, sealSecret } from './seal';
 export type { SealedSecret } from './seal';
 export { SecretDecryptionError, SecretKeyUnavailableError } from './errors';
+export { checkRecordSignature, signRecord } from './sign';

@@ -1,0 +1,82 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { Keyring } from '@jobfleet/secrets';
+import type { Db } from './client';
+import { dropLockAuditMonthsBefore, ensureLockAuditPartitions, type DroppedMonth } from './lock-audit-partitions';
+
+/** How long each kind of row is kept. afip_invoices is never pruned (invoices are kept for years). */
+export interface RetentionPolicy {
+  /** Rows deleted per statement, each in its own short transaction. */
+  batchSize: number;
+  /** sync_status rows of finished entities (synced or failed) untouched this long are deleted. */
+  syncStatusDays: number;
+  adminAuditDays: number;
+  /** Whole months of lock_audit kept before the current one; older months are dropped. */
+  lockAuditMonths: number;
+  /** Month partitions of lock_audit created ahead of need. */
+  lockAuditMonthsAhead: number;
+}
+
+export interface RetentionReport {
+  idempotencyKeys: number;
+  syncStatus: number;
+  adminAudit: number;
+  lockAuditPartitionsCreated: string[];
+  lockAuditMonthsDropped: DroppedMonth[];
+}
+
+/**
+ * Deletes the rows `where` selects from `table`, `batchSize` at a time, each batch its own
+ * transaction, so no long transaction holds locks or keeps vacuum back. `prepare` runs first in
+ * each batch's transaction (admin_audit's trigger lets only a retention transaction delete).
+ */
+async function deleteInBatches(db: Db, table: SQL, where: SQL, batchSize: number, prepare?: SQL): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const count = await db.transaction(async (tx) => {
+      if (prepare) await tx.execute(prepare);
+      const result = (await tx.execute(sql`
+        with doomed as (select ctid from ${table} where ${where} limit ${batchSize}),
+        gone as (delete from ${table} where ctid in (select ctid from doomed) returning 1)
+        select count(*)::int as count from gone`)) as { rows: { count: number }[] };
+      return result.rows[0]?.count ?? 0;
+    });
+    deleted += count;
+    if (count < batchSize) return deleted;
+  }
+}
+
+/** Expired Idempotency-Key records, in batches. */
+export function pruneExpiredIdempotencyKeys(db: Db, now: Date, batchSize: number): Promise<number> {
+  return deleteInBatches(db, sql`idempotency_keys`, sql`expires_at <= ${now}`, batchSize);
+}
+
+/**
+ * One pass of every retention rule. Safe to run in several processes at once: batch deletes of
+ * the same rows do not conflict, and lock_audit months are dropped under an advisory lock.
+ *
+ * A finished entity's sync_status row can go: its effect carries its own version (Calendar events
+ * hold it in extended properties; AFIP invoices live in afip_invoices), so a late older job still
+ * cannot overwrite a newer effect, and a newer job recreates the row.
+ */
+export async function runRetention(db: Db, policy: RetentionPolicy, options: { keyring: Keyring; now: Date }): Promise<RetentionReport> {
+  const { now, keyring } = options;
+  const daysAgo = (days: number) => new Date(now.getTime() - days * 86_400_000);
+  const idempotencyKeys = await pruneExpiredIdempotencyKeys(db, now, policy.batchSize);
+  const syncStatus = await deleteInBatches(
+    db,
+    sql`sync_status`,
+    sql`status in ('synced', 'failed') and updated_at < ${daysAgo(policy.syncStatusDays)}`,
+    policy.batchSize,
+  );
+  const adminAudit = await deleteInBatches(
+    db,
+    sql`admin_audit`,
+    sql`at < ${daysAgo(policy.adminAuditDays)}`,
+    policy.batchSize,
+    sql`select set_config('jobfleet.retention', 'on', true)`,
+  );
+  const lockAuditPartitionsCreated = await ensureLockAuditPartitions(db, { now, monthsAhead: policy.lockAuditMonthsAhead });
+  const cut = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - policy.lockAuditMonths, 1));
+  const lockAuditMonthsDropped = await dropLockAuditMonthsBefore(db, { before: cut, keyring });
+  return { idempotencyKeys, syncStatus, adminAudit, lockAuditPartitionsCreated, lockAuditMonthsDropped };
+}
