@@ -1,8 +1,9 @@
 import type { Config } from '@jobfleet/config';
-import { createTenantLimitsCache, type Database } from '@jobfleet/db';
+import { adminAuditRepository, createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
+import { startDegradation } from '@jobfleet/resilience';
 import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseKeyring } from '@jobfleet/secrets';
@@ -134,18 +135,36 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  // Every API replica reads the fleet's level and may be the one evaluating it.
+  const degradation = startDegradation({
+    config: config.degradation,
+    prefix: config.redis.prefix,
+    id: `api:${config.worker.id}`,
+    sources: { main: redis.main, instances: redis.instances, queues: Object.values(queues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
+    audit: (entries) => adminAuditRepository.append(database.db, entries),
+    logger: deps.logger,
+    metrics,
+    timeoutMs: config.api.readyTimeoutMs,
+  });
+  app.addHook('onClose', () => degradation.stop());
   const tenantLimits = createTenantLimitsCache(database.db, config.tenants);
   const auth = createAuth({
     db: database.db,
     cacheTtlMs: deps.authCacheTtlMs,
     admin: { user: config.api.adminUser, password: config.api.adminPassword },
     failures: createAuthFailureLimiter({ redis: redis.main, keyPrefix: `${config.redis.prefix}:auth-failures`, ...config.api.authFailures }),
-    limiter: installRateLimits(app, { redis: redis.main, prefix: config.redis.prefix, windowSeconds: config.api.rateLimitWindowSeconds, limits: tenantLimits }),
+    limiter: installRateLimits(app, {
+      redis: redis.main,
+      prefix: config.redis.prefix,
+      windowSeconds: config.api.rateLimitWindowSeconds,
+      limits: tenantLimits,
+      degradation: { view: degradation, factor: config.degradation.rateLimitFactor },
+    }),
   });
-  registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken });
+  registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, degradation });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis.forQueue, config.redis.prefix);
-  const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
+  const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, degradation, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
   const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };

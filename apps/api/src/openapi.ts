@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { DEFAULT_ROTATION_GRACE_SECONDS } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
+import { DEGRADATION_LEVELS } from '@jobfleet/resilience';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { PROBLEM_CONTENT_TYPE } from './problem';
@@ -301,6 +302,12 @@ export function apiKeyDocs(bodies: { create: z.ZodType; rotate: z.ZodType }): Re
 }
 
 /** One documentation schema per route, keyed by what the route does. */
+/** The fleet's degradation level in the readiness body (README, "Degradation levels"). */
+const degradationLevelDocs = {
+  level: { type: 'string', enum: [...DEGRADATION_LEVELS], description: 'The fleet-wide degradation level this process acts on' },
+  degradation: { type: 'object', additionalProperties: true, description: 'Since when, the raised conditions and the signals measured' },
+};
+
 export const docs = {
   getJob: {
     tags: ['jobs'],
@@ -400,9 +407,10 @@ export const docs = {
         status: { type: 'string', enum: ['ok', 'degraded'] },
         checks: { type: 'object', additionalProperties: true },
         degraded: { type: 'object', additionalProperties: true, description: 'Dependencies whose breaker some worker has open or half-open' },
+        ...degradationLevelDocs,
       }),
       503: object(
-        { status: { type: 'string' }, checks: { type: 'object', additionalProperties: true }, degraded: { type: 'object', additionalProperties: true } },
+        { status: { type: 'string' }, checks: { type: 'object', additionalProperties: true }, degraded: { type: 'object', additionalProperties: true }, ...degradationLevelDocs },
         'Redis or Postgres failed; checks say which',
       ),
     },

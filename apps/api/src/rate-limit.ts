@@ -1,6 +1,7 @@
 import type { ApiKeyPrincipal, TenantLimitsCache } from '@jobfleet/db';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RedisClient } from '@jobfleet/queue';
+import { requestLimitFactor, type DegradationView } from '@jobfleet/resilience';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { callPostgres } from './dependencies';
 import { HttpProblem } from './problem';
@@ -36,6 +37,8 @@ export interface RateLimitDeps {
   prefix: string;
   windowSeconds: number;
   limits: TenantLimitsCache;
+  /** From LIMITED up, every limit is multiplied by `factor` (DEGRADATION_RATE_LIMIT_FACTOR). */
+  degradation: { view: DegradationView; factor: number };
 }
 
 // The limiters only count: each allows "everything" and the tenant's limits, read at every request,
@@ -56,7 +59,7 @@ const remaining = (count: Count) => Math.max(count.limit - count.counted, 0);
  * its window, so an idle tenant costs nothing), and the RateLimit-Policy and RateLimit fields
  * (draft-ietf-httpapi-ratelimit-headers) on every answer to a counted request.
  */
-export function installRateLimits(app: FastifyInstance, { redis, prefix, windowSeconds, limits }: RateLimitDeps): RequestLimiter {
+export function installRateLimits(app: FastifyInstance, { redis, prefix, windowSeconds, limits, degradation }: RateLimitDeps): RequestLimiter {
   const keyPrefix = `${prefix}:rate-limit`;
   const shared = createRedisWindowCounter(redis, { keyPrefix, windowSeconds });
   // Redis down: fail open, but not all the way. Each replica counts on its own until Redis is back,
@@ -117,7 +120,9 @@ export function installRateLimits(app: FastifyInstance, { redis, prefix, windowS
         consume(request, keys.key),
       ]);
       const consumed = { tenant, key };
-      const limitOf: Record<Policy, number> = { tenant: tenantLimits.requestsPerMinute, key: tenantLimits.keyRequestsPerMinute };
+      const factor = requestLimitFactor(degradation.view.current().level, degradation.factor);
+      const tightened = (limit: number) => Math.max(1, Math.floor(limit * factor));
+      const limitOf: Record<Policy, number> = { tenant: tightened(tenantLimits.requestsPerMinute), key: tightened(tenantLimits.keyRequestsPerMinute) };
       const refusedBy = POLICIES.filter((policy) => consumed[policy].consumed > limitOf[policy]);
 
       const count = async (policy: Policy): Promise<Count> => {

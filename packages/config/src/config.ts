@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseBackupConfig, type BackupConfig } from './backup';
+import { degradationEnvShape, parseDegradationConfig, type DegradationConfig } from './degradation';
 import { parseRedisConfig, type RedisConfig, type RedisTarget } from './redis';
 import { DEFAULT_TENANT_TIERS, TIER_NAME, tiersSchema, type TenantTiers } from './tenant-limits';
 
@@ -254,6 +255,9 @@ const envSchema = z.object({
   DEPENDENCY_RETRY_BASE_MS: int(1).default(200),
   // Calendar calls in flight at once per worker process (Google rate-limits per project).
   CALENDAR_MAX_CONCURRENT_CALLS: int(0).default(20),
+
+  // Degradation levels: thresholds, hysteresis and what is shed (degradation.ts).
+  ...degradationEnvShape,
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -352,6 +356,8 @@ export interface Config {
   backup: BackupConfig;
   /** Timeout, retry, breaker and bulkhead settings of each dependency. */
   resilience: Readonly<Record<Dependency, DependencyPolicySettings>>;
+  /** The fleet-wide degradation level's thresholds and what it sheds. */
+  degradation: DegradationConfig;
 }
 
 /** Every dependency with a circuit breaker of its own. */
@@ -529,6 +535,7 @@ export function loadConfig(source: Source = process.env): Config {
     issues.push('API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES');
   }
 
+  const tenants = parseTenantTiers(env, issues);
   const config: Config = {
     nodeEnv: env.NODE_ENV,
     serviceName: env.SERVICE_NAME,
@@ -567,7 +574,7 @@ export function loadConfig(source: Source = process.env): Config {
       // Two months ahead: a pass missed for weeks still finds next month's partition there.
       lockAuditMonthsAhead: 2,
     },
-    tenants: parseTenantTiers(env, issues),
+    tenants,
     jobs: {
       removeOnComplete: { age: env.JOBS_REMOVE_ON_COMPLETE_AGE_SECONDS, count: env.JOBS_REMOVE_ON_COMPLETE_COUNT },
       removeOnFail: { age: env.JOBS_REMOVE_ON_FAIL_AGE_SECONDS, count: env.JOBS_REMOVE_ON_FAIL_COUNT },
@@ -597,6 +604,7 @@ export function loadConfig(source: Source = process.env): Config {
     },
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),
+    degradation: parseDegradationConfig(env, tenants.tiers, issues),
   };
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);

@@ -6,3 +6,4 @@ export { DEFAULT_TENANT_TIERS, limitOverridesSchema, resolveTenantLimits, tenant
 export type { KindQuotas, LimitOverrides, TenantLimits } from './tenant-limits';
 export { parseRedisTarget } from './redis';
 export type { QueueRedisInstance, RedisTarget } from './redis';
+export type { DegradationConfig } from './degradation';

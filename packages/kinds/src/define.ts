@@ -58,6 +58,8 @@ export interface KindIntake<Req> {
    * admitted alike, so a batch asks once per key. Without it, `admit` runs for every job.
    */
   admissionKey?(request: Req): string;
+  /** Work that can wait (an on-demand backup): refused first when the fleet degrades (LIMITED and worse). */
+  lowPriority?: boolean;
 }
 
 /** The processes' shared infrastructure a kind's worker half builds its connections from. */

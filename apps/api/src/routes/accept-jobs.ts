@@ -11,10 +11,11 @@ import {
 import { createGroupCommit } from '@jobfleet/group-commit';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import { enqueueMany, type Admission, type TenantCapacity } from '@jobfleet/queue';
+import { intakeRefusal, type DegradationView } from '@jobfleet/resilience';
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import { callPostgres as pg, type DependencyCall } from '../dependencies';
-import type { HttpProblem } from '../problem';
+import { HttpProblem } from '../problem';
 import { claimOf, idempotencyTimes, kindRefusal, queueFor, quotaProblem, takeBackJob, type PreparedJob, type StoredResponse } from './job-intake';
 
 /**
@@ -55,6 +56,8 @@ export interface JobAcceptorDeps {
   redisOf: (queue: string) => DependencyCall;
   capacity: TenantCapacity;
   limits: TenantLimitsCache;
+  /** The fleet's degradation level: what it sheds is refused before anything is claimed. */
+  degradation: DegradationView;
   /** Where the gathered requests' warnings go: they belong to no single request. */
   log: FastifyBaseLogger;
   /**
@@ -92,7 +95,34 @@ const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId,
 /** Accepted, or refused, jobs of one call, by job. */
 type Outcomes = Map<JobToAccept, AcceptOutcome>;
 
-export function createJobAcceptor({ config, db, queues, redisOf, capacity, limits, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
+export function createJobAcceptor({ config, db, queues, redisOf, capacity, limits, degradation, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
+  /**
+   * Throws the 503 of a request the fleet's level sheds (intakeRefusal), from the level this
+   * process last read: before any key is claimed, so nothing is left to take back.
+   */
+  async function refuseShed(jobs: readonly JobToAccept[], batch: boolean): Promise<void> {
+    const { level } = degradation.current();
+    const first = jobs[0];
+    if (first === undefined) return;
+    const why = await intakeRefusal(level, {
+      batch,
+      lowPriority: jobs.some((job) => job.kind.intake.lowPriority === true),
+      // The limits cache answers without Postgres for a tenant seen lately; an unknown tier is not a priority one.
+      priorityTier: () =>
+        pg(() => limits.limitsOf(first.tenantId)).then(
+          (tenantLimits) => config.degradation.priorityTiers.includes(tenantLimits.tier),
+          () => false,
+        ),
+    });
+    if (why === undefined) return;
+    const retryAfter = config.degradation.retryAfterSeconds;
+    throw new HttpProblem(503, `The fleet is degraded to ${level}: ${why}; retry after ${retryAfter} s`, {
+      type: '/problems/degraded',
+      headers: { 'retry-after': String(retryAfter) },
+      extensions: { level },
+    });
+  }
+
   // (tenant, kind, admission key) -> until when its admission stands.
   const admittedUntil = new Map<string, number>();
 
@@ -258,5 +288,15 @@ export function createJobAcceptor({ config, db, queues, redisOf, capacity, limit
     maxBatch: config.api.batch.maxJobs,
   });
 
-  return { acceptAll, accept: (job) => gathered.submit(job), drain: () => gathered.drain() };
+  return {
+    acceptAll: async (jobs, log) => {
+      await refuseShed(jobs, true);
+      return acceptAll(jobs, log);
+    },
+    accept: async (job) => {
+      await refuseShed([job], false);
+      return gathered.submit(job);
+    },
+    drain: () => gathered.drain(),
+  };
 }

@@ -2,7 +2,7 @@ import type { Database } from '@jobfleet/db';
 import { checkReadiness, mayScrape, METRICS_CHALLENGE, withDeadline, type Metrics } from '@jobfleet/observability';
 import { REDIS_CHECK, redisProbes, type RedisConnections } from '@jobfleet/queue';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { readDegradedDependencies } from '@jobfleet/resilience';
+import { readDegradedDependencies, type DegradationView } from '@jobfleet/resilience';
 import { docs } from '../openapi';
 import { HttpProblem } from '../problem';
 
@@ -17,10 +17,12 @@ export interface HealthRoutesDeps {
   readyTimeoutMs: number;
   /** Bearer token /metrics requires; undefined: open. */
   metricsToken: string | undefined;
+  /** The fleet's degradation level, as this process last read it. */
+  degradation: DegradationView;
 }
 
 /** Probes, unauthenticated as orchestrators expect, and Prometheus, behind a bearer token if one is configured. */
-export function registerHealthRoutes(app: FastifyInstance, { database, redis, prefix, metrics, readyTimeoutMs, metricsToken }: HealthRoutesDeps): void {
+export function registerHealthRoutes(app: FastifyInstance, { database, redis, prefix, metrics, readyTimeoutMs, metricsToken, degradation }: HealthRoutesDeps): void {
   app.get('/health/live', { schema: docs.live }, async () => ({ status: 'ok' }));
 
   // Only our own stores: a Google or AFIP outage must not take API replicas out of rotation.
@@ -39,7 +41,8 @@ export function registerHealthRoutes(app: FastifyInstance, { database, redis, pr
       ? await withDeadline(readDegradedDependencies(redis.main, prefix), readyTimeoutMs, 'breaker view').catch(() => ({}))
       : {};
     const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
-    return reply.code(ready ? 200 : 503).send({ status, checks, degraded });
+    const { level, ...levelDetail } = degradation.current();
+    return reply.code(ready ? 200 : 503).send({ status, checks, degraded, level, degradation: levelDetail });
   });
 
   const requireScraper = async (request: FastifyRequest) => {

@@ -24,6 +24,8 @@ export const backup = defineJobKind({
     jobName: (request) => (request.action === 'verify' ? 'on-demand-verify' : 'on-demand'),
     // A dump holds every tenant's data: an operator's call, not a tenant's.
     requiredScope: 'fleet:admin',
+    // The schedules keep running; an extra dump is the first thing a loaded fleet can do without.
+    lowPriority: true,
     // The definition must exist on this deployment, and be checkable as asked.
     admit({ config }, request) {
       const { definitions, scratchServerUrl } = config.backup;
