@@ -1,10 +1,20 @@
 import type { Config } from '@jobfleet/config';
-import { classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
-import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
+import { adminAuditRepository, classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
+import { JOB_KINDS, QUEUE_NAMES, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
-import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
+import { closeQueues, closeWorkersGracefully, createQueues, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
+import {
+  createDependencyGuards,
+  createFleetFailureCounter,
+  mayTakeJobs,
+  publishBreakerState,
+  startDegradation,
+  type DegradationSnapshot,
+  type DegradationView,
+  type Dependency,
+  type DependencyGuard,
+} from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
 
@@ -26,6 +36,8 @@ export interface WorkerFleet {
   workers: ReadonlyMap<string, Worker>;
   /** This process's circuit breakers, one per dependency (its /health/ready reports them). */
   guards: Readonly<Record<Dependency, DependencyGuard>>;
+  /** The fleet's degradation level as this process acts on it (applyDegradation). */
+  degradation: DegradationView;
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
@@ -97,11 +109,27 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     });
     workers.set(kind.name, worker);
   }
+  // Every queue of the fleet, not only the served ones: this process may be the level's evaluator.
+  const signalQueues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config, logger });
+  const degradation = startDegradation({
+    config: config.degradation,
+    prefix: config.redis.prefix,
+    id: `worker:${config.worker.id}`,
+    sources: { main: connection, instances: redis.instances, queues: Object.values(signalQueues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
+    audit: (entries) => adminAuditRepository.append(database.db, entries),
+    logger,
+    metrics,
+    timeoutMs: config.api.readyTimeoutMs,
+  });
+  degradation.onChange((snapshot) => applyDegradation(workers, snapshot, logger));
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');
   return {
     workers,
     guards,
+    degradation,
     async close() {
+      await degradation.stop();
+      await closeQueues(signalQueues);
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       // Lock events of the last jobs are written before the database closes.
       await audit.close();
@@ -109,6 +137,20 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       return outcome;
     },
   };
+}
+
+/**
+ * Pauses or resumes fetching as the level says (mayTakeJobs). Active jobs run on: pause(true)
+ * returns at once instead of waiting for them. The process stays up and resumes when the level drops.
+ */
+function applyDegradation(workers: ReadonlyMap<string, Worker>, { level, raised }: DegradationSnapshot, logger: Logger): void {
+  const take = mayTakeJobs(level, raised);
+  for (const [queue, worker] of workers) {
+    if (take === !worker.isPaused()) continue;
+    const change = take ? Promise.resolve(worker.resume()) : worker.pause(true);
+    change.catch((error: unknown) => logger.error({ err: error, queue, level }, 'could not apply the degradation level to the worker'));
+    logger.warn({ queue, level }, take ? 'taking jobs again' : 'no new jobs at this degradation level; active ones finish');
+  }
 }
 
 /**
