@@ -91,6 +91,9 @@ export async function startTestSystem(options: {
     SECRETS_KEYS: TEST_SECRETS_KEYS,
     WORKER_METRICS_PORT: 'off',
     JOBS_BACKOFF_DELAY_MS: '50',
+    // The degradation level steps down seconds after a test's fault ends (a killed worker, a
+    // Postgres outage), so what it sheds meanwhile does not outlast the scenario by half a minute.
+    DEGRADATION_HOLD_SECONDS: '2',
     ...options.env,
   };
   const config = loadConfig({ ...childEnv, LOG_LEVEL: 'silent' });

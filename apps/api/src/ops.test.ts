@@ -15,7 +15,13 @@ describe('health, metrics, docs and the admin board', () => {
     expect((await api.app.inject('/health/live')).statusCode).toBe(200);
     const ready = await api.app.inject('/health/ready');
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ok', checks: { redis: { status: 'ok' }, database: { status: 'ok' } }, degraded: {} });
+    expect(ready.json()).toEqual({
+      status: 'ok',
+      checks: { redis: { status: 'ok' }, database: { status: 'ok' } },
+      degraded: {},
+      level: 'NORMAL',
+      degradation: expect.objectContaining({ raised: [] }),
+    });
   });
 
   it('exposes request metrics by route pattern and queue gauges', async () => {
