@@ -27,13 +27,15 @@ describe('worker metrics and health endpoint', () => {
       { metrics, logger: captureLogs().logger },
     );
     const guards = { calendar };
-    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis: new Map([[MAIN_REDIS, redis]]), readyTimeoutMs: 1000, guards }, 0, '127.0.0.1');
+    // The level as the process's degradation runner last read it.
+    const degradation = { current: () => ({ level: 'LIMITED' as const, since: new Date().toISOString(), raised: ['oldestJobAge' as const], signals: null }) };
+    const { server, port } = await startWorkerHttp({ metrics, database: testDb.database, redis: new Map([[MAIN_REDIS, redis]]), readyTimeoutMs: 1000, guards, degradation }, 0, '127.0.0.1');
     try {
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
       const ready = await fetch(`${base}/health/ready`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' }, degraded: {} });
+      expect(await ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', postgres: 'ok' }, degraded: {}, level: 'LIMITED' });
 
       // A Google outage opens the calendar breaker: reported, still ready.
       // (The failure that opens it comes back as a wait: CircuitOpenError.)
@@ -42,7 +44,7 @@ describe('worker metrics and health endpoint', () => {
       });
       const degraded = await fetch(`${base}/health/ready`);
       expect(degraded.status).toBe(200);
-      expect(await degraded.json()).toEqual({ status: 'degraded', checks: { redis: 'ok', postgres: 'ok' }, degraded: { calendar: 'open' } });
+      expect(await degraded.json()).toEqual({ status: 'degraded', checks: { redis: 'ok', postgres: 'ok' }, degraded: { calendar: 'open' }, level: 'LIMITED' });
 
       await testDb.database.close();
       const down = await fetch(`${base}/health/ready`);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Database } from '@jobfleet/db';
 import { coerceError } from '@jobfleet/contracts';
 import { checkReadiness, mayScrape, METRICS_CHALLENGE, type Metrics, type ReadinessResult } from '@jobfleet/observability';
-import type { DependencyGuard } from '@jobfleet/resilience';
+import type { DegradationView, DependencyGuard } from '@jobfleet/resilience';
 import { redisProbes, type RedisClient } from '@jobfleet/queue';
 
 export interface WorkerHttpDeps {
@@ -16,6 +16,8 @@ export interface WorkerHttpDeps {
   metricsToken?: string;
   /** This process's breakers: reported in the readiness body, never a reason to fail it. */
   guards?: Readonly<Record<string, Pick<DependencyGuard, 'state'>>>;
+  /** The fleet's degradation level this process acts on: shown as `level` in the readiness body. */
+  degradation?: Pick<DegradationView, 'current'>;
 }
 
 /**
@@ -55,7 +57,8 @@ export async function startWorkerHttp(deps: WorkerHttpDeps, port: number, host =
         void readiness(deps).then(({ ready, checks }) => {
           const degraded = Object.fromEntries(Object.entries(deps.guards ?? {}).flatMap(([name, guard]) => (guard.state() === 'closed' ? [] : [[name, guard.state()]])));
           const status = !ready ? 'unavailable' : Object.keys(degraded).length > 0 ? 'degraded' : 'ok';
-          send(ready ? 200 : 503, JSON.stringify({ status, checks, degraded }));
+          const level = deps.degradation === undefined ? {} : { level: deps.degradation.current().level };
+          send(ready ? 200 : 503, JSON.stringify({ status, checks, degraded, ...level }));
         });
         return;
       default:

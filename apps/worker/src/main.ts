@@ -23,7 +23,7 @@ const fleet = await startWorkers({
 const http =
   config.worker.metricsPort === undefined
     ? undefined
-    : await startWorkerHttp({ metrics, database, redis: redis.instances, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, guards: fleet.guards }, config.worker.metricsPort);
+    : await startWorkerHttp({ metrics, database, redis: redis.instances, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, guards: fleet.guards, degradation: fleet.degradation }, config.worker.metricsPort);
 if (http) logger.info({ port: http.port }, 'worker metrics and health listening');
 
 onShutdownSignal(
