@@ -2,10 +2,9 @@ import { adminAuditRepository, openDatabase, syncStatusRepository } from '@jobfl
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { connectRedis, createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
-import { Worker } from 'bullmq';
 import { startRedisServer, type RedisServer } from '../support/chaos-redis';
 import { reservationRequest } from '../support/fixtures';
-import { waitFor } from '../support/processes';
+import { startEntryPoint, waitFor } from '../support/processes';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { startTcpProxy } from '../support/tcp-proxy';
 
@@ -96,21 +95,28 @@ describe('workers at each degradation level', () => {
     await levelOf(fleet, 'NORMAL');
   }, 30_000);
 
-  it('EMERGENCY when most workers are gone, NORMAL again once they are back', async () => {
-    // Seven more workers that take nothing (not running): 10 workers seen, then 3 of them left.
-    const extra = () =>
-      Array.from({ length: 7 }, () => new Worker('backup', null, { connection: { host: '127.0.0.1', port: REDIS_PORT }, prefix: system.config.redis.prefix, autorun: false }));
-    let others = extra();
-    await waitFor(() => (fleet.degradation.current().signals?.workers ?? 0) >= 10, { timeoutMs: 10_000, what: '10 workers seen' });
-    await Promise.all(others.map((worker) => worker.close()));
+  it('EMERGENCY when most worker processes are gone (killed), not when they shut down on purpose', async () => {
+    // Two more worker processes beside this file's: three seen, then one left.
+    const startExtra = async (ids: string[]) => {
+      const children = ids.map((id) => startEntryPoint('apps/worker/src/main.ts', { ...system.childEnv, WORKER_ID: id, LOG_LEVEL: 'info' }));
+      await Promise.all(children.map((child) => waitFor(() => child.output().includes('workers started'), { timeoutMs: 90_000, what: 'a worker process booted' })));
+      await waitFor(() => (fleet.degradation.current().signals?.workers ?? 0) >= 3, { timeoutMs: 10_000, what: '3 worker processes seen' });
+      return children;
+    };
+    const killed = await startExtra(['extra-1', 'extra-2']);
+    await Promise.all(killed.map((child) => child.kill('SIGKILL')));
     await levelOf(fleet, 'EMERGENCY');
     expect(fleet.degradation.current().raised).toEqual(['workersGone']);
     await allPaused(fleet, true);
-    others = extra();
+
+    const replaced = await startExtra(['extra-3', 'extra-4']);
     await levelOf(fleet, 'NORMAL');
     await allPaused(fleet, false);
-    await Promise.all(others.map((worker) => worker.close()));
-  }, 60_000);
+    // A scale-down: SIGTERM, the processes say they leave; the level stays.
+    await Promise.all(replaced.map((child) => child.kill('SIGTERM')));
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    expect(fleet.degradation.current().level).toBe('NORMAL');
+  }, 240_000);
 });
 
 describe('workers while Postgres is down', () => {

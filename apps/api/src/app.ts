@@ -145,6 +145,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     logger: deps.logger,
     metrics,
     timeoutMs: config.api.readyTimeoutMs,
+    countsAsWorker: false,
   });
   app.addHook('onClose', () => degradation.stop());
   const tenantLimits = createTenantLimitsCache(database.db, config.tenants);

@@ -120,6 +120,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     logger,
     metrics,
     timeoutMs: config.api.readyTimeoutMs,
+    countsAsWorker: true,
   });
   degradation.onChange((snapshot) => applyDegradation(workers, snapshot, logger));
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');

@@ -19,7 +19,7 @@ export interface DegradationConfig {
   redisMemoryRatio: { limited: number; minimal: number; emergency: number };
   /** The memory the ratio is taken of when an instance sets no maxmemory; undefined: no memory signal then. */
   redisMemoryBytes: number | undefined;
-  /** EMERGENCY: fewer workers than this share of the most seen within workersWindowMs. */
+  /** EMERGENCY: fewer live worker processes than this share of the most seen within workersWindowMs. */
   workersGoneRatio: number;
   workersWindowMs: number;
   /** LIMITED and worse: the tenant and key request limits are multiplied by this. */
@@ -48,7 +48,7 @@ export const degradationEnvShape = {
   DEGRADATION_REDIS_MEMORY_EMERGENCY: ratio.default(0.95),
   // The memory ratios' denominator for a Redis without maxmemory; unset: no memory signal there.
   DEGRADATION_REDIS_MEMORY_BYTES: int(1).optional(),
-  // EMERGENCY: fewer workers than this share of the most seen in the window.
+  // EMERGENCY: fewer live worker processes than this share of the most seen in the window.
   DEGRADATION_WORKERS_GONE_RATIO: ratio.default(0.5),
   DEGRADATION_WORKERS_WINDOW_SECONDS: int(10).default(600),
   // LIMITED and worse multiply every tenant's request limits by this.

@@ -37,8 +37,8 @@ export interface DegradationSources {
   main: RedisClient;
   /** Every Redis instance (main and the queue instances): the fullest one's memory counts. */
   instances: ReadonlyMap<string, RedisClient>;
-  /** Every queue of the fleet: the oldest waiting job and the connected workers. */
-  queues: readonly Pick<Queue, 'name' | 'getJobs' | 'getWorkersCount'>[];
+  /** Every queue of the fleet: the oldest waiting job. */
+  queues: readonly Pick<Queue, 'name' | 'getJobs'>[];
   pingPostgres(timeoutMs: number): Promise<unknown>;
 }
 
@@ -61,6 +61,8 @@ export interface StartDegradationOptions {
   metrics: Metrics;
   /** Bound on each signal read. */
   timeoutMs: number;
+  /** This process runs workers: it announces itself each interval, and the live ones are the workers signal. */
+  countsAsWorker: boolean;
 }
 
 export interface DegradationRunner extends DegradationView {
@@ -69,7 +71,32 @@ export interface DegradationRunner extends DegradationView {
 }
 
 /** Hash-tagged with the prefix, like every fleet key, so a cluster keeps them on one slot. */
-export const degradationKeys = (prefix: string) => ({ lease: `${prefix}:degradation:evaluator`, state: `${prefix}:degradation:state` });
+export const degradationKeys = (prefix: string) => ({
+  lease: `${prefix}:degradation:evaluator`,
+  state: `${prefix}:degradation:state`,
+  // Worker processes by id, scored by when each last announced itself, and by when each shut down.
+  workers: `${prefix}:degradation:workers`,
+  workersLeft: `${prefix}:degradation:workers-left`,
+});
+
+/**
+ * Worker processes that announced themselves within three intervals, plus those that shut down on
+ * purpose within the workers window: a scale-down or a rolling deploy is not workers gone missing,
+ * and by the time it leaves the window the peak it would be compared to has left it too.
+ */
+async function liveWorkers(redis: RedisClient, prefix: string, config: DegradationConfig, now: number): Promise<number> {
+  const keys = degradationKeys(prefix);
+  const replies = await redis
+    .multi()
+    .zremrangebyscore(keys.workers, '-inf', now - 3 * config.intervalMs)
+    .zremrangebyscore(keys.workersLeft, '-inf', now - config.workersWindowMs)
+    .zcard(keys.workers)
+    .zcard(keys.workersLeft)
+    .exec();
+  const [alive, left] = [replies?.[2]?.[1], replies?.[3]?.[1]];
+  if (typeof alive !== 'number' || typeof left !== 'number') throw new Error('no ZCARD reply');
+  return alive + left;
+}
 
 const LEVEL_METRIC = 'fleet_degradation_level';
 // Transitions waiting for Postgres beyond this many: the oldest are dropped (and logged).
@@ -117,7 +144,7 @@ export async function readDegradationSignals(sources: DegradationSources, prefix
       () => true,
       () => false,
     ),
-    bounded(async () => (await Promise.all(sources.queues.map((queue) => queue.getWorkersCount()))).reduce((sum, count) => sum + count, 0), 'workers'),
+    bounded(() => liveWorkers(sources.main, prefix, config, now), 'workers'),
   ]);
   return { openBreakers: breakers && Object.keys(breakers), oldestJobAgeMs: oldest, redisMemoryRatio: memory, postgresAvailable: postgres, workers };
 }
@@ -196,6 +223,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
   }
 
   async function evaluate(): Promise<DegradationState | undefined> {
+    if (options.countsAsWorker) await redis.zadd(keys.workers, Date.now(), id);
     const previous = parseState(await redis.get(keys.state));
     if (!(await holdLease())) return previous;
     const signals = await readDegradationSignals(sources, options.prefix, config, timeoutMs);
@@ -240,6 +268,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
       // (Read then delete: a lease taken over in between is lost for one interval at most.)
       const holder = await redis.get(keys.lease).catch(() => null);
       if (holder === id) await redis.del(keys.lease).catch(() => undefined);
+      if (options.countsAsWorker) await redis.multi().zrem(keys.workers, id).zadd(keys.workersLeft, Date.now(), id).exec().catch(() => undefined);
     },
   };
 }

@@ -23,7 +23,7 @@ export interface DegradationSignals {
   /** used_memory / maxmemory of the fullest Redis instance. */
   redisMemoryRatio: number | null | undefined;
   postgresAvailable: boolean | undefined;
-  /** Workers connected now, over every queue. */
+  /** Worker processes alive now (each announces itself every interval). */
   workers: number | undefined;
 }
 
