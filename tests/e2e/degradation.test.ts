@@ -100,7 +100,7 @@ describe('workers at each degradation level', () => {
     const startExtra = async (ids: string[]) => {
       const children = ids.map((id) => startEntryPoint('apps/worker/src/main.ts', { ...system.childEnv, WORKER_ID: id, LOG_LEVEL: 'info' }));
       await Promise.all(children.map((child) => waitFor(() => child.output().includes('workers started'), { timeoutMs: 90_000, what: 'a worker process booted' })));
-      await waitFor(() => (fleet.degradation.current().signals?.workers ?? 0) >= 3, { timeoutMs: 10_000, what: '3 worker processes seen' });
+      await waitFor(() => (fleet.degradation.current().signals?.workers?.established ?? 0) >= 3, { timeoutMs: 10_000, what: '3 worker processes established' });
       return children;
     };
     const killed = await startExtra(['extra-1', 'extra-2']);

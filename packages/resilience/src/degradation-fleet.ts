@@ -74,7 +74,7 @@ export interface DegradationRunner extends DegradationView {
 export const degradationKeys = (prefix: string) => ({
   lease: `${prefix}:degradation:evaluator`,
   state: `${prefix}:degradation:state`,
-  // Worker processes by id, scored by when each last announced itself, and by when each shut down.
+  // Worker processes (`<id>|<started at>`), scored by when each last announced itself, and by when each shut down.
   workers: `${prefix}:degradation:workers`,
   workersLeft: `${prefix}:degradation:workers-left`,
 });
@@ -84,21 +84,26 @@ export const degradationKeys = (prefix: string) => ({
  * purpose within the workers window: a scale-down or a rolling deploy is not workers gone missing,
  * and by the time it leaves the window the peak it would be compared to has left it too.
  */
-async function liveWorkers(redis: RedisClient, prefix: string, config: DegradationConfig, now: number): Promise<number> {
+async function liveWorkers(redis: RedisClient, prefix: string, config: DegradationConfig, now: number): Promise<{ alive: number; established: number }> {
   const keys = degradationKeys(prefix);
+  const staleAfterMs = WORKER_STALE_INTERVALS * config.intervalMs;
   const replies = await redis
     .multi()
-    .zremrangebyscore(keys.workers, '-inf', now - 3 * config.intervalMs)
-    .zremrangebyscore(keys.workersLeft, '-inf', now - config.workersWindowMs)
-    .zcard(keys.workers)
+    .zremrangebyscore(keys.workers, '-inf', String(now - staleAfterMs))
+    .zremrangebyscore(keys.workersLeft, '-inf', String(now - config.workersWindowMs))
+    .zrange(keys.workers, '0', '-1')
     .zcard(keys.workersLeft)
     .exec();
-  const [alive, left] = [replies?.[2]?.[1], replies?.[3]?.[1]];
-  if (typeof alive !== 'number' || typeof left !== 'number') throw new Error('no ZCARD reply');
-  return alive + left;
+  const [members, left] = [replies?.[2]?.[1], replies?.[3]?.[1]];
+  if (!Array.isArray(members) || typeof left !== 'number') throw new Error('no ZRANGE/ZCARD reply');
+  // Established: up for longer than a dead worker stays counted.
+  const established = members.filter((member) => now - Number(String(member).split('|').at(-1)) >= staleAfterMs).length;
+  return { alive: members.length + left, established: established + left };
 }
 
 const LEVEL_METRIC = 'fleet_degradation_level';
+// A worker process that has not announced itself for this many intervals is gone.
+const WORKER_STALE_INTERVALS = 3;
 // Transitions waiting for Postgres beyond this many: the oldest are dropped (and logged).
 const MAX_PENDING_TRANSITIONS = 1000;
 
@@ -198,6 +203,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
   const gauge = levelGauge(options.metrics);
   const audit = createTransitionAudit(options.audit, logger, timeoutMs);
   const listeners: ((snapshot: DegradationSnapshot) => void)[] = [];
+  const workerMember = `${id}|${Date.now()}`;
   let current: DegradationSnapshot = { level: 'NORMAL', since: new Date().toISOString(), raised: [], signals: null };
   let readFailing = false;
   gauge.set(0);
@@ -223,7 +229,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
   }
 
   async function evaluate(): Promise<DegradationState | undefined> {
-    if (options.countsAsWorker) await redis.zadd(keys.workers, Date.now(), id);
+    if (options.countsAsWorker) await redis.zadd(keys.workers, Date.now(), workerMember);
     const previous = parseState(await redis.get(keys.state));
     if (!(await holdLease())) return previous;
     const signals = await readDegradationSignals(sources, options.prefix, config, timeoutMs);
@@ -268,7 +274,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
       // (Read then delete: a lease taken over in between is lost for one interval at most.)
       const holder = await redis.get(keys.lease).catch(() => null);
       if (holder === id) await redis.del(keys.lease).catch(() => undefined);
-      if (options.countsAsWorker) await redis.multi().zrem(keys.workers, id).zadd(keys.workersLeft, Date.now(), id).exec().catch(() => undefined);
+      if (options.countsAsWorker) await redis.multi().zrem(keys.workers, workerMember).zadd(keys.workersLeft, Date.now(), workerMember).exec().catch(() => undefined);
     },
   };
 }

@@ -10,7 +10,7 @@ const thresholds = {
   workersGoneRatio: 0.5,
   workersWindowMs: 600_000,
 };
-const calm: DegradationSignals = { openBreakers: [], oldestJobAgeMs: 0, redisMemoryRatio: 0.1, postgresAvailable: true, workers: 4 };
+const calm: DegradationSignals = { openBreakers: [], oldestJobAgeMs: 0, redisMemoryRatio: 0.1, postgresAvailable: true, workers: { alive: 4, established: 4 } };
 
 /** Runs the signals through the state machine, one evaluation every 5 s from t0; the levels seen. */
 function run(signals: readonly DegradationSignals[], start?: DegradationState): { levels: string[]; state: DegradationState | undefined } {
@@ -31,7 +31,7 @@ describe('nextDegradationState', () => {
     expect(run([{ ...calm, redisMemoryRatio: 0.86 }]).levels).toEqual(['MINIMAL']);
     expect(run([{ ...calm, postgresAvailable: false }]).levels).toEqual(['MINIMAL']);
     expect(run([{ ...calm, redisMemoryRatio: 0.96 }]).levels).toEqual(['EMERGENCY']);
-    expect(run([calm, { ...calm, workers: 1 }]).levels).toEqual(['NORMAL', 'EMERGENCY']);
+    expect(run([calm, { ...calm, workers: { alive: 1, established: 1 } }]).levels).toEqual(['NORMAL', 'EMERGENCY']);
   });
 
   it('takes the highest level any raised condition points to', () => {
@@ -41,12 +41,19 @@ describe('nextDegradationState', () => {
   });
 
   it('does not count workers gone when no worker was ever seen', () => {
-    expect(run([{ ...calm, workers: 0 }, { ...calm, workers: 0 }]).levels).toEqual(['NORMAL', 'NORMAL']);
+    expect(run([{ ...calm, workers: { alive: 0, established: 0 } }, { ...calm, workers: { alive: 0, established: 0 } }]).levels).toEqual(['NORMAL', 'NORMAL']);
+  });
+
+  it('sets the peak from established workers only: a crashed one still counted beside its replacement does not inflate it', () => {
+    // 3 workers; two die and are still counted while their replacements start (5 alive, 3 established);
+    // then 2 alive: below half of 5, not below half of 3.
+    const { levels } = run([{ ...calm, workers: { alive: 3, established: 3 } }, { ...calm, workers: { alive: 5, established: 3 } }, { ...calm, workers: { alive: 2, established: 2 } }]);
+    expect(levels).toEqual(['NORMAL', 'NORMAL', 'NORMAL']);
   });
 
   it('forgets a worker peak once it leaves the window', () => {
-    let state = nextDegradationState(undefined, { ...calm, workers: 10 }, thresholds, 0);
-    state = nextDegradationState(state, { ...calm, workers: 2 }, thresholds, thresholds.workersWindowMs + 1);
+    let state = nextDegradationState(undefined, { ...calm, workers: { alive: 10, established: 10 } }, thresholds, 0);
+    state = nextDegradationState(state, { ...calm, workers: { alive: 2, established: 2 } }, thresholds, thresholds.workersWindowMs + 1);
     expect(state.raised).not.toContain('workersGone');
   });
 

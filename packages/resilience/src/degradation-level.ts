@@ -23,8 +23,12 @@ export interface DegradationSignals {
   /** used_memory / maxmemory of the fullest Redis instance. */
   redisMemoryRatio: number | null | undefined;
   postgresAvailable: boolean | undefined;
-  /** Worker processes alive now (each announces itself every interval). */
-  workers: number | undefined;
+  /**
+   * Worker processes alive now (each announces itself every interval), and how many of them have
+   * been for a while: only those set the peak, so a crashed worker still counted while its
+   * replacement starts does not inflate it.
+   */
+  workers: { alive: number; established: number } | undefined;
 }
 
 /** A condition of one level; several may raise the same level. */
@@ -93,7 +97,7 @@ const higher = (a: DegradationLevel, b: DegradationLevel): DegradationLevel => (
 export function nextDegradationState(previous: DegradationState | undefined, signals: DegradationSignals, thresholds: Thresholds, now: number): DegradationState {
   const was = new Set<DegradationCondition>(previous?.raised ?? []);
   const { clearRatio, redisMemoryRatio: memory } = thresholds;
-  const workerPeaks = updatePeaks(previous?.workerPeaks ?? [], signals.workers, now, thresholds.workersWindowMs);
+  const workerPeaks = updatePeaks(previous?.workerPeaks ?? [], signals.workers?.established, now, thresholds.workersWindowMs);
   const peak = Math.max(0, ...workerPeaks.map(([, count]) => count));
   const raisedNow: Record<DegradationCondition, boolean> = {
     breakerOpen: observed(signals.openBreakers === undefined ? undefined : signals.openBreakers.length > 0, was.has('breakerOpen')),
@@ -103,7 +107,7 @@ export function nextDegradationState(previous: DegradationState | undefined, sig
     postgresDown: observed(signals.postgresAvailable === undefined ? undefined : !signals.postgresAvailable, was.has('postgresDown')),
     redisMemoryEmergency: banded(signals.redisMemoryRatio, memory.emergency, clearRatio, was.has('redisMemoryEmergency')),
     // No workers ever seen (an API-only deployment, a fresh fleet) is not "workers gone".
-    workersGone: observed(signals.workers === undefined ? undefined : peak > 0 && signals.workers < peak * thresholds.workersGoneRatio, was.has('workersGone')),
+    workersGone: observed(signals.workers === undefined ? undefined : peak > 0 && signals.workers.alive < peak * thresholds.workersGoneRatio, was.has('workersGone')),
   };
   const raised = (Object.keys(CONDITIONS) as DegradationCondition[]).filter((condition) => raisedNow[condition]);
   const target = raised.reduce<DegradationLevel>((level, condition) => higher(level, CONDITIONS[condition]), 'NORMAL');
