@@ -1,4 +1,4 @@
-import { adminAuditRepository, appendLockAuditEvents, beginIdempotentRequest, verifyLockAuditChains, type RetentionPolicy } from '@jobfleet/db';
+import { adminAuditRepository, appendLockAuditEvents, beginIdempotentRequest, ensureLockAuditPartitions, verifyLockAuditChains, type RetentionPolicy } from '@jobfleet/db';
 import { createLogger } from '@jobfleet/observability';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 import { sql } from 'drizzle-orm';
@@ -129,5 +129,26 @@ describe('retention', () => {
       await tx.execute(sql`alter table lock_audit enable trigger user`);
     });
     await expect(verifyLockAuditChains(db, { keyring, chain: 'series-c' })).resolves.toMatchObject({ broken: [{ chain: 'series-c', seq: 3, reason: 'seq-gap' }] });
+  });
+
+  it('keeps a month that does not hold the start of a chain in it (a clock that went back) and says so', async () => {
+    const { db } = testDb.database;
+    await appendLockAuditEvents(db, [{ chain: 'series-d', lockKey: 'jf:lock:series-d', event: 'acquired', owner: 'w1', at: new Date() }]);
+    // seq 2 of that chain recorded fourteen months ago: past the cut, while seq 1 is not.
+    const now = new Date();
+    const past = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 14, 10));
+    const pastPartition = `lock_audit_${past.getUTCFullYear()}_${String(past.getUTCMonth() + 1).padStart(2, '0')}`;
+    await ensureLockAuditPartitions(db, { now: past, monthsAhead: 0 });
+    await rows(sql`
+      insert into lock_audit (chain, seq, lock_key, event, owner, at, prev_hash, hash, recorded_at)
+      values ('series-d', 2, 'jf:lock:series-d', 'released', 'w1', ${past}, 'x', 'y', ${past})`);
+    await expect(retention.runOnce(now)).rejects.toThrow(`${pastPartition} is not the start of chain series-d: kept`);
+    // That pass first gave this month its partition back (an earlier test dropped it), moving the
+    // rows the default partition held meanwhile into it.
+    const thisMonth = `lock_audit_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    expect(await names(sql`select distinct tableoid::regclass::text as name from lock_audit where chain in ('series-a', 'series-b')`)).toEqual([thisMonth]);
+    await expect(verifyLockAuditChains(db, { keyring, chain: 'series-a' })).resolves.toEqual({ chains: 1, rows: 1, broken: [] });
+    expect(await names(sql`select to_regclass(${pastPartition})::text as name`)).toEqual([pastPartition]);
+    expect(await rows(sql`select 1 from lock_audit_checkpoints where chain = 'series-d'`)).toEqual([]);
   });
 });

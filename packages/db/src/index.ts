@@ -51,4 +51,5 @@ export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export { runRetention } from './retention';
+export { ensureLockAuditPartitions } from './lock-audit-partitions';
 export type { RetentionPolicy, RetentionReport } from './retention';
