@@ -3,7 +3,7 @@ import { registerQueueGauges, type JobCountSource } from './queue-gauges';
 import { metricValue as value } from './testing';
 
 function source(name: string, counts: Record<string, number>, paused = false): JobCountSource {
-  return { name, getJobCounts: async () => counts, isPaused: async () => paused };
+  return { name, getJobCounts: async () => counts, isPaused: async () => paused, getJobs: async () => [] };
 }
 
 describe('createMetrics', () => {
