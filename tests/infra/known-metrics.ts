@@ -26,7 +26,8 @@ export async function knownSeries(): Promise<Set<string>> {
   const metrics = createMetrics();
   const names = new Set(SCRAPE_SERIES);
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
-    if (metric.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
+    // prom-client types `type` as a numeric enum; at run time it is the exposition's type name.
+    if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
     else names.add(metric.name);
   }
   for (const rule of readRules()) if ('record' in rule) names.add(rule.record);
@@ -55,7 +56,7 @@ export function seriesNamesIn(expr: string): string[] {
     .replace(/\b\d+(\.\d+)?([eE][+-]?\d+)?[a-z]*\b/g, ' ');
   const names = new Set<string>();
   for (const match of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    const after = stripped.slice((match.index ?? 0) + match[0].length).trimStart();
+    const after = stripped.slice(match.index + match[0].length).trimStart();
     if (after.startsWith('(') || KEYWORDS.has(match[0])) continue;
     names.add(match[0]);
   }

@@ -51,7 +51,6 @@ export type DeferralReason = (typeof DEFERRAL_REASONS)[number];
  * - `lost`: WSAA holds a ticket the fleet lost, logins are refused and the job waits.
  */
 export const WSAA_TICKET_RESULTS = ['cached', 'issued', 'kept', 'lost'] as const;
-export type WsaaTicketResult = (typeof WSAA_TICKET_RESULTS)[number];
 
 /** What `postgres_pool_*` read from a pg Pool (its own field names), at scrape time. */
 export interface PostgresPoolStats {
