@@ -1,3 +1,8 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openDatabase } from '@jobfleet/db';
 import { createMetrics, registerQueueGauges } from '@jobfleet/observability';
 import { metricValue } from '@jobfleet/observability/testing';
@@ -58,6 +63,28 @@ describe('scrape-time gauges', () => {
     await metrics.registry.metrics();
     expect(await metricValue(metrics, 'redis_memory_used_bytes', { redis: 'main' })).toBeGreaterThan(0);
     expect(await metricValue(metrics, 'redis_memory_max_bytes', { redis: 'main' })).toBe(Number(maxmemory));
+  });
+
+  it('reads a configured maxmemory from INFO memory', async () => {
+    // A private Redis on a unix socket, with a limit the shared one does not have.
+    const dir = mkdtempSync(join(tmpdir(), 'jf-redis-'));
+    const socket = join(dir, 'redis.sock');
+    const server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--maxmemory', '64mb', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    for (let tries = 0; !existsSync(socket) && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const limited = new Redis({ path: socket, maxRetriesPerRequest: 1 });
+    try {
+      await once(limited, 'ready');
+      const metrics = createMetrics();
+      metrics.watchRedisMemory(new Map([['afip-sync', limited]]));
+      await metrics.registry.metrics();
+      expect(await metricValue(metrics, 'redis_memory_max_bytes', { redis: 'afip-sync' })).toBe(64 * 1024 * 1024);
+      expect(await metricValue(metrics, 'redis_memory_used_bytes', { redis: 'afip-sync' })).toBeGreaterThan(0);
+    } finally {
+      limited.disconnect();
+      server.kill();
+      await once(server, 'exit');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves out a Redis that does not answer INFO in time', async () => {
