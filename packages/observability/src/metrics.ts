@@ -87,7 +87,8 @@ export interface Metrics {
   readonly queueJobs: Gauge<'queue' | 'state'>;
   /**
    * `queue_oldest_waiting_job_age_seconds{queue}`: how long the oldest job of the wait list, or the
-   * next prioritized one, has been due, read at scrape time with `queue_jobs`; 0 when none waits.
+   * next prioritized one, has waited since its enqueue (plus the delay it was last given), read at
+   * scrape time with `queue_jobs` (see registerQueueGauges); 0 when none waits.
    */
   readonly queueOldestWaitingAge: Gauge<'queue'>;
   /**
@@ -204,7 +205,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const queueOldestWaitingAge = new Gauge({
     name: `${prefix}queue_oldest_waiting_job_age_seconds`,
-    help: 'Seconds since the oldest waiting job (or the next prioritized one) of each queue was due, read at scrape time',
+    help: 'Seconds the oldest waiting job (or the next prioritized one) of each queue has waited since its enqueue plus its delay, read at scrape time',
     labelNames: ['queue'] as const,
     registers,
     collect: collectQueues,

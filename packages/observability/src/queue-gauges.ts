@@ -30,8 +30,8 @@ export interface QueueGaugeOptions {
  * `queue_oldest_waiting_job_age_seconds{queue}` the age of its oldest waiting job: the tail of the
  * wait list or the head of the prioritized set (reading every prioritized job would cost a scan; a
  * tenant's jobs deep in its backlog wait behind others by design, see fair scheduling). The age
- * counts from when the job was first due (enqueue plus requested delay), so a job that was
- * re-delayed waiting for a dependency shows all of its wait. While a queue
+ * counts from the job's enqueue plus the delay it was last given (BullMQ keeps no "ready since"),
+ * so a job re-delayed for a dependency or retried shows its earlier waits too. While a queue
  * is paused its waiting and prioritized jobs show as `paused`, so waiting + prioritized is always
  * work a worker could take now (what autoscaling reads). A queue whose counts cannot be read within
  * the timeout is left out of that scrape and counted in `queue_metrics_collect_errors_total`.
