@@ -24,6 +24,12 @@ describe('alert rules (infra/prometheus/alerts.yml)', () => {
     expect(promtool('check', 'rules', fileURLToPath(ALERTS_FILE))).toContain('SUCCESS');
   });
 
+  it('are loaded by the Prometheus config, which passes promtool check config', () => {
+    const checked = promtool('check', 'config', `${REPO}infra/prometheus/prometheus.yml`);
+    expect(checked).toContain('alerts.yml');
+    expect(checked).not.toContain('FAILED');
+  });
+
   it('pass their promtool unit tests', () => {
     expect(testFiles.length).toBeGreaterThan(0);
     expect(promtool('test', 'rules', ...testFiles)).not.toContain('FAILED');
