@@ -1,6 +1,7 @@
 import { createApiKey, createTenant, syncStatusRepository, tenantLimitsRepository, type ApiKeyScope } from '@jobfleet/db';
 import { defineJobKind, jobDataSchema, parsePayload, type KindIntake } from '@jobfleet/kinds';
-import { createLogger, createMetrics } from '@jobfleet/observability';
+import { createLogger, createMetrics, type Metrics } from '@jobfleet/observability';
+import { metricValue } from '@jobfleet/observability/testing';
 import type { RedisConnections } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
@@ -50,6 +51,7 @@ describe('per-tenant quotas', () => {
   let system: TestSystem;
   const fleets: WorkerFleet[] = [];
   const connections: RedisConnections[] = [];
+  const fleetMetrics: Metrics[] = [];
   const keys: Record<string, string> = {};
   const silent = createLogger({ level: 'silent', serviceName: 'quotas' });
 
@@ -76,7 +78,9 @@ describe('per-tenant quotas', () => {
   async function startFleet(kinds = [hold]): Promise<void> {
     const connection = connectTestRedis(system.config, 'worker', `quotas-${connections.length}`);
     connections.push(connection);
-    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics: createMetrics(), kinds }));
+    const metrics = createMetrics();
+    fleetMetrics.push(metrics);
+    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics, kinds }));
   }
 
   const post = (tenantId: string, url: string, payload: Record<string, unknown>, headers: Record<string, string> = {}) =>
@@ -159,6 +163,11 @@ describe('per-tenant quotas', () => {
     );
     expect(mostRunning.get('capped')).toBe(2);
     expect(mostRunning.get('roomy')).toBeGreaterThan(2);
+    // The capped tenant's jobs waited for a slot, counted without a tenant label.
+    const deferrals = await Promise.all(
+      [system.metrics, ...fleetMetrics].map((m) => metricValue(m, 'jobs_deferred_total', { queue: 'hold', reason: 'tenant-capacity', dependency: 'none' })),
+    );
+    expect(deferrals.reduce((sum: number, value) => sum + (value ?? 0), 0)).toBeGreaterThan(0);
     const capped = await jobsOf('hold', 'capped');
     expect(capped.map((job) => [job.returnvalue, job.attemptsMade])).toEqual(capped.map(() => [{ held: true }, 1]));
     expect((await usage(keys.capped)).body.kinds.hold).toMatchObject({ acceptedToday: jobs, waiting: 0, running: 0, maxRunningJobs: 2 });

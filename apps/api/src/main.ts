@@ -27,6 +27,8 @@ await Promise.all(
 const queues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 metrics.watchRedisConnections(redis.instances);
+metrics.watchRedisMemory(redis.instances);
+metrics.watchPostgresPool(() => database.poolStats());
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startRetention({ database, logger, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), policy: config.retention });

@@ -50,6 +50,8 @@ await Promise.all([...producer.instances.values()].map((client) => waitUntilRead
 const queues = createQueues({ names: QUEUE_NAMES, connection: producer.forQueue, prefix: config.redis.prefix, config });
 registerQueueGauges(metrics, Object.values(queues));
 metrics.watchRedisConnections(producer.instances);
+metrics.watchRedisMemory(producer.instances);
+metrics.watchPostgresPool(() => database.poolStats());
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
 const retention = startRetention({ database, logger, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), policy: config.retention });

@@ -13,6 +13,8 @@ const metrics = createMetrics();
 const database = await openMigratedDatabase({ ...config.database, onStatement: () => metrics.postgresStatements.inc() }, logger);
 const redis = connectRedis(config.redis, 'worker', { name: 'worker' });
 metrics.watchRedisConnections(redis.instances);
+metrics.watchRedisMemory(redis.instances);
+metrics.watchPostgresPool(() => database.poolStats());
 const fleet = await startWorkers({
   config,
   database,

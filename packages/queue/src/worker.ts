@@ -1,12 +1,12 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { JobfleetError, PermanentError, coerceError } from '@jobfleet/contracts';
-import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
+import { DependencyWaitError, JobfleetError, PermanentError, RateLimitedError, coerceError } from '@jobfleet/contracts';
+import type { DeferralReason, JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from './connection';
 import { decideAfterError, retryOrFail, type AttemptDecision } from './attempt-policy';
 import { deferWithoutAttempt } from './defer';
 import { tenantOf } from './job-tenant';
-import { AttemptTimeoutError, WorkerClosingError } from './errors';
+import { AttemptTimeoutError, WorkerBusyError, WorkerClosingError } from './errors';
 
 export interface ProcessorContext {
   /**
@@ -116,6 +116,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     });
     if (deferMs !== undefined) {
       metrics.jobsTotal.inc({ queue, outcome: 'delayed' });
+      metrics.jobsDeferred.inc({ queue, reason: 'tenant-capacity', dependency: 'none' });
       return deferWithoutAttempt(job, deferMs, token);
     }
     let finished = false;
@@ -197,6 +198,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       if (decision.action === 'wait') {
         const deferred = await deferWithoutAttempt(job, decision.delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
         if (isFlowControl(deferred)) {
+          metrics.jobsDeferred.inc({ queue, ...deferralOf(error) });
           jobLogger().info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
           throw deferred;
         }
@@ -270,6 +272,16 @@ function unrecoverable(error: Error): UnrecoverableError {
   // BullMQ stores this stack with the failed job: show where the permanent error arose.
   if (error.stack) wrapped.stack = error.stack;
   return wrapped;
+}
+
+/** The labels of `jobs_deferred_total` for an error the attempt policy made wait; dependency names are the config's, so bounded. */
+function deferralOf(error: Error): { reason: DeferralReason; dependency: string } {
+  if (error instanceof DependencyWaitError) return { reason: 'dependency-unavailable', dependency: error.dependency };
+  if (error instanceof RateLimitedError) return { reason: 'rate-limited', dependency: error.dependency };
+  if (error instanceof WorkerBusyError) return { reason: 'worker-busy', dependency: 'none' };
+  // The locks package's LockUnavailableError (this package does not depend on it).
+  if (codeOf(error) === 'LOCK_UNAVAILABLE') return { reason: 'lock-busy', dependency: 'none' };
+  return { reason: 'other', dependency: 'none' };
 }
 
 function codeOf(error: Error): string {
