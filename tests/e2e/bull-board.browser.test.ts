@@ -1,7 +1,6 @@
-import type { AddressInfo } from 'node:net';
 import { QUEUE_NAMES } from '@jobfleet/kinds';
 import type { Browser, Page } from 'puppeteer-core';
-import { launchChromium } from '../support/browser';
+import { launchChromium, listenForBrowser } from '../support/browser';
 import { reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
 import { startTestSystem, type TestSystem } from '../support/system';
@@ -54,8 +53,7 @@ describe('Bull Board in Chromium with real workers', () => {
 
   beforeAll(async () => {
     system = await startTestSystem({ label: 'board-browser', env: { ADMIN_USER: OPERATOR.username, ADMIN_PASSWORD: OPERATOR.password } });
-    await system.api.listen({ host: '127.0.0.1', port: 0 });
-    origin = `http://127.0.0.1:${(system.api.server.address() as AddressInfo).port}`;
+    origin = await listenForBrowser(system.api);
     browser = await launchChromium();
   });
   afterAll(async () => {

@@ -1,6 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'puppeteer-core';
-import { launchChromium } from '../../../tests/support/browser';
+import { launchChromium, listenForBrowser } from '../../../tests/support/browser';
 import { ADMIN_PASSWORD, reservation, startTestApi, type TestApi } from './testing/harness';
 
 interface PageReport {
@@ -29,8 +28,7 @@ describe('the docs and Bull Board in Chromium', () => {
 
   beforeAll(async () => {
     api = await startTestApi({ label: 'api-pages' });
-    await api.app.listen({ host: '127.0.0.1', port: 0 });
-    origin = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
+    origin = await listenForBrowser(api.app);
     browser = await launchChromium();
   });
   afterAll(async () => {
