@@ -212,14 +212,19 @@ describe.each(KUSTOMIZATIONS)('the manifests of %s', (kustomization) => {
     }
   });
 
-  it('covers every Deployment with a PodDisruptionBudget, the API with a CPU autoscaler, and every pod with the network policy', () => {
+  it('covers every Deployment with a PodDisruptionBudget, the API with a CPU autoscaler, and every pod with a network policy that lets its ports in', () => {
     for (const deployment of manifests.of(Deployment)) {
       const labels = deployment.spec!.template.metadata?.labels;
       expect({ deployment: nameOf(deployment), budgets: manifests.of(PodDisruptionBudget).filter((b) => labelsMatch(b.spec?.selector?.matchLabels, labels)).length }).toEqual({
         deployment: nameOf(deployment),
         budgets: 1,
       });
-      expect(manifests.of(NetworkPolicy).some((policy) => labelsMatch(policy.spec?.podSelector?.matchLabels, labels))).toBe(true);
+      const policies = manifests.of(NetworkPolicy).filter((policy) => labelsMatch(policy.spec?.podSelector?.matchLabels, labels));
+      expect(policies.length).toBeGreaterThan(0);
+      // Every port a container serves (API, metrics, probes) is let in by some rule.
+      const admitted = new Set(policies.flatMap((policy) => (policy.spec?.ingress ?? []).flatMap((rule) => (rule.ports ?? []).map((port) => port.port))));
+      const served = deployment.spec!.template.spec!.containers.flatMap((container) => (container.ports ?? []).map((port) => port.containerPort));
+      expect({ deployment: nameOf(deployment), closed: served.filter((port) => !admitted.has(port)) }).toEqual({ deployment: nameOf(deployment), closed: [] });
     }
     const autoscalers = manifests.of(HorizontalPodAutoscaler).map((hpa) => ({
       target: hpa.spec.scaleTargetRef.name,
