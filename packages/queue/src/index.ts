@@ -5,7 +5,7 @@ export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';
 export type { JobProcessor, ProcessorContext } from './worker';
-export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
+export { closeWorkersGracefully, HARD_CLOSE_TIMEOUT_MS, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
