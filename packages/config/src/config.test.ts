@@ -67,6 +67,17 @@ describe('loadConfig', () => {
     expect(issuesOf({ API_BODY_LIMIT_BYTES: '4096', API_BATCH_BODY_LIMIT_BYTES: '2048' })).toEqual(['API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES']);
   });
 
+  it('deprecates /v1 since the day /v2 shipped unless told otherwise, and announces a sunset only when one is set', () => {
+    expect(loadConfig({}).api.v1).toEqual({ deprecatedAt: new Date('2026-12-01T00:00:00Z'), sunsetAt: undefined });
+    expect(loadConfig({ API_V1_DEPRECATED_AT: 'never' }).api.v1.deprecatedAt).toBeUndefined();
+    expect(loadConfig({ API_V1_DEPRECATED_AT: '2027-01-01T00:00:00Z', API_V1_SUNSET_AT: '2027-07-01T00:00:00Z' }).api.v1).toEqual({
+      deprecatedAt: new Date('2027-01-01T00:00:00Z'),
+      sunsetAt: new Date('2027-07-01T00:00:00Z'),
+    });
+    expect(issuesOf({ API_V1_DEPRECATED_AT: '2027-01-01T00:00:00Z', API_V1_SUNSET_AT: '2026-07-01T00:00:00Z' })).toEqual(['API_V1_SUNSET_AT: must not be before API_V1_DEPRECATED_AT']);
+    expect(issuesOf({ API_V1_SUNSET_AT: 'next year' })).toEqual([expect.stringMatching(/^API_V1_SUNSET_AT:/)]);
+  });
+
   it('returns a frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config.worker.perQueue['calendar-sync'])).toBe(true);

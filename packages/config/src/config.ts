@@ -134,6 +134,13 @@ const envSchema = z.object({
   API_LISTEN_BACKLOG: int(1).max(65535).default(4096),
   // When set, /metrics (API and worker) needs `Authorization: Bearer <token>`; unset, it is open.
   API_METRICS_TOKEN: optionalString,
+  // /v1 is deprecated since this instant (RFC 9745 Deprecation header on every /v1 answer);
+  // `never` leaves the header out. The default is the day /v2 shipped.
+  API_V1_DEPRECATED_AT: z.union([z.literal('never'), z.iso.datetime({ offset: true })]).default('2026-12-01T00:00:00Z'),
+  // When /v1 stops answering (RFC 8594 Sunset header); unset: no date promised, no header.
+  API_V1_SUNSET_AT: z.iso.datetime({ offset: true }).optional(),
+  // How often each API process writes its counts of deprecated-route calls to Postgres.
+  API_DEPRECATION_FLUSH_MS: int(10).default(10_000),
 
   // Seed a development tenant with a well-known API key (never in production).
   DEV_TENANT_ENABLED: bool.optional(),
@@ -298,6 +305,10 @@ export interface Config {
     listenBacklog: number;
     /** Bearer token Prometheus presents to scrape /metrics (API and worker); undefined: open. */
     metricsToken: string | undefined;
+    /** The retirement of /v1: since when it is deprecated, when it goes (undefined: not announced). */
+    v1: { deprecatedAt: Date | undefined; sunsetAt: Date | undefined };
+    /** How often counts of calls to deprecated routes are written to Postgres. */
+    deprecationFlushMs: number;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number };
@@ -524,6 +535,10 @@ export function loadConfig(source: Source = process.env): Config {
   if (env.API_HEADERS_TIMEOUT_MS > env.API_REQUEST_TIMEOUT_MS) {
     issues.push('API_HEADERS_TIMEOUT_MS: must not exceed API_REQUEST_TIMEOUT_MS');
   }
+  // RFC 9745 §3: a resource is deprecated no later than its sunset.
+  if (env.API_V1_SUNSET_AT !== undefined && env.API_V1_DEPRECATED_AT !== 'never' && Date.parse(env.API_V1_SUNSET_AT) < Date.parse(env.API_V1_DEPRECATED_AT)) {
+    issues.push('API_V1_SUNSET_AT: must not be before API_V1_DEPRECATED_AT');
+  }
   // A batch of one job must fit wherever that job alone would.
   if (env.API_BATCH_BODY_LIMIT_BYTES < env.API_BODY_LIMIT_BYTES) {
     issues.push('API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES');
@@ -551,6 +566,11 @@ export function loadConfig(source: Source = process.env): Config {
       keepAliveTimeoutMs: env.API_KEEP_ALIVE_TIMEOUT_MS,
       listenBacklog: env.API_LISTEN_BACKLOG,
       metricsToken: env.API_METRICS_TOKEN,
+      v1: {
+        deprecatedAt: env.API_V1_DEPRECATED_AT === 'never' ? undefined : new Date(env.API_V1_DEPRECATED_AT),
+        sunsetAt: env.API_V1_SUNSET_AT === undefined ? undefined : new Date(env.API_V1_SUNSET_AT),
+      },
+      deprecationFlushMs: env.API_DEPRECATION_FLUSH_MS,
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,
