@@ -53,3 +53,5 @@ export { adminAuditRepository } from './admin-audit';
 export { runRetention } from './retention';
 export { ensureLockAuditPartitions } from './lock-audit-partitions';
 export type { RetentionPolicy, RetentionReport } from './retention';
+export { deprecatedUsageRepository } from './deprecated-usage';
+export type { DeprecatedUsageCount, DeprecatedUsageRow } from './deprecated-usage';

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   check,
+  date,
   index,
   integer,
   jsonb,
@@ -357,4 +358,27 @@ export const adminAudit = pgTable(
     detail: jsonb('detail').notNull().default({}),
   },
   (t) => [index('admin_audit_at_idx').on(t.at), index('admin_audit_tenant_at_idx').on(t.tenantId, t.at)],
+);
+
+/**
+ * Calls to deprecated API routes (today: every /v1 route), per API key, route and UTC day, so
+ * operators see who still calls a version before it goes. Each API process counts in memory and
+ * adds its counts here every API_DEPRECATION_FLUSH_MS, one statement for all of them.
+ */
+export const apiDeprecatedUsage = pgTable(
+  'api_deprecated_usage',
+  {
+    keyId: text('key_id')
+      .notNull()
+      .references(() => apiKeys.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    // The route pattern with its method, e.g. "GET /v1/jobs/:id": never the raw URL.
+    route: text('route').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    lastSeen: timestamp('last_seen', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.route, t.day] }), index('api_deprecated_usage_day_idx').on(t.day)],
 );
