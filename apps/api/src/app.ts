@@ -7,6 +7,7 @@ import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseKeyring } from '@jobfleet/secrets';
 import { queueRedisCaller } from './dependencies';
+import { createDeprecatedUsageCounter, createSuccessors, installV1Deprecation } from './deprecation';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
@@ -19,11 +20,13 @@ import { createJobAcceptor } from './routes/accept-jobs';
 import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
+import { registerDeprecationRoutes } from './routes/deprecations';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
 import { registerTenantLimitRoutes } from './routes/tenant-limits';
+import { registerV2Routes } from './routes/v2/routes';
 import { registerSecurityHeaders, setSecurityHeaders } from './security-headers';
 
 export interface ApiDeps {
@@ -133,7 +136,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  await registerDocs(app, { title: 'jobfleet API', v1Deprecated: config.api.v1.deprecatedAt !== undefined });
   const tenantLimits = createTenantLimitsCache(database.db, config.tenants);
   const auth = createAuth({
     db: database.db,
@@ -149,8 +152,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
   const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
+  const successors = createSuccessors();
+  installV1Deprecation(app, {
+    v1: config.api.v1,
+    successors,
+    usage: createDeprecatedUsageCounter({ db: database.db, flushMs: config.api.deprecationFlushMs, log: app.log }),
+    auth,
+  });
   registerJobRoutes(app, jobRoutes);
   registerBatchRoutes(app, jobRoutes);
+  registerV2Routes(app, { ...jobRoutes, successors });
+  registerDeprecationRoutes(app, { db: database.db, auth });
   registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits: tenantLimits });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });

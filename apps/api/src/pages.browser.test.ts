@@ -69,9 +69,11 @@ describe('the docs and Bull Board in Chromium', () => {
     return report;
   }
 
-  it('renders the OpenAPI document in Swagger UI at /docs without a CSP violation', async () => {
+  it('renders the OpenAPI document in Swagger UI at /docs, v2 first, without a CSP violation', async () => {
     const report = await visit('/docs', async (page) => {
       await page.waitForSelector('.swagger-ui .info .title', { timeout: 15_000 });
+      // The version picker loads /openapi/v2.json first.
+      await page.waitForFunction(() => (globalThis as unknown as BrowserScope).document.body.innerText.includes('jobfleet API v2'), { timeout: 15_000 });
       // An operation opened shows its parameters, schemas and highlighted examples too.
       await page.click('.opblock-summary');
       await page.waitForSelector('.opblock-body .responses-wrapper', { timeout: 15_000 });
