@@ -9,7 +9,7 @@ import type { Auth } from './plugins/auth';
 
 const V1_PREFIX = '/v1/';
 /** Where a /v1 route without a /v2 equivalent points: the /v2 document. */
-export const V2_DOCUMENT_PATH = '/openapi/v2.json';
+const V2_DOCUMENT_PATH = '/openapi/v2.json';
 
 /** The /v2 equivalent of each /v1 route pattern that has one. */
 export interface Successors {

@@ -12,7 +12,7 @@ import { usePagePolicy } from './security-headers';
 
 const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input' });
 
-export const apiKeySecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
+const apiKeySecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
 export const problemSchema = {
   type: 'object',
@@ -456,7 +456,7 @@ interface OpenApiDocument {
   [field: string]: unknown;
 }
 
-export const API_VERSIONS = ['v1', 'v2'] as const;
+const API_VERSIONS = ['v1', 'v2'] as const;
 type ApiVersion = (typeof API_VERSIONS)[number];
 const VERSION_PATH = /^\/(v\d+)\//;
 
@@ -479,7 +479,7 @@ function versionDocument(full: OpenApiDocument, version: ApiVersion, v1Deprecate
 }
 
 /** Where the document of `version` is served. */
-export const versionDocumentPath = (version: ApiVersion) => `/openapi/${version}.json`;
+const versionDocumentPath = (version: ApiVersion) => `/openapi/${version}.json`;
 
 /**
  * OpenAPI 3: one document per version at /openapi/v1.json and /openapi/v2.json, both at once at

@@ -92,7 +92,7 @@ export class HttpProblem extends Error {
   }
 }
 
-export type Rfc9457Problem = Omit<Problem, 'errors'> & { instance: string; errors?: { detail: string; pointer: string }[] };
+type Rfc9457Problem = Omit<Problem, 'errors'> & { instance: string; errors?: { detail: string; pointer: string }[] };
 
 /** A dotted field path (`start.dateTime`) as a JSON pointer fragment (`#/start/dateTime`); the whole input is `#`. */
 function jsonPointer(path: string): string {
@@ -108,7 +108,7 @@ function jsonPointer(path: string): string {
 const isV2Request = (request: FastifyRequest) => request.url.startsWith('/v2/');
 
 /** The body of `problem` for `request`, in the form of the request's API version. */
-export function problemBodyFor(request: FastifyRequest, problem: HttpProblem, instance = request.url.split('?')[0] ?? ''): Problem | Rfc9457Problem {
+function problemBodyFor(request: FastifyRequest, problem: HttpProblem, instance = request.url.split('?')[0] ?? ''): Problem | Rfc9457Problem {
   return isV2Request(request) ? problem.toRfc9457(instance) : problem.toProblem();
 }
 

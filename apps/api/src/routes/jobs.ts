@@ -55,7 +55,7 @@ function sendStored(reply: FastifyReply, statusCode: number, stored: StoredRespo
 }
 
 /** A job's producer-facing state: every tenant job is queued with a fair-share priority, so to its producer it is simply waiting. */
-export const producerState = (bullState: string) => (bullState === 'prioritized' ? 'waiting' : bullState);
+const producerState = (bullState: string) => (bullState === 'prioritized' ? 'waiting' : bullState);
 
 function jobView(queue: string, job: Job, state: string) {
   return {

@@ -9,7 +9,7 @@ import { publicJobError, type TenantJob } from '../jobs';
 
 /** A job's status; stable: clients may switch on it, and a new value would be a new API version. */
 export const JOB_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** What a job's status says, for the docs. */
 export const JOB_STATUS_MEANINGS: Readonly<Record<JobStatus, string>> = {
@@ -23,7 +23,7 @@ export const JOB_STATUS_MEANINGS: Readonly<Record<JobStatus, string>> = {
 };
 
 /** A failed attempt as producers see it (no stack, no SQL). */
-export interface JobError {
+interface JobError {
   code: string;
   message: string;
   /** Whether another attempt will come. */
@@ -97,7 +97,7 @@ export function acceptedJobResource(job: { id: string; kind: string; tenantId: s
 const CANCELLED_CODE = 'JOB_CANCELLED';
 
 /** A BullMQ state (and the job's failure) as a status. */
-export function statusOfBullState(bullState: string, error: JobError | null): JobStatus {
+function statusOfBullState(bullState: string, error: JobError | null): JobStatus {
   switch (bullState) {
     case 'waiting':
     case 'prioritized':
@@ -119,7 +119,7 @@ export function statusOfBullState(bullState: string, error: JobError | null): Jo
 }
 
 /** A stored sync status as the status of the job that wrote it. */
-export function statusOfSyncRow(row: Pick<SyncStatusRow, 'status'>): JobStatus {
+function statusOfSyncRow(row: Pick<SyncStatusRow, 'status'>): JobStatus {
   switch (row.status) {
     case 'pending':
       return 'queued';

@@ -18,7 +18,7 @@ import { acceptedJobResource, factsOfTenantJob, jobLinkV2, jobResource, syncLink
 // shape with a stable status, lists paginated by cursor with a `next` link, RFC 9457 problems
 // with `instance` and field errors as JSON pointers. Each route says which /v1 route it succeeds.
 
-export interface V2RoutesDeps extends JobRoutesDeps {
+interface V2RoutesDeps extends JobRoutesDeps {
   /** Where each /v1 route's successor-version link points. */
   successors: Successors;
 }
