@@ -15,9 +15,11 @@ describe('database client', () => {
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
     expect(rows.map((r) => r.table_name)).toEqual([
+      'admin_audit',
       'afip_invoices',
       'afip_issuers',
       'afip_voucher_fences',
+      'api_deprecated_usage',
       'api_keys',
       'backups',
       'google_connections',
