@@ -195,4 +195,20 @@ describe('/v2 jobs, sync statuses and problems', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ instance: '/v2/sync/reservation', errors: [{ pointer: '#/cursor', detail: 'is not a cursor this API returned' }] });
   });
+
+  it('pages backup runs by cursor with next links, newest first, for operators only', async () => {
+    const ids = ['0b3c1a5e-0000-4000-8000-000000000001', '0b3c1a5e-0000-4000-8000-000000000002', '0b3c1a5e-0000-4000-8000-000000000003'] as const;
+    await api.testDb.database.db.insert(schema.backups).values(
+      ids.map((id, n) => ({ id, schedule: 'nightly', slot: new Date(Date.UTC(2026, 10, 1 + n)), target: 'local', status: 'succeeded' as const, startedAt: new Date(Date.UTC(2026, 10, 1 + n)), jobId: `job-${n}` })),
+    );
+    const first = await api.get('/v2/backups?limit=2', api.keys.operator);
+    expect(first.statusCode).toBe(200);
+    const page1 = first.json<{ items: { id: string; links: Record<string, string> }[]; links: { self: string; next: string } }>();
+    expect(page1.items.map((item) => item.id)).toEqual([ids[2], ids[1]]);
+    expect(page1.items[0]?.links).toEqual({ self: `/v2/backups/${ids[2]}`, job: '/v2/jobs/job-2' });
+    const page2 = (await api.get(page1.links.next, api.keys.operator)).json<{ items: { id: string }[]; links: { next: string | null } }>();
+    expect(page2).toMatchObject({ items: [{ id: ids[0] }], links: { next: null } });
+    expect((await api.get(`/v2/backups/${ids[0]}`, api.keys.operator)).json()).toMatchObject({ id: ids[0], status: 'succeeded', links: { self: `/v2/backups/${ids[0]}` } });
+    expect((await api.get('/v2/backups', api.keys.admin)).statusCode).toBe(403);
+  });
 });
