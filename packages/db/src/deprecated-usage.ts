@@ -27,6 +27,9 @@ export interface DeprecatedUsageRow {
   lastSeen: Date;
 }
 
+/** Days of counts kept (and the longest window they are read over): a year, every day of it. */
+export const DEPRECATED_USAGE_DAYS = 366;
+
 const orderKey = (c: DeprecatedUsageCount) => JSON.stringify([c.keyId, c.route, c.day]);
 
 export const deprecatedUsageRepository = {

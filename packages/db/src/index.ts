@@ -53,5 +53,5 @@ export { adminAuditRepository } from './admin-audit';
 export { runRetention } from './retention';
 export { ensureLockAuditPartitions } from './lock-audit-partitions';
 export type { RetentionPolicy, RetentionReport } from './retention';
-export { deprecatedUsageRepository } from './deprecated-usage';
+export { DEPRECATED_USAGE_DAYS, deprecatedUsageRepository } from './deprecated-usage';
 export type { DeprecatedUsageCount, DeprecatedUsageRow } from './deprecated-usage';

@@ -1,4 +1,4 @@
-import { deprecatedUsageRepository, type Db, type DeprecatedUsageRow } from '@jobfleet/db';
+import { DEPRECATED_USAGE_DAYS, deprecatedUsageRepository, type Db, type DeprecatedUsageRow } from '@jobfleet/db';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { callPostgres } from '../dependencies';
@@ -7,7 +7,7 @@ import type { Auth } from '../plugins/auth';
 import { parseOrThrow } from '../problem';
 
 const DAY_MS = 24 * 3_600_000;
-const deprecationsQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
+const deprecationsQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(DEPRECATED_USAGE_DAYS).default(30) });
 
 /** Rows of one key per route, as one entry per key with its routes. */
 function byKey(rows: readonly DeprecatedUsageRow[]) {
