@@ -145,16 +145,16 @@ const at = (ms: number | undefined) => (ms === undefined || ms === 0 ? null : ne
 export function factsOfTenantJob(tenantId: string, { id, queue, acceptedAt, job, sync }: TenantJob): JobFacts {
   const syncRef = sync === undefined ? null : { kind: sync.kind, entityId: sync.entityId };
   if (job === undefined) return factsOfStoredStatus({ id, kind: queue, tenantId, acceptedAt, sync, syncRef });
-  return factsOfBullJob(tenantId, queue, job.job, job.bullState, syncRef);
+  return factsOfBullJob({ id, kind: queue, tenantId }, job.job, job.bullState, syncRef);
 }
 
-function factsOfBullJob(tenantId: string, kind: string, job: Job, bullState: string, sync: JobFacts['sync']): JobFacts {
+function factsOfBullJob({ id, kind, tenantId }: Pick<JobFacts, 'id' | 'kind' | 'tenantId'>, job: Job, bullState: string, sync: JobFacts['sync']): JobFacts {
   const data = jobData.safeParse(job.data);
   const failed = publicJobError(job, bullState);
   const finishedAt = at(job.finishedOn);
   const startedAt = at(job.processedOn);
   return {
-    id: job.id ?? '',
+    id,
     kind,
     tenantId,
     status: statusOfBullState(bullState, failed),

@@ -54,8 +54,8 @@ function registerV2JobRoutes(app: FastifyInstance, deps: V2RoutesDeps): void {
       const instance = `${request.url.split('?')[0] ?? ''}#/jobs/${outcome.index}`;
       return { index: outcome.index, status: outcome.status, idempotencyKey: outcome.idempotencyKey, problem: outcome.problem.toRfc9457(instance), ...retryAfterOf(outcome.problem) };
     }
-    const sync = outcome.sync === null ? null : { kind: outcome.sync.kind, entityId: outcome.sync.entityId };
-    return { index: outcome.index, status: outcome.status, replayed: outcome.replayed, job: acceptedJobResource({ id: outcome.jobId, kind, tenantId, idempotencyKey: outcome.idempotencyKey, sync }) };
+    const job = acceptedJobResource({ id: outcome.jobId, kind, tenantId, idempotencyKey: outcome.idempotencyKey, sync: outcome.sync });
+    return { index: outcome.index, status: outcome.status, replayed: outcome.replayed, job };
   };
 
   for (const kind of kinds) {
@@ -63,8 +63,7 @@ function registerV2JobRoutes(app: FastifyInstance, deps: V2RoutesDeps): void {
     app.post(path, { onRequest: auth.requireScope(kind.intake.requiredScope), schema: v2EnqueueDocs(kind) }, async (request, reply) => {
       const { statusCode, replayed, prepared } = await acceptJobRequest(kind, request, deps);
       const { tenantId } = auth.principal(request);
-      const sync = prepared.sync === null ? null : { kind: prepared.sync.kind, entityId: prepared.sync.entityId };
-      const job = acceptedJobResource({ id: prepared.jobId, kind: kind.name, tenantId, idempotencyKey: prepared.idempotencyKey, sync });
+      const job = acceptedJobResource({ id: prepared.jobId, kind: kind.name, tenantId, idempotencyKey: prepared.idempotencyKey, sync: prepared.sync });
       reply.code(statusCode).header('location', job.links.self);
       if (replayed) reply.header('idempotent-replayed', 'true');
       return job;
