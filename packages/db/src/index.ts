@@ -52,3 +52,7 @@ export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
+export { featureFlagRepository, fleetSwitchRepository } from './fleet-controls';
+export type { FeatureFlag, FeatureFlagDefinition, FleetActor, FleetSwitch, FleetSwitchChange, FlagValue } from './fleet-controls';
+export { switchScopes } from './schema';
+export type { SwitchScope } from './schema';

@@ -55,7 +55,7 @@ function resultOf(job: Candidate, outcome: AcceptOutcome): ItemResult {
   return outcome.accepted ? accepted(job.index, outcome.statusCode, outcome.stored, outcome.replayed) : refused(job.index, job.idempotencyKey, outcome.problem);
 }
 
-export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth, acceptor }: JobRoutesDeps): void {
+export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth, acceptor, intakeRefusal }: JobRoutesDeps): void {
   const { maxJobs, bodyLimitBytes } = config.api.batch;
   const envelope = batchBody(z.unknown(), maxJobs);
 
@@ -94,6 +94,10 @@ export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth,
       throw new HttpProblem(400, 'A batch takes a key per job (jobs[].idempotencyKey), not an Idempotency-Key header', { type: '/problems/validation' });
     }
     const { jobs } = parseOrThrow(envelope, request.body, 'The request body', 422);
+    // A batch is of one kind and one tenant, so a switch refuses all of it or none: the whole
+    // request answers the 503 (with Retry-After), and nothing of it is claimed or enqueued.
+    const closed = intakeRefusal(kind.name, tenantId);
+    if (closed) throw closed;
     const results: ItemResult[] = [];
     const candidates = prepareAll(kind, tenantId, jobs, results);
 

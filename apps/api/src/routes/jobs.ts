@@ -27,6 +27,8 @@ export interface JobRoutesDeps {
   auth: Auth;
   /** Accepts the jobs the enqueue routes pass validation. */
   acceptor: JobAcceptor;
+  /** The 503 of a kind or tenant whose intake is switched off (see fleet-controls.ts); undefined: open. */
+  intakeRefusal: (kind: string, tenantId: string) => HttpProblem | undefined;
 }
 
 // drizzle's message for a failed statement: the SQL text and its parameters, for logs only.
@@ -73,7 +75,7 @@ async function jobView(queue: string, job: Job, redis: DependencyCall) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, redis: connection, auth, acceptor }: JobRoutesDeps): void {
+export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, redis: connection, auth, acceptor, intakeRefusal }: JobRoutesDeps): void {
   const redisOf = queueRedisCaller(connection);
   const queueOf = (name: string) => queueFor(queues, name);
 
@@ -85,6 +87,9 @@ export function registerJobRoutes(app: FastifyInstance, { db, kinds, queues, red
       'The Idempotency-Key header',
     )['idempotency-key'];
     const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
+    // Before the acceptor: a refused job claims no Idempotency-Key and leaves nothing behind.
+    const closed = intakeRefusal(kind.name, tenantId);
+    if (closed) throw closed;
     const outcome = await acceptor.accept({ ...prepareJob(kind, tenantId, body, header), kind, tenantId });
     if (!outcome.accepted) throw outcome.problem;
     return sendStored(reply, outcome.statusCode, outcome.stored, outcome.replayed);
