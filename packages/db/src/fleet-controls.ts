@@ -120,6 +120,12 @@ export const featureFlagRepository = {
     });
   },
 
+  /** An operator's kill: the flag as it is, off (everyone gets its kill variant). Undefined: no such flag. */
+  async turnOff(db: Db, key: string, by: FleetActor): Promise<FeatureFlag | undefined> {
+    const flag = await this.find(db, key);
+    return flag && this.put(db, { ...definitionOf(flag), enabled: false }, by);
+  },
+
   /**
    * Turns an enabled flag off with the reason, audited as `flag.rollback`. False when it was off
    * already (another process rolled it back first, or an operator did): only one records it.
