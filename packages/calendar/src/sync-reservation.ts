@@ -20,8 +20,8 @@ export interface SyncReservationDeps {
   calendar: CalendarClient;
   /**
    * Rolling out (flag `calendar-sync.minimal-patch`): an update patches only the fields that differ
-   * from the stored event, instead of every field we own, so edits made to other fields in Calendar
-   * meanwhile are not written back over. Default false: the full patch.
+   * from the stored event instead of every field we own, so a request names only what changed and
+   * fields that already match are not written again. Default false: the full patch.
    */
   minimalPatch?: boolean;
 }
