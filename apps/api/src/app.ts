@@ -175,7 +175,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowAccessTokens: config.nodeEnv !== 'production',
   });
   registerApiKeyRoutes(app, { db: database.db, auth });
-  registerFleetControlRoutes(app, { config, db: database.db, auth, controls, kindNames: kinds.map((kind) => kind.name) });
+  registerFleetControlRoutes(app, { db: database.db, auth, controls, kindNames: kinds.map((kind) => kind.name) });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

@@ -40,7 +40,7 @@ export interface FlagRollbackMonitor {
   recordOutcome(jobKey: string, outcome: 'completed' | 'failed'): Promise<void>;
 }
 
-export const ROLLBACK_ACTOR: FleetActor = { actor: 'system:flag-rollback', actorTenantId: null };
+const ROLLBACK_ACTOR: FleetActor = { actor: 'system:flag-rollback', actorTenantId: null };
 
 // The window is counted in this many buckets: a failure burst leaves it within a fifth of the window.
 const BUCKETS_PER_WINDOW = 5;

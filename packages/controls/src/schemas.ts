@@ -30,7 +30,7 @@ export const switchChangeSchema = z
 export function switchTargetSchema(kinds: readonly string[]) {
   return z
     .strictObject({ scope: z.enum(switchScopes), subject })
-    .refine((target) => target.scope !== 'kind' || kinds.includes(target.subject), { message: `not a job kind (known: ${kinds.join(', ')})`, path: ['subject'] });
+    .refine((target) => target.scope !== 'kind' || kinds.includes(target.subject), { error: `not a job kind (known: ${kinds.join(', ')})`, path: ['subject'] });
 }
 
 export function switchChange(target: Pick<FleetSwitchChange, 'scope' | 'subject'>, change: z.output<typeof switchChangeSchema>): FleetSwitchChange {

@@ -55,4 +55,3 @@ export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-au
 export { featureFlagRepository, fleetSwitchRepository } from './fleet-controls';
 export type { FeatureFlag, FeatureFlagDefinition, FleetActor, FleetSwitch, FleetSwitchChange, FlagValue } from './fleet-controls';
 export { switchScopes } from './schema';
-export type { SwitchScope } from './schema';

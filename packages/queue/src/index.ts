@@ -12,4 +12,3 @@ export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay 
 export type { Admission, TenantCapacity } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';
 export { pausableGate } from './pause-gate';
-export type { AttemptGate } from './worker';

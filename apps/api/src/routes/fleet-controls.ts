@@ -9,7 +9,6 @@ import type { Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
 
 export interface FleetControlRoutesDeps {
-  config: Config;
   db: Db;
   auth: Auth;
   controls: FleetControls;
@@ -45,7 +44,7 @@ const flagParams = z.strictObject({ key: flagKeySchema });
  * and announced on Redis: every process applies it within a second, or by its poll
  * (FLEET_CONTROLS_POLL_MS) if the message is lost.
  */
-export function registerFleetControlRoutes(app: FastifyInstance, { config, db, auth, controls, kindNames }: FleetControlRoutesDeps): void {
+export function registerFleetControlRoutes(app: FastifyInstance, { db, auth, controls, kindNames }: FleetControlRoutesDeps): void {
   const targetSchema = switchTargetSchema(kindNames);
   const onRequest = async (request: FastifyRequest) => {
     await auth.requireOperator(request);
