@@ -23,7 +23,7 @@ export interface FleetControlsOptions {
 export interface FleetControls {
   /** The last snapshot read; empty until `start` resolves. */
   current(): FleetControlsSnapshot;
-  /** Reads the tables once, subscribes and starts polling. Resolves after the first read (or its failure, logged: polling goes on). */
+  /** Reads the tables once, subscribes and starts polling. Resolves after the first read (or its failure, logged: polling goes on), without waiting for Redis. */
   start(): Promise<void>;
   /** Reads the tables now; listeners hear of the new snapshot. */
   refresh(): Promise<FleetControlsSnapshot>;
@@ -85,8 +85,9 @@ export function createFleetControls(options: FleetControlsOptions): FleetControl
     current: () => snapshot,
     async start() {
       await refreshQuietly();
-      await subscriber.subscribe(channel).catch((error: unknown) =>
-        // ioredis subscribes again once it reconnects; until then polling carries the changes.
+      // Not awaited: with Redis down the subscription waits for it (ioredis also subscribes again after
+      // every reconnect), and polling carries the changes meanwhile.
+      subscriber.subscribe(channel).catch((error: unknown) =>
         logger.warn({ err: coerceError(error), channel }, 'could not subscribe to fleet control changes; polling only'),
       );
       poller = setInterval(() => void refreshQuietly(), pollMs);

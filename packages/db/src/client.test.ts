@@ -15,11 +15,14 @@ describe('database client', () => {
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
     expect(rows.map((r) => r.table_name)).toEqual([
+      'admin_audit',
       'afip_invoices',
       'afip_issuers',
       'afip_voucher_fences',
       'api_keys',
       'backups',
+      'feature_flags',
+      'fleet_switches',
       'google_connections',
       'idempotency_keys',
       'lock_audit',
