@@ -7,7 +7,7 @@ import type { RedisClient } from '@jobfleet/queue';
 import type { Client } from '@openfeature/server-sdk';
 import type { Worker } from 'bullmq';
 
-export interface FleetControlsRuntime {
+interface FleetControlsRuntime {
   controls: FleetControls;
   /** The OpenFeature client the kinds evaluate their flags with. */
   flags: Client;

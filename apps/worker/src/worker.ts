@@ -17,7 +17,7 @@ import {
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
-import { startFleetControls, type FleetControlsRuntime } from './fleet-controls';
+import { startFleetControls } from './fleet-controls';
 
 export interface WorkerFleetDeps {
   config: Config;
@@ -37,8 +37,6 @@ export interface WorkerFleet {
   workers: ReadonlyMap<string, Worker>;
   /** This process's circuit breakers, one per dependency (its /health/ready reports them). */
   guards: Readonly<Record<Dependency, DependencyGuard>>;
-  /** The kill switches and feature flags as this process sees them. */
-  controls: FleetControlsRuntime['controls'];
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
@@ -122,7 +120,6 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   return {
     workers,
     guards,
-    controls,
     async close() {
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       await fleetControls.close();
