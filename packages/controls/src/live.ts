@@ -23,7 +23,7 @@ export interface FleetControlsOptions {
 export interface FleetControls {
   /** The last snapshot read; empty until `start` resolves. */
   current(): FleetControlsSnapshot;
-  /** Reads the tables once, subscribes and starts polling. Resolves after the first read (or its failure, logged: polling goes on), without waiting for Redis. */
+  /** Reads the tables once, subscribes and starts polling. Resolves after the first read (or its failure, logged: polling goes on) and the subscription (2 s at most: Redis may be down). */
   start(): Promise<void>;
   /** Reads the tables now; listeners hear of the new snapshot. */
   refresh(): Promise<FleetControlsSnapshot>;
@@ -33,6 +33,9 @@ export interface FleetControls {
   onChange(listener: (snapshot: FleetControlsSnapshot) => void): void;
   close(): Promise<void>;
 }
+
+// How long a start waits for its subscription before it goes on without (Redis down).
+const SUBSCRIBE_WAIT_MS = 2000;
 
 export const fleetControlsChannel = (prefix: string) => `${prefix}:fleet-controls`;
 
@@ -85,11 +88,15 @@ export function createFleetControls(options: FleetControlsOptions): FleetControl
     current: () => snapshot,
     async start() {
       await refreshQuietly();
-      // Not awaited: with Redis down the subscription waits for it (ioredis also subscribes again after
-      // every reconnect), and polling carries the changes meanwhile.
-      subscriber.subscribe(channel).catch((error: unknown) =>
+      const subscribed = subscriber.subscribe(channel).catch((error: unknown) =>
         logger.warn({ err: coerceError(error), channel }, 'could not subscribe to fleet control changes; polling only'),
       );
+      // Subscribed before serving, normally; with Redis down the process starts anyway, the
+      // subscription follows when Redis is back (ioredis subscribes again after every reconnect),
+      // and polling carries the changes meanwhile.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([subscribed, new Promise((resolve) => (timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS)))]);
+      clearTimeout(timer);
       poller = setInterval(() => void refreshQuietly(), pollMs);
       poller.unref();
     },

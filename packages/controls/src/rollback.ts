@@ -65,8 +65,8 @@ export function createFlagRollbackMonitor(options: FlagRollbackMonitorOptions): 
   const bucketMs = Math.ceil(settings.windowMs / BUCKETS_PER_WINDOW);
   const served = new LRUCache<string, Map<string, Served>>({ max: MAX_TRACKED_ATTEMPTS });
   const counterKey = (flag: string, { version, variant }: Served, bucket: number) =>
-    // Hash-tagged by flag, so one flag's buckets share a Redis Cluster slot and are read in one pipeline.
-    `${prefix}:flag-outcomes:{${flag}}:${version}:${variant}:${bucket}`;
+    // Under the prefix's hash tag (required on Redis Cluster): one slot, so one pipeline reads them all.
+    `${prefix}:flag-outcomes:${flag}:${version}:${variant}:${bucket}`;
 
   const hook: Hook = {
     after(hookContext: Readonly<HookContext>, details: EvaluationDetails<FlagValue>) {
