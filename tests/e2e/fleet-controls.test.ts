@@ -21,7 +21,8 @@ describe('kill switches and feature flags', () => {
   const fleets: WorkerFleet[] = [];
   const connections: RedisConnections[] = [];
   const keys: Record<string, string> = {};
-  let workerMetrics: Metrics;
+  // Each fleet's own registry, as each worker process has one.
+  const workerMetrics: Metrics[] = [];
   const silent = createLogger({ level: 'silent', serviceName: 'fleet-controls' });
 
   beforeAll(async () => {
@@ -47,9 +48,10 @@ describe('kill switches and feature flags', () => {
   async function startFleet(): Promise<void> {
     const connection = connectTestRedis(system.config, 'worker', `controls-${connections.length}`);
     connections.push(connection);
-    workerMetrics = createMetrics();
+    const metrics = createMetrics();
+    workerMetrics.push(metrics);
     const kinds = [...JOB_KINDS.filter((kind) => kind.name === 'calendar-sync'), echo];
-    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics: workerMetrics, kinds }));
+    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics, kinds }));
   }
 
   const inject = (key: string | undefined, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) =>
@@ -131,6 +133,8 @@ describe('kill switches and feature flags', () => {
   it('holds a paused kind and a paused tenant back without spending attempts, runs the rest, and runs them all after resume', async () => {
     expect((await setSwitch('kinds/echo', { processingPaused: true })).statusCode).toBe(200);
     expect((await setSwitch('tenants/noisy', { processingPaused: true })).statusCode).toBe(200);
+    // Two worker processes' worth of workers: the switches hold in each.
+    await startFleet();
     await startFleet();
     for (const index of [1, 2, 3]) {
       expect((await post('noisy', '/v1/jobs/calendar-sync', reservationRequest(`noisy-${index}`))).statusCode).toBe(202);
@@ -144,14 +148,15 @@ describe('kill switches and feature flags', () => {
     await waitFor(async () => (await states(await jobsOf('calendar-sync', 'noisy'))).every((state) => state === 'delayed'), { timeoutMs: 15_000, what: "noisy's jobs put back" });
     expect((await jobsOf('calendar-sync', 'noisy')).map((job) => job.attemptsMade)).toEqual([0, 0, 0]);
     // The paused kind's jobs are not even taken: the echo worker is paused.
-    expect(fleets[0]?.workers.get('echo')?.isPaused()).toBe(true);
-    expect(fleets[0]?.workers.get('calendar-sync')?.isPaused()).toBe(false);
+    expect(fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([true, true]);
+    expect(fleets.map((fleet) => fleet.workers.get('calendar-sync')?.isPaused())).toEqual([false, false]);
     expect((await states(await jobsOf('echo', 'steady'))).every((state) => state === 'waiting' || state === 'prioritized')).toBe(true);
     expect(system.calendar.listEvents().filter((event) => event.summary?.startsWith('Reservation noisy'))).toHaveLength(0);
 
     expect((await setSwitch('kinds/echo', { processingPaused: false })).statusCode).toBe(200);
     expect((await setSwitch('tenants/noisy', { processingPaused: false })).statusCode).toBe(200);
     await waitFor(() => allCompleted('echo', 'steady', 3), { timeoutMs: 20_000, what: 'echo jobs completed after resume' });
+    expect(fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([false, false]);
     await waitFor(() => allCompleted('calendar-sync', 'noisy', 3), { timeoutMs: 20_000, what: "noisy's jobs completed after resume" });
     expect((await jobsOf('calendar-sync', 'noisy')).map((job) => job.attemptsMade)).toEqual([1, 1, 1]);
   });
@@ -189,8 +194,9 @@ describe('kill switches and feature flags', () => {
     expect(audit).toMatchObject({ actor: 'system:flag-rollback', actorTenantId: null, target: { flag: 'calendar-sync.minimal-patch' }, detail: { variant: 'on', threshold: 0.2, windowMs: 300_000, minSample: 6 } });
     expect((audit?.detail as { sample: number }).sample).toBeGreaterThanOrEqual(6);
     expect((audit?.detail as { ratio: number }).ratio).toBeGreaterThan(0.2);
-    const rollbacks = await workerMetrics.featureFlagRollbacks.get();
-    expect(rollbacks.values).toEqual([expect.objectContaining({ labels: { flag: 'calendar-sync.minimal-patch' }, value: 1 })]);
+    // One process rolled it back, once.
+    const rollbacks = async () => (await Promise.all(workerMetrics.map((metrics) => metrics.featureFlagRollbacks.get()))).flatMap((metric) => metric.values);
+    expect(await rollbacks()).toEqual([expect.objectContaining({ labels: { flag: 'calendar-sync.minimal-patch' }, value: 1 })]);
 
     // The other tenant was served the old path all along: every update completed.
     await waitFor(() => allCompleted('calendar-sync', 'steady', 3 + 8), { timeoutMs: 30_000, what: "steady's updates completed" });
@@ -204,6 +210,6 @@ describe('kill switches and feature flags', () => {
     system.calendar.setOutage(null);
     for (const index of indexes) expect((await post('canary', '/v1/jobs/calendar-sync', reservation('canary', index, 3))).statusCode).toBe(202);
     await waitFor(() => system.calendar.listEvents(calendars.canary).every((event) => event.summary?.endsWith('v3')), { timeoutMs: 30_000, what: "canary's updates applied" });
-    expect(rollbacks.values).toHaveLength(1);
+    expect(await rollbacks()).toHaveLength(1);
   });
 });
