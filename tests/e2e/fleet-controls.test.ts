@@ -1,13 +1,9 @@
 import { adminAuditRepository, createApiKey, featureFlagRepository, type ApiKeyScope } from '@jobfleet/db';
 import { JOB_KINDS } from '@jobfleet/kinds';
-import { createLogger, createMetrics, type Metrics } from '@jobfleet/observability';
-import type { RedisConnections } from '@jobfleet/queue';
-import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Job, Queue } from 'bullmq';
 import { reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
-import { connectTestRedis } from '../support/redis';
-import { seedTenantsWithKeys, startTestSystem, type TestSystem } from '../support/system';
+import { seedTenantsWithKeys, startTestSystem, workerFleets, type TestSystem, type WorkerFleets } from '../support/system';
 import { defineTestKind } from '../support/test-kind';
 
 /** A kind of this test that only echoes, beside calendar-sync: a paused kind must not hold up the others. */
@@ -18,12 +14,8 @@ type Tenant = (typeof TENANTS)[number];
 
 describe('kill switches and feature flags', () => {
   let system: TestSystem;
-  const fleets: WorkerFleet[] = [];
-  const connections: RedisConnections[] = [];
+  let workers: WorkerFleets;
   const keys: Record<string, string> = {};
-  // Each fleet's own registry, as each worker process has one.
-  const workerMetrics: Metrics[] = [];
-  const silent = createLogger({ level: 'silent', serviceName: 'fleet-controls' });
 
   beforeAll(async () => {
     system = await startTestSystem({
@@ -33,6 +25,7 @@ describe('kill switches and feature flags', () => {
       // A small sample and a breaker that does not open, so the flag's own failures decide the test.
       env: { FLAG_ROLLBACK_MIN_SAMPLE: '6', CALENDAR_MAX_FAILURES: '1000', WORKER_ATTEMPTS: '3', FLEET_CONTROLS_POLL_MS: '1000' },
     });
+    workers = workerFleets(system, 'controls');
     const { db } = system.testDb.database;
     const key = async (tenantId: string, scopes: ApiKeyScope[]) => (await createApiKey(db, { tenantId, name: 'controls', scopes })).key;
     Object.assign(keys, await seedTenantsWithKeys(db, TENANTS, 'controls'));
@@ -40,19 +33,12 @@ describe('kill switches and feature flags', () => {
     keys.tenantAdmin = await key('calm', ['admin']);
   });
   afterAll(async () => {
-    for (const fleet of fleets) await fleet.close();
-    for (const connection of connections) connection.disconnect();
+    await workers.close();
     await system.close();
   });
 
-  async function startFleet(): Promise<void> {
-    const connection = connectTestRedis(system.config, 'worker', `controls-${connections.length}`);
-    connections.push(connection);
-    const metrics = createMetrics();
-    workerMetrics.push(metrics);
-    const kinds = [...JOB_KINDS.filter((kind) => kind.name === 'calendar-sync'), echo];
-    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics, kinds }));
-  }
+  const startFleet = () => workers.start([...JOB_KINDS.filter((kind) => kind.name === 'calendar-sync'), echo]);
+
 
   const inject = (key: string | undefined, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) =>
     system.api.inject({ method, url, headers: { authorization: `Bearer ${key ?? ''}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, payload: payload as object });
@@ -148,15 +134,15 @@ describe('kill switches and feature flags', () => {
     await waitFor(async () => (await states(await jobsOf('calendar-sync', 'noisy'))).every((state) => state === 'delayed'), { timeoutMs: 15_000, what: "noisy's jobs put back" });
     expect((await jobsOf('calendar-sync', 'noisy')).map((job) => job.attemptsMade)).toEqual([0, 0, 0]);
     // The paused kind's jobs are not even taken: the echo worker is paused.
-    expect(fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([true, true]);
-    expect(fleets.map((fleet) => fleet.workers.get('calendar-sync')?.isPaused())).toEqual([false, false]);
+    expect(workers.fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([true, true]);
+    expect(workers.fleets.map((fleet) => fleet.workers.get('calendar-sync')?.isPaused())).toEqual([false, false]);
     expect((await states(await jobsOf('echo', 'steady'))).every((state) => state === 'waiting' || state === 'prioritized')).toBe(true);
     expect(system.calendar.listEvents().filter((event) => event.summary?.startsWith('Reservation noisy'))).toHaveLength(0);
 
     expect((await setSwitch('kinds/echo', { processingPaused: false })).statusCode).toBe(200);
     expect((await setSwitch('tenants/noisy', { processingPaused: false })).statusCode).toBe(200);
     await waitFor(() => allCompleted('echo', 'steady', 3), { timeoutMs: 20_000, what: 'echo jobs completed after resume' });
-    expect(fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([false, false]);
+    expect(workers.fleets.map((fleet) => fleet.workers.get('echo')?.isPaused())).toEqual([false, false]);
     await waitFor(() => allCompleted('calendar-sync', 'noisy', 3), { timeoutMs: 20_000, what: "noisy's jobs completed after resume" });
     expect((await jobsOf('calendar-sync', 'noisy')).map((job) => job.attemptsMade)).toEqual([1, 1, 1]);
   });
@@ -195,7 +181,7 @@ describe('kill switches and feature flags', () => {
     expect((audit?.detail as { sample: number }).sample).toBeGreaterThanOrEqual(6);
     expect((audit?.detail as { ratio: number }).ratio).toBeGreaterThan(0.2);
     // One process rolled it back, once.
-    const rollbacks = async () => (await Promise.all(workerMetrics.map((metrics) => metrics.featureFlagRollbacks.get()))).flatMap((metric) => metric.values);
+    const rollbacks = async () => (await Promise.all(workers.metrics.map((metrics) => metrics.featureFlagRollbacks.get()))).flatMap((metric) => metric.values);
     expect(await rollbacks()).toEqual([expect.objectContaining({ labels: { flag: 'calendar-sync.minimal-patch' }, value: 1 })]);
 
     // The other tenant was served the old path all along: every update completed.

@@ -1,13 +1,9 @@
 import { createApiKey, syncStatusRepository, tenantLimitsRepository, type ApiKeyScope } from '@jobfleet/db';
-import { createLogger, createMetrics } from '@jobfleet/observability';
-import type { RedisConnections } from '@jobfleet/queue';
-import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
 import type { Queue } from 'bullmq';
 import { reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
-import { connectTestRedis } from '../support/redis';
 import { defineTestKind } from '../support/test-kind';
-import { seedTenantsWithKeys, startTestSystem, type TestSystem } from '../support/system';
+import { seedTenantsWithKeys, startTestSystem, workerFleets, type TestSystem, type WorkerFleets } from '../support/system';
 
 /** A kind of this test: each job holds its slot for a while and records how many of its tenant's run at once. */
 const running = new Map<string, number>();
@@ -23,14 +19,13 @@ const hold = defineTestKind('hold', async (tenantId) => {
 
 describe('per-tenant quotas', () => {
   let system: TestSystem;
-  const fleets: WorkerFleet[] = [];
-  const connections: RedisConnections[] = [];
+  let workers: WorkerFleets;
   const keys: Record<string, string> = {};
-  const silent = createLogger({ level: 'silent', serviceName: 'quotas' });
 
   beforeAll(async () => {
     // Limits are read on every request, so an override bites at once.
     system = await startTestSystem({ label: 'quotas', workers: false, extraKinds: [hold], env: { TENANT_LIMITS_CACHE_SECONDS: '0' } });
+    workers = workerFleets(system, 'quotas');
     const { db } = system.testDb.database;
     const key = async (tenantId: string, scopes: ApiKeyScope[]) => (await createApiKey(db, { tenantId, name: 'quotas', scopes })).key;
     Object.assign(keys, await seedTenantsWithKeys(db, ['daily', 'backlogged', 'capped', 'roomy'], 'quotas'));
@@ -39,16 +34,12 @@ describe('per-tenant quotas', () => {
     keys.operator = await key('roomy', ['fleet:admin']);
   });
   afterAll(async () => {
-    for (const fleet of fleets) await fleet.close();
-    for (const connection of connections) connection.disconnect();
+    await workers.close();
     await system.close();
   });
 
-  async function startFleet(kinds = [hold]): Promise<void> {
-    const connection = connectTestRedis(system.config, 'worker', `quotas-${connections.length}`);
-    connections.push(connection);
-    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics: createMetrics(), kinds }));
-  }
+  const startFleet = (kinds = [hold]) => workers.start(kinds);
+
 
   const post = (tenantId: string, url: string, payload: Record<string, unknown>, headers: Record<string, string> = {}) =>
     system.api.inject({ method: 'POST', url, headers: { authorization: `Bearer ${keys[tenantId] ?? ''}`, 'content-type': 'application/json', ...headers }, payload });

@@ -74,6 +74,39 @@ export async function seedTenantsWithKeys(db: Db, tenantIds: readonly string[], 
   return keys;
 }
 
+/** Worker fleets a test starts beside its system, each on connections of its own as a worker process has. */
+export interface WorkerFleets {
+  readonly fleets: readonly WorkerFleet[];
+  /** Each fleet's metrics registry, in start order. */
+  readonly metrics: readonly Metrics[];
+  start(kinds: readonly AnyJobKind[]): Promise<WorkerFleet>;
+  close(): Promise<void>;
+}
+
+export function workerFleets(system: Pick<TestSystem, 'config' | 'testDb'>, label: string): WorkerFleets {
+  const fleets: WorkerFleet[] = [];
+  const metrics: Metrics[] = [];
+  const connections: ReturnType<typeof connectTestRedis>[] = [];
+  const logger = createLogger({ level: 'silent', serviceName: label });
+  return {
+    fleets,
+    metrics,
+    async start(kinds) {
+      const connection = connectTestRedis(system.config, 'worker', `${label}-${connections.length}`);
+      connections.push(connection);
+      const registry = createMetrics();
+      const fleet = await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger, metrics: registry, kinds });
+      fleets.push(fleet);
+      metrics.push(registry);
+      return fleet;
+    },
+    async close() {
+      for (const fleet of fleets) await fleet.close();
+      for (const connection of connections) connection.disconnect();
+    },
+  };
+}
+
 /**
  * The whole fleet in this process against the machine's real Redis and Postgres, its own
  * database and queue prefix, and a fake Google Calendar on a random port.
