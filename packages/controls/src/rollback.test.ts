@@ -47,6 +47,8 @@ describe('automatic flag rollback', () => {
   const enabled = async () => (await featureFlagRepository.find(testDb.database.db, FLAG))?.enabled;
 
   it('counts only the rollout variant, decides nothing below the sample, and rolls back past the ratio, once', async () => {
+    // The flag's series starts at 0, so the alert sees the first rollback as an increase.
+    expect((await metrics.featureFlagRollbacks.get()).values).toEqual([expect.objectContaining({ labels: { flag: FLAG }, value: 0 })]);
     // The default variant's failures (another tenant's) are the old path's: never counted.
     for (let index = 0; index < 10; index++) await attempt('globex', 'failed');
     expect(await enabled()).toBe(true);

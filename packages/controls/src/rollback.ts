@@ -68,6 +68,11 @@ export function createFlagRollbackMonitor(options: FlagRollbackMonitorOptions): 
     // Under the prefix's hash tag (required on Redis Cluster): one slot, so one pipeline reads them all.
     `${prefix}:flag-outcomes:${flag}:${version}:${variant}:${bucket}`;
 
+  // Every flag's series exists from 0, so the first rollback is an increase Prometheus can see.
+  controls.onChange((snapshot) => {
+    for (const flag of snapshot.flags.keys()) metrics.featureFlagRollbacks.inc({ flag }, 0);
+  });
+
   const hook: Hook = {
     after(hookContext: Readonly<HookContext>, details: EvaluationDetails<FlagValue>) {
       const jobKey = hookContext.context[JOB_KEY_ATTRIBUTE];
