@@ -506,6 +506,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
         { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
         { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
+        { name: 'fleet controls', description: 'Kill switches per job kind and tenant, and feature flags (fleet:admin)' },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {
