@@ -183,6 +183,9 @@ export const fleetControlDocs = {
   }),
 };
 
+// The enqueue routes' 503: a dependency, or a kill switch (see routes/fleet-controls.ts).
+const intakeUnavailable = problem('Redis or Postgres is unavailable, or intake of this kind or tenant is switched off (/problems/intake-disabled); retry after Retry-After seconds');
+
 /** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
 export function enqueueDocs(kind: AnyJobKind): FastifySchema {
   const { intake } = kind;
@@ -215,6 +218,7 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       415: problem('Body is not application/json'),
       422: problem('The Idempotency-Key was already used with a different body'),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), a request rate limit is used up (/problems/rate-limited), or too many failed authentications came from this address; retry after Retry-After seconds',
       ),
@@ -262,6 +266,7 @@ export function batchEnqueueDocs(kind: AnyJobKind, body: z.ZodType, limits: { ma
       415: problem('Body is not application/json'),
       422: problem(`Not a batch: \`jobs\` missing, empty or longer than API_BATCH_MAX_JOBS (${limits.maxJobs} here); errors name the field`),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A request rate limit is used up (/problems/rate-limited; a batch counts as one request), or too many failed authentications came from this address; quotas are answered per job',
       ),
