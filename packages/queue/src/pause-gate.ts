@@ -5,10 +5,10 @@ import type { AttemptGate } from './worker';
 const PAUSED_RECHECK_MS = 5000;
 
 /**
- * Holds back the jobs of the tenants (or the kind: tenant undefined) that `isPaused` names: BullMQ cannot choose
- * which job a worker fetches, so a paused job that is picked goes back to delayed without
- * spending an attempt, as a tenant over its running quota does, and runs once the pause is over.
- * Other jobs pass on to `inner`.
+ * Holds back the jobs for which `isPaused(their tenant)` holds (a paused tenant, or the whole kind
+ * while its worker is being paused). BullMQ cannot choose which job a worker fetches, so a paused
+ * job that is picked goes back to delayed without spending an attempt, as a tenant over its
+ * running quota does, and runs once the pause is over. Other jobs pass on to `inner`.
  */
 export function pausableGate(isPaused: (tenantId: string | undefined) => boolean, inner?: AttemptGate): AttemptGate {
   return {
