@@ -2,7 +2,8 @@ import type { Config } from '@jobfleet/config';
 import { createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
+import { createFleetControls } from '@jobfleet/controls';
+import { createSubscriberConnection, createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseKeyring } from '@jobfleet/secrets';
@@ -21,6 +22,7 @@ import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
 import { registerDeprecationRoutes } from './routes/deprecations';
+import { intakeRefusal, registerFleetControlRoutes } from './routes/fleet-controls';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
@@ -151,7 +153,18 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
-  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
+  // Kill switches and flags, cached here: the enqueue routes check them without a call per request.
+  const controls = createFleetControls({
+    db: database.db,
+    redis: redis.main,
+    subscriber: createSubscriberConnection(redis.main, `${config.serviceName}-api:controls`),
+    prefix: config.redis.prefix,
+    pollMs: config.controls.pollMs,
+    logger: deps.logger,
+  });
+  await controls.start();
+  app.addHook('onClose', () => controls.close());
+  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor, intakeRefusal: (kind: string, tenantId: string) => intakeRefusal(controls, config, kind, tenantId) };
   const successors = createSuccessors();
   installV1Deprecation(app, {
     v1: config.api.v1,
@@ -174,6 +187,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowAccessTokens: config.nodeEnv !== 'production',
   });
   registerApiKeyRoutes(app, { db: database.db, auth });
+  registerFleetControlRoutes(app, { db: database.db, auth, controls, kindNames: kinds.map((kind) => kind.name) });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

@@ -111,6 +111,81 @@ const adminProblems = {
   503: problem('Postgres is unavailable; retry after Retry-After seconds'),
 };
 
+const switchProperties = {
+  scope: { type: 'string', enum: ['kind', 'tenant'] },
+  subject: { type: 'string', description: 'The job kind or the tenant id' },
+  intakeOff: { type: 'boolean', description: 'The API refuses new jobs (503, /problems/intake-disabled, Retry-After)' },
+  processingPaused: { type: 'boolean', description: 'Workers take none of these jobs: they wait (delayed, no attempt spent) and run after the pause' },
+  reason: nullable('string'),
+  updatedBy: { type: 'string' },
+  updatedAt: { type: 'string', format: 'date-time' },
+};
+const flagProperties = {
+  key: { type: 'string' },
+  description: { type: 'string' },
+  enabled: { type: 'boolean', description: 'false: everyone gets the kill variant' },
+  variants: { type: 'object', additionalProperties: true },
+  rolloutVariant: { type: 'string', description: 'Served to the listed tenants and the percentage' },
+  defaultVariant: { type: 'string', description: 'Served to the other tenants' },
+  killVariant: { type: 'string', description: 'Served to everyone while the flag is off' },
+  tenants: { type: 'array', items: { type: 'string' } },
+  percentage: { type: 'integer', minimum: 0, maximum: 100 },
+  disabledReason: { ...nullable('string'), description: 'Why the automatic rollback turned it off' },
+  updatedBy: { type: 'string' },
+  updatedAt: { type: 'string', format: 'date-time' },
+};
+const fleetControlProblems = { ...adminProblems, 403: problem('Only fleet operators (fleet:admin, or the operator credentials) change fleet state') };
+const switchDoc = (summary: string, params: Record<string, unknown>, body: z.ZodType): FastifySchema => ({
+  tags: ['fleet controls'],
+  summary,
+  security: adminSecurity,
+  params: object(params),
+  body: jsonSchema(body),
+  response: {
+    200: object(switchProperties),
+    400: problem('Invalid kind or tenant in the path'),
+    404: problem('No such tenant'),
+    422: problem('Invalid change'),
+    ...fleetControlProblems,
+  },
+});
+
+/** Kill switches and feature flags (fleet operators). */
+export const fleetControlDocs = {
+  listSwitches: {
+    tags: ['fleet controls'],
+    summary: 'The kill switches that were set, per job kind and per tenant',
+    security: adminSecurity,
+    response: { 200: object({ items: { type: 'array', items: object(switchProperties) } }), ...fleetControlProblems },
+  },
+  setKindSwitch: (body: z.ZodType) => switchDoc("Switch a job kind's intake off or pause its processing (audited; every process within seconds)", { kind: { type: 'string' } }, body),
+  setTenantSwitch: (body: z.ZodType) => switchDoc("Switch a tenant's intake off or pause its processing (audited; every process within seconds)", { tenantId: { type: 'string' } }, body),
+  listFlags: {
+    tags: ['fleet controls'],
+    summary: 'Feature flags',
+    security: adminSecurity,
+    response: { 200: object({ items: { type: 'array', items: object(flagProperties) } }), ...fleetControlProblems },
+  },
+  getFlag: {
+    tags: ['fleet controls'],
+    summary: 'One feature flag',
+    security: adminSecurity,
+    params: object({ key: { type: 'string' } }),
+    response: { 200: object(flagProperties), 400: problem('Invalid flag key'), 404: problem('No such flag'), ...fleetControlProblems },
+  },
+  putFlag: (body: z.ZodType): FastifySchema => ({
+    tags: ['fleet controls'],
+    summary: 'Create or replace a feature flag (audited; every process within seconds)',
+    security: adminSecurity,
+    params: object({ key: { type: 'string' } }),
+    body: jsonSchema(body),
+    response: { 200: object(flagProperties), 400: problem('Invalid flag key'), 422: problem('Invalid definition'), ...fleetControlProblems },
+  }),
+};
+
+// The enqueue routes' 503: a dependency, or a kill switch (see routes/fleet-controls.ts).
+const intakeUnavailable = problem('Redis or Postgres is unavailable, or intake of this kind or tenant is switched off (/problems/intake-disabled); retry after Retry-After seconds');
+
 /** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
 export function enqueueDocs(kind: AnyJobKind): FastifySchema {
   const { intake } = kind;
@@ -143,6 +218,7 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       415: problem('Body is not application/json'),
       422: problem('The Idempotency-Key was already used with a different body'),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), a request rate limit is used up (/problems/rate-limited), or too many failed authentications came from this address; retry after Retry-After seconds',
       ),
@@ -190,6 +266,7 @@ export function batchEnqueueDocs(kind: AnyJobKind, body: z.ZodType, limits: { ma
       415: problem('Body is not application/json'),
       422: problem(`Not a batch: \`jobs\` missing, empty or longer than API_BATCH_MAX_JOBS (${limits.maxJobs} here); errors name the field`),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A request rate limit is used up (/problems/rate-limited; a batch counts as one request), or too many failed authentications came from this address; quotas are answered per job',
       ),
@@ -499,6 +576,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
         { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
         { name: 'versions', description: 'API versions: who still calls the deprecated one' },
+        { name: 'fleet controls', description: 'Kill switches per job kind and tenant, and feature flags (fleet:admin)' },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {

@@ -3,10 +3,21 @@ import { classifyPostgresError, createTenantLimitsCache, postgresRefusal, type D
 import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
+import {
+  closeWorkersGracefully,
+  createSubscriberConnection,
+  createTenantCapacity,
+  createWorker,
+  pausableGate,
+  settingsFor,
+  tenantAttemptGate,
+  type JobProcessor,
+  type RedisConnections,
+} from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
 import type { Worker } from 'bullmq';
+import { startFleetControls } from './fleet-controls';
 
 export interface WorkerFleetDeps {
   config: Config;
@@ -62,7 +73,10 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   const audit = createBufferedAuditSink({ database, metrics, logger });
   let lockManager: LockManager | undefined;
   const locks = () => (lockManager ??= createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger }));
-  const context = { config, database, redis, logger, metrics, guards, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), locks };
+  const fleetControls = await startFleetControls({ config, database, redis: redis.main, subscriber: createSubscriberConnection(redis.main, `${config.worker.id}:controls`), logger, metrics });
+  const { controls } = fleetControls;
+  const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
+  const context = { config, database, redis, logger, metrics, guards, keyring, locks, flags: fleetControls.flags };
 
   const runtimes = new Map<string, KindRuntime>();
   for (const kind of kinds) runtimes.set(kind.name, await (await kind.worker()).start(context));
@@ -88,13 +102,18 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
-      gate: tenantAttemptGate({
-        kind: kind.name,
-        capacity,
-        maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
-        leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
-      }),
+      // A paused tenant's jobs wait before they take a running slot.
+      gate: pausableGate(
+        (tenantId) => controls.current().processingPaused(kind.name, tenantId) !== undefined,
+        tenantAttemptGate({
+          kind: kind.name,
+          capacity,
+          maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
+          leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
+        }),
+      ),
     });
+    fleetControls.watch(worker);
     workers.set(kind.name, worker);
   }
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');
@@ -103,6 +122,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     guards,
     async close() {
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
+      await fleetControls.close();
       // Lock events of the last jobs are written before the database closes.
       await audit.close();
       for (const runtime of runtimes.values()) await runtime.close?.();

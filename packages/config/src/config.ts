@@ -261,6 +261,17 @@ const envSchema = z.object({
   DEPENDENCY_RETRY_BASE_MS: int(1).default(200),
   // Calendar calls in flight at once per worker process (Google rate-limits per project).
   CALENDAR_MAX_CONCURRENT_CALLS: int(0).default(20),
+
+  // How often each process re-reads kill switches and feature flags from Postgres: the fallback
+  // when a change's Redis message is lost (changes normally arrive by pub/sub at once).
+  FLEET_CONTROLS_POLL_MS: int(200).max(5000).default(3000),
+  // Retry-After of the 503 a job kind or tenant with intake off answers.
+  INTAKE_OFF_RETRY_AFTER_SECONDS: int(1).default(60),
+  // A flag turns itself off when one of its variants fails more than this share of job attempts
+  // within the window, once at least FLAG_ROLLBACK_MIN_SAMPLE attempts were seen there.
+  FLAG_ROLLBACK_FAILURE_RATIO: z.coerce.number().gt(0).max(1).default(0.2),
+  FLAG_ROLLBACK_WINDOW_SECONDS: int(60).default(300),
+  FLAG_ROLLBACK_MIN_SAMPLE: int(1).default(20),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -363,6 +374,12 @@ export interface Config {
   backup: BackupConfig;
   /** Timeout, retry, breaker and bulkhead settings of each dependency. */
   resilience: Readonly<Record<Dependency, DependencyPolicySettings>>;
+  /** Kill switches and feature flags: how often they are re-read, and the automatic rollback of a flag. */
+  controls: {
+    pollMs: number;
+    intakeOffRetryAfterSeconds: number;
+    rollback: { failureRatio: number; windowMs: number; minSample: number };
+  };
 }
 
 /** Every dependency with a circuit breaker of its own. */
@@ -617,6 +634,11 @@ export function loadConfig(source: Source = process.env): Config {
     },
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),
+    controls: {
+      pollMs: env.FLEET_CONTROLS_POLL_MS,
+      intakeOffRetryAfterSeconds: env.INTAKE_OFF_RETRY_AFTER_SECONDS,
+      rollback: { failureRatio: env.FLAG_ROLLBACK_FAILURE_RATIO, windowMs: env.FLAG_ROLLBACK_WINDOW_SECONDS * 1000, minSample: env.FLAG_ROLLBACK_MIN_SAMPLE },
+    },
   };
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);

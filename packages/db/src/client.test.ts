@@ -24,6 +24,8 @@ describe('database client', () => {
       'api_deprecated_usage',
       'api_keys',
       'backups',
+      'feature_flags',
+      'fleet_switches',
       'google_connections',
       'idempotency_keys',
       'lock_audit',

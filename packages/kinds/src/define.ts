@@ -1,6 +1,8 @@
 import type { Config } from '@jobfleet/config';
 import type { Database, Db } from '@jobfleet/db';
+import { JOB_KEY_ATTRIBUTE, jobKeyOf } from '@jobfleet/controls';
 import type { LockManager } from '@jobfleet/locks';
+import type { Client, EvaluationContext } from '@openfeature/server-sdk';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { AttemptDecision, JobProcessor, RedisConnections } from '@jobfleet/queue';
 import type { Dependency, DependencyGuard } from '@jobfleet/resilience';
@@ -72,6 +74,16 @@ export interface KindWorkerContext {
   keyring: Keyring;
   /** The fleet-wide audited lock manager, created on first use. */
   locks: () => LockManager;
+  /**
+   * Feature flags (OpenFeature). Evaluate with `flagContext(job, tenantId)`: the tenant is the
+   * targeting key, and the job ties the evaluation to the attempt's outcome for the automatic rollback.
+   */
+  flags: Client;
+}
+
+/** The evaluation context of a flag evaluated for one attempt of `job`. */
+export function flagContext(job: { queueName: string; id?: string }, tenantId: string): EvaluationContext {
+  return { targetingKey: tenantId, [JOB_KEY_ATTRIBUTE]: jobKeyOf(job.queueName, job.id) };
 }
 
 /** What a kind runs with in a process that serves it. */

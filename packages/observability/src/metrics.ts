@@ -83,6 +83,8 @@ export interface Metrics {
   readonly jobWait: Histogram<'queue'>;
   /** `jobs_stalled_total{queue}`: jobs found stalled (lock lost) and moved back to wait. */
   readonly jobsStalled: Counter<'queue'>;
+  /** `feature_flag_rollbacks_total{flag}`: flags this process turned off for their variant's failure ratio. */
+  readonly featureFlagRollbacks: Counter<'flag'>;
   /** `queue_jobs{queue,state}`: jobs per state, read from Redis at scrape time (registerQueueGauges). */
   readonly queueJobs: Gauge<'queue' | 'state'>;
   /**
@@ -316,6 +318,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: `${prefix}jobs_stalled_total`,
       help: 'Jobs found stalled (worker lost its lock) and moved back to wait',
       labelNames: ['queue'] as const,
+      registers,
+    }),
+    featureFlagRollbacks: new Counter({
+      name: `${prefix}feature_flag_rollbacks_total`,
+      help: 'Feature flags turned off automatically because a variant failed too many jobs',
+      labelNames: ['flag'] as const,
       registers,
     }),
     queueJobs,

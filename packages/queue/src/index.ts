@@ -1,4 +1,4 @@
-export { connectRedis, createRedisConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
+export { connectRedis, createRedisConnection, createSubscriberConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
 export type { RedisClient, RedisConnections, RedisRole } from './connection';
 export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export { createWorker } from './worker';
@@ -11,3 +11,4 @@ export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
 export type { Admission, TenantCapacity } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';
+export { pausableGate } from './pause-gate';

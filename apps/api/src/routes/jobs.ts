@@ -27,6 +27,8 @@ export interface JobRoutesDeps {
   auth: Auth;
   /** Accepts the jobs the enqueue routes pass validation. */
   acceptor: JobAcceptor;
+  /** The 503 of a kind or tenant whose intake is switched off (see fleet-controls.ts); undefined: open. */
+  intakeRefusal: (kind: string, tenantId: string) => HttpProblem | undefined;
 }
 
 // drizzle's message for a failed statement: the SQL text and its parameters, for logs only.
@@ -107,10 +109,17 @@ export function createJobReader({ db, queues, redis: connection }: Pick<JobRoute
  * Validates a request to enqueue a job of `kind` (the Idempotency-Key header, the body) and has
  * the acceptor accept it; throws the problem refusing it. Both API versions enqueue through it.
  */
-export async function acceptJobRequest(kind: AnyJobKind, request: FastifyRequest, { auth, acceptor }: Pick<JobRoutesDeps, 'auth' | 'acceptor'>) {
+export async function acceptJobRequest(
+  kind: AnyJobKind,
+  request: FastifyRequest,
+  { auth, acceptor, intakeRefusal }: Pick<JobRoutesDeps, 'auth' | 'acceptor' | 'intakeRefusal'>,
+) {
   const { tenantId } = auth.principal(request);
   const header = parseOrThrow(idempotencyHeader, { 'idempotency-key': request.headers['idempotency-key'] }, 'The Idempotency-Key header')['idempotency-key'];
   const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
+  // Before the acceptor: a refused job claims no Idempotency-Key and leaves nothing behind.
+  const closed = intakeRefusal(kind.name, tenantId);
+  if (closed) throw closed;
   const prepared = prepareJob(kind, tenantId, body, header);
   const outcome = await acceptor.accept({ ...prepared, kind, tenantId });
   if (!outcome.accepted) throw outcome.problem;
