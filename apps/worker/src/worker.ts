@@ -6,7 +6,7 @@ import type { Logger, Metrics } from '@jobfleet/observability';
 import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
-import type { Worker } from 'bullmq';
+import type { Telemetry, Worker } from 'bullmq';
 
 export interface WorkerFleetDeps {
   config: Config;
@@ -20,6 +20,8 @@ export interface WorkerFleetDeps {
   metrics: Metrics;
   /** The job kinds this build knows; default the registry. `config.worker.queues` picks among them. */
   kinds?: readonly AnyJobKind[];
+  /** Tracing's BullMQ telemetry: each run of a job is a span in the trace that enqueued it. Default: none. */
+  telemetry?: Telemetry | undefined;
 }
 
 export interface WorkerFleet {
@@ -88,6 +90,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
+      telemetry: deps.telemetry,
       gate: tenantAttemptGate({
         kind: kind.name,
         capacity,

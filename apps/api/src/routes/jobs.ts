@@ -111,7 +111,7 @@ export async function acceptJobRequest(kind: AnyJobKind, request: FastifyRequest
   const { tenantId } = auth.principal(request);
   const header = parseOrThrow(idempotencyHeader, { 'idempotency-key': request.headers['idempotency-key'] }, 'The Idempotency-Key header')['idempotency-key'];
   const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
-  const prepared = prepareJob(kind, tenantId, body, header);
+  const prepared = prepareJob(kind, tenantId, body, header, request.id);
   const outcome = await acceptor.accept({ ...prepared, kind, tenantId });
   if (!outcome.accepted) throw outcome.problem;
   return { ...outcome, prepared };

@@ -1,0 +1,139 @@
+/**
+ * OpenTelemetry traces: the Node SDK with the instrumentations of what a job touches (the HTTP
+ * server and Fastify routes, outgoing HTTP through node:http and fetch, pg, ioredis).
+ *
+ * Instrumentations patch a module when it is loaded, so a process starts tracing before it loads
+ * any of them: an entry point imports only config and this module statically, calls
+ * `startTracing`, then imports the rest. This file must not import pg, ioredis, fastify or
+ * anything that does.
+ */
+import FastifyOtelInstrumentation from '@fastify/otel';
+import { propagation, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { TracesSampler, TracingConfig } from '@jobfleet/config';
+import { BullMQOtel } from 'bullmq-otel';
+import { withDeadline } from './readiness';
+
+export interface Tracing {
+  /**
+   * BullMQ's `telemetry` option for Queues and Workers: a producer span per add, whose context
+   * travels in the job (opts.telemetry.metadata), and a consumer span per run of the job, its child.
+   */
+  queueTelemetry: BullMQOtel;
+  /** Ends tracing: exports the spans still buffered (waiting at most SHUTDOWN_FLUSH_MS), then stops; idempotent. */
+  shutdown(): Promise<void>;
+}
+
+/** A collector that is down must not hold a process's exit for the exporter's 30 s timeout. */
+const SHUTDOWN_FLUSH_MS = 5000;
+
+export interface StartTracingOptions {
+  config: TracingConfig;
+  /** service.name when the config names none: `jobfleet-api`, `jobfleet-worker`. */
+  serviceName: string;
+  /**
+   * Where spans go instead of OTLP (tests: an InMemorySpanExporter): tracing starts even though
+   * the config names no endpoint, and each span is exported as it ends.
+   */
+  exporter?: SpanExporter;
+}
+
+/**
+ * Starts the SDK and registers it as the process's global tracer provider, or does nothing (and
+ * answers undefined) when tracing is off. Everything is passed explicitly from `config`: the SDK
+ * reads no environment of its own (packages/config is the one reader).
+ */
+export function startTracing(options: StartTracingOptions): Tracing | undefined {
+  const { config } = options;
+  const exporter = options.exporter ?? (config.tracesUrl === undefined ? undefined : new OTLPTraceExporter({ url: config.tracesUrl }));
+  if (exporter === undefined) return undefined;
+  const sdk = new NodeSDK({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName ?? options.serviceName }),
+    // Resource detectors would read OTEL_RESOURCE_ATTRIBUTES and the host; the service name is ours.
+    autoDetectResources: false,
+    sampler: samplerFor(config.sampler, config.ratio),
+    // Batched in production (one export per few seconds, off the request path); a test's exporter sees each span at once.
+    spanProcessors: [options.exporter ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter })],
+    // Only traces: metrics are Prometheus' (prom-client), logs are pino's on stdout.
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [
+      new HttpInstrumentation({
+        // Probes and scrapes every few seconds would drown the traces of jobs.
+        ignoreIncomingRequestHook: (request) => isOpsPath(request.url),
+        // The exporter's own requests to the collector are not traced.
+        ignoreOutgoingRequestHook: (request) => config.tracesUrl !== undefined && isExporterRequest(request, config.tracesUrl),
+      }),
+      new UndiciInstrumentation(),
+      new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: ({ url }) => isOpsPath(url) }),
+      // No values: statements are parameterised, and parameters can hold tenant data.
+      new PgInstrumentation({ enhancedDatabaseReporting: false }),
+      // Commands with arguments would put job payloads and keys' values into spans: names only.
+      new IORedisInstrumentation({ dbStatementSerializer: (command) => command }),
+    ],
+  });
+  sdk.start();
+  let stopped: Promise<void> | undefined;
+  return {
+    queueTelemetry: new BullMQOtel({ tracerName: 'jobfleet-queue' }),
+    shutdown: () =>
+      (stopped ??= withDeadline(sdk.shutdown(), SHUTDOWN_FLUSH_MS, 'flushing traces')
+        .catch(() => undefined)
+        .finally(() => {
+          // Gone from the global API, so a later start in the same process registers afresh.
+          trace.disable();
+          propagation.disable();
+        })),
+  };
+}
+
+/** The spec's sampler by name (OTEL_TRACES_SAMPLER), with its ratio (OTEL_TRACES_SAMPLER_ARG). */
+function samplerFor(name: TracesSampler, ratio: number): Sampler {
+  switch (name) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+    default: {
+      const unknown: never = name;
+      throw new Error(`unknown sampler ${String(unknown)}`);
+    }
+  }
+}
+
+const OPS_PATHS = ['/health/', '/metrics'];
+
+function isOpsPath(url: string | undefined): boolean {
+  return url !== undefined && OPS_PATHS.some((path) => url.startsWith(path));
+}
+
+function isExporterRequest(request: { host?: string | null; hostname?: string | null; port?: number | string | null; path?: string | null }, tracesUrl: string): boolean {
+  const target = new URL(tracesUrl);
+  const host = request.hostname ?? request.host?.split(':')[0];
+  return host === target.hostname && request.path?.split('?')[0] === target.pathname;
+}
