@@ -1,0 +1,141 @@
+import { syncStatusRepository } from '@jobfleet/db';
+import { freePort } from '../support/chaos';
+import { reservationRequest } from '../support/fixtures';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
+import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
+import { waitUntilHealthy } from '../support/production';
+import { startTestSystem, type TestSystem } from '../support/system';
+
+const SERVER = 2;
+const CLIENT = 3;
+const PRODUCER = 4;
+const CONSUMER = 5;
+
+// A traceparent of the producer's own: the job's trace must continue it.
+const PRODUCER_TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PRODUCER_SPAN_ID = '00f067aa0ba902b7';
+const REQUEST_ID = 'producer-request-7';
+
+/** Every span of `trace` that descends from `ancestor` (by parent links, within the trace). */
+function descendantsOf(spans: readonly ReceivedSpan[], ancestor: ReceivedSpan): ReceivedSpan[] {
+  const byId = new Map(spans.map((span) => [span.spanId, span]));
+  return spans.filter((span) => {
+    for (let parent = byId.get(span.parentSpanId); parent; parent = byId.get(parent.parentSpanId)) {
+      if (parent.spanId === ancestor.spanId) return true;
+    }
+    return false;
+  });
+}
+
+// The api and a calendar-sync worker as real processes (tracing bootstraps before they load what
+// it instruments), exporting OTLP/HTTP to a receiver in this test; one job, rate-limited once.
+describe('tracing: one trace per job, from the POST to the last Calendar call', () => {
+  let system: TestSystem;
+  let receiver: OtlpReceiver;
+  const children: RunningProcess[] = [];
+  beforeAll(async () => {
+    system = await startTestSystem({ label: 'e2e-tracing', workers: false });
+    receiver = await startOtlpReceiver();
+  });
+  afterAll(async () => {
+    await Promise.all(children.map((child) => child.kill('SIGKILL')));
+    await receiver.close();
+    await system.close();
+  });
+
+  it('runs one trace id through the request, the enqueue, both runs, the Calendar calls and the sync_status write; logs carry it', async () => {
+    const [apiPort, workerPort] = [await freePort(), await freePort()];
+    const env = { ...system.childEnv, LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, API_HOST: '127.0.0.1', QUEUES: 'calendar-sync' };
+    const api = startEntryPoint('apps/api/src/main.ts', { ...env, API_PORT: String(apiPort) });
+    const worker = startEntryPoint('apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: String(workerPort) });
+    children.push(api, worker);
+    await waitUntilHealthy(api, apiPort, { what: 'the api', timeoutMs: 90_000 });
+    await waitUntilHealthy(worker, workerPort, { what: 'the worker', timeoutMs: 90_000 });
+
+    // Google answers the first call with 429: the job waits (no attempt spent) and runs again.
+    system.calendar.failNext(1, { status: 429, retryAfterSeconds: 1 });
+    const answer = await fetch(`http://127.0.0.1:${apiPort}/v1/jobs/calendar-sync`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${system.apiKey}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'traced-1',
+        traceparent: `00-${PRODUCER_TRACE_ID}-${PRODUCER_SPAN_ID}-01`,
+        'x-request-id': REQUEST_ID,
+      },
+      body: JSON.stringify(reservationRequest('res-traced')),
+    });
+    expect(answer.status).toBe(202);
+    expect(answer.headers.get('x-request-id')).toBe(REQUEST_ID);
+    expect(answer.headers.get('traceresponse')).toMatch(new RegExp(`^00-${PRODUCER_TRACE_ID}-[0-9a-f]{16}-01$`));
+    const { jobId } = (await answer.json()) as { jobId: string };
+
+    await waitFor(async () => (await syncStatusRepository.get(system.testDb.database.db, system.tenantId, 'reservation', 'res-traced'))?.status === 'synced', {
+      timeoutMs: 30_000,
+      what: 'the reservation synced',
+    });
+    await waitFor(async () => (await system.queues['calendar-sync'].getJobState(jobId)) === 'completed', { timeoutMs: 10_000, what: 'the job completed' });
+    // SIGTERM: each process flushes the spans it still holds as it shuts down.
+    for (const child of [api, worker]) {
+      child.child.kill('SIGTERM');
+      expect(await child.exited).toEqual({ code: 0, signal: null });
+    }
+
+    const spans = receiver.spans().filter((span) => span.traceId === PRODUCER_TRACE_ID);
+    const describe = () => spans.map((s) => `${s.service} ${s.kind} ${s.name} ${s.spanId}<-${s.parentSpanId}`).join('\n');
+    const one = (found: ReceivedSpan[], what: string): ReceivedSpan => {
+      if (found.length !== 1 || !found[0]) throw new Error(`expected one ${what}, found ${found.length} in:\n${describe()}`);
+      return found[0];
+    };
+
+    // The request: the server span continues the producer's traceparent; Fastify names the route.
+    const request = one(spans.filter((s) => s.kind === SERVER && s.service === 'jobfleet-api'), 'server span');
+    expect(request.parentSpanId).toBe(PRODUCER_SPAN_ID);
+    expect(request.attributes['http.route']).toBe('/v1/jobs/calendar-sync');
+
+    // The enqueue: BullMQ's producer span (the API adds in bulk, a batch of one here), under the request.
+    const enqueue = one(spans.filter((s) => s.kind === PRODUCER), 'producer span');
+    expect(descendantsOf(spans, request)).toContainEqual(enqueue);
+    expect(enqueue).toMatchObject({ service: 'jobfleet-api', name: 'addBulk calendar-sync', attributes: { 'bullmq.job.bulk.count': 1 } });
+
+    // Both runs of the job: consumer spans in the worker, children of the enqueue, with our attributes.
+    const runs = spans.filter((s) => s.kind === CONSUMER && s.service === 'jobfleet-worker');
+    expect(runs).toHaveLength(2);
+    for (const run of runs) {
+      expect(run.parentSpanId).toBe(enqueue.spanId);
+      expect(run.attributes).toMatchObject({
+        'messaging.system': 'bullmq',
+        'messaging.destination.name': 'calendar-sync',
+        'messaging.operation.type': 'process',
+        'messaging.message.id': jobId,
+        'jobfleet.job.kind': 'calendar-sync',
+        'jobfleet.tenant.id': system.tenantId,
+        'jobfleet.request.id': REQUEST_ID,
+        'jobfleet.job.attempt': 1,
+      });
+    }
+    expect(runs.map((run) => run.attributes['jobfleet.job.run']).sort()).toEqual([1, 2]);
+
+    // The Calendar calls hang under the runs: the 429 under one, the insert under the other.
+    const calendarCalls = (run: ReceivedSpan) =>
+      descendantsOf(spans, run).filter((s) => s.kind === CLIENT && String(s.attributes['url.full'] ?? '').startsWith(system.calendar.rootUrl));
+    const statuses = runs.map((run) => calendarCalls(run).map((call) => call.attributes['http.response.status_code']));
+    expect(statuses.flat()).toContain(429);
+    expect(statuses.every((list) => list.length > 0)).toBe(true);
+
+    // The sync_status writes, pg queries under each run (running, then waiting / synced).
+    for (const run of runs) {
+      expect(descendantsOf(spans, run).some((s) => s.kind === CLIENT && /insert into "sync_status"/.test(String(s.attributes['db.query.text'] ?? '')))).toBe(true);
+    }
+
+    // The worker's log lines of this job carry its trace id and the request id.
+    const jobLines = worker
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.jobId === jobId);
+    expect(jobLines.length).toBeGreaterThanOrEqual(2);
+    for (const line of jobLines) expect(line).toMatchObject({ trace_id: PRODUCER_TRACE_ID, span_id: expect.stringMatching(/^[0-9a-f]{16}$/), requestId: REQUEST_ID });
+  }, 180_000);
+});
