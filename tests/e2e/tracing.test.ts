@@ -123,10 +123,14 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
     expect(statuses.flat()).toContain(429);
     expect(statuses.every((list) => list.length > 0)).toBe(true);
 
-    // The sync_status writes, pg queries under each run (running, then waiting / synced).
+    // The sync_status writes, pg queries under each run (running, then waiting / synced), and the
+    // run's Redis commands (BullMQ completing the job), by name alone.
     for (const run of runs) {
       expect(descendantsOf(spans, run).some((s) => s.kind === CLIENT && /insert into "sync_status"/.test(String(s.attributes['db.query.text'] ?? '')))).toBe(true);
     }
+    const redisCommands = runs.flatMap((run) => descendantsOf(spans, run)).filter((s) => s.attributes['db.system.name'] === 'redis');
+    expect(redisCommands.length).toBeGreaterThan(0);
+    for (const command of redisCommands) expect(String(command.attributes['db.query.text'] ?? '')).toMatch(/^[a-z]+$/i);
 
     // The worker's log lines of this job carry its trace id and the request id.
     const jobLines = worker

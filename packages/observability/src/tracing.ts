@@ -7,6 +7,7 @@
  * `startTracing`, then imports the rest. This file must not import pg, ioredis, fastify or
  * anything that does.
  */
+import { createRequire } from 'node:module';
 import FastifyOtelInstrumentation from '@fastify/otel';
 import { propagation, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -90,6 +91,11 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
     ],
   });
   sdk.start();
+  // The instrumentations hook require(); an ESM import of a CommonJS package does not pass there
+  // (pg and fastify are caught anyway: pg's own files require each other, @fastify/otel listens on
+  // a diagnostics channel). ioredis is not: required once here, it is patched in place, and every
+  // later import (ours, BullMQ's) gets that same copy from the module cache.
+  createRequire(import.meta.resolve('ioredis'))('ioredis');
   let stopped: Promise<void> | undefined;
   return {
     queueTelemetry: new BullMQOtel({ tracerName: 'jobfleet-queue' }),
