@@ -43,28 +43,37 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
     await system.close();
   });
 
-  it('runs one trace id through the request, the enqueue, both runs, the Calendar calls and the sync_status write; logs carry it', async () => {
-    const [apiPort, workerPort] = [await freePort(), await freePort()];
-    const env = { ...system.childEnv, LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, API_HOST: '127.0.0.1', QUEUES: 'calendar-sync' };
-    const api = startEntryPoint('apps/api/src/main.ts', { ...env, API_PORT: String(apiPort) });
-    const worker = startEntryPoint('apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: String(workerPort) });
-    children.push(api, worker);
-    await waitUntilHealthy(api, apiPort, { what: 'the api', timeoutMs: 90_000 });
-    await waitUntilHealthy(worker, workerPort, { what: 'the worker', timeoutMs: 90_000 });
+  const tracedEnv = () => ({ ...system.childEnv, LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, API_HOST: '127.0.0.1', QUEUES: 'calendar-sync' });
 
-    // Google answers the first call with 429: the job waits (no attempt spent) and runs again.
-    system.calendar.failNext(1, { status: 429, retryAfterSeconds: 1 });
-    const answer = await fetch(`http://127.0.0.1:${apiPort}/v1/jobs/calendar-sync`, {
+  /** A traced process of `entry` serving on a free port, once healthy. */
+  async function startTraced(entry: 'api' | 'worker', env: Record<string, string> = {}): Promise<{ child: RunningProcess; port: number }> {
+    const port = await freePort();
+    const child = startEntryPoint(`apps/${entry}/src/main.ts`, { ...tracedEnv(), ...env, ...(entry === 'api' ? { API_PORT: String(port) } : { WORKER_METRICS_PORT: String(port) }) });
+    children.push(child);
+    await waitUntilHealthy(child, port, { what: `the ${entry}`, timeoutMs: 90_000 });
+    return { child, port };
+  }
+
+  const post = (apiPort: number, reservationId: string, traceId: string) =>
+    fetch(`http://127.0.0.1:${apiPort}/v1/jobs/calendar-sync`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${system.apiKey}`,
         'content-type': 'application/json',
-        'idempotency-key': 'traced-1',
-        traceparent: `00-${PRODUCER_TRACE_ID}-${PRODUCER_SPAN_ID}-01`,
+        'idempotency-key': reservationId,
+        traceparent: `00-${traceId}-${PRODUCER_SPAN_ID}-01`,
         'x-request-id': REQUEST_ID,
       },
-      body: JSON.stringify(reservationRequest('res-traced')),
+      body: JSON.stringify(reservationRequest(reservationId)),
     });
+
+  it('runs one trace id through the request, the enqueue, both runs, the Calendar calls and the sync_status write; logs carry it', async () => {
+    const { child: api, port: apiPort } = await startTraced('api');
+    const { child: worker } = await startTraced('worker');
+
+    // Google answers the first call with 429: the job waits (no attempt spent) and runs again.
+    system.calendar.failNext(1, { status: 429, retryAfterSeconds: 1 });
+    const answer = await post(apiPort, 'res-traced', PRODUCER_TRACE_ID);
     expect(answer.status).toBe(202);
     expect(answer.headers.get('x-request-id')).toBe(REQUEST_ID);
     expect(answer.headers.get('traceresponse')).toMatch(new RegExp(`^00-${PRODUCER_TRACE_ID}-[0-9a-f]{16}-01$`));
@@ -141,5 +150,34 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
       .filter((line) => line.jobId === jobId);
     expect(jobLines.length).toBeGreaterThanOrEqual(2);
     for (const line of jobLines) expect(line).toMatchObject({ trace_id: PRODUCER_TRACE_ID, span_id: expect.stringMatching(/^[0-9a-f]{16}$/), requestId: REQUEST_ID });
+  }, 180_000);
+
+  it('keeps a job finished by another worker after a SIGKILL in the trace that enqueued it', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    // Short locks, so the second worker's stalled check takes the job over soon.
+    const stallFast = { CALENDAR_SYNC_LOCK_DURATION_MS: '2000', CALENDAR_SYNC_STALLED_INTERVAL_MS: '1000', CALENDAR_SYNC_CONCURRENCY: '1' };
+    const { port: apiPort } = await startTraced('api');
+    const { child: first } = await startTraced('worker', stallFast);
+    // Calendar holds its answers: the first worker is certainly mid-job when killed.
+    system.calendar.setLatency(4000);
+    const calls = system.calendar.requestCount('POST');
+    const answer = await post(apiPort, 'res-crashed', traceId);
+    expect(answer.status).toBe(202);
+    const { jobId } = (await answer.json()) as { jobId: string };
+    await waitFor(() => system.calendar.requestCount('POST') > calls, { timeoutMs: 30_000, what: 'the first worker calling Calendar' });
+    await first.kill('SIGKILL');
+    system.calendar.setLatency(0);
+
+    const { child: second } = await startTraced('worker', stallFast);
+    await waitFor(async () => (await system.queues['calendar-sync'].getJobState(jobId)) === 'completed', { timeoutMs: 40_000, what: 'the job completed by the second worker' });
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toEqual({ code: 0, signal: null });
+
+    // The api exports its batch within seconds; the killed worker's spans died with it.
+    const inTrace = () => receiver.spans().filter((span) => span.traceId === traceId);
+    const enqueue = await waitFor(() => inTrace().find((span) => span.kind === PRODUCER), { timeoutMs: 15_000, what: 'the producer span of the api' });
+    const runs = inTrace().filter((span) => span.kind === CONSUMER && span.attributes['messaging.message.id'] === jobId);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ service: 'jobfleet-worker', parentSpanId: enqueue.spanId, attributes: { 'jobfleet.job.attempt': 1, 'jobfleet.job.run': 2 } });
   }, 180_000);
 });
