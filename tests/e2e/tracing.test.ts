@@ -141,13 +141,17 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
     expect(redisCommands.length).toBeGreaterThan(0);
     for (const command of redisCommands) expect(String(command.attributes['db.query.text'] ?? '')).toMatch(/^[a-z]+$/i);
 
-    // The worker's log lines of this job carry its trace id and the request id.
-    const jobLines = worker
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((line) => line.jobId === jobId);
+    // The api's line of the request and the worker's lines of the job carry the trace id and the request id.
+    const logLines = (child: RunningProcess) =>
+      child
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const requestLines = logLines(api).filter((line) => line.reqId === REQUEST_ID);
+    expect(requestLines.length).toBeGreaterThanOrEqual(1);
+    for (const line of requestLines) expect(line).toMatchObject({ trace_id: PRODUCER_TRACE_ID, span_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    const jobLines = logLines(worker).filter((line) => line.jobId === jobId);
     expect(jobLines.length).toBeGreaterThanOrEqual(2);
     for (const line of jobLines) expect(line).toMatchObject({ trace_id: PRODUCER_TRACE_ID, span_id: expect.stringMatching(/^[0-9a-f]{16}$/), requestId: REQUEST_ID });
   }, 180_000);
