@@ -154,7 +154,7 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
     const jobLines = logLines(worker).filter((line) => line.jobId === jobId);
     expect(jobLines.length).toBeGreaterThanOrEqual(2);
     for (const line of jobLines) expect(line).toMatchObject({ trace_id: PRODUCER_TRACE_ID, span_id: expect.stringMatching(/^[0-9a-f]{16}$/), requestId: REQUEST_ID });
-  }, 180_000);
+  }, 300_000);
 
   it('keeps a job finished by another worker after a SIGKILL in the trace that enqueued it', async () => {
     const traceId = '0af7651916cd43dd8448eb211c80319c';
@@ -183,5 +183,5 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
     const runs = inTrace().filter((span) => span.kind === CONSUMER && span.attributes['messaging.message.id'] === jobId);
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ service: 'jobfleet-worker', parentSpanId: enqueue.spanId, attributes: { 'jobfleet.job.attempt': 1, 'jobfleet.job.run': 2 } });
-  }, 180_000);
+  }, 300_000);
 });
