@@ -90,6 +90,12 @@ describe('tracing: one trace per job, from the POST to the last Calendar call', 
       expect(await child.exited).toEqual({ code: 0, signal: null });
     }
 
+    // The exporters' own requests to the receiver are not traced (the SDK suppresses them; each export would make more).
+    const toReceiver = receiver.spans().filter((span) => [span.attributes['url.full'], span.attributes['http.url']].some((url) => String(url ?? '').startsWith(receiver.endpoint)));
+    expect(toReceiver).toEqual([]);
+    // Nor are the probes that polled /health/ready until the processes were up.
+    const probes = receiver.spans().filter((span) => span.kind === SERVER && /^\/health\//.test(String(span.attributes['url.path'] ?? span.attributes['http.target'] ?? '')));
+    expect(probes).toEqual([]);
     const spans = receiver.spans().filter((span) => span.traceId === PRODUCER_TRACE_ID);
     const describe = () => spans.map((s) => `${s.service} ${s.kind} ${s.name} ${s.spanId}<-${s.parentSpanId}`).join('\n');
     const one = (found: ReceivedSpan[], what: string): ReceivedSpan => {

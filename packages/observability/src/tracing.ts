@@ -79,8 +79,6 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
       new HttpInstrumentation({
         // Probes and scrapes every few seconds would drown the traces of jobs.
         ignoreIncomingRequestHook: (request) => isOpsPath(request.url),
-        // The exporter's own requests to the collector are not traced.
-        ignoreOutgoingRequestHook: (request) => config.tracesUrl !== undefined && isExporterRequest(request, config.tracesUrl),
       }),
       new UndiciInstrumentation(),
       new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: ({ url }) => isOpsPath(url) }),
@@ -136,10 +134,4 @@ const OPS_PATHS = ['/health/', '/metrics'];
 
 function isOpsPath(url: string | undefined): boolean {
   return url !== undefined && OPS_PATHS.some((path) => url.startsWith(path));
-}
-
-function isExporterRequest(request: { host?: string | null; hostname?: string | null; port?: number | string | null; path?: string | null }, tracesUrl: string): boolean {
-  const target = new URL(tracesUrl);
-  const host = request.hostname ?? request.host?.split(':')[0];
-  return host === target.hostname && request.path?.split('?')[0] === target.pathname;
 }
