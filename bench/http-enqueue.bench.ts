@@ -22,7 +22,8 @@
  * tracing=1 adds the cost of OpenTelemetry: two more jobfleet servers, tracing at 10% and at 100%
  * (parentbased_traceidratio), exporting OTLP/HTTP to a receiver in this process that counts the
  * spans and answers at once; each is measured like jobfleet (tracing off) at `connections` for
- * `tracingDuration` s, and printed against it.
+ * `tracingDuration` s, `tracingRounds` times in turn (default 2; the best round counts), and
+ * printed against it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -59,6 +60,7 @@ const BATCH_SIZE = Number(args.batchSize ?? 100);
 const BATCH_CONNECTIONS = Number(args.batchConnections ?? 10);
 const TRACING = args.tracing === '1';
 const TRACING_DURATION = Number(args.tracingDuration ?? DURATION);
+const TRACING_ROUNDS = Number(args.tracingRounds ?? 2);
 
 const ROUTE = '/v1/jobs/calendar-sync';
 const QUEUE = 'calendar-sync';
@@ -337,7 +339,7 @@ function printTracing(runs: readonly { server: Server; measured: Measured }[], s
   const [off] = runs;
   if (off === undefined) return;
   const base = figuresOf(off.measured);
-  console.log(`tracing, ${CONNECTIONS} conn × ${TRACING_DURATION} s (OTLP/HTTP to a local receiver, ${spans} spans received):`);
+  console.log(`tracing, ${CONNECTIONS} conn × ${TRACING_DURATION} s, best of ${TRACING_ROUNDS} rounds (OTLP/HTTP to a local receiver, ${spans} spans received):`);
   for (const { server, measured } of runs) {
     const f = figuresOf(measured);
     const label = server.name === 'jobfleet' ? 'off' : server.name.replace('traced-', '') + ' %';
@@ -438,9 +440,17 @@ try {
   }
   // Goal 2: the batch route's jobs/s against the raw route's one add per request, from the first mode.
   const batch = BATCH_SIZE > 0 ? await measure(jobfleet, BATCH_CONNECTIONS, DURATION, BATCH_SIZE) : undefined;
-  // Off, 10 % and 100 % one after the other, each at the same load.
-  const tracingRuns = [];
-  for (const server of TRACING ? [jobfleet, ...traced] : []) tracingRuns.push({ server, measured: await measure(server, CONNECTIONS, TRACING_DURATION) });
+  // Off, 10 % and 100 % one after the other at the same load, `tracingRounds` times; each keeps
+  // its best round (most req/s), so a burst of other work on the machine counts against none.
+  const tracingRuns: { server: Server; measured: Measured }[] = [];
+  for (let round = 0; round < (TRACING ? TRACING_ROUNDS : 0); round += 1) {
+    for (const server of [jobfleet, ...traced]) {
+      const measured = await measure(server, CONNECTIONS, TRACING_DURATION);
+      const best = tracingRuns.find((run) => run.server === server);
+      if (best === undefined) tracingRuns.push({ server, measured });
+      else if (figuresOf(measured).rps > figuresOf(best.measured).rps) best.measured = measured;
+    }
+  }
   for (const server of servers) await stop(server);
 
   console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
