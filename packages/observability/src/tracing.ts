@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import FastifyOtelInstrumentation from '@fastify/otel';
 import { propagation, trace } from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
@@ -58,8 +59,9 @@ export interface StartTracingOptions {
 
 /**
  * Starts the SDK and registers it as the process's global tracer provider, or does nothing (and
- * answers undefined) when tracing is off. Everything is passed explicitly from `config`: the SDK
- * reads no environment of its own (packages/config is the one reader).
+ * answers undefined) when tracing is off. Whether, where, what is sampled, under which name and
+ * how it propagates are passed explicitly from `config`; the SDK's own tuning fallbacks for what
+ * is not passed (OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT, OTEL_LOG_LEVEL) are left to it.
  */
 export function startTracing(options: StartTracingOptions): Tracing | undefined {
   const { config } = options;
@@ -70,6 +72,8 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
     // Resource detectors would read OTEL_RESOURCE_ATTRIBUTES and the host; the service name is ours.
     autoDetectResources: false,
     sampler: samplerFor(config.sampler, config.ratio),
+    // W3C traceparent (and baggage), as producers send it and BullMQ stores it in each job; not OTEL_PROPAGATORS.
+    textMapPropagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
     // Batched in production (one export per few seconds, off the request path); a test's exporter sees each span at once.
     spanProcessors: [options.exporter ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter })],
     // Only traces: metrics are Prometheus' (prom-client), logs are pino's on stdout.
