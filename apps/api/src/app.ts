@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Config } from '@jobfleet/config';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
@@ -68,6 +70,23 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The producer's X-Request-Id if it is one token of at most 128 plain characters; else ours is generated. */
+function acceptableRequestId(header: string | string[] | undefined): string | undefined {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : undefined;
+}
+
+/**
+ * The request's trace in a W3C `traceresponse` header (Trace Context Level 2: version, trace id,
+ * span id, flags), so a producer can look its request up; undefined when tracing is off.
+ */
+function traceResponse(): string | undefined {
+  const context = trace.getActiveSpan()?.spanContext();
+  if (!context || !isSpanContextValid(context)) return undefined;
+  return `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`;
+}
+
 /**
  * The HTTP API, ready to `listen` or `inject`. It borrows its dependencies: closing the app closes
  * none of them, so the caller closes queues, Redis and the database after `app.close()`.
@@ -92,7 +111,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 4)),
     },
     clientErrorHandler: answerClientError,
-    requestIdHeader: 'x-request-id',
+    // A producer's X-Request-Id is kept when it is a plain token, so its id and ours are one.
+    requestIdHeader: false,
+    genReqId: (request) => acceptableRequestId(request.headers['x-request-id']) ?? randomUUID(),
     logController: new OneLinePerRequest(),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip, which failed authentications are counted by, is the client's behind a trusted proxy.
@@ -128,6 +149,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.
     if (request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined) reply.header('cache-control', 'no-store');
+    reply.header('x-request-id', request.id);
+    const traced = traceResponse();
+    if (traced !== undefined) reply.header('traceresponse', traced);
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -16,7 +16,7 @@ import {
 } from '@jobfleet/queue';
 import { createDependencyGuards, createFleetFailureCounter, publishBreakerState, type Dependency, type DependencyGuard } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
-import type { Worker } from 'bullmq';
+import type { Telemetry, Worker } from 'bullmq';
 import { startFleetControls } from './fleet-controls';
 
 export interface WorkerFleetDeps {
@@ -31,6 +31,8 @@ export interface WorkerFleetDeps {
   metrics: Metrics;
   /** The job kinds this build knows; default the registry. `config.worker.queues` picks among them. */
   kinds?: readonly AnyJobKind[];
+  /** Tracing's BullMQ telemetry: each run of a job is a span in the trace that enqueued it. Default: none. */
+  telemetry?: Telemetry | undefined;
 }
 
 export interface WorkerFleet {
@@ -102,6 +104,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
+      telemetry: deps.telemetry,
       // A paused tenant's jobs wait before they take a running slot.
       gate: pausableGate(
         (tenantId) => controls.current().processingPaused(kind.name, tenantId) !== undefined,

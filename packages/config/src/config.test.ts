@@ -21,6 +21,16 @@ function issuesOf(env: Record<string, string>): readonly string[] {
 }
 
 describe('loadConfig', () => {
+  it('turns tracing on only with an OTLP endpoint, and off again with OTEL_SDK_DISABLED', () => {
+    expect(loadConfig({}).tracing).toEqual({ tracesUrl: undefined, serviceName: undefined, sampler: 'parentbased_always_on', ratio: 1 });
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318/', OTEL_SERVICE_NAME: 'api-eu', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' };
+    expect(loadConfig(on).tracing).toEqual({ tracesUrl: 'http://otel-collector:4318/v1/traces', serviceName: 'api-eu', sampler: 'parentbased_traceidratio', ratio: 0.1 });
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/in' }).tracing.tracesUrl).toBe('http://traces:9999/in');
+    expect(loadConfig({ ...on, OTEL_SDK_DISABLED: 'true' }).tracing.tracesUrl).toBeUndefined();
+    expect(issuesOf({ OTEL_TRACES_SAMPLER_ARG: '1.5' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /)]);
+    expect(issuesOf({ OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER: /)]);
+  });
+
   it('gives development everything embedded: dev tenant, sandbox connectors, no external services', () => {
     const config = loadConfig({});
     expect(config.nodeEnv).toBe('development');

@@ -33,6 +33,10 @@ export class ConfigError extends Error {
   }
 }
 
+/** The OTEL_TRACES_SAMPLER values of the OpenTelemetry spec that need no extension. */
+const TRACES_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TracesSampler = (typeof TRACES_SAMPLERS)[number];
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -80,6 +84,20 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Name used in logs and metrics (service label).
   SERVICE_NAME: z.string().min(1).default('jobfleet'),
+
+  // OpenTelemetry traces (the standard OTEL_* variables): off unless an OTLP endpoint is set.
+  // true: no tracing whatever else is set.
+  OTEL_SDK_DISABLED: bool.default(false),
+  // service.name of the spans; default <SERVICE_NAME>-api / -worker (standalone: SERVICE_NAME).
+  OTEL_SERVICE_NAME: optionalString,
+  // OTLP/HTTP base URL (a collector's :4318); spans go to <it>/v1/traces.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
+  // The full traces URL, overriding the base one.
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalString.pipe(z.url().optional()),
+  // Which traces are kept: the spec's sampler names.
+  OTEL_TRACES_SAMPLER: z.enum(TRACES_SAMPLERS).default('parentbased_always_on'),
+  // The ratio of the traceidratio samplers, 0 to 1.
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
 
   // Redis for queues, rate limits and caches: redis://, rediss://, or redis-cluster://host:port,host:port
   // (a Redis Cluster; QUEUE_PREFIX must then be hash-tagged). Unset: the standalone start finds or starts one.
@@ -288,10 +306,22 @@ export interface WorkerQueueSettings {
 
 export type ConnectorMode = 'sandbox' | 'live';
 
+/** OpenTelemetry tracing, from the standard OTEL_* variables. */
+export interface TracingConfig {
+  /** OTLP/HTTP traces URL (…/v1/traces); undefined: tracing is off. */
+  tracesUrl: string | undefined;
+  /** service.name of every span; undefined: the process's own (`<SERVICE_NAME>-api`, …). */
+  serviceName: string | undefined;
+  sampler: TracesSampler;
+  /** The traceidratio samplers' ratio (default 1). */
+  ratio: number;
+}
+
 export interface Config {
   nodeEnv: Env['NODE_ENV'];
   serviceName: string;
   logLevel: Env['LOG_LEVEL'];
+  tracing: TracingConfig;
   redis: RedisConfig;
   database: { url: string | undefined; poolMax: number; dataDir: string };
   api: {
@@ -565,6 +595,7 @@ export function loadConfig(source: Source = process.env): Config {
     nodeEnv: env.NODE_ENV,
     serviceName: env.SERVICE_NAME,
     logLevel: env.LOG_LEVEL,
+    tracing: tracingConfig(env),
     redis: parseRedisConfig(env, WORKER_QUEUES, issues),
     database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX, dataDir: env.DATA_DIR },
     api: {
@@ -643,6 +674,18 @@ export function loadConfig(source: Source = process.env): Config {
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);
   return deepFreeze(config);
+}
+
+function tracingConfig(env: Env): TracingConfig {
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  // As the spec says: the base URL gets the signal's path; the per-signal URL is used as it is.
+  const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base === undefined ? undefined : `${base.replace(/\/+$/, '')}/v1/traces`);
+  return {
+    tracesUrl: env.OTEL_SDK_DISABLED ? undefined : tracesUrl,
+    serviceName: env.OTEL_SERVICE_NAME,
+    sampler: env.OTEL_TRACES_SAMPLER,
+    ratio: env.OTEL_TRACES_SAMPLER_ARG ?? 1,
+  };
 }
 
 /** The config of an API or worker process: Redis and Postgres are shared with its peers. */

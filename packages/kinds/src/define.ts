@@ -130,6 +130,8 @@ export function jobDataSchema<Req>(requestSchema: z.ZodType<Req>) {
     request: requestSchema,
     // Optional so jobs enqueued before a field was added still parse.
     enqueuedAt: z.iso.datetime().optional(),
+    // The API request that enqueued it (X-Request-Id), for the worker's logs.
+    requestId: z.string().optional(),
   });
 }
 
@@ -139,6 +141,7 @@ export interface JobData<Req> {
   idempotencyKey: string;
   request: Req;
   enqueuedAt?: string | undefined;
+  requestId?: string | undefined;
 }
 
 export interface JobKind<Req = unknown, Data = JobData<Req>, Name extends string = string> extends JobKindDefinition<Req, Name> {

@@ -71,7 +71,7 @@ export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pic
   const envelope = batchBody(z.unknown(), maxJobs);
 
   /** Validates every job on its own; of jobs sharing a key, the first valid one keeps it. */
-  function prepareAll(kind: AnyJobKind, tenantId: string, jobs: readonly unknown[], results: BatchItemOutcome[]): Candidate[] {
+  function prepareAll(kind: AnyJobKind, tenantId: string, requestId: string, jobs: readonly unknown[], results: BatchItemOutcome[]): Candidate[] {
     const holders = new Map<string, number>();
     return jobs.flatMap((item, index): Candidate[] => {
       let key: string | null = null;
@@ -79,7 +79,7 @@ export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pic
         const { idempotencyKey, request } = parseOrThrow(itemEnvelope, item, `Job ${index} of the batch`, 422);
         key = idempotencyKey ?? null;
         const body = parseOrThrow(kind.requestSchema, request, 'The request body', 422);
-        const job = prepareJob(kind, tenantId, body, idempotencyKey);
+        const job = prepareJob(kind, tenantId, body, idempotencyKey, requestId);
         key = job.idempotencyKey;
         const holder = holders.get(key);
         if (holder !== undefined) {
@@ -111,7 +111,7 @@ export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pic
     const closed = intakeRefusal(kind.name, tenantId);
     if (closed) throw closed;
     const results: BatchItemOutcome[] = [];
-    const candidates = prepareAll(kind, tenantId, jobs, results);
+    const candidates = prepareAll(kind, tenantId, request.id, jobs, results);
 
     for (const [job, outcome] of inOrder(candidates, await acceptor.acceptAll(candidates, request.log))) results.push(resultOf(job, outcome));
     return results.sort((a, b) => a.index - b.index);

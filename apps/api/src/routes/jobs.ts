@@ -120,7 +120,7 @@ export async function acceptJobRequest(
   // Before the acceptor: a refused job claims no Idempotency-Key and leaves nothing behind.
   const closed = intakeRefusal(kind.name, tenantId);
   if (closed) throw closed;
-  const prepared = prepareJob(kind, tenantId, body, header);
+  const prepared = prepareJob(kind, tenantId, body, header, request.id);
   const outcome = await acceptor.accept({ ...prepared, kind, tenantId });
   if (!outcome.accepted) throw outcome.problem;
   return { ...outcome, prepared };
