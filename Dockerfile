@@ -45,7 +45,13 @@ COPY --from=build /app/dist ./dist
 COPY scripts/start.ts scripts/entry-points.ts ./scripts/
 # A named volume mounted here starts with this ownership, so the node user can write backups.
 RUN mkdir -p /backups && chown node:node /backups
-USER node
+# The node user by number, so Kubernetes can check runAsNonRoot against the image.
+USER 1000:1000
 EXPOSE 3000 9464
+# Alive = answers /health/live: the API on API_PORT, a worker on WORKER_METRICS_PORT, whichever
+# this container runs (Kubernetes ignores this and uses its probes; see infra/k8s).
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "Promise.any([process.env.API_PORT || 3000, process.env.WORKER_METRICS_PORT || 9464].map((port) => fetch(`http://127.0.0.1:${port}/health/live`).then((r) => { if (!r.ok) throw new Error(String(r.status)); }))).then(() => process.exit(0), () => process.exit(1))"]
+# tini as PID 1 forwards SIGTERM to node and reaps children (pg_dump).
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "--enable-source-maps", "dist/api.js"]

@@ -18,10 +18,17 @@
  * (bench/cpu-profile-summary.ts); the profiler slows the API, so take figures from a run without
  * it. Postgres and Redis are the tests' (TEST_ADMIN_DATABASE_URL, REDIS_URL; default the local
  * ones); the bench makes its own database and key prefixes and removes them.
+ *
+ * tracing=1 adds the cost of OpenTelemetry: two more jobfleet servers, tracing at 10% and at 100%
+ * (parentbased_traceidratio), exporting OTLP/HTTP to a receiver in this process that counts the
+ * spans and answers at once; each is measured like jobfleet (tracing off) at `connections` for
+ * `tracingDuration` s, `tracingRounds` times in turn (default 2; the best round counts), and
+ * printed against it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +58,9 @@ const PROFILE = args.profile === '1';
 const SHARED_REDIS = args.redis === 'shared';
 const BATCH_SIZE = Number(args.batchSize ?? 100);
 const BATCH_CONNECTIONS = Number(args.batchConnections ?? 10);
+const TRACING = args.tracing === '1';
+const TRACING_DURATION = Number(args.tracingDuration ?? DURATION);
+const TRACING_ROUNDS = Number(args.tracingRounds ?? 2);
 
 const ROUTE = '/v1/jobs/calendar-sync';
 const QUEUE = 'calendar-sync';
@@ -66,7 +76,11 @@ const run = randomBytes(4).toString('hex');
 const workDir = mkdtempSync(join(tmpdir(), 'jobfleet-http-bench-'));
 const profileDir = join(workDir, 'profile');
 
-type ServerName = 'raw' | 'jobfleet';
+type ServerName = 'raw' | 'jobfleet' | 'traced-10' | 'traced-100';
+const TRACED: readonly { name: ServerName; ratio: number }[] = [
+  { name: 'traced-10', ratio: 0.1 },
+  { name: 'traced-100', ratio: 1 },
+];
 interface Server {
   name: ServerName;
   url: string;
@@ -320,7 +334,28 @@ function printBatch(batch: Measured, rawSingle: Measured): void {
   );
 }
 
-const prefixes: Record<ServerName, string> = { raw: `jfbench-http:${run}:raw`, jobfleet: `jfbench-http:${run}:api` };
+/** Tracing's cost: each traced server's req/s, p99 and CPU per job against jobfleet with tracing off. */
+function printTracing(runs: readonly { server: Server; measured: Measured }[], spans: number): void {
+  const [off] = runs;
+  if (off === undefined) return;
+  const base = figuresOf(off.measured);
+  console.log(`tracing, ${CONNECTIONS} conn × ${TRACING_DURATION} s, best of ${TRACING_ROUNDS} rounds (OTLP/HTTP to a local receiver, ${spans} spans received):`);
+  for (const { server, measured } of runs) {
+    const f = figuresOf(measured);
+    const label = server.name === 'jobfleet' ? 'off' : server.name.replace('traced-', '') + ' %';
+    console.log(
+      `  ${label.padEnd(6)} ${f.rps.toFixed(0).padStart(7)} req/s (${(f.rps / base.rps).toFixed(2)}× off)  p99 ${String(f.p99).padStart(5)} ms  ` +
+        `CPU ${f.cpuMsPerJob?.toFixed(3) ?? '-'} ms/job${f.cpuMsPerJob !== undefined && base.cpuMsPerJob !== undefined ? ` (${(f.cpuMsPerJob / base.cpuMsPerJob).toFixed(2)}× off)` : ''}`,
+    );
+  }
+}
+
+const prefixes: Record<ServerName, string> = {
+  raw: `jfbench-http:${run}:raw`,
+  jobfleet: `jfbench-http:${run}:api`,
+  'traced-10': `jfbench-http:${run}:traced-10`,
+  'traced-100': `jfbench-http:${run}:traced-100`,
+};
 const dbName = `jobfleet_bench_http_${run}`;
 const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
 await admin.connect();
@@ -331,10 +366,18 @@ const privateRedis = SHARED_REDIS ? undefined : await startRedisServer(await fre
 const REDIS_URL = privateRedis?.url ?? TEST_REDIS_URL;
 const redis = new Redis(REDIS_URL);
 // The bench's own view of each server's queue, to count what it left in Redis.
-const queues: Record<ServerName, Queue> = {
-  raw: new Queue(QUEUE, { connection: redis, prefix: prefixes.raw }),
-  jobfleet: new Queue(QUEUE, { connection: redis, prefix: prefixes.jobfleet }),
-};
+const queues = Object.fromEntries(Object.entries(prefixes).map(([name, prefix]) => [name, new Queue(QUEUE, { connection: redis, prefix })])) as Record<ServerName, Queue>;
+// The collector of the traced servers: counts what it gets and answers at once, as a healthy collector does.
+let spansReceived = 0;
+const otlpReceiver = createHttpServer((request, response) => {
+  let body = '';
+  request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+  request.on('end', () => {
+    spansReceived += body.split('"spanId"').length - 1;
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+});
+if (TRACING) await new Promise<void>((done) => otlpReceiver.listen(0, '127.0.0.1', done));
 const servers: Server[] = [];
 // The servers' logs (and the profile) stay for a look when something went wrong or was asked for.
 let keepWorkDir = PROFILE;
@@ -347,25 +390,31 @@ try {
     PORT: String(port),
   }));
   servers.push(raw);
-  const jobfleet = await startServer(
-    'jobfleet',
-    'apps/api/src/main.ts',
-    (port) => ({
+  const apiEnv = (name: ServerName, tracing: Record<string, string>) => (port: number) => ({
+      ...tracing,
       NODE_ENV: 'production',
       LOG_LEVEL,
       DATABASE_URL: databaseUrl(dbName),
       REDIS_URL,
-      QUEUE_PREFIX: prefixes.jobfleet,
+      QUEUE_PREFIX: prefixes[name],
       API_HOST: '127.0.0.1',
       API_PORT: String(port),
       ADMIN_PASSWORD: randomBytes(16).toString('hex'),
       CONNECTORS_MODE: 'live',
       SECRETS_KEYS: secretsKeys,
       TENANT_TIERS,
-    }),
-    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-  );
+    });
+  const jobfleet = await startServer('jobfleet', 'apps/api/src/main.ts', apiEnv('jobfleet', {}), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
   servers.push(jobfleet);
+  const traced: Server[] = [];
+  if (TRACING) {
+    const { port } = otlpReceiver.address() as AddressInfo;
+    for (const { name, ratio } of TRACED) {
+      const tracing = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(ratio) };
+      traced.push(await startServer(name, 'apps/api/src/main.ts', apiEnv(name, tracing)));
+    }
+    servers.push(...traced);
+  }
 
   const measure = async (server: Server, connections: number, seconds: number, batchSize = 0): Promise<Measured> => {
     const before = { cpu: cpuSeconds(server.child.pid), jobs: (await jobsIn(queues[server.name])).total, redis: await readRedis(redis), statements: await statementsOf(server) };
@@ -391,11 +440,23 @@ try {
   }
   // Goal 2: the batch route's jobs/s against the raw route's one add per request, from the first mode.
   const batch = BATCH_SIZE > 0 ? await measure(jobfleet, BATCH_CONNECTIONS, DURATION, BATCH_SIZE) : undefined;
+  // Off, 10 % and 100 % one after the other at the same load, `tracingRounds` times; each keeps
+  // its best round (most req/s), so a burst of other work on the machine counts against none.
+  const tracingRuns: { server: Server; measured: Measured }[] = [];
+  for (let round = 0; round < (TRACING ? TRACING_ROUNDS : 0); round += 1) {
+    for (const server of [jobfleet, ...traced]) {
+      const measured = await measure(server, CONNECTIONS, TRACING_DURATION);
+      const best = tracingRuns.find((run) => run.server === server);
+      if (best === undefined) tracingRuns.push({ server, measured });
+      else if (figuresOf(measured).rps > figuresOf(best.measured).rps) best.measured = measured;
+    }
+  }
   for (const server of servers) await stop(server);
 
   console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
   printTable(modes);
   if (batch !== undefined && modes[0] !== undefined) printBatch(batch, modes[0].raw);
+  if (tracingRuns.length > 0) printTracing(tracingRuns, spansReceived);
   if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
   // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
   for (const server of servers) {
@@ -415,6 +476,7 @@ try {
 } finally {
   for (const server of servers) await stop(server);
   await Promise.all(Object.values(queues).map((queue) => queue.close()));
+  otlpReceiver.close();
   redis.disconnect();
   if (privateRedis === undefined) await Promise.all(Object.values(prefixes).map((prefix) => deletePrefix(prefix)));
   else await privateRedis.close();

@@ -61,6 +61,8 @@ describe('circuit breakers during a dependency outage', () => {
     expect(health.statusCode).toBe(200);
     expect(await ready()).toMatchObject({ status: 'degraded', degraded: { calendar: { state: 'open' } } });
     expect(await metric('circuit_breaker_state{dependency="calendar"}')).toEqual(['circuit_breaker_state{dependency="calendar"} 2']);
+    const [deferred] = await metric('jobs_deferred_total{queue="calendar-sync",reason="dependency-unavailable",dependency="calendar"}');
+    expect(Number(deferred?.split(' ')[1])).toBeGreaterThan(0);
     // Let it stay down through a few half-open trials.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(await system.queues['calendar-sync'].getJobCounts('failed')).toEqual({ failed: 0 });
@@ -132,6 +134,8 @@ describe('circuit breakers during a dependency outage', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(await system.queues['afip-sync'].getJobCounts('failed', 'completed')).toMatchObject({ failed: 0 });
     expect(system.afip.loginCount(TEST_CUIT)).toBe(logins);
+    const [lost] = await metric('afip_wsaa_tickets_total{result="lost"}');
+    expect(Number(lost?.split(' ')[1])).toBeGreaterThan(0);
 
     system.afip.expireTickets(); // the lost ticket's 12 hours are over
     for (const id of ids) {

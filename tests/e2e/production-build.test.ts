@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { createApiKey, createTenant } from '@jobfleet/db';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
 import { reservationRequest } from '../support/fixtures';
 import { REPO_ROOT, startNode, waitFor, type RunningProcess } from '../support/processes';
 import { productionEnv, waitUntilHealthy } from '../support/production';
@@ -29,7 +30,9 @@ describe('production build', () => {
   const prefix = uniquePrefix('build');
   let testDb: TestDatabase | undefined;
   let calendar: FakeCalendar | undefined;
+  let receiver: OtlpReceiver | undefined;
   afterAll(async () => {
+    await receiver?.close();
     // SIGTERM: the processes shut down as deployed; one that hangs fails the test with its output.
     for (const child of processes) await child.kill('SIGTERM');
     await calendar?.close();
@@ -38,7 +41,7 @@ describe('production build', () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('builds dist/, boots the compiled api (through the launcher) and worker under NODE_ENV=production, and runs a job', async () => {
+  it('builds dist/, boots the compiled api (through the launcher) and worker under NODE_ENV=production, and runs a job, traced', async () => {
     const dir = launcherOnly();
     dirs.push(dir);
     const build = startNode([join(REPO_ROOT, 'scripts/build.ts'), '--outdir', join(dir, 'dist')], {});
@@ -50,7 +53,11 @@ describe('production build', () => {
     await seedTenantConnections(testDb.database.db, TENANT, { cuits: [], secretsKeys: SECRETS_KEYS });
     const { key } = await createApiKey(testDb.database.db, { tenantId: TENANT, name: 'build', scopes: ['jobs:write', 'jobs:read'] });
 
-    const { env, apiPort, workerPort } = await productionEnv({ databaseUrl: testDb.url, prefix, secretsKeys: SECRETS_KEYS, calendar });
+    receiver = await startOtlpReceiver();
+    const production = await productionEnv({ databaseUrl: testDb.url, prefix, secretsKeys: SECRETS_KEYS, calendar });
+    const { apiPort, workerPort } = production;
+    // Tracing on: the bundle must start the SDK before it loads what the SDK instruments.
+    const env = { ...production.env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
     const api = startNode([join(dir, 'scripts/start.ts'), 'api'], env);
     const worker = startNode(['--enable-source-maps', join(dir, 'dist/worker.js')], env);
     processes.push(api, worker);
@@ -76,6 +83,15 @@ describe('production build', () => {
       child.child.kill('SIGTERM');
       expect(await child.exited).toEqual({ code: 0, signal: null });
     }
+    // Flushed at shutdown: the request and the job's run in one trace, with the instrumented libraries' spans.
+    const spans = receiver.spans();
+    const request = spans.find((span) => span.service === 'jobfleet-api' && span.attributes['http.route'] === '/v1/jobs/calendar-sync');
+    const run = spans.find((span) => span.service === 'jobfleet-worker' && span.name === 'process calendar-sync');
+    expect(run?.traceId).toBe(request?.traceId);
+    const inTrace = spans.filter((span) => span.traceId === request?.traceId);
+    for (const system of ['postgresql', 'redis']) expect(inTrace.some((span) => span.attributes['db.system.name'] === system)).toBe(true);
+    const calendarUrl = calendar.rootUrl;
+    expect(inTrace.some((span) => String(span.attributes['url.full'] ?? '').startsWith(calendarUrl))).toBe(true);
   }, 60_000);
 
   it('the launcher under NODE_ENV=production without a build exits 1 and says to run npm run build', async () => {

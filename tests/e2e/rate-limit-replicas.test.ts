@@ -79,6 +79,15 @@ describe('rate limits shared by API replicas', () => {
     }
   });
 
+  it("reports each replica's own Postgres pool and the Redis memory at scrape time", async () => {
+    const metrics = await (await fetch(`${replicas[0]?.url ?? ''}/metrics`)).text();
+    expect(metrics).toMatch(/^postgres_pool_max_connections 10$/m);
+    expect(metrics).toMatch(/^postgres_pool_connections\{state="in-use"\} \d+$/m);
+    expect(metrics).toMatch(/^postgres_pool_connections\{state="idle"\} \d+$/m);
+    expect(metrics).toMatch(/^postgres_pool_waiting_requests 0$/m);
+    expect(metrics).toMatch(/^redis_memory_used_bytes\{redis="main"\} [1-9]\d*$/m);
+  });
+
   it('leaves another tenant unaffected on both replicas', async () => {
     // The refusals were the tenant limit's, so they were not counted against the key: it shows the 10 served.
     const limited = await read(0, 'acme', acmeKey);

@@ -49,6 +49,12 @@ describe('standalone start', () => {
       { timeoutMs: 20_000, what: 'reservation synced' },
     );
     expect(synced.externalRef).toMatch(/^[0-9a-f]{64}$/);
+    // The scrape-time gauges main wires: queues, Redis memory; no pool on PGlite.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^queue_oldest_waiting_job_age_seconds\{queue="calendar-sync"\} 0$/m);
+    expect(metrics).toMatch(/^redis_memory_used_bytes\{redis="main"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^redis_memory_max_bytes\{redis="main"\} \d+$/m);
+    expect(metrics).not.toMatch(/^postgres_pool_connections\{/m);
 
     started.child.kill('SIGTERM');
     const { code } = await started.exited;

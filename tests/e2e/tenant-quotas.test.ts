@@ -1,83 +1,46 @@
-import { createApiKey, createTenant, syncStatusRepository, tenantLimitsRepository, type ApiKeyScope } from '@jobfleet/db';
-import { defineJobKind, jobDataSchema, parsePayload, type KindIntake } from '@jobfleet/kinds';
-import { createLogger, createMetrics } from '@jobfleet/observability';
-import type { RedisConnections } from '@jobfleet/queue';
-import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
+import { createApiKey, syncStatusRepository, tenantLimitsRepository, type ApiKeyScope } from '@jobfleet/db';
+import { metricValue } from '@jobfleet/observability/testing';
 import type { Queue } from 'bullmq';
-import { z } from 'zod';
 import { reservationRequest } from '../support/fixtures';
 import { waitFor } from '../support/processes';
-import { connectTestRedis } from '../support/redis';
-import { seedTenantConnections, startTestSystem, type TestSystem } from '../support/system';
+import { defineTestKind } from '../support/test-kind';
+import { seedTenantsWithKeys, startTestSystem, workerFleets, type TestSystem, type WorkerFleets } from '../support/system';
 
 /** A kind of this test: each job holds its slot for a while and records how many of its tenant's run at once. */
 const running = new Map<string, number>();
 const mostRunning = new Map<string, number>();
-const holdRequest = z.strictObject({ holdId: z.string().regex(/^[\w-]{1,64}$/) });
-const holdIntake: KindIntake<z.output<typeof holdRequest>> = {
-  summary: 'Hold a running slot (test kind)',
-  entityId: (request) => request.holdId,
-  version: () => 0,
-  defaultIdempotencyKey: (request) => `hold:${request.holdId}`,
-  defaultKeyDescription: '`hold:<holdId>`',
-  jobName: () => 'hold',
-  requiredScope: 'jobs:write',
-};
-const hold = defineJobKind({
-  name: 'hold',
-  requestSchema: holdRequest,
-  syncKind: null,
-  intake: holdIntake,
-  attemptTimeoutMs: () => 10_000,
-  worker: () =>
-    Promise.resolve({
-      start: () =>
-        Promise.resolve({
-          processor: async (job) => {
-            const { tenantId } = parsePayload(jobDataSchema(holdRequest), job.data);
-            const now = (running.get(tenantId) ?? 0) + 1;
-            running.set(tenantId, now);
-            mostRunning.set(tenantId, Math.max(now, mostRunning.get(tenantId) ?? 0));
-            await new Promise((resolve) => setTimeout(resolve, 150));
-            running.set(tenantId, (running.get(tenantId) ?? 1) - 1);
-            return { held: true };
-          },
-        }),
-    }),
+const hold = defineTestKind('hold', async (tenantId) => {
+  const now = (running.get(tenantId) ?? 0) + 1;
+  running.set(tenantId, now);
+  mostRunning.set(tenantId, Math.max(now, mostRunning.get(tenantId) ?? 0));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  running.set(tenantId, (running.get(tenantId) ?? 1) - 1);
+  return { held: true };
 });
 
 describe('per-tenant quotas', () => {
   let system: TestSystem;
-  const fleets: WorkerFleet[] = [];
-  const connections: RedisConnections[] = [];
+  let workers: WorkerFleets;
   const keys: Record<string, string> = {};
-  const silent = createLogger({ level: 'silent', serviceName: 'quotas' });
 
   beforeAll(async () => {
     // Limits are read on every request, so an override bites at once.
     system = await startTestSystem({ label: 'quotas', workers: false, extraKinds: [hold], env: { TENANT_LIMITS_CACHE_SECONDS: '0' } });
+    workers = workerFleets(system, 'quotas');
     const { db } = system.testDb.database;
     const key = async (tenantId: string, scopes: ApiKeyScope[]) => (await createApiKey(db, { tenantId, name: 'quotas', scopes })).key;
-    for (const tenantId of ['daily', 'backlogged', 'capped', 'roomy']) {
-      await createTenant(db, { id: tenantId, name: tenantId });
-      await seedTenantConnections(db, tenantId, { cuits: [] });
-      keys[tenantId] = await key(tenantId, ['jobs:write', 'jobs:read']);
-    }
+    Object.assign(keys, await seedTenantsWithKeys(db, ['daily', 'backlogged', 'capped', 'roomy'], 'quotas'));
     keys.dailyAdmin = await key('daily', ['admin']);
     keys.otherAdmin = await key('roomy', ['admin']);
     keys.operator = await key('roomy', ['fleet:admin']);
   });
   afterAll(async () => {
-    for (const fleet of fleets) await fleet.close();
-    for (const connection of connections) connection.disconnect();
+    await workers.close();
     await system.close();
   });
 
-  async function startFleet(kinds = [hold]): Promise<void> {
-    const connection = connectTestRedis(system.config, 'worker', `quotas-${connections.length}`);
-    connections.push(connection);
-    fleets.push(await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger: silent, metrics: createMetrics(), kinds }));
-  }
+  const startFleet = (kinds = [hold]) => workers.start(kinds);
+
 
   const post = (tenantId: string, url: string, payload: Record<string, unknown>, headers: Record<string, string> = {}) =>
     system.api.inject({ method: 'POST', url, headers: { authorization: `Bearer ${keys[tenantId] ?? ''}`, 'content-type': 'application/json', ...headers }, payload });
@@ -110,7 +73,7 @@ describe('per-tenant quotas', () => {
     // The key was freed: the same request is judged again (still over quota), not held as in flight.
     expect((await post('daily', '/v1/jobs/calendar-sync', reservationRequest('day-4'), { 'idempotency-key': 'day-4' })).statusCode).toBe(429);
     // Other kinds and other tenants have their own count.
-    expect((await post('daily', '/v1/jobs/hold', { holdId: 'daily-1' })).statusCode).toBe(202);
+    expect((await post('daily', '/v1/jobs/hold', { id: 'daily-1' })).statusCode).toBe(202);
     expect((await post('roomy', '/v1/jobs/calendar-sync', reservationRequest('roomy-day-1'))).statusCode).toBe(202);
 
     const { status, body } = await usage(keys.daily);
@@ -122,8 +85,8 @@ describe('per-tenant quotas', () => {
   it('refuses a job beyond the waiting quota until the backlog drains, and the usage returns to zero', async () => {
     const { db } = system.testDb.database;
     await tenantLimitsRepository.update(db, 'backlogged', { overrides: { maxWaitingJobs: 2 } });
-    for (const index of [1, 2]) expect((await post('backlogged', '/v1/jobs/hold', { holdId: `backlog-${index}` })).statusCode).toBe(202);
-    const refused = await post('backlogged', '/v1/jobs/hold', { holdId: 'backlog-3' });
+    for (const index of [1, 2]) expect((await post('backlogged', '/v1/jobs/hold', { id: `backlog-${index}` })).statusCode).toBe(202);
+    const refused = await post('backlogged', '/v1/jobs/hold', { id: 'backlog-3' });
     expect(refused.statusCode).toBe(429);
     expect(JSON.parse(refused.body)).toMatchObject({ type: '/problems/quota-exceeded', quota: 'maxWaitingJobs', kind: 'hold', limit: 2, used: 2 });
     expect(refused.headers['retry-after']).toBe('5');
@@ -135,7 +98,7 @@ describe('per-tenant quotas', () => {
       what: 'backlog drained',
     });
     expect((await usage(keys.backlogged)).body.kinds.hold).toMatchObject({ acceptedToday: 2, waiting: 0, running: 0, maxWaitingJobs: 2 });
-    expect((await post('backlogged', '/v1/jobs/hold', { holdId: 'backlog-3' })).statusCode).toBe(202);
+    expect((await post('backlogged', '/v1/jobs/hold', { id: 'backlog-3' })).statusCode).toBe(202);
     await waitFor(async () => (await jobsOf('hold', 'backlogged')).filter((job) => job.finishedOn !== undefined).length === 3, { timeoutMs: 20_000, what: 'third job done' });
     expect((await usage(keys.backlogged)).body.kinds.hold).toMatchObject({ acceptedToday: 3, waiting: 0, running: 0 });
   });
@@ -149,7 +112,7 @@ describe('per-tenant quotas', () => {
     // All at once: sent one by one, jobs could arrive slower than they finish (a cluster's round
     // trips are longer), and roomy would never have more than two running.
     const answers = await Promise.all(
-      Array.from({ length: jobs }, (_, index) => [post('capped', '/v1/jobs/hold', { holdId: `capped-${index}` }), post('roomy', '/v1/jobs/hold', { holdId: `roomy-${index}` })]).flat(),
+      Array.from({ length: jobs }, (_, index) => [post('capped', '/v1/jobs/hold', { id: `capped-${index}` }), post('roomy', '/v1/jobs/hold', { id: `roomy-${index}` })]).flat(),
     );
     expect(answers.map((answer) => answer.statusCode)).toEqual(answers.map(() => 202));
     await waitFor(
@@ -159,6 +122,11 @@ describe('per-tenant quotas', () => {
     );
     expect(mostRunning.get('capped')).toBe(2);
     expect(mostRunning.get('roomy')).toBeGreaterThan(2);
+    // The capped tenant's jobs waited for a slot, counted without a tenant label.
+    const deferrals = await Promise.all(
+      [system.metrics, ...workers.metrics].map((m) => metricValue(m, 'jobs_deferred_total', { queue: 'hold', reason: 'tenant-capacity', dependency: 'none' })),
+    );
+    expect(deferrals.reduce((sum: number, value) => sum + (value ?? 0), 0)).toBeGreaterThan(0);
     const capped = await jobsOf('hold', 'capped');
     expect(capped.map((job) => [job.returnvalue, job.attemptsMade])).toEqual(capped.map(() => [{ held: true }, 1]));
     expect((await usage(keys.capped)).body.kinds.hold).toMatchObject({ acceptedToday: jobs, waiting: 0, running: 0, maxRunningJobs: 2 });

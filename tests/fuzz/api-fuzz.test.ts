@@ -5,8 +5,8 @@ import { ADMIN_PASSWORD, reservation, startTestApi } from '../../apps/api/src/te
 import { operationsOf, requestsFor, strayRequests, type FuzzRequest, type KnownValues, type OpenApiDocument, type Operation } from './requests';
 
 /**
- * Property-based fuzzing of the whole API through inject: every operation of its OpenAPI document
- * (and Bull Board's read routes, which the document hides) gets requests derived from its
+ * Property-based fuzzing of the whole API through inject: every operation of its OpenAPI documents,
+ * one per version (and Bull Board's read routes, which the documents hide) gets requests derived from its
  * schemas, then mutated: wrong types, edge numbers, NUL and lone surrogates, raw bad bytes in
  * paths and queries, odd headers and credentials, bad JSON, wrong methods. Whatever comes in,
  * the API answers below 500, in time, and every 4xx is a problem+json body.
@@ -42,7 +42,10 @@ const logger = createLogger({ level: 'warn', serviceName: 'api-fuzz', destinatio
 const api = await startTestApi({ label: 'api-fuzz', logger });
 const accepted = await api.post(reservation('res-fuzz'));
 const { jobId } = accepted.json<{ jobId: string }>();
-const operations = [...operationsOf(api.app.swagger() as unknown as OpenApiDocument), ...BOARD_OPERATIONS];
+// Each version's own document, as clients read it; the unversioned routes, in both, are fuzzed once.
+const versionDocuments = await Promise.all(['/openapi/v1.json', '/openapi/v2.json'].map(async (url) => (await api.app.inject({ method: 'GET', url })).json<OpenApiDocument>()));
+const documented = new Map(versionDocuments.flatMap(operationsOf).map((operation) => [`${operation.method} ${operation.path}`, operation]));
+const operations = [...documented.values(), ...BOARD_OPERATIONS];
 const credentials = { keys: Object.values(api.keys), operator: { user: api.config.api.adminUser, password: ADMIN_PASSWORD } };
 const KNOWN: Readonly<Record<string, readonly string[]>> = {
   kind: ['reservation'],

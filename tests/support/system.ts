@@ -3,7 +3,7 @@ import { createTestCertificate, startAfipSimulator, type AfipSimulator, type Afi
 import { startFakeCalendar, type FakeCalendar } from '@jobfleet/calendar/fake';
 import { loadConfig, type Config } from '@jobfleet/config';
 import { JOB_KINDS, type AnyJobKind, type QueueName } from '@jobfleet/kinds';
-import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type CalendarAccess, type Db } from '@jobfleet/db';
+import { afipIssuerRepository, createApiKey, createTenant, googleConnectionRepository, type ApiKeyScope, type CalendarAccess, type Db } from '@jobfleet/db';
 import { createLogger, createMetrics, registerQueueGauges, type Metrics } from '@jobfleet/observability';
 import { closeQueues, createQueues, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
@@ -58,6 +58,53 @@ export async function seedTenantConnections(
       access: options.calendar ?? { policy: 'credential' },
     });
   }
+}
+
+/**
+ * Tenants with a Google connection each (no AFIP issuer) and an API key of `scopes` each, named
+ * `keyName`; the keys by tenant.
+ */
+export async function seedTenantsWithKeys(db: Db, tenantIds: readonly string[], keyName: string, scopes: ApiKeyScope[] = ['jobs:write', 'jobs:read']): Promise<Record<string, string>> {
+  const keys: Record<string, string> = {};
+  for (const tenantId of tenantIds) {
+    await createTenant(db, { id: tenantId, name: tenantId });
+    await seedTenantConnections(db, tenantId, { cuits: [] });
+    keys[tenantId] = (await createApiKey(db, { tenantId, name: keyName, scopes })).key;
+  }
+  return keys;
+}
+
+/** Worker fleets a test starts beside its system, each on connections of its own as a worker process has. */
+export interface WorkerFleets {
+  readonly fleets: readonly WorkerFleet[];
+  /** Each fleet's metrics registry, in start order. */
+  readonly metrics: readonly Metrics[];
+  start(kinds: readonly AnyJobKind[]): Promise<WorkerFleet>;
+  close(): Promise<void>;
+}
+
+export function workerFleets(system: Pick<TestSystem, 'config' | 'testDb'>, label: string): WorkerFleets {
+  const fleets: WorkerFleet[] = [];
+  const metrics: Metrics[] = [];
+  const connections: ReturnType<typeof connectTestRedis>[] = [];
+  const logger = createLogger({ level: 'silent', serviceName: label });
+  return {
+    fleets,
+    metrics,
+    async start(kinds) {
+      const connection = connectTestRedis(system.config, 'worker', `${label}-${connections.length}`);
+      connections.push(connection);
+      const registry = createMetrics();
+      const fleet = await startWorkers({ config: system.config, database: system.testDb.database, redis: connection, logger, metrics: registry, kinds });
+      fleets.push(fleet);
+      metrics.push(registry);
+      return fleet;
+    },
+    async close() {
+      for (const fleet of fleets) await fleet.close();
+      for (const connection of connections) connection.disconnect();
+    },
+  };
 }
 
 /**

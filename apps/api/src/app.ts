@@ -1,13 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import type { Config } from '@jobfleet/config';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { adminAuditRepository, createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
+import { createFleetControls } from '@jobfleet/controls';
+import { createSubscriberConnection, createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
 import { startDegradation } from '@jobfleet/resilience';
 import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseKeyring } from '@jobfleet/secrets';
 import { queueRedisCaller } from './dependencies';
+import { createDeprecatedUsageCounter, createSuccessors, installV1Deprecation } from './deprecation';
 import { registerDocs } from './openapi';
 import { MAX_PARAM_LENGTH } from './params';
 import { createAuth } from './plugins/auth';
@@ -20,11 +24,14 @@ import { createJobAcceptor } from './routes/accept-jobs';
 import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
+import { registerDeprecationRoutes } from './routes/deprecations';
+import { intakeRefusal, registerFleetControlRoutes } from './routes/fleet-controls';
 import { registerHealthRoutes } from './routes/health';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
 import { registerTenantLimitRoutes } from './routes/tenant-limits';
+import { registerV2Routes } from './routes/v2/routes';
 import { registerSecurityHeaders, setSecurityHeaders } from './security-headers';
 
 export interface ApiDeps {
@@ -64,6 +71,23 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The producer's X-Request-Id if it is one token of at most 128 plain characters; else ours is generated. */
+function acceptableRequestId(header: string | string[] | undefined): string | undefined {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : undefined;
+}
+
+/**
+ * The request's trace in a W3C `traceresponse` header (Trace Context Level 2: version, trace id,
+ * span id, flags), so a producer can look its request up; undefined when tracing is off.
+ */
+function traceResponse(): string | undefined {
+  const context = trace.getActiveSpan()?.spanContext();
+  if (!context || !isSpanContextValid(context)) return undefined;
+  return `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`;
+}
+
 /**
  * The HTTP API, ready to `listen` or `inject`. It borrows its dependencies: closing the app closes
  * none of them, so the caller closes queues, Redis and the database after `app.close()`.
@@ -88,7 +112,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 4)),
     },
     clientErrorHandler: answerClientError,
-    requestIdHeader: 'x-request-id',
+    // A producer's X-Request-Id is kept when it is a plain token, so its id and ours are one.
+    requestIdHeader: false,
+    genReqId: (request) => acceptableRequestId(request.headers['x-request-id']) ?? randomUUID(),
     logController: new OneLinePerRequest(),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip, which failed authentications are counted by, is the client's behind a trusted proxy.
@@ -124,6 +150,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     // An answer to a caller who identified itself is theirs alone: no shared cache may keep it.
     if (request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined) reply.header('cache-control', 'no-store');
+    reply.header('x-request-id', request.id);
+    const traced = traceResponse();
+    if (traced !== undefined) reply.header('traceresponse', traced);
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -134,7 +163,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  await registerDocs(app, { title: 'jobfleet API', version: '1.0.0' });
+  await registerDocs(app, { title: 'jobfleet API', v1Deprecated: config.api.v1.deprecatedAt !== undefined });
   // Every API replica reads the fleet's level and may be the one evaluating it.
   const degradation = startDegradation({
     config: config.degradation,
@@ -168,9 +197,29 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, degradation, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
   // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
   app.addHook('onClose', () => acceptor.drain());
-  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
+  // Kill switches and flags, cached here: the enqueue routes check them without a call per request.
+  const controls = createFleetControls({
+    db: database.db,
+    redis: redis.main,
+    subscriber: createSubscriberConnection(redis.main, `${config.serviceName}-api:controls`),
+    prefix: config.redis.prefix,
+    pollMs: config.controls.pollMs,
+    logger: deps.logger,
+  });
+  await controls.start();
+  app.addHook('onClose', () => controls.close());
+  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor, intakeRefusal: (kind: string, tenantId: string) => intakeRefusal(controls, config, kind, tenantId) };
+  const successors = createSuccessors();
+  installV1Deprecation(app, {
+    v1: config.api.v1,
+    successors,
+    usage: createDeprecatedUsageCounter({ db: database.db, flushMs: config.api.deprecationFlushMs, log: app.log }),
+    auth,
+  });
   registerJobRoutes(app, jobRoutes);
   registerBatchRoutes(app, jobRoutes);
+  registerV2Routes(app, { ...jobRoutes, successors });
+  registerDeprecationRoutes(app, { db: database.db, auth });
   registerUsageRoutes(app, { db: database.db, auth, kinds, redis, capacity, limits: tenantLimits });
   registerSyncRoutes(app, { db: database.db, auth, kinds });
   registerBackupRoutes(app, { db: database.db, auth });
@@ -182,6 +231,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowAccessTokens: config.nodeEnv !== 'production',
   });
   registerApiKeyRoutes(app, { db: database.db, auth });
+  registerFleetControlRoutes(app, { db: database.db, auth, controls, kindNames: kinds.map((kind) => kind.name) });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

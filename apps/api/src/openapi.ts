@@ -15,7 +15,7 @@ const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'open
 
 const apiKeySecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
-const problemSchema = {
+export const problemSchema = {
   type: 'object',
   required: ['type', 'title', 'status', 'detail'],
   properties: {
@@ -48,12 +48,12 @@ const authProblems = {
   503: problem('Redis or Postgres is unavailable; retry after Retry-After seconds'),
 };
 
-const object = (properties: Record<string, unknown>, description?: string) => ({
+export const object = (properties: Record<string, unknown>, description?: string) => ({
   type: 'object',
   ...(description === undefined ? {} : { description }),
   properties,
 });
-const nullable = (type: string) => ({ type, nullable: true });
+export const nullable = (type: string) => ({ type, nullable: true });
 
 const syncStatusProperties = {
   status: { type: 'string', enum: ['pending', 'running', 'synced', 'failed'] },
@@ -112,6 +112,81 @@ const adminProblems = {
   503: problem('Postgres is unavailable; retry after Retry-After seconds'),
 };
 
+const switchProperties = {
+  scope: { type: 'string', enum: ['kind', 'tenant'] },
+  subject: { type: 'string', description: 'The job kind or the tenant id' },
+  intakeOff: { type: 'boolean', description: 'The API refuses new jobs (503, /problems/intake-disabled, Retry-After)' },
+  processingPaused: { type: 'boolean', description: 'Workers take none of these jobs: they wait (delayed, no attempt spent) and run after the pause' },
+  reason: nullable('string'),
+  updatedBy: { type: 'string' },
+  updatedAt: { type: 'string', format: 'date-time' },
+};
+const flagProperties = {
+  key: { type: 'string' },
+  description: { type: 'string' },
+  enabled: { type: 'boolean', description: 'false: everyone gets the kill variant' },
+  variants: { type: 'object', additionalProperties: true },
+  rolloutVariant: { type: 'string', description: 'Served to the listed tenants and the percentage' },
+  defaultVariant: { type: 'string', description: 'Served to the other tenants' },
+  killVariant: { type: 'string', description: 'Served to everyone while the flag is off' },
+  tenants: { type: 'array', items: { type: 'string' } },
+  percentage: { type: 'integer', minimum: 0, maximum: 100 },
+  disabledReason: { ...nullable('string'), description: 'Why the automatic rollback turned it off' },
+  updatedBy: { type: 'string' },
+  updatedAt: { type: 'string', format: 'date-time' },
+};
+const fleetControlProblems = { ...adminProblems, 403: problem('Only fleet operators (fleet:admin, or the operator credentials) change fleet state') };
+const switchDoc = (summary: string, params: Record<string, unknown>, body: z.ZodType): FastifySchema => ({
+  tags: ['fleet controls'],
+  summary,
+  security: adminSecurity,
+  params: object(params),
+  body: jsonSchema(body),
+  response: {
+    200: object(switchProperties),
+    400: problem('Invalid kind or tenant in the path'),
+    404: problem('No such tenant'),
+    422: problem('Invalid change'),
+    ...fleetControlProblems,
+  },
+});
+
+/** Kill switches and feature flags (fleet operators). */
+export const fleetControlDocs = {
+  listSwitches: {
+    tags: ['fleet controls'],
+    summary: 'The kill switches that were set, per job kind and per tenant',
+    security: adminSecurity,
+    response: { 200: object({ items: { type: 'array', items: object(switchProperties) } }), ...fleetControlProblems },
+  },
+  setKindSwitch: (body: z.ZodType) => switchDoc("Switch a job kind's intake off or pause its processing (audited; every process within seconds)", { kind: { type: 'string' } }, body),
+  setTenantSwitch: (body: z.ZodType) => switchDoc("Switch a tenant's intake off or pause its processing (audited; every process within seconds)", { tenantId: { type: 'string' } }, body),
+  listFlags: {
+    tags: ['fleet controls'],
+    summary: 'Feature flags',
+    security: adminSecurity,
+    response: { 200: object({ items: { type: 'array', items: object(flagProperties) } }), ...fleetControlProblems },
+  },
+  getFlag: {
+    tags: ['fleet controls'],
+    summary: 'One feature flag',
+    security: adminSecurity,
+    params: object({ key: { type: 'string' } }),
+    response: { 200: object(flagProperties), 400: problem('Invalid flag key'), 404: problem('No such flag'), ...fleetControlProblems },
+  },
+  putFlag: (body: z.ZodType): FastifySchema => ({
+    tags: ['fleet controls'],
+    summary: 'Create or replace a feature flag (audited; every process within seconds)',
+    security: adminSecurity,
+    params: object({ key: { type: 'string' } }),
+    body: jsonSchema(body),
+    response: { 200: object(flagProperties), 400: problem('Invalid flag key'), 422: problem('Invalid definition'), ...fleetControlProblems },
+  }),
+};
+
+// The enqueue routes' 503: a dependency, or a kill switch (see routes/fleet-controls.ts).
+const intakeUnavailable = problem('Redis or Postgres is unavailable, or intake of this kind or tenant is switched off (/problems/intake-disabled); retry after Retry-After seconds');
+
 /** The docs of `POST /v1/jobs/<queue>`, from the queue's intake (its zod schema included). */
 export function enqueueDocs(kind: AnyJobKind): FastifySchema {
   const { intake } = kind;
@@ -144,6 +219,7 @@ export function enqueueDocs(kind: AnyJobKind): FastifySchema {
       415: problem('Body is not application/json'),
       422: problem('The Idempotency-Key was already used with a different body'),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A quota of the tenant is exceeded (/problems/quota-exceeded; `quota`, `limit`, `used` say which), a request rate limit is used up (/problems/rate-limited), or too many failed authentications came from this address; retry after Retry-After seconds',
       ),
@@ -191,6 +267,7 @@ export function batchEnqueueDocs(kind: AnyJobKind, body: z.ZodType, limits: { ma
       415: problem('Body is not application/json'),
       422: problem(`Not a batch: \`jobs\` missing, empty or longer than API_BATCH_MAX_JOBS (${limits.maxJobs} here); errors name the field`),
       ...authProblems,
+      503: intakeUnavailable,
       429: problem(
         'A request rate limit is used up (/problems/rate-limited; a batch counts as one request), or too many failed authentications came from this address; quotas are answered per job',
       ),
@@ -398,6 +475,34 @@ export const docs = {
     params: object({ id: { type: 'string' } }),
     response: { 200: object(usageProperties), 400: problem('Invalid tenant id'), 404: problem('No such tenant'), ...authProblems },
   },
+  deprecations: {
+    tags: ['versions'],
+    summary: 'Who still calls deprecated routes (every /v1 route): per API key, its tenant, name, prefix and calls per route (fleet:admin)',
+    description: 'Counted per key, route pattern and UTC day; each API process writes its counts every API_DEPRECATION_FLUSH_MS, so the latest calls show that late.',
+    security: adminSecurity,
+    querystring: object({ days: { type: 'integer', minimum: 1, maximum: 366, default: 30, description: 'The last this many UTC days, today included' } }),
+    response: {
+      200: object({
+        since: { type: 'string', format: 'date' },
+        keys: {
+          type: 'array',
+          description: 'Keys last seen most recently first',
+          items: object({
+            keyId: { type: 'string' },
+            tenantId: { type: 'string' },
+            name: { type: 'string' },
+            prefix: { type: 'string' },
+            revokedAt: { type: 'string', format: 'date-time', nullable: true },
+            calls: { type: 'integer' },
+            lastSeen: { type: 'string', format: 'date-time' },
+            routes: { type: 'array', items: object({ route: { type: 'string', example: 'GET /v1/jobs/:id' }, calls: { type: 'integer' }, lastSeen: { type: 'string', format: 'date-time' } }) },
+          }),
+        },
+      }),
+      400: problem('Invalid days'),
+      ...adminProblems,
+    },
+  },
   live: { tags: ['ops'], summary: 'Liveness: 200 while the process runs' },
   ready: {
     tags: ['ops'],
@@ -428,12 +533,48 @@ export const docs = {
 // browser test (pages.browser.test.ts), which prints the new hash.
 const SWAGGER_UI_SOURCES = { 'style-src': ["'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"] };
 
-/** OpenAPI 3 at /docs/json and the Swagger UI at /docs. Register before the routes. */
-export async function registerDocs(app: FastifyInstance, info: { title: string; version: string }): Promise<void> {
+/** An OpenAPI document as @fastify/swagger builds it: the parts split by version. */
+interface OpenApiDocument {
+  info: Record<string, unknown>;
+  tags?: { name: string }[];
+  paths?: Record<string, Record<string, { tags?: string[]; deprecated?: boolean }>>;
+  [field: string]: unknown;
+}
+
+const API_VERSIONS = ['v1', 'v2'] as const;
+type ApiVersion = (typeof API_VERSIONS)[number];
+const VERSION_PATH = /^\/(v\d+)\//;
+
+/** The document of one version: its paths, and the unversioned ones (health, metrics) that serve every version. */
+function versionDocument(full: OpenApiDocument, version: ApiVersion, v1Deprecated: boolean): OpenApiDocument {
+  const paths = Object.entries(full.paths ?? {}).flatMap(([path, operations]) => {
+    const pathVersion = VERSION_PATH.exec(path)?.[1];
+    if (pathVersion !== undefined && pathVersion !== version) return [];
+    // Swagger UI strikes deprecated operations through.
+    const marked = pathVersion === 'v1' && v1Deprecated ? Object.fromEntries(Object.entries(operations).map(([method, op]) => [method, { ...op, deprecated: true }])) : operations;
+    return [[path, marked] as const];
+  });
+  const used = new Set(paths.flatMap(([, operations]) => Object.values(operations).flatMap((op) => op.tags ?? [])));
+  return {
+    ...full,
+    info: { ...full.info, version: version === 'v1' ? '1.0.0' : '2.0.0', title: `jobfleet API ${version}${version === 'v1' && v1Deprecated ? ' (deprecated: use v2)' : ''}` },
+    tags: (full.tags ?? []).filter((tag) => used.has(tag.name)),
+    paths: Object.fromEntries(paths),
+  };
+}
+
+/** Where the document of `version` is served. */
+const versionDocumentPath = (version: ApiVersion) => `/openapi/${version}.json`;
+
+/**
+ * OpenAPI 3: one document per version at /openapi/v1.json and /openapi/v2.json, both at once at
+ * /docs/json, and the Swagger UI at /docs (a version picker in its top bar). Register before the routes.
+ */
+export async function registerDocs(app: FastifyInstance, info: { title: string; v1Deprecated: boolean }): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { ...info, description: 'Takes jobs from producers and queues them for the jobfleet workers.' },
+      info: { title: info.title, version: '2.0.0', description: 'Takes jobs from producers and queues them for the jobfleet workers. /v1 and /v2 together; /openapi/v1.json and /openapi/v2.json hold one version each.' },
       tags: [
         { name: 'jobs', description: 'Queue jobs and follow them' },
         { name: 'sync', description: 'What has been synced, per entity' },
@@ -442,6 +583,8 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
         { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
         { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
+        { name: 'versions', description: 'API versions: who still calls the deprecated one' },
+        { name: 'fleet controls', description: 'Kill switches per job kind and tenant, and feature flags (fleet:admin)' },
         { name: 'ops', description: 'Health and metrics' },
       ],
       components: {
@@ -457,6 +600,22 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
   });
   await app.register(async (docs) => {
     usePagePolicy(docs, SWAGGER_UI_SOURCES);
-    await docs.register(swaggerUi, { routePrefix: '/docs' });
+    await docs.register(swaggerUi, {
+      routePrefix: '/docs',
+      // The newest version first; the top bar switches between them.
+      uiConfig: { urls: [...API_VERSIONS].reverse().map((version) => ({ url: versionDocumentPath(version), name: version })) },
+    });
   });
+  const documents = new Map<ApiVersion, OpenApiDocument>();
+  for (const version of API_VERSIONS) {
+    app.get(versionDocumentPath(version), async () => {
+      // Built once, on first demand: every route is registered by then.
+      let document = documents.get(version);
+      if (document === undefined) {
+        document = versionDocument(app.swagger() as unknown as OpenApiDocument, version, info.v1Deprecated);
+        documents.set(version, document);
+      }
+      return document;
+    });
+  }
 }

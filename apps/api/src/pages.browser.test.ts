@@ -1,10 +1,6 @@
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
+import { launchChromium, listenForBrowser } from '../../../tests/support/browser';
 import { ADMIN_PASSWORD, reservation, startTestApi, type TestApi } from './testing/harness';
-
-// Debian's chromium package; .ci/run installs it. Missing, the test fails: it is never skipped.
-const CHROMIUM = '/usr/bin/chromium';
 
 interface PageReport {
   violations: string[];
@@ -31,16 +27,9 @@ describe('the docs and Bull Board in Chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install it (apt-get install -y chromium), as .ci/run does`);
     api = await startTestApi({ label: 'api-pages' });
-    await api.app.listen({ host: '127.0.0.1', port: 0 });
-    origin = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // Root in a container has no user namespace for the sandbox; no host but ours is ever resolved.
-      args: ['--no-sandbox', '--disable-dev-shm-usage', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-    });
+    origin = await listenForBrowser(api.app);
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser.close();
@@ -80,9 +69,11 @@ describe('the docs and Bull Board in Chromium', () => {
     return report;
   }
 
-  it('renders the OpenAPI document in Swagger UI at /docs without a CSP violation', async () => {
+  it('renders the OpenAPI document in Swagger UI at /docs, v2 first, without a CSP violation', async () => {
     const report = await visit('/docs', async (page) => {
       await page.waitForSelector('.swagger-ui .info .title', { timeout: 15_000 });
+      // The version picker loads /openapi/v2.json first.
+      await page.waitForFunction(() => (globalThis as unknown as BrowserScope).document.body.innerText.includes('jobfleet API v2'), { timeout: 15_000 });
       // An operation opened shows its parameters, schemas and highlighted examples too.
       await page.click('.opblock-summary');
       await page.waitForSelector('.opblock-body .responses-wrapper', { timeout: 15_000 });

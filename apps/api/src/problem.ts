@@ -3,7 +3,9 @@ import { DependencyUnavailableError } from '@jobfleet/contracts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
-// Every error answer is one RFC 9457 shape, produced here and nowhere else.
+// Every error answer is one RFC 9457 shape, produced here and nowhere else. /v2 answers it with
+// the RFC's own names for field errors (detail and a JSON pointer) and the occurrence (instance);
+// /v1 keeps the form it was published with.
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -74,6 +76,40 @@ export class HttpProblem extends Error {
       ...(this.errors === undefined ? {} : { errors: this.errors }),
     };
   }
+
+  /**
+   * The problem as /v2 answers it: each field error as `{detail, pointer}` (RFC 9457 §3's
+   * example; the pointer, RFC 6901, is into the input the detail names), and `instance`, the
+   * occurrence: the request's path, or a part of it (a batch's job).
+   */
+  toRfc9457(instance: string): Rfc9457Problem {
+    const { errors, ...problem } = this.toProblem();
+    return {
+      ...problem,
+      instance,
+      ...(errors === undefined ? {} : { errors: errors.map(({ path, message }) => ({ detail: message, pointer: jsonPointer(path) })) }),
+    };
+  }
+}
+
+type Rfc9457Problem = Omit<Problem, 'errors'> & { instance: string; errors?: { detail: string; pointer: string }[] };
+
+/** A dotted field path (`start.dateTime`) as a JSON pointer fragment (`#/start/dateTime`); the whole input is `#`. */
+function jsonPointer(path: string): string {
+  if (path === '') return '#';
+  // RFC 6901 escapes, then percent-encoding for the fragment (RFC 6901 §6).
+  return `#/${path
+    .split('.')
+    .map((token) => encodeURIComponent(token.replaceAll('~', '~0').replaceAll('/', '~1')))
+    .join('/')}`;
+}
+
+/** Whether a request is /v2's, whose problems take the /v2 form. */
+const isV2Request = (request: FastifyRequest) => request.url.startsWith('/v2/');
+
+/** The body of `problem` for `request`, in the form of the request's API version. */
+function problemBodyFor(request: FastifyRequest, problem: HttpProblem, instance = request.url.split('?')[0] ?? ''): Problem | Rfc9457Problem {
+  return isV2Request(request) ? problem.toRfc9457(instance) : problem.toProblem();
 }
 
 /** zod issues as a 400 with one entry per issue, paths dotted (`start.dateTime`, `attendees.0.email`). */
@@ -108,7 +144,7 @@ function unavailableProblem(error: DependencyUnavailableError): HttpProblem {
 }
 
 function sendProblem(reply: FastifyReply, problem: HttpProblem): FastifyReply {
-  return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(problem.toProblem());
+  return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(problemBodyFor(reply.request, problem));
 }
 
 /** Fastify's own errors (body parsing, limits, content type) carry a 4xx statusCode worth passing on. */

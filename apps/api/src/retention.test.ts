@@ -1,4 +1,4 @@
-import { adminAuditRepository, appendLockAuditEvents, beginIdempotentRequest, verifyLockAuditChains, type RetentionPolicy } from '@jobfleet/db';
+import { adminAuditRepository, appendLockAuditEvents, beginIdempotentRequest, ensureLockAuditPartitions, verifyLockAuditChains, type RetentionPolicy } from '@jobfleet/db';
 import { createLogger } from '@jobfleet/observability';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 import { sql } from 'drizzle-orm';
@@ -55,19 +55,26 @@ describe('retention', () => {
       await tx.execute(sql`select set_config('jobfleet.retention', 'on', true)`);
       await tx.execute(sql`insert into admin_audit (at, actor, action) values (now() - interval '401 days', 'operator:admin', 'switch.set')`);
     });
+    // Counts of deprecated-route calls are read over a year at most.
+    await rows(sql`insert into api_keys (id, tenant_id, key_hash, key_prefix, name, scopes) values ('key-1', 'acme', 'h', 'p', 'legacy', '{jobs:read}')`);
+    await rows(sql`
+      insert into api_deprecated_usage (key_id, tenant_id, route, day, count, last_seen) values
+        ('key-1', 'acme', 'GET /v1/usage', current_date - 400, 5, now() - interval '400 days'),
+        ('key-1', 'acme', 'GET /v1/usage', current_date - 300, 2, now() - interval '300 days')`);
     // Invoices are never pruned, however old.
     await rows(sql`
       insert into afip_invoices (id, tenant_id, idempotency_key, cuit, pto_vta, cbte_tipo, cbte_nro, status, request, created_at, updated_at)
       values ('inv-old', 'acme', 'inv-old', 30712345671, 1, 1, 1, 'authorized', '{}', now() - interval '3650 days', now() - interval '3650 days')`);
 
     const report = await retention.runOnce();
-    expect(report).toMatchObject({ idempotencyKeys: 3, syncStatus: 2, adminAudit: 1, lockAuditMonthsDropped: [] });
+    expect(report).toMatchObject({ idempotencyKeys: 3, syncStatus: 2, adminAudit: 1, deprecatedUsage: 1, lockAuditMonthsDropped: [] });
+    expect(await rows(sql`select count::int from api_deprecated_usage`)).toEqual([{ count: 2 }]);
     expect(await names(sql`select key as name from idempotency_keys order by key`)).toEqual(['live']);
     expect(await names(sql`select entity_id as name from sync_status order by entity_id`)).toEqual(['pending-old', 'running-old', 'synced-new', 'waiting-old']);
     expect(await names(sql`select action as name from admin_audit order by action`)).toEqual(['job.cancel', 'job.retry']);
     expect(await names(sql`select idempotency_key as name from afip_invoices`)).toEqual(['inv-old']);
     // A second pass has nothing left to do.
-    await expect(retention.runOnce()).resolves.toMatchObject({ idempotencyKeys: 0, syncStatus: 0, adminAudit: 0 });
+    await expect(retention.runOnce()).resolves.toMatchObject({ idempotencyKeys: 0, syncStatus: 0, adminAudit: 0, deprecatedUsage: 0 });
   });
 
   it('keeps lock_audit partitions ahead of need and the current months', async () => {
@@ -129,5 +136,26 @@ describe('retention', () => {
       await tx.execute(sql`alter table lock_audit enable trigger user`);
     });
     await expect(verifyLockAuditChains(db, { keyring, chain: 'series-c' })).resolves.toMatchObject({ broken: [{ chain: 'series-c', seq: 3, reason: 'seq-gap' }] });
+  });
+
+  it('keeps a month that does not hold the start of a chain in it (a clock that went back) and says so', async () => {
+    const { db } = testDb.database;
+    await appendLockAuditEvents(db, [{ chain: 'series-d', lockKey: 'jf:lock:series-d', event: 'acquired', owner: 'w1', at: new Date() }]);
+    // seq 2 of that chain recorded fourteen months ago: past the cut, while seq 1 is not.
+    const now = new Date();
+    const past = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 14, 10));
+    const pastPartition = `lock_audit_${past.getUTCFullYear()}_${String(past.getUTCMonth() + 1).padStart(2, '0')}`;
+    await ensureLockAuditPartitions(db, { now: past, monthsAhead: 0 });
+    await rows(sql`
+      insert into lock_audit (chain, seq, lock_key, event, owner, at, prev_hash, hash, recorded_at)
+      values ('series-d', 2, 'jf:lock:series-d', 'released', 'w1', ${past}, 'x', 'y', ${past})`);
+    await expect(retention.runOnce(now)).rejects.toThrow(`${pastPartition} is not the start of chain series-d: kept`);
+    // That pass first gave this month its partition back (an earlier test dropped it), moving the
+    // rows the default partition held meanwhile into it.
+    const thisMonth = `lock_audit_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    expect(await names(sql`select distinct tableoid::regclass::text as name from lock_audit where chain in ('series-a', 'series-b')`)).toEqual([thisMonth]);
+    await expect(verifyLockAuditChains(db, { keyring, chain: 'series-a' })).resolves.toEqual({ chains: 1, rows: 1, broken: [] });
+    expect(await names(sql`select to_regclass(${pastPartition})::text as name`)).toEqual([pastPartition]);
+    expect(await rows(sql`select 1 from lock_audit_checkpoints where chain = 'series-d'`)).toEqual([]);
   });
 });

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readCredentialsDirectory } from '@jobfleet/afip';
 import { loadConfigOrExit, tenantLimitChangeSchema } from '@jobfleet/config';
 import { isValidCuit } from '@jobfleet/contracts';
+import { flagDefinition, flagDefinitionSchema, flagKeySchema, fleetControlsChannel, switchChange, switchChangeSchema, switchTargetSchema } from '@jobfleet/controls';
 import {
   API_KEY_SCOPES,
   ApiKeyError,
@@ -14,6 +16,8 @@ import {
   calendarAccessOf,
   createApiKey,
   createTenant,
+  featureFlagRepository,
+  fleetSwitchRepository,
   googleConnectionRepository,
   listApiKeys,
   openDatabase,
@@ -31,6 +35,7 @@ import {
   type GoogleCredential,
 } from '@jobfleet/db';
 import { QUEUE_NAMES } from '@jobfleet/kinds';
+import { createRedisConnection, waitUntilReady } from '@jobfleet/queue';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 
 const USAGE = `usage: npm run jobfleet -- <command>
@@ -56,6 +61,12 @@ const USAGE = `usage: npm run jobfleet -- <command>
   google-connection rotate <tenantId> [credential options] [--calendars …]
   google-connection remove <tenantId>
   google-connection show <tenantId>
+  switch list                                   the kill switches that were set
+  switch set <kind | tenant> <name> [--intake on|off] [--processing paused|running] [--reason <text>]
+                    switch a job kind's or a tenant's intake off (503) or pause its processing
+  flag list | flag show <key>                   feature flags
+  flag set <key> --set '<json>'                 create or replace a flag (see the README for its fields)
+  flag kill <key>                               turn a flag off: everyone gets its kill variant
   secrets generate-key <kid>                    print a new SECRETS_KEYS entry
   secrets re-encrypt                            re-wrap every connection secret under the active key
 scopes: ${API_KEY_SCOPES.join(', ')} (default jobs:write,jobs:read)`;
@@ -90,6 +101,9 @@ const { positionals, values } = parseArgs({
     grace: { type: 'string' },
     set: { type: 'string' },
     clear: { type: 'boolean' },
+    intake: { type: 'string' },
+    processing: { type: 'string' },
+    reason: { type: 'string' },
   },
 });
 const [command, sub, target, argument] = positionals;
@@ -196,6 +210,56 @@ async function changeLimits(db: Db, tenantId: string, change: unknown): Promise<
 
 async function printLimits(db: Db, tenantId: string): Promise<void> {
   print(await tenantLimitsRepository.describe(db, config.tenants, tenantId, QUEUE_NAMES));
+}
+
+const CLI_ACTOR = { actor: `cli:${userInfo().username}`, actorTenantId: null };
+
+/** --intake on|off and --processing paused|running as a switch change, validated as the admin API validates it. */
+function switchChangeOptions() {
+  const onOff = (raw: string | undefined, off: string, on: string, option: string) => {
+    if (raw === undefined) return undefined;
+    if (raw !== off && raw !== on) fail(`${option}: ${on} or ${off}`);
+    return raw === off;
+  };
+  const intakeOn = onOff(values.intake, 'off', 'on', '--intake');
+  const processing = onOff(values.processing, 'paused', 'running', '--processing');
+  const change = {
+    ...(intakeOn === undefined ? {} : { intakeOff: intakeOn }),
+    ...(processing === undefined ? {} : { processingPaused: processing }),
+    ...(values.reason === undefined ? {} : { reason: values.reason }),
+  };
+  const parsed = switchChangeSchema.safeParse(change);
+  if (!parsed.success) fail(`switch set: ${firstIssue(parsed)}`);
+  return parsed.data;
+}
+
+function flagKeyArgument(): string {
+  const parsed = flagKeySchema.safeParse(target);
+  if (!parsed.success) fail(`flag key: ${firstIssue(parsed)}`);
+  return parsed.data;
+}
+
+/**
+ * Tells every process that switches or flags changed. Without REDIS_URL, or with Redis down, they
+ * see the change at their next poll (FLEET_CONTROLS_POLL_MS).
+ */
+async function announceChange(): Promise<void> {
+  const note = `(every process applies it within ${config.controls.pollMs} ms by polling)`;
+  if (config.redis.main === undefined) {
+    process.stderr.write(`REDIS_URL is not set ${note}
+`);
+    return;
+  }
+  const redis = createRedisConnection(config.redis.main, 'producer', { name: 'jobfleet-cli', commandTimeoutMs: 2000 });
+  try {
+    if (!(await waitUntilReady(redis, 2000))) throw new Error('Redis is not reachable');
+    await redis.publish(fleetControlsChannel(config.redis.prefix), String(Date.now()));
+  } catch {
+    process.stderr.write(`could not announce the change on Redis ${note}
+`);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 if (`${command ?? ''} ${sub ?? ''}` === 'secrets generate-key') {
@@ -313,6 +377,38 @@ try {
     case 'google-connection show':
       print((await googleConnectionRepository.find(db, await requireTenant(db))) ?? null);
       break;
+    case 'switch list':
+      print(await fleetSwitchRepository.list(db));
+      break;
+    case 'switch set': {
+      const parsedTarget = switchTargetSchema(QUEUE_NAMES).safeParse({ scope: target, subject: argument });
+      if (!parsedTarget.success) fail(`switch set: ${parsedTarget.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+      if (parsedTarget.data.scope === 'tenant' && !(await tenantExists(db, parsedTarget.data.subject))) fail(`no tenant ${parsedTarget.data.subject}`);
+      print(await fleetSwitchRepository.set(db, switchChange(parsedTarget.data, switchChangeOptions()), CLI_ACTOR));
+      await announceChange();
+      break;
+    }
+    case 'flag list':
+      print(await featureFlagRepository.list(db));
+      break;
+    case 'flag show':
+      print((await featureFlagRepository.find(db, flagKeyArgument())) ?? null);
+      break;
+    case 'flag set': {
+      const key = flagKeyArgument();
+      const parsed = flagDefinitionSchema.safeParse(overridesOption());
+      if (!parsed.success) fail(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'flag'}: ${issue.message}`).join('\n'));
+      print(await featureFlagRepository.put(db, flagDefinition(key, parsed.data), CLI_ACTOR));
+      await announceChange();
+      break;
+    }
+    case 'flag kill': {
+      const flag = await featureFlagRepository.turnOff(db, flagKeyArgument(), CLI_ACTOR);
+      if (flag === undefined) fail(`no flag ${target ?? ''}`);
+      print(flag);
+      await announceChange();
+      break;
+    }
     case 'secrets re-encrypt': {
       const counts = await reencryptConnectionSecrets(db, keyring);
       process.stdout.write(`re-encrypted under key ${keyring.activeKeyId}: ${counts.afipIssuers} AFIP issuer(s), ${counts.googleConnections} Google connection(s)\n`);

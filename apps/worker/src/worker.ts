@@ -3,20 +3,32 @@ import { adminAuditRepository, classifyPostgresError, createTenantLimitsCache, p
 import { JOB_KINDS, QUEUE_NAMES, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { closeQueues, closeWorkersGracefully, createQueues, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
+import {
+  closeQueues,
+  closeWorkersGracefully,
+  createQueues,
+  createSubscriberConnection,
+  createTenantCapacity,
+  createWorker,
+  pausableGate,
+  settingsFor,
+  tenantAttemptGate,
+  type JobProcessor,
+  type RedisConnections,
+} from '@jobfleet/queue';
 import {
   createDependencyGuards,
   createFleetFailureCounter,
   mayTakeJobs,
   publishBreakerState,
   startDegradation,
-  type DegradationSnapshot,
   type DegradationView,
   type Dependency,
   type DependencyGuard,
 } from '@jobfleet/resilience';
 import { parseKeyring } from '@jobfleet/secrets';
-import type { Worker } from 'bullmq';
+import type { Telemetry, Worker } from 'bullmq';
+import { startFleetControls } from './fleet-controls';
 
 export interface WorkerFleetDeps {
   config: Config;
@@ -30,6 +42,8 @@ export interface WorkerFleetDeps {
   metrics: Metrics;
   /** The job kinds this build knows; default the registry. `config.worker.queues` picks among them. */
   kinds?: readonly AnyJobKind[];
+  /** Tracing's BullMQ telemetry: each run of a job is a span in the trace that enqueued it. Default: none. */
+  telemetry?: Telemetry | undefined;
 }
 
 export interface WorkerFleet {
@@ -74,7 +88,36 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   const audit = createBufferedAuditSink({ database, metrics, logger });
   let lockManager: LockManager | undefined;
   const locks = () => (lockManager ??= createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger }));
-  const context = { config, database, redis, logger, metrics, guards, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), locks };
+  // Every queue of the fleet, not only the served ones: this process may be the level's evaluator.
+  const signalQueues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config, logger });
+  const degradation = startDegradation({
+    config: config.degradation,
+    prefix: config.redis.prefix,
+    id: `worker:${config.worker.id}`,
+    sources: { main: connection, instances: redis.instances, queues: Object.values(signalQueues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
+    audit: (entries) => adminAuditRepository.append(database.db, entries),
+    logger,
+    metrics,
+    timeoutMs: config.api.readyTimeoutMs,
+    countsAsWorker: true,
+  });
+  const fleetControls = await startFleetControls({
+    config,
+    database,
+    redis: redis.main,
+    subscriber: createSubscriberConnection(redis.main, `${config.worker.id}:controls`),
+    logger,
+    metrics,
+    // The level holds fetching back too (mayTakeJobs); the kill switches' pause applies both.
+    heldBackBy: () => {
+      const { level, raised } = degradation.current();
+      return mayTakeJobs(level, raised) ? undefined : `degradation level ${level}`;
+    },
+  });
+  degradation.onChange(() => fleetControls.reapply());
+  const { controls } = fleetControls;
+  const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
+  const context = { config, database, redis, logger, metrics, guards, keyring, locks, flags: fleetControls.flags };
 
   const runtimes = new Map<string, KindRuntime>();
   for (const kind of kinds) runtimes.set(kind.name, await (await kind.worker()).start(context));
@@ -100,29 +143,21 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
-      gate: tenantAttemptGate({
-        kind: kind.name,
-        capacity,
-        maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
-        leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
-      }),
+      telemetry: deps.telemetry,
+      // A paused tenant's jobs wait before they take a running slot.
+      gate: pausableGate(
+        (tenantId) => controls.current().processingPaused(kind.name, tenantId) !== undefined,
+        tenantAttemptGate({
+          kind: kind.name,
+          capacity,
+          maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
+          leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
+        }),
+      ),
     });
+    fleetControls.watch(worker);
     workers.set(kind.name, worker);
   }
-  // Every queue of the fleet, not only the served ones: this process may be the level's evaluator.
-  const signalQueues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config, logger });
-  const degradation = startDegradation({
-    config: config.degradation,
-    prefix: config.redis.prefix,
-    id: `worker:${config.worker.id}`,
-    sources: { main: connection, instances: redis.instances, queues: Object.values(signalQueues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
-    audit: (entries) => adminAuditRepository.append(database.db, entries),
-    logger,
-    metrics,
-    timeoutMs: config.api.readyTimeoutMs,
-    countsAsWorker: true,
-  });
-  degradation.onChange((snapshot) => applyDegradation(workers, snapshot, logger));
   logger.info({ queues: [...workers.keys()], workerId: config.worker.id }, 'workers started');
   return {
     workers,
@@ -132,26 +167,13 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
       await degradation.stop();
       await closeQueues(signalQueues);
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
+      await fleetControls.close();
       // Lock events of the last jobs are written before the database closes.
       await audit.close();
       for (const runtime of runtimes.values()) await runtime.close?.();
       return outcome;
     },
   };
-}
-
-/**
- * Pauses or resumes fetching as the level says (mayTakeJobs). Active jobs run on: pause(true)
- * returns at once instead of waiting for them. The process stays up and resumes when the level drops.
- */
-function applyDegradation(workers: ReadonlyMap<string, Worker>, { level, raised }: DegradationSnapshot, logger: Logger): void {
-  const take = mayTakeJobs(level, raised);
-  for (const [queue, worker] of workers) {
-    if (take === !worker.isPaused()) continue;
-    const change = take ? Promise.resolve(worker.resume()) : worker.pause(true);
-    change.catch((error: unknown) => logger.error({ err: error, queue, level }, 'could not apply the degradation level to the worker'));
-    logger.warn({ queue, level }, take ? 'taking jobs again' : 'no new jobs at this degradation level; active ones finish');
-  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { DependencyWaitError } from '@jobfleet/contracts';
 import { TEST_REDIS_URL, deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator } from './simulator/index';
 import { WsaaTicketLostError } from './errors';
-import { createTicketProvider, type TicketProviderOptions } from './ticket-provider';
+import { createTicketProvider, type TicketOutcome, type TicketProviderOptions } from './ticket-provider';
 import { createWsaaClient } from './wsaa';
 
 const CUIT = 20_123_456_786;
@@ -84,9 +84,10 @@ describe('WSAA ticket provider (Redis cache + simulator)', () => {
   });
 
   it('waits out a ticket AFIP holds but the fleet lost: no attempt spent, one login try per recheck, then a new ticket', async () => {
-    await provider().getTicket(ISSUER);
+    const outcomes: TicketOutcome[] = [];
+    await provider({ onTicket: (outcome) => outcomes.push(outcome) }).getTicket(ISSUER);
     await redis.del(`${keyPrefix}:afip-wsaa:ticket:${ISSUER.tenantId}:${CUIT}:wsfe`); // the cache entry is gone, AFIP's ticket is not
-    const tickets = provider({ lostTicketRecheckMs: 1000 });
+    const tickets = provider({ lostTicketRecheckMs: 1000, onTicket: (outcome) => outcomes.push(outcome) });
 
     const error = await tickets.getTicket(ISSUER).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WsaaTicketLostError);
@@ -106,15 +107,18 @@ describe('WSAA ticket provider (Redis cache + simulator)', () => {
     await delay(1100);
     const ticket = await tickets.getTicket(ISSUER);
     expect(simulator.loginCount(CUIT)).toBe(2);
-    expect(await provider().getTicket(ISSUER)).toEqual(ticket);
+    expect(await tickets.getTicket(ISSUER)).toEqual(ticket);
+    expect(outcomes).toEqual(['issued', 'lost', 'issued', 'cached']);
   });
 
   it('keeps using the cached ticket when WSAA refuses an early refresh, and does not ask again before it expires', async () => {
     const first = await provider().getTicket(ISSUER);
     // A margin wider than the ticket's life makes it due for refresh; AFIP still holds it as valid.
-    const refreshing = provider({ refreshMarginSeconds: 13 * 3600 });
+    const outcomes: TicketOutcome[] = [];
+    const refreshing = provider({ refreshMarginSeconds: 13 * 3600, onTicket: (outcome) => outcomes.push(outcome) });
     expect(await refreshing.getTicket(ISSUER)).toEqual(first);
     expect(await refreshing.getTicket(ISSUER)).toEqual(first);
+    expect(outcomes).toEqual(['kept', 'kept']);
     expect(simulator.requestCount('loginCms')).toBe(2);
     expect(simulator.loginCount(CUIT)).toBe(1);
   });

@@ -24,7 +24,18 @@ export interface TicketProviderOptions {
   refreshMarginSeconds?: number;
   /** While AFIP holds a ticket the fleet lost, how often one worker tries the login again. Default 300 000. */
   lostTicketRecheckMs?: number;
+  /** Told how each ticket asked for was served (see TicketOutcome), e.g. to count them. */
+  onTicket?: (outcome: TicketOutcome) => void;
 }
+
+/**
+ * - `cached`: from the shared cache;
+ * - `issued`: a login issued a new ticket;
+ * - `kept`: logins are refused while the cached ticket is still valid to AFIP, which is used;
+ * - `lost`: AFIP holds a ticket the fleet lost; logins are refused, the caller waits (WsaaTicketLostError).
+ * A login that fails otherwise (WSAA down) reports nothing: the dependency's own metrics tell.
+ */
+export type TicketOutcome = 'cached' | 'issued' | 'kept' | 'lost';
 
 /** An issuing CUIT as one tenant owns it: tickets are cached per tenant and CUIT, never shared across tenants. */
 export interface IssuerRef {
@@ -70,6 +81,7 @@ const cachedTicketSchema = z.object({
  */
 export function createTicketProvider(options: TicketProviderOptions): TicketProvider {
   const { redis, keyPrefix, wsaa, credentials, withLock, service = 'wsfe', refreshMarginSeconds = 600 } = options;
+  const report = (outcome: TicketOutcome): void => options.onTicket?.(outcome);
   const recheckMs = Math.max(MIN_RECHECK_MS, options.lostTicketRecheckMs ?? 300_000);
   const key = (kind: 'ticket' | 'blocked' | 'login-started', issuer: IssuerRef) =>
     `${keyPrefix}:afip-wsaa:${kind}:${issuer.tenantId}:${issuer.cuit}:${service}`;
@@ -100,6 +112,7 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
 
   /** What the fleet uses while logins are blocked: the ticket it still has, or a wait. */
   function whileBlocked(issuer: IssuerRef, cached: AccessTicket | undefined, block: { expiresBy: Date; retryAfterMs: number }): AccessTicket {
+    report(cached ? 'kept' : 'lost');
     if (cached) return cached;
     throw new WsaaTicketLostError(issuer.cuit, service, block.expiresBy, block.retryAfterMs);
   }
@@ -118,6 +131,7 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
     try {
       const ticket = await wsaa.login(signed);
       await store(issuer, ticket);
+      report('issued');
       return ticket;
     } catch (error) {
       if (!(error instanceof WsaaAlreadyAuthenticatedError)) throw error;
@@ -127,11 +141,13 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
       if (cached) {
         // An early refresh refused: the ticket we have stays valid, so use it until it expires.
         await block(issuer, cached.expiresAt.getTime(), cached.expiresAt.getTime() - Date.now());
+        report('kept');
         return cached;
       }
       const expiresBy = (previousStart === null ? Date.now() : Number(previousStart)) + MAX_TICKET_LIFETIME_MS;
       const retryAfterMs = Math.max(MIN_RECHECK_MS, Math.min(expiresBy - Date.now(), recheckMs));
       await block(issuer, expiresBy, retryAfterMs);
+      report('lost');
       throw new WsaaTicketLostError(issuer.cuit, service, new Date(expiresBy), retryAfterMs, { cause: error });
     }
   }
@@ -156,13 +172,19 @@ export function createTicketProvider(options: TicketProviderOptions): TicketProv
   return {
     async getTicket(issuer) {
       const cached = await readCache(issuer);
-      if (cached && !dueForRefresh(cached)) return cached;
+      if (cached && !dueForRefresh(cached)) {
+        report('cached');
+        return cached;
+      }
       const blocked = await readBlock(issuer);
       if (blocked) return whileBlocked(issuer, cached, blocked);
       return withLock(`afip-wsaa:${issuer.tenantId}:${issuer.cuit}:${service}`, async () => {
         // Whoever held the lock before us may have logged in (or been refused) already.
         const current = await readCache(issuer);
-        if (current && !dueForRefresh(current)) return current;
+        if (current && !dueForRefresh(current)) {
+          report('cached');
+          return current;
+        }
         const blockedNow = await readBlock(issuer);
         if (blockedNow) return whileBlocked(issuer, current, blockedNow);
         return login(issuer, current);

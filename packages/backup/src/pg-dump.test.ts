@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
+import { trace } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
+import { startTracing } from '@jobfleet/observability/tracing';
 import { withClient } from '../../../tests/support/backup';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { BackupTimeoutError } from './errors';
@@ -59,6 +62,29 @@ describe('runPgDump', () => {
       expect(await countRows(target.url)).toBe(ROWS);
     } finally {
       await target.drop();
+    }
+  });
+
+  it('is a pg_dump span under the job\'s span, naming the database and the exit code, never the URL', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = startTracing({ config: { tracesUrl: undefined, serviceName: undefined, sampler: 'always_on', ratio: 1 }, serviceName: 'test', exporter });
+    try {
+      const job = await trace.getTracer('test').startActiveSpan('job', async (span) => {
+        await runPgDump({ databaseUrl: source.url, format: 'custom', target: createFilesystemTarget({ directory }), name: 'traced', timeoutMs: 30_000 });
+        span.end();
+        return span.spanContext();
+      });
+      const dump = exporter.getFinishedSpans().find((span) => span.name === 'pg_dump');
+      expect(dump?.parentSpanContext?.spanId).toBe(job.spanId);
+      expect(dump?.attributes).toEqual({
+        'process.executable.name': 'pg_dump',
+        'db.system.name': 'postgresql',
+        'db.namespace': new URL(source.url).pathname.slice(1),
+        'process.exit.code': 0,
+        'jobfleet.backup.bytes': expect.any(Number),
+      });
+    } finally {
+      await tracing?.shutdown();
     }
   });
 

@@ -5,6 +5,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { DependencyUnavailableError, JobfleetError, PermanentError } from '@jobfleet/contracts';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { BackupTimeoutError } from './errors';
 import type { BackupTarget, BackupUpload } from './target';
 
@@ -48,9 +49,36 @@ export const backupFileName = (name: string, format: BackupFormat): string => `$
 
 /**
  * Streams one pg_dump into the target (through gzip for plain) while hashing it; the file becomes
- * visible under its final name only after the dump and the write both succeeded.
+ * visible under its final name only after the dump and the write both succeeded. With tracing on,
+ * the run is a `pg_dump` span (the database's name, the exit code and the bytes; never the URL).
  */
 export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
+  const database = databaseName(options.databaseUrl);
+  const attributes = { 'process.executable.name': 'pg_dump', 'db.system.name': 'postgresql', ...(database ? { 'db.namespace': database } : {}) };
+  return trace.getTracer('jobfleet-backup').startActiveSpan('pg_dump', { attributes }, async (span) => {
+    try {
+      const result = await dumpToTarget(options);
+      span.setAttribute('jobfleet.backup.bytes', result.bytes);
+      return result;
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof JobfleetError ? error.code : 'UNEXPECTED' });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** The database a postgres:// URL names, if it parses. */
+function databaseName(databaseUrl: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function dumpToTarget(options: PgDumpOptions): Promise<PgDumpResult> {
   const started = performance.now();
   if (options.name === '' || basename(options.name) !== options.name) {
     throw new PermanentError('BACKUP_INVALID_NAME', `backup name must be a plain file name: ${JSON.stringify(options.name)}`);
@@ -120,6 +148,7 @@ export async function runPgDump(options: PgDumpOptions): Promise<PgDumpResult> {
     // A target that refused the write (S3 403, say) kills pg_dump with SIGPIPE: its error is the cause.
     if (pipe.status === 'rejected' && pipe.reason instanceof JobfleetError) throw pipe.reason;
     const { code, signal } = exit.value;
+    if (code !== null) trace.getActiveSpan()?.setAttribute('process.exit.code', code);
     if (code !== 0) {
       const tail = stderr();
       const message = `pg_dump exited with ${code === null ? `signal ${String(signal)}` : `code ${code}`}: ${tail.trim()}`;

@@ -70,6 +70,26 @@ describe('syncReservation (through googleapis against the fake Calendar)', () =>
     expect(storedEvents()[0]).toMatchObject({ location: 'Terrace', description: '', attendees: [] });
   });
 
+  it('patches only the changed fields when minimalPatch is on, every field we own when it is off, to the same event', async () => {
+    const patches: unknown[] = [];
+    const recording: CalendarClient = {
+      ...calendar,
+      patchEvent: (calendarId, eventId, patch) => {
+        patches.push(patch);
+        return calendar.patchEvent(calendarId, eventId, patch);
+      },
+    };
+    await sync(request({ description: 'Window table' }));
+    const bookkeeping = (version: number) => ({ private: { jobfleetTenant: TENANT, jobfleetReservation: 'r-1', jobfleetVersion: String(version) } });
+    const minimal = request({ action: 'update', version: 2, description: 'Window table', location: 'Terrace' });
+    await expect(syncReservation({ tenantId: TENANT, request: minimal }, { calendar: recording, minimalPatch: true })).resolves.toMatchObject({ outcome: 'updated' });
+    expect(patches).toEqual([{ location: 'Terrace', extendedProperties: bookkeeping(2) }]);
+    const full = request({ action: 'update', version: 3, description: 'Window table', location: 'Garden' });
+    await expect(syncReservation({ tenantId: TENANT, request: full }, { calendar: recording })).resolves.toMatchObject({ outcome: 'updated' });
+    expect(patches[1]).toMatchObject({ summary: 'Dinner for 4', description: 'Window table', location: 'Garden', attendees: [], extendedProperties: bookkeeping(3) });
+    expect(storedEvents()).toEqual([expect.objectContaining({ summary: 'Dinner for 4', description: 'Window table', location: 'Garden', extendedProperties: bookkeeping(3) })]);
+  });
+
   it('ignores a request older than the version the event carries', async () => {
     await sync(request({ version: 5, summary: 'Newest' }));
     await expect(sync(request({ action: 'update', version: 4, summary: 'Older' }))).resolves.toMatchObject({

@@ -18,6 +18,12 @@ export interface SyncReservationJob {
 
 export interface SyncReservationDeps {
   calendar: CalendarClient;
+  /**
+   * Rolling out (flag `calendar-sync.minimal-patch`): an update patches only the fields that differ
+   * from the stored event instead of every field we own, so a request names only what changed and
+   * fields that already match are not written again. Default false: the full patch.
+   */
+  minimalPatch?: boolean;
 }
 
 /** Where one reservation's event lives, and which version of the reservation is being applied. */
@@ -26,6 +32,7 @@ interface Target {
   calendarId: string;
   eventId: string;
   version: number;
+  minimalPatch: boolean;
 }
 
 /**
@@ -49,6 +56,7 @@ export async function syncReservation(job: SyncReservationJob, deps: SyncReserva
     calendarId: request.calendarId,
     eventId: calendarEventId(tenantId, request.calendarId, request.reservationId),
     version: request.version,
+    minimalPatch: deps.minimalPatch ?? false,
   };
   const outcome = await apply(target, tenantId, request);
   return { eventId: target.eventId, outcome, version: request.version };
@@ -95,8 +103,9 @@ async function update(target: Target, desired: CalendarEventInput, reservationId
       details: { calendarId, eventId, reservationId, deleted: stored !== null },
     });
   }
-  if (sameContent(stored, desired)) return 'unchanged';
-  await calendar.patchEvent(calendarId, eventId, desired);
+  const changed = changedFields(stored, desired);
+  if (Object.keys(changed).length === 0) return 'unchanged';
+  await calendar.patchEvent(calendarId, eventId, target.minimalPatch ? changed : desired);
   return 'updated';
 }
 
@@ -146,17 +155,24 @@ function isNewer(event: CalendarEvent, version: number): boolean {
 }
 
 function sameContent(stored: CalendarEvent, desired: CalendarEventInput): boolean {
+  return Object.keys(changedFields(stored, desired)).length === 0;
+}
+
+/** The fields of `desired` that the stored event does not have yet. */
+function changedFields(stored: CalendarEvent, desired: CalendarEventInput): Partial<CalendarEventInput> {
   const storedPrivate = stored.extendedProperties?.private ?? {};
-  return (
-    stored.summary === desired.summary &&
-    // Google drops empty strings from what it returns.
-    (stored.description ?? '') === (desired.description ?? '') &&
-    (stored.location ?? '') === (desired.location ?? '') &&
-    sameTime(stored.start, desired.start) &&
-    sameTime(stored.end, desired.end) &&
-    attendeeKey(stored.attendees) === attendeeKey(desired.attendees) &&
-    Object.entries(desired.extendedProperties?.private ?? {}).every(([key, value]) => storedPrivate[key] === value)
-  );
+  const changed: Partial<CalendarEventInput> = {};
+  if (stored.summary !== desired.summary) changed.summary = desired.summary;
+  // Google drops empty strings from what it returns.
+  if ((stored.description ?? '') !== (desired.description ?? '')) changed.description = desired.description;
+  if ((stored.location ?? '') !== (desired.location ?? '')) changed.location = desired.location;
+  if (!sameTime(stored.start, desired.start)) changed.start = desired.start;
+  if (!sameTime(stored.end, desired.end)) changed.end = desired.end;
+  if (attendeeKey(stored.attendees) !== attendeeKey(desired.attendees)) changed.attendees = desired.attendees;
+  if (!Object.entries(desired.extendedProperties?.private ?? {}).every(([key, value]) => storedPrivate[key] === value)) {
+    changed.extendedProperties = desired.extendedProperties;
+  }
+  return changed;
 }
 
 // Google answers dateTime in the calendar's offset (10:00Z comes back as 07:00-03:00): compare instants.

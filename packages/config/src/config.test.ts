@@ -21,6 +21,16 @@ function issuesOf(env: Record<string, string>): readonly string[] {
 }
 
 describe('loadConfig', () => {
+  it('turns tracing on only with an OTLP endpoint, and off again with OTEL_SDK_DISABLED', () => {
+    expect(loadConfig({}).tracing).toEqual({ tracesUrl: undefined, serviceName: undefined, sampler: 'parentbased_always_on', ratio: 1 });
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318/', OTEL_SERVICE_NAME: 'api-eu', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' };
+    expect(loadConfig(on).tracing).toEqual({ tracesUrl: 'http://otel-collector:4318/v1/traces', serviceName: 'api-eu', sampler: 'parentbased_traceidratio', ratio: 0.1 });
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/in' }).tracing.tracesUrl).toBe('http://traces:9999/in');
+    expect(loadConfig({ ...on, OTEL_SDK_DISABLED: 'true' }).tracing.tracesUrl).toBeUndefined();
+    expect(issuesOf({ OTEL_TRACES_SAMPLER_ARG: '1.5' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /)]);
+    expect(issuesOf({ OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER: /)]);
+  });
+
   it('gives development everything embedded: dev tenant, sandbox connectors, no external services', () => {
     const config = loadConfig({});
     expect(config.nodeEnv).toBe('development');
@@ -65,6 +75,17 @@ describe('loadConfig', () => {
     expect(issuesOf({ API_BATCH_MAX_JOBS: '5001' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
     expect(issuesOf({ API_BATCH_MAX_JOBS: '0' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
     expect(issuesOf({ API_BODY_LIMIT_BYTES: '4096', API_BATCH_BODY_LIMIT_BYTES: '2048' })).toEqual(['API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES']);
+  });
+
+  it('deprecates /v1 since the day /v2 shipped unless told otherwise, and announces a sunset only when one is set', () => {
+    expect(loadConfig({}).api.v1).toEqual({ deprecatedAt: new Date('2026-12-01T00:00:00Z'), sunsetAt: undefined });
+    expect(loadConfig({ API_V1_DEPRECATED_AT: 'never' }).api.v1.deprecatedAt).toBeUndefined();
+    expect(loadConfig({ API_V1_DEPRECATED_AT: '2027-01-01T00:00:00Z', API_V1_SUNSET_AT: '2027-07-01T00:00:00Z' }).api.v1).toEqual({
+      deprecatedAt: new Date('2027-01-01T00:00:00Z'),
+      sunsetAt: new Date('2027-07-01T00:00:00Z'),
+    });
+    expect(issuesOf({ API_V1_DEPRECATED_AT: '2027-01-01T00:00:00Z', API_V1_SUNSET_AT: '2026-07-01T00:00:00Z' })).toEqual(['API_V1_SUNSET_AT: must not be before API_V1_DEPRECATED_AT']);
+    expect(issuesOf({ API_V1_SUNSET_AT: 'next year' })).toEqual([expect.stringMatching(/^API_V1_SUNSET_AT:/)]);
   });
 
   it('returns a frozen object', () => {

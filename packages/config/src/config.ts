@@ -34,6 +34,10 @@ export class ConfigError extends Error {
   }
 }
 
+/** The OTEL_TRACES_SAMPLER values of the OpenTelemetry spec that need no extension. */
+const TRACES_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TracesSampler = (typeof TRACES_SAMPLERS)[number];
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -81,6 +85,20 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Name used in logs and metrics (service label).
   SERVICE_NAME: z.string().min(1).default('jobfleet'),
+
+  // OpenTelemetry traces (the standard OTEL_* variables): off unless an OTLP endpoint is set.
+  // true: no tracing whatever else is set.
+  OTEL_SDK_DISABLED: bool.default(false),
+  // service.name of the spans; default <SERVICE_NAME>-api / -worker (standalone: SERVICE_NAME).
+  OTEL_SERVICE_NAME: optionalString,
+  // OTLP/HTTP base URL (a collector's :4318); spans go to <it>/v1/traces.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
+  // The full traces URL, overriding the base one.
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalString.pipe(z.url().optional()),
+  // Which traces are kept: the spec's sampler names.
+  OTEL_TRACES_SAMPLER: z.enum(TRACES_SAMPLERS).default('parentbased_always_on'),
+  // The ratio of the traceidratio samplers, 0 to 1.
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
 
   // Redis for queues, rate limits and caches: redis://, rediss://, or redis-cluster://host:port,host:port
   // (a Redis Cluster; QUEUE_PREFIX must then be hash-tagged). Unset: the standalone start finds or starts one.
@@ -135,6 +153,13 @@ const envSchema = z.object({
   API_LISTEN_BACKLOG: int(1).max(65535).default(4096),
   // When set, /metrics (API and worker) needs `Authorization: Bearer <token>`; unset, it is open.
   API_METRICS_TOKEN: optionalString,
+  // /v1 is deprecated since this instant (RFC 9745 Deprecation header on every /v1 answer);
+  // `never` leaves the header out. The default is the day /v2 shipped.
+  API_V1_DEPRECATED_AT: z.union([z.literal('never'), z.iso.datetime({ offset: true })]).default('2026-12-01T00:00:00Z'),
+  // When /v1 stops answering (RFC 8594 Sunset header); unset: no date promised, no header.
+  API_V1_SUNSET_AT: z.iso.datetime({ offset: true }).optional(),
+  // How often each API process writes its counts of deprecated-route calls to Postgres.
+  API_DEPRECATION_FLUSH_MS: int(10).default(10_000),
 
   // Seed a development tenant with a well-known API key (never in production).
   DEV_TENANT_ENABLED: bool.optional(),
@@ -256,6 +281,16 @@ const envSchema = z.object({
   // Calendar calls in flight at once per worker process (Google rate-limits per project).
   CALENDAR_MAX_CONCURRENT_CALLS: int(0).default(20),
 
+  // How often each process re-reads kill switches and feature flags from Postgres: the fallback
+  // when a change's Redis message is lost (changes normally arrive by pub/sub at once).
+  FLEET_CONTROLS_POLL_MS: int(200).max(5000).default(3000),
+  // Retry-After of the 503 a job kind or tenant with intake off answers.
+  INTAKE_OFF_RETRY_AFTER_SECONDS: int(1).default(60),
+  // A flag turns itself off when one of its variants fails more than this share of job attempts
+  // within the window, once at least FLAG_ROLLBACK_MIN_SAMPLE attempts were seen there.
+  FLAG_ROLLBACK_FAILURE_RATIO: z.coerce.number().gt(0).max(1).default(0.2),
+  FLAG_ROLLBACK_WINDOW_SECONDS: int(60).default(300),
+  FLAG_ROLLBACK_MIN_SAMPLE: int(1).default(20),
   // Degradation levels: thresholds, hysteresis and what is shed (degradation.ts).
   ...degradationEnvShape,
 });
@@ -274,10 +309,22 @@ export interface WorkerQueueSettings {
 
 export type ConnectorMode = 'sandbox' | 'live';
 
+/** OpenTelemetry tracing, from the standard OTEL_* variables. */
+export interface TracingConfig {
+  /** OTLP/HTTP traces URL (…/v1/traces); undefined: tracing is off. */
+  tracesUrl: string | undefined;
+  /** service.name of every span; undefined: the process's own (`<SERVICE_NAME>-api`, …). */
+  serviceName: string | undefined;
+  sampler: TracesSampler;
+  /** The traceidratio samplers' ratio (default 1). */
+  ratio: number;
+}
+
 export interface Config {
   nodeEnv: Env['NODE_ENV'];
   serviceName: string;
   logLevel: Env['LOG_LEVEL'];
+  tracing: TracingConfig;
   redis: RedisConfig;
   database: { url: string | undefined; poolMax: number; dataDir: string };
   api: {
@@ -302,6 +349,10 @@ export interface Config {
     listenBacklog: number;
     /** Bearer token Prometheus presents to scrape /metrics (API and worker); undefined: open. */
     metricsToken: string | undefined;
+    /** The retirement of /v1: since when it is deprecated, when it goes (undefined: not announced). */
+    v1: { deprecatedAt: Date | undefined; sunsetAt: Date | undefined };
+    /** How often counts of calls to deprecated routes are written to Postgres. */
+    deprecationFlushMs: number;
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number };
@@ -356,6 +407,12 @@ export interface Config {
   backup: BackupConfig;
   /** Timeout, retry, breaker and bulkhead settings of each dependency. */
   resilience: Readonly<Record<Dependency, DependencyPolicySettings>>;
+  /** Kill switches and feature flags: how often they are re-read, and the automatic rollback of a flag. */
+  controls: {
+    pollMs: number;
+    intakeOffRetryAfterSeconds: number;
+    rollback: { failureRatio: number; windowMs: number; minSample: number };
+  };
   /** The fleet-wide degradation level's thresholds and what it sheds. */
   degradation: DegradationConfig;
 }
@@ -530,6 +587,10 @@ export function loadConfig(source: Source = process.env): Config {
   if (env.API_HEADERS_TIMEOUT_MS > env.API_REQUEST_TIMEOUT_MS) {
     issues.push('API_HEADERS_TIMEOUT_MS: must not exceed API_REQUEST_TIMEOUT_MS');
   }
+  // RFC 9745 §3: a resource is deprecated no later than its sunset.
+  if (env.API_V1_SUNSET_AT !== undefined && env.API_V1_DEPRECATED_AT !== 'never' && Date.parse(env.API_V1_SUNSET_AT) < Date.parse(env.API_V1_DEPRECATED_AT)) {
+    issues.push('API_V1_SUNSET_AT: must not be before API_V1_DEPRECATED_AT');
+  }
   // A batch of one job must fit wherever that job alone would.
   if (env.API_BATCH_BODY_LIMIT_BYTES < env.API_BODY_LIMIT_BYTES) {
     issues.push('API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES');
@@ -540,6 +601,7 @@ export function loadConfig(source: Source = process.env): Config {
     nodeEnv: env.NODE_ENV,
     serviceName: env.SERVICE_NAME,
     logLevel: env.LOG_LEVEL,
+    tracing: tracingConfig(env),
     redis: parseRedisConfig(env, WORKER_QUEUES, issues),
     database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX, dataDir: env.DATA_DIR },
     api: {
@@ -558,6 +620,11 @@ export function loadConfig(source: Source = process.env): Config {
       keepAliveTimeoutMs: env.API_KEEP_ALIVE_TIMEOUT_MS,
       listenBacklog: env.API_LISTEN_BACKLOG,
       metricsToken: env.API_METRICS_TOKEN,
+      v1: {
+        deprecatedAt: env.API_V1_DEPRECATED_AT === 'never' ? undefined : new Date(env.API_V1_DEPRECATED_AT),
+        sunsetAt: env.API_V1_SUNSET_AT === undefined ? undefined : new Date(env.API_V1_SUNSET_AT),
+      },
+      deprecationFlushMs: env.API_DEPRECATION_FLUSH_MS,
     },
     devTenant: {
       enabled: env.DEV_TENANT_ENABLED ?? !production,
@@ -604,11 +671,28 @@ export function loadConfig(source: Source = process.env): Config {
     },
     backup: parseBackupConfig(env, issues),
     resilience: resilienceSettings(env, env.GOOGLE_TIMEOUT_MS, env.AFIP_TIMEOUT_SECONDS * 1000, env.BACKUP_S3_TIMEOUT_SECONDS * 1000),
+    controls: {
+      pollMs: env.FLEET_CONTROLS_POLL_MS,
+      intakeOffRetryAfterSeconds: env.INTAKE_OFF_RETRY_AFTER_SECONDS,
+      rollback: { failureRatio: env.FLAG_ROLLBACK_FAILURE_RATIO, windowMs: env.FLAG_ROLLBACK_WINDOW_SECONDS * 1000, minSample: env.FLAG_ROLLBACK_MIN_SAMPLE },
+    },
     degradation: parseDegradationConfig(env, tenants.tiers, issues),
   };
   if (production) issues.push(...productionIssues(env, config));
   if (issues.length > 0) throw new ConfigError('Invalid configuration', issues);
   return deepFreeze(config);
+}
+
+function tracingConfig(env: Env): TracingConfig {
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  // As the spec says: the base URL gets the signal's path; the per-signal URL is used as it is.
+  const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base === undefined ? undefined : `${base.replace(/\/+$/, '')}/v1/traces`);
+  return {
+    tracesUrl: env.OTEL_SDK_DISABLED ? undefined : tracesUrl,
+    serviceName: env.OTEL_SERVICE_NAME,
+    sampler: env.OTEL_TRACES_SAMPLER,
+    ratio: env.OTEL_TRACES_SAMPLER_ARG ?? 1,
+  };
 }
 
 /** The config of an API or worker process: Redis and Postgres are shared with its peers. */

@@ -28,6 +28,8 @@ export const backupJobSchema = z.object({
   idempotencyKey: z.string().min(1).optional(),
   request: backupRequestSchema,
   enqueuedAt: z.iso.datetime().optional(),
+  // The API request that enqueued it (X-Request-Id), for the worker's logs.
+  requestId: z.string().optional(),
 });
 export type BackupJob = z.infer<typeof backupJobSchema>;
 

@@ -35,7 +35,18 @@ export interface Database {
   rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
   /** `select 1` bounded by `timeoutMs`; rejects on timeout or error. */
   ping(timeoutMs: number): Promise<void>;
+  /** The pool's connections now (pg's own counters, read for metrics); undefined for PGlite, which has none. */
+  poolStats(): PoolStats | undefined;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  /** Connections open, in use or idle. */
+  totalCount: number;
+  idleCount: number;
+  /** Queries waiting for a connection because all `max` are in use. */
+  waitingCount: number;
+  max: number;
 }
 
 // One literal URL, which the production build (scripts/build.ts) rewrites to its copy beside the bundle.
@@ -62,9 +73,10 @@ export async function openMigratedDatabase(
 }
 
 function openPostgres(options: DatabaseOptions & { url: string }): Database {
+  const max = options.poolMax ?? 10;
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.poolMax ?? 10,
+    max,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
   });
@@ -89,6 +101,7 @@ function openPostgres(options: DatabaseOptions & { url: string }): Database {
       }
     },
     ping: (timeoutMs) => withTimeout(pool.query('select 1').then(() => undefined), timeoutMs, 'postgres ping'),
+    poolStats: () => ({ totalCount: pool.totalCount, idleCount: pool.idleCount, waitingCount: pool.waitingCount, max }),
     close: () => pool.end(),
   };
 }
@@ -105,6 +118,7 @@ function openPglite(dataDir: string): Database {
     // PGlite is single-process, so no lock is needed.
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
     ping: (timeoutMs) => withTimeout(db.execute(sql`select 1`).then(() => undefined), timeoutMs, 'pglite ping'),
+    poolStats: () => undefined,
     close: () => client.close(),
   };
 }

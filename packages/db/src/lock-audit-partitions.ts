@@ -25,7 +25,11 @@ const partitionName = (month: Date) => `lock_audit_${month.getUTCFullYear()}_${S
 
 /**
  * Creates the month partitions of lock_audit from this month to `monthsAhead` months ahead (the
- * retention run keeps doing it, so rows never land in the default partition). Idempotent.
+ * retention pass keeps doing it, so rows seldom land in the default partition). Idempotent.
+ *
+ * Postgres refuses a partition for a range the default partition holds rows of (after a long gap
+ * without passes): then, in one transaction, the default is detached, the month created, its rows
+ * moved into it, and the default attached again.
  */
 export async function ensureLockAuditPartitions(db: Db, options: { now: Date; monthsAhead: number }): Promise<string[]> {
   const created: string[] = [];
@@ -35,9 +39,22 @@ export async function ensureLockAuditPartitions(db: Db, options: { now: Date; mo
     const name = partitionName(from);
     const [exists] = await rowsOf<{ exists: boolean }>(db, sql`select to_regclass(${name}) is not null as exists`);
     if (exists?.exists) continue;
-    await db.execute(
-      sql.raw(`create table if not exists "${name}" partition of lock_audit for values from ('${from.toISOString()}') to ('${to.toISOString()}')`),
-    );
+    const inRange = sql`recorded_at >= ${from} and recorded_at < ${to}`;
+    const create = sql.raw(`create table if not exists "${name}" partition of lock_audit for values from ('${from.toISOString()}') to ('${to.toISOString()}')`);
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended('jobfleet lock_audit partitions', 0))`);
+      const [stranded] = await rowsOf<{ found: boolean }>(tx, sql`select exists (select 1 from lock_audit_default where ${inRange}) as found`);
+      if (!stranded?.found) {
+        await tx.execute(create);
+        return;
+      }
+      await tx.execute(sql`alter table lock_audit detach partition lock_audit_default`);
+      await tx.execute(create);
+      await tx.execute(sql`insert into lock_audit select * from lock_audit_default where ${inRange}`);
+      // Detached, the default has none of lock_audit's triggers; these rows now live in the month.
+      await tx.execute(sql`delete from lock_audit_default where ${inRange}`);
+      await tx.execute(sql`alter table lock_audit attach partition lock_audit_default default`);
+    });
     created.push(name);
   }
   return created;

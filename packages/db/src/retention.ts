@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Keyring } from '@jobfleet/secrets';
 import type { Db } from './client';
+import { DEPRECATED_USAGE_DAYS } from './deprecated-usage';
 import { dropLockAuditMonthsBefore, ensureLockAuditPartitions, type DroppedMonth } from './lock-audit-partitions';
 
 /** How long each kind of row is kept. afip_invoices is never pruned (invoices are kept for years). */
@@ -20,6 +21,8 @@ export interface RetentionReport {
   idempotencyKeys: number;
   syncStatus: number;
   adminAudit: number;
+  /** Counts of calls to deprecated routes older than DEPRECATED_USAGE_DAYS. */
+  deprecatedUsage: number;
   lockAuditPartitionsCreated: string[];
   lockAuditMonthsDropped: DroppedMonth[];
 }
@@ -75,8 +78,9 @@ export async function runRetention(db: Db, policy: RetentionPolicy, options: { k
     policy.batchSize,
     sql`select set_config('jobfleet.retention', 'on', true)`,
   );
+  const deprecatedUsage = await deleteInBatches(db, sql`api_deprecated_usage`, sql`day < ${daysAgo(DEPRECATED_USAGE_DAYS).toISOString().slice(0, 10)}::date`, policy.batchSize);
   const lockAuditPartitionsCreated = await ensureLockAuditPartitions(db, { now, monthsAhead: policy.lockAuditMonthsAhead });
   const cut = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - policy.lockAuditMonths, 1));
   const lockAuditMonthsDropped = await dropLockAuditMonthsBefore(db, { before: cut, keyring });
-  return { idempotencyKeys, syncStatus, adminAudit, lockAuditPartitionsCreated, lockAuditMonthsDropped };
+  return { idempotencyKeys, syncStatus, adminAudit, deprecatedUsage, lockAuditPartitionsCreated, lockAuditMonthsDropped };
 }

@@ -2,7 +2,9 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  boolean,
   check,
+  date,
   index,
   integer,
   jsonb,
@@ -358,3 +360,74 @@ export const adminAudit = pgTable(
   },
   (t) => [index('admin_audit_at_idx').on(t.at), index('admin_audit_tenant_at_idx').on(t.tenantId, t.at)],
 );
+
+/**
+ * Calls to deprecated API routes (today: every /v1 route), per API key, route and UTC day, so
+ * operators see who still calls a version before it goes. Each API process counts in memory and
+ * adds its counts here every API_DEPRECATION_FLUSH_MS, one statement for all of them.
+ */
+export const apiDeprecatedUsage = pgTable(
+  'api_deprecated_usage',
+  {
+    keyId: text('key_id')
+      .notNull()
+      .references(() => apiKeys.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    // The route pattern with its method, e.g. "GET /v1/jobs/:id": never the raw URL.
+    route: text('route').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    lastSeen: timestamp('last_seen', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.route, t.day] }), index('api_deprecated_usage_day_idx').on(t.day)],
+);
+
+// What a kill switch applies to: every job of a kind, or every job of a tenant (of any kind).
+export const switchScopes = ['kind', 'tenant'] as const;
+export type SwitchScope = (typeof switchScopes)[number];
+
+/**
+ * Kill switches, one row per (scope, subject) that an operator set: `intake_off` makes the API
+ * answer 503, `processing_paused` makes workers leave those jobs waiting. Fleet state: every process
+ * caches the table and reloads it on a Redis message or its poll.
+ */
+export const fleetSwitches = pgTable(
+  'fleet_switches',
+  {
+    scope: text('scope', { enum: switchScopes }).notNull(),
+    // A job kind's name, or a tenant id.
+    subject: text('subject').notNull(),
+    intakeOff: boolean('intake_off').notNull().default(false),
+    processingPaused: boolean('processing_paused').notNull().default(false),
+    // Why, as the operator said it: the API's 503 repeats it.
+    reason: text('reason'),
+    updatedBy: text('updated_by').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.subject] })],
+);
+
+/**
+ * Feature flags for behaviour that is rolling out, evaluated through OpenFeature with the tenant as
+ * targeting key: a disabled flag serves its kill variant to everyone; an enabled one serves the
+ * rollout variant to the listed tenants and to `percentage` % of the others (a stable hash of flag
+ * key and tenant), the default variant to the rest.
+ */
+export const featureFlags = pgTable('feature_flags', {
+  key: text('key').primaryKey(),
+  description: text('description').notNull().default(''),
+  enabled: boolean('enabled').notNull().default(false),
+  // Variant name -> value (boolean, string, number or JSON object).
+  variants: jsonb('variants').notNull(),
+  rolloutVariant: text('rollout_variant').notNull(),
+  defaultVariant: text('default_variant').notNull(),
+  killVariant: text('kill_variant').notNull(),
+  tenants: text('tenants').array().notNull().default(sql`'{}'::text[]`),
+  percentage: integer('percentage').notNull().default(0),
+  // Why it was last turned off, when the automatic rollback did it (ratio, sample, window).
+  disabledReason: text('disabled_reason'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
 import { arrayParam, type ArrayType } from './bulk-sql';
 import type { Db } from './client';
@@ -123,6 +123,17 @@ export const syncStatusRepository = {
       .where(and(eq(syncStatus.tenantId, tenantId), eq(syncStatus.kind, kind), eq(syncStatus.entityId, entityId)))
       .limit(1);
     return rows[0];
+  },
+
+  /** A tenant's rows of one kind in entity id order, after `afterEntityId` (keyset pagination over the primary key). */
+  list(db: Db, options: { tenantId: string; kind: string; afterEntityId?: string; limit: number }): Promise<SyncStatusRow[]> {
+    const { tenantId, kind, afterEntityId, limit } = options;
+    return db
+      .select()
+      .from(syncStatus)
+      .where(and(eq(syncStatus.tenantId, tenantId), eq(syncStatus.kind, kind), afterEntityId === undefined ? undefined : gt(syncStatus.entityId, afterEntityId)))
+      .orderBy(asc(syncStatus.entityId))
+      .limit(limit);
   },
 };
 

@@ -1,6 +1,8 @@
 import type { Config } from '@jobfleet/config';
 import type { Database, Db } from '@jobfleet/db';
+import { JOB_KEY_ATTRIBUTE, jobKeyOf } from '@jobfleet/controls';
 import type { LockManager } from '@jobfleet/locks';
+import type { Client, EvaluationContext } from '@openfeature/server-sdk';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import type { AttemptDecision, JobProcessor, RedisConnections } from '@jobfleet/queue';
 import type { Dependency, DependencyGuard } from '@jobfleet/resilience';
@@ -74,6 +76,16 @@ export interface KindWorkerContext {
   keyring: Keyring;
   /** The fleet-wide audited lock manager, created on first use. */
   locks: () => LockManager;
+  /**
+   * Feature flags (OpenFeature). Evaluate with `flagContext(job, tenantId)`: the tenant is the
+   * targeting key, and the job ties the evaluation to the attempt's outcome for the automatic rollback.
+   */
+  flags: Client;
+}
+
+/** The evaluation context of a flag evaluated for one attempt of `job`. */
+export function flagContext(job: { queueName: string; id?: string }, tenantId: string): EvaluationContext {
+  return { targetingKey: tenantId, [JOB_KEY_ATTRIBUTE]: jobKeyOf(job.queueName, job.id) };
 }
 
 /** What a kind runs with in a process that serves it. */
@@ -120,6 +132,8 @@ export function jobDataSchema<Req>(requestSchema: z.ZodType<Req>) {
     request: requestSchema,
     // Optional so jobs enqueued before a field was added still parse.
     enqueuedAt: z.iso.datetime().optional(),
+    // The API request that enqueued it (X-Request-Id), for the worker's logs.
+    requestId: z.string().optional(),
   });
 }
 
@@ -129,6 +143,7 @@ export interface JobData<Req> {
   idempotencyKey: string;
   request: Req;
   enqueuedAt?: string | undefined;
+  requestId?: string | undefined;
 }
 
 export interface JobKind<Req = unknown, Data = JobData<Req>, Name extends string = string> extends JobKindDefinition<Req, Name> {

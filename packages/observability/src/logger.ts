@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export interface LoggerOptions {
@@ -59,9 +60,19 @@ function censorEachNested(object: Record<string, unknown>): Record<string, unkno
 }
 
 /**
+ * `trace_id` and `span_id` of the span active where a line is written (the request's, the job
+ * attempt's), so a line leads to its trace; nothing outside a span or with tracing off.
+ */
+function activeSpanIds(): { trace_id?: string; span_id?: string } {
+  const context = trace.getActiveSpan()?.spanContext();
+  return context && isSpanContextValid(context) ? { trace_id: context.traceId, span_id: context.spanId } : {};
+}
+
+/**
  * JSON logs, one object a line, with `service`, `pid` and `hostname` on each. Errors logged as
  * `{ err }` keep their type, message, stack, own fields (a JobfleetError's `code` and `details`)
- * and every `cause` as a nested object of the same shape.
+ * and every `cause` as a nested object of the same shape. Inside a traced span each line carries
+ * its `trace_id` and `span_id`.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -69,6 +80,7 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { service: options.serviceName, pid: process.pid, hostname: hostname() },
       timestamp: pino.stdTimeFunctions.isoTime,
+      mixin: activeSpanIds,
       formatters: { level: (label) => ({ level: label }), log: censorEachNested, bindings: censorEachNested },
       redact: { paths: REDACT_PATHS, censor: CENSOR },
       // The default `err` serializer folds causes into one message string and drops their fields.

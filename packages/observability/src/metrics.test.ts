@@ -3,7 +3,7 @@ import { registerQueueGauges, type JobCountSource } from './queue-gauges';
 import { metricValue as value } from './testing';
 
 function source(name: string, counts: Record<string, number>, paused = false): JobCountSource {
-  return { name, getJobCounts: async () => counts, isPaused: async () => paused };
+  return { name, getJobCounts: async () => counts, isPaused: async () => paused, getJobs: async () => [] };
 }
 
 describe('createMetrics', () => {
@@ -78,6 +78,39 @@ describe('registerQueueGauges', () => {
     await metrics.registry.getSingleMetricAsString('queue_jobs');
     unregister();
     await metrics.registry.getSingleMetricAsString('queue_jobs');
+    expect(reads).toBe(1);
+  });
+});
+
+describe('scrape-time store gauges', () => {
+  it('reads the pool of each watch at scrape time and stops once unwatched', async () => {
+    const metrics = createMetrics();
+    const stats = { totalCount: 4, idleCount: 1, waitingCount: 2, max: 4 };
+    const unwatch = metrics.watchPostgresPool(() => stats);
+    await metrics.registry.metrics();
+    expect(await value(metrics, 'postgres_pool_connections', { state: 'in-use' })).toBe(3);
+    expect(await value(metrics, 'postgres_pool_waiting_requests')).toBe(2);
+    stats.idleCount = 4;
+    stats.waitingCount = 0;
+    await metrics.registry.metrics();
+    expect(await value(metrics, 'postgres_pool_connections', { state: 'in-use' })).toBe(0);
+    unwatch();
+    stats.waitingCount = 9;
+    await metrics.registry.metrics();
+    expect(await value(metrics, 'postgres_pool_waiting_requests')).toBe(0);
+  });
+
+  it('reads INFO memory once per instance and scrape, and drops the series of an unwatched instance', async () => {
+    const metrics = createMetrics();
+    let reads = 0;
+    const redis = { info: async () => (reads++, '# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:4194304\r\n') };
+    const unwatch = metrics.watchRedisMemory(new Map([['main', redis]]));
+    const text = await metrics.registry.metrics();
+    expect(reads).toBe(1);
+    expect(text).toContain('redis_memory_used_bytes{redis="main"} 1048576');
+    expect(text).toContain('redis_memory_max_bytes{redis="main"} 4194304');
+    unwatch();
+    expect(await metrics.registry.metrics()).not.toContain('redis="main"');
     expect(reads).toBe(1);
   });
 });

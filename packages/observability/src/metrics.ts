@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { withDeadline } from './readiness';
 
 /**
  * What became of one attempt of a job, the `outcome` label of `jobs_total`:
@@ -34,6 +35,36 @@ export const LOCK_OPERATION_RESULTS = {
 export type LockOperation = keyof typeof LOCK_OPERATION_RESULTS;
 export type LockOperationResult<O extends LockOperation = LockOperation> = (typeof LOCK_OPERATION_RESULTS)[O][number];
 
+/**
+ * Why a job went back to delayed without spending an attempt, the `reason` label of
+ * `jobs_deferred_total`; `dependency` names the dependency for the first two, else is `none`;
+ * `tenant-capacity` is the tenant's running-jobs quota being full (or unreadable).
+ */
+export const DEFERRAL_REASONS = ['dependency-unavailable', 'rate-limited', 'lock-busy', 'worker-busy', 'tenant-capacity', 'other'] as const;
+export type DeferralReason = (typeof DEFERRAL_REASONS)[number];
+
+/**
+ * The `result` label of `afip_wsaa_tickets_total`, one per ticket asked for:
+ * - `cached`: served from the fleet's shared cache;
+ * - `issued`: a WSAA login issued a new ticket;
+ * - `kept`: WSAA refused an early refresh, the cached ticket is used until it expires;
+ * - `lost`: WSAA holds a ticket the fleet lost, logins are refused and the job waits.
+ */
+export const WSAA_TICKET_RESULTS = ['cached', 'issued', 'kept', 'lost'] as const;
+
+/** What `postgres_pool_*` read from a pg Pool (its own field names), at scrape time. */
+export interface PostgresPoolStats {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+  readonly max: number;
+}
+
+/** What `redis_memory_*` read from a Redis connection: `INFO memory`. */
+export interface RedisInfoSource {
+  info(section: 'memory'): Promise<string>;
+}
+
 export interface MetricsOptions {
   /** Prepended to every metric name, process metrics included. Default: none. */
   prefix?: string;
@@ -52,8 +83,23 @@ export interface Metrics {
   readonly jobWait: Histogram<'queue'>;
   /** `jobs_stalled_total{queue}`: jobs found stalled (lock lost) and moved back to wait. */
   readonly jobsStalled: Counter<'queue'>;
+  /** `feature_flag_rollbacks_total{flag}`: flags this process turned off for their variant's failure ratio. */
+  readonly featureFlagRollbacks: Counter<'flag'>;
   /** `queue_jobs{queue,state}`: jobs per state, read from Redis at scrape time (registerQueueGauges). */
   readonly queueJobs: Gauge<'queue' | 'state'>;
+  /**
+   * `queue_oldest_waiting_job_age_seconds{queue}`: how long the oldest job of the wait list, or the
+   * next prioritized one, has waited since its enqueue (plus the delay it was last given), read at
+   * scrape time with `queue_jobs` (see registerQueueGauges); 0 when none waits.
+   */
+  readonly queueOldestWaitingAge: Gauge<'queue'>;
+  /**
+   * `jobs_deferred_total{queue,reason,dependency}`: jobs put back to delayed without spending an
+   * attempt (see DEFERRAL_REASONS); `dependency` is bounded by the config's dependency list.
+   */
+  readonly jobsDeferred: Counter<'queue' | 'reason' | 'dependency'>;
+  /** `afip_wsaa_tickets_total{result}`: WSAA tickets asked for, by how they were served (see WSAA_TICKET_RESULTS). */
+  readonly wsaaTickets: Counter<'result'>;
   /** `queue_metrics_collect_errors_total{queue}`: scrapes that could not read a queue's counts. */
   readonly queueCollectErrors: Counter<'queue'>;
   /** `postgres_statements_total`: statements this process sent; per job or request, the cost group commit keeps low. */
@@ -115,6 +161,18 @@ export interface Metrics {
    * Returns a function that stops reporting them.
    */
   watchRedisConnections(instances: ReadonlyMap<string, { readonly status: string }>): () => void;
+  /**
+   * `postgres_pool_connections{state}` (in-use|idle), `postgres_pool_waiting_requests` and
+   * `postgres_pool_max_connections` of this process's pool, read at scrape time. `stats` answers
+   * undefined for an embedded database (no pool). Returns a function that stops reporting it.
+   */
+  watchPostgresPool(stats: () => PostgresPoolStats | undefined): () => void;
+  /**
+   * `redis_memory_used_bytes{redis}` and `redis_memory_max_bytes{redis}` (maxmemory, 0 = no
+   * limit) from `INFO memory` of each instance at scrape time; an instance that does not answer
+   * within `timeoutMs` (default 2000) is left out of that scrape. Returns a function that stops it.
+   */
+  watchRedisMemory(instances: ReadonlyMap<string, RedisInfoSource>, options?: { timeoutMs?: number }): () => void;
 }
 
 // Jobs range from milliseconds (calendar) to an hour (backups).
@@ -133,17 +191,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registers = [registry];
 
   const queueJobsCollectors = new Set<() => Promise<void>>();
-  // The collection under way, so a scrape's read of the error counter waits for the errors it finds.
+  // The collection under way, shared by the gauges it sets within one scrape; so a scrape's read
+  // of the error counter also waits for the errors it finds.
   let queueJobsCollecting: Promise<void> | undefined;
+  const collectQueues = (): Promise<void> =>
+    (queueJobsCollecting ??= Promise.all([...queueJobsCollectors].map((collect) => collect())).then(() => {
+      queueJobsCollecting = undefined;
+    }));
   const queueJobs = new Gauge({
     name: `${prefix}queue_jobs`,
     help: 'Jobs per queue and state, read from Redis at scrape time',
     labelNames: ['queue', 'state'] as const,
     registers,
-    async collect() {
-      queueJobsCollecting = Promise.all([...queueJobsCollectors].map((collect) => collect())).then(() => undefined);
-      await queueJobsCollecting;
-    },
+    collect: collectQueues,
+  });
+  const queueOldestWaitingAge = new Gauge({
+    name: `${prefix}queue_oldest_waiting_job_age_seconds`,
+    help: 'Seconds the oldest waiting job (or the next prioritized one) of each queue has waited since its enqueue plus its delay, read at scrape time',
+    labelNames: ['queue'] as const,
+    registers,
+    collect: collectQueues,
   });
 
   const redisWatches = new Set<ReadonlyMap<string, { readonly status: string }>>();
@@ -156,6 +223,74 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const instances of redisWatches) for (const [redis, client] of instances) redisUp.set({ redis }, client.status === 'ready' ? 1 : 0);
     },
   });
+
+  const poolWatches = new Set<() => PostgresPoolStats | undefined>();
+  const readPools = (): void => {
+    for (const stats of [...poolWatches].map((read) => read())) {
+      if (stats === undefined) continue;
+      poolConnections.set({ state: 'in-use' }, stats.totalCount - stats.idleCount);
+      poolConnections.set({ state: 'idle' }, stats.idleCount);
+      poolWaiting.set(stats.waitingCount);
+      poolMax.set(stats.max);
+    }
+  };
+  const poolConnections = new Gauge({
+    name: `${prefix}postgres_pool_connections`,
+    help: "Connections of this process's Postgres pool by state (in-use|idle), read at scrape time",
+    labelNames: ['state'] as const,
+    registers,
+    collect: readPools,
+  });
+  const poolWaiting = new Gauge({
+    name: `${prefix}postgres_pool_waiting_requests`,
+    help: "Queries waiting for a free connection of this process's Postgres pool, read at scrape time",
+    registers,
+    collect: readPools,
+  });
+  const poolMax = new Gauge({
+    name: `${prefix}postgres_pool_max_connections`,
+    help: "Size limit of this process's Postgres pool",
+    registers,
+    collect: readPools,
+  });
+
+  const redisMemoryWatches = new Map<ReadonlyMap<string, RedisInfoSource>, number>();
+  let redisMemoryReading: Promise<void> | undefined;
+  const redisMemoryUsed = new Gauge({
+    name: `${prefix}redis_memory_used_bytes`,
+    help: 'used_memory of each Redis instance (INFO memory), read at scrape time',
+    labelNames: ['redis'] as const,
+    registers,
+    collect: () => readRedisMemory(),
+  });
+  const redisMemoryMax = new Gauge({
+    name: `${prefix}redis_memory_max_bytes`,
+    help: 'maxmemory of each Redis instance (INFO memory), 0 when unlimited, read at scrape time',
+    labelNames: ['redis'] as const,
+    registers,
+    collect: () => readRedisMemory(),
+  });
+  // One INFO per instance and scrape, shared by both gauges.
+  const readRedisMemory = (): Promise<void> =>
+    (redisMemoryReading ??= readEachRedisMemory().then(() => {
+      redisMemoryReading = undefined;
+    }));
+  async function readEachRedisMemory(): Promise<void> {
+    const reads = [...redisMemoryWatches].flatMap(([instances, timeoutMs]) =>
+      [...instances].map(async ([redis, client]) => {
+        try {
+          const info = parseInfo(await withDeadline(client.info('memory'), timeoutMs, `INFO memory of ${redis}`));
+          redisMemoryUsed.set({ redis }, info.used_memory ?? 0);
+          redisMemoryMax.set({ redis }, info.maxmemory ?? 0);
+        } catch {
+          // Stale numbers would mislead more than a gap does (redis_connection_up tells why).
+          redisMemoryUsed.remove({ redis });
+          redisMemoryMax.remove({ redis });
+        }
+      }),
+    );
+    await Promise.all(reads);
+  }
 
   return {
     registry,
@@ -185,7 +320,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       labelNames: ['queue'] as const,
       registers,
     }),
+    featureFlagRollbacks: new Counter({
+      name: `${prefix}feature_flag_rollbacks_total`,
+      help: 'Feature flags turned off automatically because a variant failed too many jobs',
+      labelNames: ['flag'] as const,
+      registers,
+    }),
     queueJobs,
+    queueOldestWaitingAge,
+    jobsDeferred: new Counter({
+      name: `${prefix}jobs_deferred_total`,
+      help: `Jobs put back to delayed without spending an attempt, by reason (${DEFERRAL_REASONS.join('|')}) and dependency`,
+      labelNames: ['queue', 'reason', 'dependency'] as const,
+      registers,
+    }),
+    wsaaTickets: new Counter({
+      name: `${prefix}afip_wsaa_tickets_total`,
+      help: `WSAA tickets asked for, by how they were served (${WSAA_TICKET_RESULTS.join('|')})`,
+      labelNames: ['result'] as const,
+      registers,
+    }),
     queueCollectErrors: new Counter({
       name: `${prefix}queue_metrics_collect_errors_total`,
       help: 'Scrapes that could not read the job counts of a queue',
@@ -308,5 +462,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         for (const redis of instances.keys()) redisUp.remove({ redis });
       };
     },
+    watchPostgresPool(stats) {
+      poolWatches.add(stats);
+      return () => poolWatches.delete(stats);
+    },
+    watchRedisMemory(instances, watchOptions = {}) {
+      redisMemoryWatches.set(instances, watchOptions.timeoutMs ?? 2000);
+      return () => {
+        redisMemoryWatches.delete(instances);
+        for (const redis of instances.keys()) {
+          redisMemoryUsed.remove({ redis });
+          redisMemoryMax.remove({ redis });
+        }
+      };
+    },
   };
+}
+
+/** The numeric fields of an INFO section (`name:value` lines). */
+function parseInfo(text: string): Record<string, number | undefined> {
+  const fields: Record<string, number | undefined> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields[line.slice(0, colon)] = Number(line.slice(colon + 1));
+  }
+  return fields;
 }

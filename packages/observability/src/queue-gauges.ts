@@ -10,6 +10,14 @@ export interface JobCountSource {
   readonly name: string;
   getJobCounts(...types: CountedState[]): Promise<Record<string, number>>;
   isPaused(): Promise<boolean>;
+  /** With `asc`, the first of the wait list is its oldest and the first prioritized the next to run. */
+  getJobs(types: ('wait' | 'prioritized')[], start: number, end: number, asc: boolean): Promise<readonly WaitingJob[]>;
+}
+
+/** What the oldest-age gauge reads of a job (BullMQ leaves `delay` undefined on a job added without one). */
+interface WaitingJob {
+  readonly timestamp: number;
+  readonly delay?: number;
 }
 
 export interface QueueGaugeOptions {
@@ -18,7 +26,12 @@ export interface QueueGaugeOptions {
 }
 
 /**
- * Makes `queue_jobs{queue,state}` read each queue's counts from Redis when scraped. While a queue
+ * Makes `queue_jobs{queue,state}` read each queue's counts from Redis when scraped, and
+ * `queue_oldest_waiting_job_age_seconds{queue}` the age of its oldest waiting job: the tail of the
+ * wait list or the head of the prioritized set (reading every prioritized job would cost a scan; a
+ * tenant's jobs deep in its backlog wait behind others by design, see fair scheduling). The age
+ * counts from the job's enqueue plus the delay it was last given (BullMQ keeps no "ready since"),
+ * so a job re-delayed for a dependency or retried shows its earlier waits too. While a queue
  * is paused its waiting and prioritized jobs show as `paused`, so waiting + prioritized is always
  * work a worker could take now (what autoscaling reads). A queue whose counts cannot be read within
  * the timeout is left out of that scrape and counted in `queue_metrics_collect_errors_total`.
@@ -34,17 +47,19 @@ export function registerQueueGauges(
     await Promise.all(
       queues.map(async (queue) => {
         try {
-          const [counts, paused] = await withDeadline(
-            Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused()]),
+          const [counts, paused, waiting] = await withDeadline(
+            Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused(), queue.getJobs(['wait', 'prioritized'], 0, 0, true)]),
             timeoutMs,
             `job counts of ${queue.name}`,
           );
           for (const state of QUEUE_JOB_STATES) {
             metrics.queueJobs.set({ queue: queue.name, state }, stateCount(state, counts, paused));
           }
+          metrics.queueOldestWaitingAge.set({ queue: queue.name }, oldestAgeSeconds(waiting, Date.now()));
         } catch {
           // Stale numbers would mislead more than a gap does.
           for (const state of QUEUE_JOB_STATES) metrics.queueJobs.remove({ queue: queue.name, state });
+          metrics.queueOldestWaitingAge.remove({ queue: queue.name });
           metrics.queueCollectErrors.inc({ queue: queue.name });
         }
       }),
@@ -73,3 +88,8 @@ function stateCount(state: QueueJobState, counts: Record<string, number>, paused
   }
 }
 
+
+function oldestAgeSeconds(jobs: readonly WaitingJob[], now: number): number {
+  const dueSince = Math.min(...jobs.map((job) => job.timestamp + (job.delay ?? 0)));
+  return jobs.length === 0 ? 0 : Math.max(0, now - dueSince) / 1000;
+}

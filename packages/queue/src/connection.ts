@@ -49,6 +49,18 @@ export function createRedisConnection(target: RedisTarget | string, role: RedisR
   return redis;
 }
 
+/**
+ * A connection of its own for SUBSCRIBE, to the same deployment as `client` (a subscribed
+ * connection takes no other command). It waits through reconnects, and ioredis subscribes again
+ * after one; Redis Cluster forwards PUBLISH to every node, so any node serves.
+ */
+export function createSubscriberConnection(client: RedisClient, name: string): RedisClient {
+  const subscriber =
+    client instanceof Cluster ? client.duplicate() : client.duplicate({ connectionName: name, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+  subscriber.on('error', () => undefined);
+  return subscriber;
+}
+
 function roleOptions(role: RedisRole, options: RedisConnectionOptions): RedisOptions {
   switch (role) {
     case 'worker':

@@ -1,13 +1,14 @@
-export { connectRedis, createRedisConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
+export { connectRedis, createRedisConnection, createSubscriberConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
 export type { RedisClient, RedisConnections, RedisRole } from './connection';
 export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';
 export type { JobProcessor, ProcessorContext } from './worker';
-export { closeWorkersGracefully, onShutdownSignal } from './shutdown';
+export { closeWorkersGracefully, HARD_CLOSE_TIMEOUT_MS, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';
 export { createTenantCapacity, nextQuotaDay, quotaDay, secondsUntilNextQuotaDay } from './tenant-capacity';
 export type { Admission, TenantCapacity } from './tenant-capacity';
 export { tenantAttemptGate } from './tenant-gate';
+export { pausableGate } from './pause-gate';

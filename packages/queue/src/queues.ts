@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { createHash } from 'node:crypto';
 import type { Config, WorkerQueueSettings } from '@jobfleet/config';
 import type { Logger } from '@jobfleet/observability';
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { RedisClient } from './connection';
 
 export type QueueConfig = Pick<Config, 'jobs' | 'worker'>;
@@ -38,6 +38,8 @@ export interface CreateQueuesOptions<K extends string> {
   config: QueueConfig;
   /** Logs queue errors at warn. Default: ignored (they repeat the connection's own errors). */
   logger?: Logger;
+  /** Producer spans for adds, their context carried in each job (Tracing.queueTelemetry). Default: none. */
+  telemetry?: Telemetry | undefined;
 }
 
 /** One BullMQ Queue per job kind, each with its default job options. */
@@ -52,6 +54,7 @@ export function createQueues<K extends string>(options: CreateQueuesOptions<K>):
       // queue fails once and breaks the queue for good. Workers keep the version check.
       skipWaitingForReady: true,
       skipVersionCheck: true,
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     });
     queue.on('error', (err: Error) => options.logger?.warn({ err, queue: name }, 'queue error'));
     return [name, queue] as const;

@@ -1,11 +1,17 @@
 import type { Logger } from '@jobfleet/observability';
 import type { Worker } from 'bullmq';
 
+/**
+ * How long the hard close after SHUTDOWN_TIMEOUT_MS may take by default: a process's stop grace
+ * (Kubernetes terminationGracePeriodSeconds, compose stop_grace_period) must cover both.
+ */
+export const HARD_CLOSE_TIMEOUT_MS = 5000;
+
 export interface CloseWorkersOptions {
   /** How long active jobs get to finish (SHUTDOWN_TIMEOUT_MS). */
   timeoutMs: number;
   logger: Logger;
-  /** After the hard close, how long to wait for it (it needs Redis) before giving up. Default 5000 ms. */
+  /** After the hard close, how long to wait for it (it needs Redis) before giving up. Default HARD_CLOSE_TIMEOUT_MS. */
   forceTimeoutMs?: number;
 }
 
@@ -29,7 +35,7 @@ export async function closeWorkersGracefully(
   if (await settlesWithin(closeAll(false), options.timeoutMs)) return { forced: false };
 
   logger.warn({ timeoutMs: options.timeoutMs }, 'active jobs did not finish in time; closing workers hard');
-  const forceTimeoutMs = options.forceTimeoutMs ?? 5000;
+  const forceTimeoutMs = options.forceTimeoutMs ?? HARD_CLOSE_TIMEOUT_MS;
   if (!(await settlesWithin(closeAll(true), forceTimeoutMs))) {
     logger.error({ forceTimeoutMs }, 'workers still closing after the hard close; giving up on them');
   }

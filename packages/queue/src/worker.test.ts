@@ -239,6 +239,7 @@ describe('createWorker', () => {
     expect(done.returnvalue).toBe('done');
     expect(attempts).toEqual([1, 1, 1]);
     expect([await young.count('delayed'), await young.count('retried')]).toEqual([2, undefined]);
+    expect(await metricValue(young.metrics, 'jobs_deferred_total', { queue: QUEUE, reason: 'dependency-unavailable', dependency: 'calendar' })).toBe(2);
     expect(young.logs.lines().filter((l) => l.msg === 'job waits: re-delayed, no attempt spent')).toHaveLength(2);
 
     // A budget already used up: each wait is an ordinary retry and spends an attempt.
@@ -248,6 +249,7 @@ describe('createWorker', () => {
     expect(retried.returnvalue).toBe('done');
     expect(attempts).toEqual([1, 2, 3]);
     expect([await old.count('delayed'), await old.count('retried')]).toEqual([undefined, 2]);
+    expect(await metricValue(old.metrics, 'jobs_deferred_total', { queue: QUEUE, reason: 'dependency-unavailable', dependency: 'calendar' })).toBeUndefined();
   });
 
   it('fails a job cancelled through BullMQ at once, with JOB_CANCELLED', async () => {

@@ -1,12 +1,13 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { JobfleetError, PermanentError, coerceError } from '@jobfleet/contracts';
-import type { JobOutcome, Logger, Metrics } from '@jobfleet/observability';
-import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DependencyWaitError, JobfleetError, PermanentError, RateLimitedError, coerceError } from '@jobfleet/contracts';
+import type { DeferralReason, JobOutcome, Logger, Metrics } from '@jobfleet/observability';
+import { trace } from '@opentelemetry/api';
+import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from './connection';
 import { decideAfterError, retryOrFail, type AttemptDecision } from './attempt-policy';
 import { deferWithoutAttempt } from './defer';
-import { tenantOf } from './job-tenant';
-import { AttemptTimeoutError, WorkerClosingError } from './errors';
+import { requestIdOf, tenantOf } from './job-tenant';
+import { AttemptTimeoutError, WorkerBusyError, WorkerClosingError } from './errors';
 
 export interface ProcessorContext {
   /**
@@ -70,6 +71,11 @@ export interface CreateWorkerOptions<T, R> {
    */
   onUnprocessedFailure?: (job: Job<T, R>, error: Error) => Promise<void>;
   gate?: AttemptGate;
+  /**
+   * A consumer span per run of a job, child of the span that enqueued it (Tracing.queueTelemetry).
+   * Default: none.
+   */
+  telemetry?: Telemetry | undefined;
 }
 
 const GATE_UNAVAILABLE_DEFER_MS = 5000;
@@ -116,6 +122,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     });
     if (deferMs !== undefined) {
       metrics.jobsTotal.inc({ queue, outcome: 'delayed' });
+      metrics.jobsDeferred.inc({ queue, reason: 'tenant-capacity', dependency: 'none' });
       return deferWithoutAttempt(job, deferMs, token);
     }
     let finished = false;
@@ -135,7 +142,20 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   async function runEnteredAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
     const attempt = job.attemptsMade + 1;
     const finalAttempt = isFinalAttempt(job);
-    const bindings = { jobId: job.id, attempt, tenantId: tenantOf(job.data) };
+    const bindings = { jobId: job.id, attempt, tenantId: tenantOf(job.data), requestId: requestIdOf(job.data) };
+    // BullMQ's consumer span of this run, when tracing: what it is in the semantic conventions' words, and whose.
+    trace.getActiveSpan()?.setAttributes({
+      'messaging.system': 'bullmq',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': queue,
+      'messaging.message.id': job.id,
+      'jobfleet.job.kind': queue,
+      'jobfleet.job.attempt': attempt,
+      // Runs include those that waited without spending an attempt (a rate limit) and stalled ones.
+      'jobfleet.job.run': job.attemptsStarted,
+      ...(bindings.tenantId === undefined ? {} : { 'jobfleet.tenant.id': bindings.tenantId }),
+      ...(bindings.requestId === undefined ? {} : { 'jobfleet.request.id': bindings.requestId }),
+    });
     // A child logger costs more than most jobs: made only for a job that logs more than its start and end.
     let bound: Logger | undefined;
     const jobLogger = (): Logger => (bound ??= logger.child(bindings));
@@ -197,6 +217,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       if (decision.action === 'wait') {
         const deferred = await deferWithoutAttempt(job, decision.delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
         if (isFlowControl(deferred)) {
+          metrics.jobsDeferred.inc({ queue, ...deferralOf(error) });
           jobLogger().info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
           throw deferred;
         }
@@ -229,6 +250,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       lockDuration: options.settings.lockDurationMs,
       stalledInterval: options.settings.stalledIntervalMs,
       maxStalledCount: options.settings.maxStalledCount,
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     },
   );
   worker.on('failed', (job, err) => {
@@ -270,6 +292,16 @@ function unrecoverable(error: Error): UnrecoverableError {
   // BullMQ stores this stack with the failed job: show where the permanent error arose.
   if (error.stack) wrapped.stack = error.stack;
   return wrapped;
+}
+
+/** The labels of `jobs_deferred_total` for an error the attempt policy made wait; dependency names are the config's, so bounded. */
+function deferralOf(error: Error): { reason: DeferralReason; dependency: string } {
+  if (error instanceof DependencyWaitError) return { reason: 'dependency-unavailable', dependency: error.dependency };
+  if (error instanceof RateLimitedError) return { reason: 'rate-limited', dependency: error.dependency };
+  if (error instanceof WorkerBusyError) return { reason: 'worker-busy', dependency: 'none' };
+  // The locks package's LockUnavailableError (this package does not depend on it).
+  if (codeOf(error) === 'LOCK_UNAVAILABLE') return { reason: 'lock-busy', dependency: 'none' };
+  return { reason: 'other', dependency: 'none' };
 }
 
 function codeOf(error: Error): string {

@@ -53,6 +53,8 @@ export interface Auth {
   requireOperator(request: FastifyRequest): Promise<AdminActor>;
   /** The caller of a request that passed `requireScope`. */
   principal(request: FastifyRequest): ApiKeyPrincipal;
+  /** The valid API key a request presented, whatever the route required of it; undefined if none. */
+  caller(request: FastifyRequest): ApiKeyPrincipal | undefined;
 }
 
 const REALM = 'jobfleet';
@@ -88,6 +90,8 @@ export function createAuth(options: AuthOptions): Auth {
   // Keyed by the key's hash; holds the promise so concurrent requests with one key share one lookup.
   const cache = new Map<string, { lookup: Promise<ApiKeyPrincipal | null>; expiresAt: number }>();
   const principals = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
+  // Every valid key seen, also by requireOperator (which grants no principal()): for usage counts.
+  const callers = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
   // Key id -> when this process last recorded its use.
   const lastUseWrites = new Map<string, number>();
 
@@ -121,6 +125,7 @@ export function createAuth(options: AuthOptions): Auth {
     // A cached principal must not outlive its key's expiry.
     if (principal === null || (principal.expiresAt !== null && principal.expiresAt.getTime() <= Date.now())) return null;
     recordUse(request, principal.keyId);
+    callers.set(request, principal);
     return principal;
   }
 
@@ -188,5 +193,7 @@ export function createAuth(options: AuthOptions): Auth {
       if (principal === undefined) throw new Error('principal() called on a route without requireScope');
       return principal;
     },
+
+    caller: (request) => callers.get(request),
   };
 }

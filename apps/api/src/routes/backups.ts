@@ -6,38 +6,16 @@ import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
 import { boundedInstant } from '../params';
 import { HttpProblem, parseOrThrow } from '../problem';
+import { opaqueCursor, pageOf, pageQuery } from '../cursor';
 
 export interface BackupRoutesDeps {
   db: Db;
   auth: Auth;
 }
 
-const MAX_PAGE = 100;
-
-/** Keyset position of the last row of a page: opaque to clients, base64url JSON to us. */
-const cursorSchema = z.object({ startedAt: boundedInstant, id: z.uuid() });
-type Cursor = z.infer<typeof cursorSchema>;
-
-const encodeCursor = (row: BackupRow): string =>
-  Buffer.from(JSON.stringify({ startedAt: row.startedAt.toISOString(), id: row.id } satisfies Cursor)).toString('base64url');
-
-function decodeCursor(raw: string): Cursor | undefined {
-  try {
-    const parsed = cursorSchema.safeParse(JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const listQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20),
-  cursor: z
-    .string()
-    .max(512)
-    .optional()
-    .refine((raw) => raw === undefined || decodeCursor(raw) !== undefined, 'is not a cursor this API returned'),
-});
+/** Keyset position of the last row of a page. */
+const backupCursor = opaqueCursor(z.object({ startedAt: boundedInstant, id: z.uuid() }));
+const listQuery = pageQuery(backupCursor.param);
 const backupParams = z.strictObject({ id: z.uuid() });
 
 const backupLink = (id: string) => `/v1/backups/${id}`;
@@ -64,28 +42,35 @@ export function backupView(row: BackupRow) {
   };
 }
 
+/** A page of backup runs, newest first, from a list's query string; 400 for a bad limit or cursor. */
+export async function readBackupPage(db: Db, query: unknown): Promise<{ page: BackupRow[]; nextCursor: string | null; limit: number }> {
+  const { limit, cursor } = parseOrThrow(listQuery, query, 'The query string');
+  const after = cursor === undefined ? undefined : backupCursor.decode(cursor);
+  const rows = await callPostgres(() => backupRepository.list(db, { limit: limit + 1, cursor: after && { startedAt: new Date(after.startedAt), id: after.id } }));
+  return { ...pageOf(rows, limit, (row) => backupCursor.encode({ startedAt: row.startedAt.toISOString(), id: row.id })), limit };
+}
+
+/** A backup run by the id in a route's path; 400 for a malformed id, 404 for an unknown one. */
+export async function readBackup(db: Db, params: unknown): Promise<BackupRow> {
+  const { id } = parseOrThrow(backupParams, params, 'The path');
+  const row = await callPostgres(() => backupRepository.get(db, id));
+  if (row === undefined) throw new HttpProblem(404, `No backup "${id}"`);
+  return row;
+}
+
+/** Fleet-wide operations only (HTTP Basic or a fleet:admin key), as a dump holds every tenant. */
+export const requireBackupOperator = (auth: Auth) => async (request: Parameters<Auth['requireOperator']>[0]): Promise<void> => {
+  await auth.requireOperator(request);
+};
+
 /** Backup runs, newest first; admin only (HTTP Basic or an admin-scoped key), as a dump holds every tenant. */
 export function registerBackupRoutes(app: FastifyInstance, { db, auth }: BackupRoutesDeps): void {
-  const onRequest = async (request: Parameters<Auth['requireOperator']>[0]): Promise<void> => {
-    await auth.requireOperator(request);
-  };
+  const onRequest = requireBackupOperator(auth);
 
   app.get('/v1/backups', { onRequest, schema: docs.listBackups }, async (request) => {
-    const { limit, cursor } = parseOrThrow(listQuery, request.query, 'The query string');
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    // One extra row tells whether another page exists.
-    const rows = await callPostgres(() =>
-      backupRepository.list(db, { limit: limit + 1, cursor: after && { startedAt: new Date(after.startedAt), id: after.id } }),
-    );
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return { items: page.map(backupView), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    const { page, nextCursor } = await readBackupPage(db, request.query);
+    return { items: page.map(backupView), nextCursor };
   });
 
-  app.get('/v1/backups/:id', { onRequest, schema: docs.getBackup }, async (request) => {
-    const { id } = parseOrThrow(backupParams, request.params, 'The path');
-    const row = await callPostgres(() => backupRepository.get(db, id));
-    if (row === undefined) throw new HttpProblem(404, `No backup "${id}"`);
-    return backupView(row);
-  });
+  app.get('/v1/backups/:id', { onRequest, schema: docs.getBackup }, async (request) => backupView(await readBackup(db, request.params)));
 }

@@ -1,3 +1,4 @@
+import type { SyncEntity } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -27,23 +28,32 @@ const batchBody = (item: z.ZodType, maxJobs: number) =>
 // the very problem the single route answers, its paths relative to the request.
 const itemEnvelope = batchItem(z.unknown().nonoptional('required'));
 
-type Problem = ReturnType<HttpProblem['toProblem']>;
-
-type ItemResult =
-  | { index: number; status: number; idempotencyKey: string; jobId: string; links: Record<string, string>; replayed: boolean }
-  | { index: number; status: number; idempotencyKey: string | null; problem: Problem; retryAfter?: number };
+/** What became of one job of a batch: accepted (or replayed), or refused with the problem the single route would have answered. */
+export type BatchItemOutcome =
+  | { index: number; status: number; idempotencyKey: string; jobId: string; links: Record<string, string>; replayed: boolean; sync: SyncEntity | null }
+  | { index: number; status: number; idempotencyKey: string | null; problem: HttpProblem };
 
 /** The fields of a stored answer that an item's result repeats. */
 const acceptedAnswer = z.object({ jobId: z.string(), idempotencyKey: z.string(), links: z.record(z.string(), z.string()) });
 
-function accepted(index: number, statusCode: number, stored: StoredResponse, replayed: boolean): ItemResult {
+function accepted(job: Candidate, statusCode: number, stored: StoredResponse, replayed: boolean): BatchItemOutcome {
   const { jobId, idempotencyKey, links } = acceptedAnswer.parse(stored.body);
-  return { index, status: statusCode, idempotencyKey, jobId, links, replayed };
+  return { index: job.index, status: statusCode, idempotencyKey, jobId, links, replayed, sync: job.sync };
 }
 
-function refused(index: number, idempotencyKey: string | null, problem: HttpProblem): ItemResult {
+const refused = (index: number, idempotencyKey: string | null, problem: HttpProblem): BatchItemOutcome => ({ index, status: problem.status, idempotencyKey, problem });
+
+/** A refused job's Retry-After, as a number of seconds in its result. */
+export function retryAfterOf(problem: HttpProblem): { retryAfter?: number } {
   const retryAfter = problem.headers['retry-after'];
-  return { index, status: problem.status, idempotencyKey, problem: problem.toProblem(), ...(retryAfter === undefined ? {} : { retryAfter: Number(retryAfter) }) };
+  return retryAfter === undefined ? {} : { retryAfter: Number(retryAfter) };
+}
+
+/** A result of /v1's batch: the problem body inline. */
+function v1Result(outcome: BatchItemOutcome) {
+  if ('problem' in outcome) return { ...outcome, problem: outcome.problem.toProblem(), ...retryAfterOf(outcome.problem) };
+  const { sync: _sync, ...result } = outcome;
+  return result;
 }
 
 /** A job of the batch that got past validation. */
@@ -51,16 +61,17 @@ interface Candidate extends JobToAccept {
   index: number;
 }
 
-function resultOf(job: Candidate, outcome: AcceptOutcome): ItemResult {
-  return outcome.accepted ? accepted(job.index, outcome.statusCode, outcome.stored, outcome.replayed) : refused(job.index, job.idempotencyKey, outcome.problem);
+function resultOf(job: Candidate, outcome: AcceptOutcome): BatchItemOutcome {
+  return outcome.accepted ? accepted(job, outcome.statusCode, outcome.stored, outcome.replayed) : refused(job.index, job.idempotencyKey, outcome.problem);
 }
 
-export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth, acceptor }: JobRoutesDeps): void {
+/** A batch of jobs of one kind: its body's schema, its limits, and accepting one. Both API versions' batch routes take their jobs through it. */
+export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pick<JobRoutesDeps, 'config' | 'auth' | 'acceptor' | 'intakeRefusal'>) {
   const { maxJobs, bodyLimitBytes } = config.api.batch;
   const envelope = batchBody(z.unknown(), maxJobs);
 
   /** Validates every job on its own; of jobs sharing a key, the first valid one keeps it. */
-  function prepareAll(kind: AnyJobKind, tenantId: string, jobs: readonly unknown[], results: ItemResult[]): Candidate[] {
+  function prepareAll(kind: AnyJobKind, tenantId: string, requestId: string, jobs: readonly unknown[], results: BatchItemOutcome[]): Candidate[] {
     const holders = new Map<string, number>();
     return jobs.flatMap((item, index): Candidate[] => {
       let key: string | null = null;
@@ -68,7 +79,7 @@ export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth,
         const { idempotencyKey, request } = parseOrThrow(itemEnvelope, item, `Job ${index} of the batch`, 422);
         key = idempotencyKey ?? null;
         const body = parseOrThrow(kind.requestSchema, request, 'The request body', 422);
-        const job = prepareJob(kind, tenantId, body, idempotencyKey);
+        const job = prepareJob(kind, tenantId, body, idempotencyKey, requestId);
         key = job.idempotencyKey;
         const holder = holders.get(key);
         if (holder !== undefined) {
@@ -88,28 +99,38 @@ export function registerBatchRoutes(app: FastifyInstance, { config, kinds, auth,
     });
   }
 
-  async function acceptBatch(kind: AnyJobKind, request: FastifyRequest): Promise<{ results: ItemResult[] }> {
+  /** One outcome per job of the request, in the order of its jobs. */
+  async function acceptBatch(kind: AnyJobKind, request: FastifyRequest): Promise<BatchItemOutcome[]> {
     const { tenantId } = auth.principal(request);
     if (request.headers['idempotency-key'] !== undefined) {
       throw new HttpProblem(400, 'A batch takes a key per job (jobs[].idempotencyKey), not an Idempotency-Key header', { type: '/problems/validation' });
     }
     const { jobs } = parseOrThrow(envelope, request.body, 'The request body', 422);
-    const results: ItemResult[] = [];
-    const candidates = prepareAll(kind, tenantId, jobs, results);
+    // A batch is of one kind and one tenant, so a switch refuses all of it or none: the whole
+    // request answers the 503 (with Retry-After), and nothing of it is claimed or enqueued.
+    const closed = intakeRefusal(kind.name, tenantId);
+    if (closed) throw closed;
+    const results: BatchItemOutcome[] = [];
+    const candidates = prepareAll(kind, tenantId, request.id, jobs, results);
 
     for (const [job, outcome] of inOrder(candidates, await acceptor.acceptAll(candidates, request.log))) results.push(resultOf(job, outcome));
-    return { results: results.sort((a, b) => a.index - b.index) };
+    return results.sort((a, b) => a.index - b.index);
   }
 
-  for (const kind of kinds) {
+  return { acceptBatch, limits: { maxJobs, bodyLimitBytes }, bodySchema: (kind: AnyJobKind) => batchBody(batchItem(kind.requestSchema), maxJobs) };
+}
+
+export function registerBatchRoutes(app: FastifyInstance, deps: JobRoutesDeps): void {
+  const intake = createBatchIntake(deps);
+  for (const kind of deps.kinds) {
     app.post(
       `/v1/jobs/${kind.name}/batch`,
       {
-        onRequest: auth.requireScope(kind.intake.requiredScope),
-        bodyLimit: bodyLimitBytes,
-        schema: batchEnqueueDocs(kind, batchBody(batchItem(kind.requestSchema), maxJobs), { maxJobs, bodyLimitBytes }),
+        onRequest: deps.auth.requireScope(kind.intake.requiredScope),
+        bodyLimit: intake.limits.bodyLimitBytes,
+        schema: batchEnqueueDocs(kind, intake.bodySchema(kind), intake.limits),
       },
-      (request) => acceptBatch(kind, request),
+      async (request) => ({ results: (await intake.acceptBatch(kind, request)).map(v1Result) }),
     );
   }
 }

@@ -70,7 +70,7 @@ export interface PreparedJob {
 }
 
 /** Throws the 422 of a body without a canonical form. */
-export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown, givenKey: string | undefined): PreparedJob {
+export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown, givenKey: string | undefined, requestId: string): PreparedJob {
   const { intake, name: queue, syncKind } = kind;
   // Without a key, the request's natural key: a resend of the same thing is a replay.
   const idempotencyKey = givenKey ?? intake.defaultIdempotencyKey(request);
@@ -85,8 +85,9 @@ export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown,
     ref: { tenantId, scope: queue, key: idempotencyKey },
     stored: { headers: { location: jobLink(jobId) }, body: { jobId, queue, status: 'queued', idempotencyKey, links } },
     sync: syncKind === null ? null : { tenantId, kind: syncKind, entityId, version: intake.version(request), jobId },
-    // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt }.
-    job: { jobId, name: intake.jobName(request), data: { tenantId, idempotencyKey, request, enqueuedAt: new Date().toISOString() } },
+    // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt, requestId }. The
+    // request hash covers `request` alone, so the request id never makes a replay a mismatch.
+    job: { jobId, name: intake.jobName(request), data: { tenantId, idempotencyKey, request, enqueuedAt: new Date().toISOString(), requestId } },
   };
 }
 

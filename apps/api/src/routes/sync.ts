@@ -20,7 +20,7 @@ export interface SyncRoutesDeps {
 const RESERVATION_KIND = RESERVATION_SYNC_KIND;
 
 const reservationParams = z.strictObject({ id: calendarSyncRequestSchema.shape.reservationId });
-const syncParams = z.strictObject({
+export const syncParams = z.strictObject({
   kind: storableText(64),
   entityId: storableText(200),
 });
@@ -49,14 +49,22 @@ export function syncStatusView(row: SyncStatusRow) {
   };
 }
 
-export function registerSyncRoutes(app: FastifyInstance, { db, auth, kinds }: SyncRoutesDeps): void {
-  const syncKinds: ReadonlySet<string> = new Set(kinds.flatMap((kind) => (kind.syncKind === null ? [] : [kind.syncKind])));
-  async function find(tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow> {
+/** The sync kinds of the registry's kinds: what `/v1/sync/:kind` and `/v2/sync/:kind` know. */
+export const syncKindsOf = (kinds: readonly AnyJobKind[]): ReadonlySet<string> => new Set(kinds.flatMap((kind) => (kind.syncKind === null ? [] : [kind.syncKind])));
+
+/** Reads a tenant's sync status of an entity; 404 for none. */
+export function createSyncReader(db: Db) {
+  return async function findSyncStatus(tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow> {
     const row = await callPostgres(() => syncStatusRepository.get(db, tenantId, kind, entityId));
     // Other tenants' rows are simply not in the caller's namespace: 404, not 403.
     if (row === undefined) throw new HttpProblem(404, `No sync status for ${kind} "${entityId}"`);
     return row;
-  }
+  };
+}
+
+export function registerSyncRoutes(app: FastifyInstance, { db, auth, kinds }: SyncRoutesDeps): void {
+  const syncKinds = syncKindsOf(kinds);
+  const find = createSyncReader(db);
 
   app.get(
     '/v1/reservations/:id/sync',

@@ -191,6 +191,18 @@ describe('fake Google Calendar (raw HTTP)', () => {
     });
   });
 
+  it('confines a scoped outage to the requests of its method and calendar', async () => {
+    await call('POST', eventsUrl(), { id: 'abcde', summary: 'Dinner', ...times });
+    const otherCalendar = `${fake.rootUrl}calendar/v3/calendars/other%40example.com/events`;
+    await call('POST', otherCalendar, { id: 'fghij', summary: 'Lunch', ...times });
+    fake.setOutage({ status: 503 }, { method: 'PATCH', calendarId: CALENDAR_ID });
+    expect((await call('PATCH', eventsUrl('abcde'), { summary: 'Supper' })).status).toBe(503);
+    expect((await call('GET', eventsUrl('abcde'))).status).toBe(200);
+    expect((await call('PATCH', `${otherCalendar}/fghij`, { summary: 'Brunch' })).status).toBe(200);
+    fake.setOutage(null);
+    expect((await call('PATCH', eventsUrl('abcde'), { summary: 'Supper' })).status).toBe(200);
+  });
+
   it('applies a request before its delayed answer, as a slow network would', async () => {
     fake.setLatency(300);
     const answer = call('POST', eventsUrl(), { id: 'abcde', ...times });

@@ -21,6 +21,11 @@ export interface FakeCalendarFault {
   retryAfterSeconds?: number;
 }
 
+export interface FakeCalendarOutageScope {
+  method?: string;
+  calendarId?: string;
+}
+
 export interface FakeCalendar {
   /** Pass as `rootUrl` to `google.calendar()` (ends with a slash). */
   readonly rootUrl: string;
@@ -38,8 +43,11 @@ export interface FakeCalendar {
   receivedTokens(): string[];
   /** The next `count` event requests answer `fault` instead of being served. */
   failNext(count: number, fault: FakeCalendarFault): void;
-  /** An outage: every event request answers `fault` until `setOutage(null)`. */
-  setOutage(fault: FakeCalendarFault | null): void;
+  /**
+   * An outage: every event request answers `fault` until `setOutage(null)`; with a scope, only the
+   * requests of that method (PATCH, ...) and/or calendar do.
+   */
+  setOutage(fault: FakeCalendarFault | null, scope?: FakeCalendarOutageScope): void;
   /** Delays every event response by `ms`; the request takes effect before the wait, as a slow network would have it. */
   setLatency(ms: number): void;
   /** Forgets events, counts, tokens, faults and latency. */
@@ -76,7 +84,7 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
   const store = new FakeEventStore();
   const requests = new Map<string, number>();
   const faults: FakeCalendarFault[] = [];
-  let outage: FakeCalendarFault | null = null;
+  let outage: { fault: FakeCalendarFault; scope: FakeCalendarOutageScope } | null = null;
   const issuedTokens: string[] = [];
   const receivedTokens: string[] = [];
   let latencyMs = 0;
@@ -133,9 +141,10 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
     if (body === undefined) return tooLarge();
     const authFailure = checkAuthorization(authorization);
     if (authFailure) return authFailure;
-    const fault = outage ?? faults.shift();
-    if (fault) return faultReply(fault);
     const path = decodePath(route);
+    const inOutage = outage !== null && (outage.scope.method ?? method) === method && (outage.scope.calendarId ?? path?.calendarId) === path?.calendarId;
+    const fault = inOutage ? outage?.fault : faults.shift();
+    if (fault) return faultReply(fault);
     if (!path) return googleError(400, 'invalid', 'Invalid path encoding.');
     const json = parseJson(body);
     if (!json.ok) return googleError(400, 'parseError', 'Parse Error');
@@ -179,8 +188,8 @@ export async function startFakeCalendar(options: FakeCalendarOptions = {}): Prom
     failNext(count, fault) {
       for (let i = 0; i < count; i++) faults.push(fault);
     },
-    setOutage(fault) {
-      outage = fault;
+    setOutage(fault, scope) {
+      outage = fault === null ? null : { fault, scope: scope ?? {} };
     },
     setLatency(ms) {
       latencyMs = ms;

@@ -51,7 +51,7 @@ function invoiceStore(db: Db): InvoiceStore {
 }
 
 export const afipSyncWorker: KindWorker = {
-  start({ config, database, guards, keyring, logger, redis, locks }) {
+  start({ config, database, guards, keyring, logger, metrics, redis, locks }) {
     const { afip } = config;
     const wsfe = guardWsfe(createWsfeClient({ url: afip.wsfeUrl, timeoutMs: afip.timeoutMs }), guards['afip-wsfe']);
     const wsaa = guardWsaa(createWsaaClient({ url: afip.wsaaUrl, timeoutMs: afip.timeoutMs }), guards['afip-wsaa']);
@@ -76,6 +76,7 @@ export const afipSyncWorker: KindWorker = {
       withLock: (key, fn) => locks().withLock(key, LOGIN_LOCK, () => fn()),
       refreshMarginSeconds: afip.ticketRefreshMarginSeconds,
       lostTicketRecheckMs: afip.lostTicketRecheckMs,
+      onTicket: (result) => metrics.wsaaTickets.inc({ result }),
     });
     // One authorizer per process: the jobs of a series that run here at the same time share its lots.
     const authorizer = createInvoiceAuthorizer({

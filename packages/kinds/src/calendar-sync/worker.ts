@@ -2,13 +2,15 @@ import { createCalendarClient, preloadCalendarLibrary, syncReservation, type Cal
 import { PermanentError, type CalendarSyncResult } from '@jobfleet/contracts';
 import { googleConnectionRepository, mayWriteCalendar, type CalendarAccess } from '@jobfleet/db';
 import type { DependencyGuard } from '@jobfleet/resilience';
-import { jobDataSchema, type KindWorker } from '../define';
+import { flagContext, jobDataSchema, type KindWorker } from '../define';
 import { parsePayload, syncEntityOf, trackSyncStatus } from '../sync-tracking';
 import { createTenantCache } from '../tenant-cache';
 import { intake, requestSchema, RESERVATION_SYNC_KIND } from './intake';
 
 const jobSchema = jobDataSchema(requestSchema);
 const syncEntity = { name: 'calendar-sync', syncKind: RESERVATION_SYNC_KIND, intake };
+/** Rolling out: updates patch only the fields that changed (see SyncReservationDeps.minimalPatch). */
+export const MINIMAL_PATCH_FLAG = 'calendar-sync.minimal-patch';
 
 // Calendar writes are keyed by the event id, so every call is safe to repeat inside the guard.
 function guardCalendar(client: CalendarClient, guard: DependencyGuard): CalendarClient {
@@ -22,7 +24,7 @@ function guardCalendar(client: CalendarClient, guard: DependencyGuard): Calendar
 }
 
 export const calendarSyncWorker: KindWorker = {
-  async start({ config, database, guards, keyring, logger }) {
+  async start({ config, database, guards, keyring, logger, flags }) {
     // googleapis blocks the event loop for seconds when imported: at boot, not in the first job.
     await preloadCalendarLibrary();
     const { rootUrl, tokenUrl, timeoutMs } = config.calendar;
@@ -50,7 +52,9 @@ export const calendarSyncWorker: KindWorker = {
           if (!mayWriteCalendar(connection.access, request.calendarId)) {
             throw new PermanentError('CALENDAR_NOT_ALLOWED', `tenant ${tenantId} may not write to calendar ${request.calendarId}`, { details: { calendarId: request.calendarId } });
           }
-          const result = await syncReservation(data, { calendar: connection.client });
+          // Only an update can take the new path: other jobs are neither served nor counted for the flag.
+          const minimalPatch = request.action === 'update' && (await flags.getBooleanValue(MINIMAL_PATCH_FLAG, false, flagContext(job, tenantId)));
+          const result = await syncReservation(data, { calendar: connection.client, minimalPatch });
           return { result, externalRef: result.eventId };
         });
       },
