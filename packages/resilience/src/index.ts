@@ -4,4 +4,4 @@ export type { Dependency } from '@jobfleet/config';
 export { createFleetFailureCounter, publishBreakerState, readDegradedDependencies } from './fleet-view';
 export { DEGRADATION_LEVELS, intakeRefusal, mayTakeJobs, requestLimitFactor } from './degradation-level';
 export { startDegradation } from './degradation-fleet';
-export type { DegradationSnapshot, DegradationView } from './degradation-fleet';
+export type { DegradationView } from './degradation-fleet';
