@@ -20,6 +20,7 @@ import { registerBatchRoutes } from './routes/batch';
 import { registerBackupRoutes } from './routes/backups';
 import { registerConnectionRoutes } from './routes/connections';
 import { registerHealthRoutes } from './routes/health';
+import { registerJobAdminRoutes } from './routes/job-admin';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
@@ -162,6 +163,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowAccessTokens: config.nodeEnv !== 'production',
   });
   registerApiKeyRoutes(app, { db: database.db, auth });
+  registerJobAdminRoutes(app, { config, db: database.db, auth, kinds, queues, redis, capacity });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

@@ -1,6 +1,6 @@
 import type { Config } from '@jobfleet/config';
 import { classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
-import { JOB_KINDS, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
+import { JOB_KINDS, attemptHistory, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import { closeWorkersGracefully, createTenantCapacity, createWorker, settingsFor, tenantAttemptGate, type JobProcessor, type RedisConnections } from '@jobfleet/queue';
@@ -94,6 +94,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
         maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
         leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
       }),
+      history: attemptHistory(database.db, kind, config.worker.id),
     });
     workers.set(kind.name, worker);
   }

@@ -111,6 +111,8 @@ const envSchema = z.object({
   // Basic-auth user and password for /admin/queues (Bull Board); an admin-scoped API key also works.
   ADMIN_USER: z.string().min(1).default('admin'),
   ADMIN_PASSWORD: optionalString,
+  // Most jobs one POST /v1/admin/jobs/retry (bulk retry by filter) retries; a filter matching more is refused (422).
+  ADMIN_BULK_RETRY_MAX: int(1).max(100_000).default(1000),
   // Timeout for each dependency ping in /health/ready.
   READY_TIMEOUT_MS: int(50).default(1000),
   // Which proxies' X-Forwarded-For names the client (Fastify trustProxy): false (the socket's peer),
@@ -278,6 +280,8 @@ export interface Config {
     batch: { maxJobs: number; bodyLimitBytes: number };
     adminUser: string;
     adminPassword: string;
+    /** Most jobs one bulk retry by filter may retry. */
+    bulkRetryMax: number;
     readyTimeoutMs: number;
     trustProxy: TrustProxy;
     /** Failed authentications allowed per client address per window, fleet-wide. */
@@ -527,6 +531,7 @@ export function loadConfig(source: Source = process.env): Config {
       batch: { maxJobs: env.API_BATCH_MAX_JOBS, bodyLimitBytes: env.API_BATCH_BODY_LIMIT_BYTES },
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
+      bulkRetryMax: env.ADMIN_BULK_RETRY_MAX,
       readyTimeoutMs: env.READY_TIMEOUT_MS,
       trustProxy: env.API_TRUST_PROXY,
       authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },

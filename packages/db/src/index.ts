@@ -1,7 +1,7 @@
 export { openDatabase, openMigratedDatabase } from './client';
 export type { Database, Db } from './client';
 export * as schema from './schema';
-export type { LockAuditEvent } from './schema';
+export type { JobState, LockAuditEvent } from './schema';
 export { recordEnqueuedMany, syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { createTenant, tenantExists, ensureDevTenant } from './tenants';
@@ -52,3 +52,5 @@ export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
+export { jobRepository, recordAcceptedJobs, recordAttempt } from './jobs';
+export type { AttemptEvent, JobAttemptRow, JobCursor, JobFilter, JobIdentity, JobRef, JobRow } from './jobs';

@@ -1,6 +1,7 @@
 import { backupRepository, type BackupRow, type Db } from '@jobfleet/db';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { keysetCursor } from '../cursor';
 import { callPostgres } from '../dependencies';
 import { docs } from '../openapi';
 import type { Auth } from '../plugins/auth';
@@ -14,29 +15,12 @@ export interface BackupRoutesDeps {
 
 const MAX_PAGE = 100;
 
-/** Keyset position of the last row of a page: opaque to clients, base64url JSON to us. */
-const cursorSchema = z.object({ startedAt: boundedInstant, id: z.uuid() });
-type Cursor = z.infer<typeof cursorSchema>;
-
-const encodeCursor = (row: BackupRow): string =>
-  Buffer.from(JSON.stringify({ startedAt: row.startedAt.toISOString(), id: row.id } satisfies Cursor)).toString('base64url');
-
-function decodeCursor(raw: string): Cursor | undefined {
-  try {
-    const parsed = cursorSchema.safeParse(JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** Keyset position of the last row of a page. */
+const cursor = keysetCursor(z.object({ startedAt: boundedInstant, id: z.uuid() }));
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20),
-  cursor: z
-    .string()
-    .max(512)
-    .optional()
-    .refine((raw) => raw === undefined || decodeCursor(raw) !== undefined, 'is not a cursor this API returned'),
+  cursor: cursor.param,
 });
 const backupParams = z.strictObject({ id: z.uuid() });
 
@@ -71,15 +55,16 @@ export function registerBackupRoutes(app: FastifyInstance, { db, auth }: BackupR
   };
 
   app.get('/v1/backups', { onRequest, schema: docs.listBackups }, async (request) => {
-    const { limit, cursor } = parseOrThrow(listQuery, request.query, 'The query string');
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const query = parseOrThrow(listQuery, request.query, 'The query string');
+    const { limit } = query;
+    const after = query.cursor === undefined ? undefined : cursor.decode(query.cursor);
     // One extra row tells whether another page exists.
     const rows = await callPostgres(() =>
       backupRepository.list(db, { limit: limit + 1, cursor: after && { startedAt: new Date(after.startedAt), id: after.id } }),
     );
     const page = rows.slice(0, limit);
     const last = page.at(-1);
-    return { items: page.map(backupView), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    return { items: page.map(backupView), nextCursor: rows.length > limit && last ? cursor.encode({ startedAt: last.startedAt.toISOString(), id: last.id }) : null };
   });
 
   app.get('/v1/backups/:id', { onRequest, schema: docs.getBackup }, async (request) => {
