@@ -1,2 +1,2 @@
 export { buildApi } from './app';
-export { startIdempotencyRetention } from './retention';
+export { startRetention } from './retention';

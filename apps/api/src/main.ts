@@ -4,7 +4,7 @@ import { createLogger, createMetrics, registerQueueGauges } from '@jobfleet/obse
 import { QUEUE_NAMES } from '@jobfleet/kinds';
 import { closeQueues, connectRedis, createQueues, onShutdownSignal, waitUntilReady } from '@jobfleet/queue';
 import { buildApi } from './app';
-import { startIdempotencyRetention } from './retention';
+import { startRetention } from './retention';
 
 // Entry point of an API replica. Stateless: run as many as the load needs.
 const config = loadConfigOrExit({ role: 'service' });
@@ -28,7 +28,7 @@ registerQueueGauges(metrics, Object.values(queues));
 metrics.watchRedisConnections(redis.instances);
 const api = await buildApi({ config, database, queues, redis, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
-const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
+const retention = startRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs, jobHistoryDays: config.api.jobHistoryRetentionDays });
 
 onShutdownSignal(
   async (signal) => {

@@ -1,4 +1,4 @@
-import { buildApi, startIdempotencyRetention } from '@jobfleet/api';
+import { buildApi, startRetention } from '@jobfleet/api';
 import { startAfipSimulator } from '@jobfleet/afip/simulator';
 import { startFakeS3 } from '@jobfleet/backup/fake-s3';
 import { startFakeCalendar } from '@jobfleet/calendar/fake';
@@ -52,7 +52,7 @@ registerQueueGauges(metrics, Object.values(queues));
 metrics.watchRedisConnections(producer.instances);
 const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
 await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
-const retention = startIdempotencyRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs });
+const retention = startRetention({ database, logger, intervalMs: config.idempotency.pruneIntervalMs, jobHistoryDays: config.api.jobHistoryRetentionDays });
 
 const workerRedis = connectRedis(topology, 'worker', { name: 'worker' });
 const fleet = await startWorkers({

@@ -113,6 +113,9 @@ const envSchema = z.object({
   ADMIN_PASSWORD: optionalString,
   // Most jobs one POST /v1/admin/jobs/retry (bulk retry by filter) retries; a filter matching more is refused (422).
   ADMIN_BULK_RETRY_MAX: int(1).max(100_000).default(1000),
+  // Days after its creation a finished job's row and attempt history are kept for the job admin API
+  // (pruned with the idempotency keys, every IDEMPOTENCY_PRUNE_INTERVAL_SECONDS).
+  JOB_HISTORY_RETENTION_DAYS: int(1).default(30),
   // Timeout for each dependency ping in /health/ready.
   READY_TIMEOUT_MS: int(50).default(1000),
   // Which proxies' X-Forwarded-For names the client (Fastify trustProxy): false (the socket's peer),
@@ -282,6 +285,8 @@ export interface Config {
     adminPassword: string;
     /** Most jobs one bulk retry by filter may retry. */
     bulkRetryMax: number;
+    /** Days after its creation a finished job's row and attempt history are kept. */
+    jobHistoryRetentionDays: number;
     readyTimeoutMs: number;
     trustProxy: TrustProxy;
     /** Failed authentications allowed per client address per window, fleet-wide. */
@@ -532,6 +537,7 @@ export function loadConfig(source: Source = process.env): Config {
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
       bulkRetryMax: env.ADMIN_BULK_RETRY_MAX,
+      jobHistoryRetentionDays: env.JOB_HISTORY_RETENTION_DAYS,
       readyTimeoutMs: env.READY_TIMEOUT_MS,
       trustProxy: env.API_TRUST_PROXY,
       authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },

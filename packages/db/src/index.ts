@@ -52,5 +52,5 @@ export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
-export { jobRepository, recordAcceptedJobs, recordAttempt } from './jobs';
+export { jobRepository, pruneJobHistory, recordAcceptedJobs, recordAttempt } from './jobs';
 export type { AttemptEvent, JobAttemptRow, JobCursor, JobFilter, JobIdentity, JobRef, JobRow } from './jobs';

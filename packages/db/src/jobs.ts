@@ -237,3 +237,20 @@ export const jobRepository = {
     });
   },
 };
+
+/**
+ * Deletes the rows of jobs that finished (completed, failed, cancelled) and were created before
+ * `before`, with their runs; how many jobs went. Jobs still waiting or running keep their rows.
+ */
+export async function pruneJobHistory(db: Db, before: Date): Promise<number> {
+  const result = (await db.execute(sql`
+    with pruned as (
+      delete from ${jobs} where ${jobs.state} in ('completed', 'failed', 'cancelled') and ${jobs.createdAt} < ${before.toISOString()}::timestamptz
+      returning kind, id
+    ), runs as (
+      delete from ${jobAttempts} using pruned where ${jobAttempts.kind} = pruned.kind and ${jobAttempts.jobId} = pruned.id
+    )
+    select count(*)::int as count from pruned
+  `)) as { rows: { count: number }[] };
+  return result.rows[0]?.count ?? 0;
+}
