@@ -187,7 +187,7 @@ describe('the job admin API', () => {
       // Cancelled is not cancelled twice: the job is gone.
       expect((await call('POST', `/v1/admin/jobs/${QUEUE}/${waitingId}/cancel`, keys.operator)).statusCode).toBe(410);
     } finally {
-      worker?.resume();
+      await worker?.resume();
     }
 
     system.calendar.failNext(1, { status: 503 });
@@ -288,7 +288,7 @@ describe('the job admin API', () => {
     const tenantAudit = (await call('GET', `/v1/admin/tenants/${system.tenantId}/audit?limit=1`, keys.tenantAdmin)).json<Page<{ action: string }>>();
     expect(tenantAudit.items).toHaveLength(1);
     expect(tenantAudit.nextCursor).not.toBeNull();
-    const next = (await call('GET', `/v1/admin/tenants/${system.tenantId}/audit?cursor=${tenantAudit.nextCursor}`, keys.tenantAdmin)).json<Page<{ action: string }>>();
+    const next = (await call('GET', `/v1/admin/tenants/${system.tenantId}/audit?cursor=${tenantAudit.nextCursor ?? ''}`, keys.tenantAdmin)).json<Page<{ action: string }>>();
     expect(next.items.map((item) => item.action)).toEqual(expect.arrayContaining(['job.retry', 'job.promote', 'job.cancel']));
   });
 });

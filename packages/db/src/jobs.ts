@@ -108,7 +108,7 @@ async function writeAttempts(db: Db, events: readonly AttemptEvent[]): Promise<v
   `);
 }
 
-const historyWriters = new WeakMap<Db, GroupCommit<AttemptEvent, void>>();
+const historyWriters = new WeakMap<Db, GroupCommit<AttemptEvent, undefined>>();
 
 /**
  * Records a run's start or end. The events of every job running at once share one statement (a
@@ -117,7 +117,7 @@ const historyWriters = new WeakMap<Db, GroupCommit<AttemptEvent, void>>();
 export function recordAttempt(db: Db, event: AttemptEvent): Promise<void> {
   let writer = historyWriters.get(db);
   if (writer === undefined) {
-    writer = createGroupCommit<AttemptEvent, void>({
+    writer = createGroupCommit<AttemptEvent, undefined>({
       maxBatch: MAX_ROWS_PER_STATEMENT,
       conflictKey: (e) => jobKey(e.job),
       async flush(events) {
@@ -160,7 +160,7 @@ function conditionsOf(filter: JobFilter): SQL | undefined {
   return conditions.length === 0 ? undefined : and(...conditions);
 }
 
-/** A job acted on, with the tenant it belongs to (for the audit). */
+/** A job acted on. */
 export interface JobRef {
   kind: string;
   id: string;

@@ -1,4 +1,5 @@
 import type { Config } from '@jobfleet/config';
+import { coerceError } from '@jobfleet/contracts';
 import { adminAuditRepository, jobRepository, schema, type AdminAuditRow, type Db, type JobFilter, type JobRow, type JobState } from '@jobfleet/db';
 import type { AnyJobKind } from '@jobfleet/kinds';
 import type { RedisConnections, TenantCapacity } from '@jobfleet/queue';
@@ -236,7 +237,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     const retried: JobRow[] = [];
     const skipped: { kind: string; jobId: string; reason: string }[] = [];
     // Redis failing part way: what was retried is still recorded, then the failure answered.
-    let failure: unknown;
+    let failure: Error | undefined;
     for (let start = 0; start < rows.length && failure === undefined; start += BULK_RETRY_CONCURRENCY) {
       await Promise.all(
         rows.slice(start, start + BULK_RETRY_CONCURRENCY).map(async (row) => {
@@ -245,7 +246,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
             retried.push(row);
           } catch (error) {
             if (error instanceof HttpProblem) skipped.push({ kind: row.kind, jobId: row.id, reason: error.message });
-            else failure ??= error;
+            else failure ??= coerceError(error);
           }
         }),
       );
