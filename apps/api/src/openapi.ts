@@ -582,7 +582,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key as a bearer token' },
           apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
-          adminBasic: { type: 'http', scheme: 'basic', description: 'Admin routes only: /admin/queues (Bull Board), /v1/backups' },
+          adminBasic: { type: 'http', scheme: 'basic', description: 'Operator routes only: /admin/queues (Bull Board), /v1/backups, /v1/admin/jobs, /v1/admin/audit' },
         },
       },
     },
