@@ -21,6 +21,17 @@ export interface JobIdentity {
 
 const jobKey = (job: Pick<JobIdentity, 'kind' | 'id'>) => JSON.stringify([job.kind, job.id]);
 
+/**
+ * In key order, so that an acceptor's statement and a worker's, which may write the same jobs' rows
+ * (a worker can start a job before its acceptor's write lands), lock them in one order and never deadlock.
+ */
+function inKeyOrder<T>(items: readonly T[], jobOf: (item: T) => JobIdentity): T[] {
+  return [...items].sort((a, b) => {
+    const [ka, kb] = [jobKey(jobOf(a)), jobKey(jobOf(b))];
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+}
+
 // Sized so a statement's arrays stay small enough to build and plan in a few milliseconds.
 const MAX_ROWS_PER_STATEMENT = 500;
 
@@ -29,8 +40,9 @@ const MAX_ROWS_PER_STATEMENT = 500;
  * already wrote (it may start before this commits) is left alone; a row of an older job under the
  * same id (a reused idempotency key) starts over.
  */
-export async function recordAcceptedJobs(db: Db, accepted: readonly JobIdentity[]): Promise<void> {
-  if (accepted.length === 0) return;
+export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity[]): Promise<void> {
+  if (unordered.length === 0) return;
+  const accepted = inKeyOrder(unordered, (job) => job);
   const column = (value: (job: JobIdentity) => string | null, type: 'text' | 'timestamptz') => arrayParam(accepted.map(value), type);
   await db.execute(sql`
     insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, created_at, updated_at)
@@ -75,7 +87,8 @@ const attemptsAfter = ({ attempt, ended }: AttemptEvent) => (ended?.outcome === 
  * a job no acceptor wrote, a scheduled one). A job's last error stays while it runs again, and goes
  * when it completes.
  */
-async function writeAttempts(db: Db, events: readonly AttemptEvent[]): Promise<void> {
+async function writeAttempts(db: Db, unordered: readonly AttemptEvent[]): Promise<void> {
+  const events = inKeyOrder(unordered, (event) => event.job);
   type Value = string | number | null;
   const column = (value: (event: AttemptEvent) => Value, type: 'text' | 'integer' | 'timestamptz') => arrayParam(events.map(value), type);
   const iso = (date: Date | undefined) => date?.toISOString() ?? null;
