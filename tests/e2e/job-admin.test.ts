@@ -150,6 +150,8 @@ describe('the job admin API', () => {
     expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({ type: '/problems/job-state-conflict', state: 'completed' });
     expect((await call('POST', `/v1/admin/jobs/${QUEUE}/${jobId}/promote`, keys.operator)).statusCode).toBe(409);
+    expect((await call('POST', `/v1/admin/jobs/${QUEUE}/${jobId}/cancel`, keys.operator)).statusCode).toBe(409);
+    expect(await system.queues[QUEUE].getJobState(jobId)).toBe('completed');
   });
 
   it('retries a failed job, which then completes; the sync status follows', async () => {
