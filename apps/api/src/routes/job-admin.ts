@@ -170,7 +170,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     const call = redisOf(row.kind);
     const job = await call(() => queueFor(queues, row.kind).getJob(row.id));
     if (job === undefined) {
-      throw new HttpProblem(410, `Job "${row.id}" is no longer in the queue (Redis retention removed it; it was ${row.state}); submit its request again instead`, {
+      throw new HttpProblem(410, `Job "${row.id}" is no longer in the queue (removed by retention or cancelled; last known state ${row.state}); submit its request again instead`, {
         type: '/problems/job-expired-from-queue',
         extensions: { state: row.state },
       });
@@ -197,8 +197,6 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
         await call(() => job.promote());
       } else {
         await call(() => job.remove());
-        // Its pending entry would hold the tenant's waiting quota until reconciled.
-        if (row.tenantId !== null) await call(() => capacity.leave({ kind: row.kind, tenantId: row.tenantId as string, jobId: row.id }, true));
       }
     } catch (error) {
       // BullMQ refuses a job that moved on since (a worker took it, its delay ended): say so.
@@ -206,6 +204,9 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
       if (now !== state) throw wrongState(action, row, now);
       throw error;
     }
+    // A cancelled job's pending entry would hold the tenant's waiting quota until reconciled.
+    const { tenantId } = row;
+    if (action === 'cancel' && tenantId !== null) await call(() => capacity.leave({ kind: row.kind, tenantId, jobId: row.id }, true));
     return state;
   }
 
@@ -228,7 +229,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     const cap = body.max ?? config.api.bulkRetryMax;
     if (body.dryRun) return { dryRun: true, matched, max: cap };
     if (matched > cap) {
-      throw new HttpProblem(422, `The filter matches ${matched} failed jobs, more than the ${cap} one bulk retry may retry; narrow the filter${body.max === undefined ? '' : ' or raise max'}`, {
+      throw new HttpProblem(422, `The filter matches ${matched} failed jobs, more than the ${cap} one bulk retry may retry; narrow the filter${cap < config.api.bulkRetryMax ? ` or raise max (up to ${config.api.bulkRetryMax})` : ''}`, {
         type: '/problems/bulk-retry-over-cap',
         extensions: { matched, max: cap },
       });
