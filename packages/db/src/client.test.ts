@@ -15,6 +15,7 @@ describe('database client', () => {
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
     expect(rows.map((r) => r.table_name)).toEqual([
+      'admin_audit',
       'afip_invoices',
       'afip_issuers',
       'afip_voucher_fences',
@@ -22,6 +23,8 @@ describe('database client', () => {
       'backups',
       'google_connections',
       'idempotency_keys',
+      'job_attempts',
+      'jobs',
       'lock_audit',
       'sync_status',
       'tenants',
