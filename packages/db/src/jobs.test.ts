@@ -1,4 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
+import { adminAuditRepository } from './admin-audit';
 import { jobRepository, recordAcceptedJobs, recordAttempt, START_WRITE_DELAY_MS, type JobIdentity } from './jobs';
 
 describe('jobs and job_attempts writes', () => {
@@ -67,6 +68,19 @@ describe('jobs and job_attempts writes', () => {
     expect(await get('short')).toMatchObject({ state: 'completed', attempts: 1 });
     const [only] = await jobRepository.attempts(testDb.database.db, 'calendar-sync', 'short');
     expect(only).toMatchObject({ run: 1, outcome: 'completed', startedAt });
+  });
+
+  it('records an admin action over the rows still in the state it acted on, never over a worker\'s newer write', async () => {
+    const { db } = testDb.database;
+    const [stillFailed, alreadyDone] = [identity('retried-still-failed', new Date()), identity('retried-already-done', new Date())];
+    for (const job of [stillFailed, alreadyDone]) await run(job, 1, { at: new Date(), outcome: 'failed', error: { code: 'X', message: 'boom' } });
+    // The retried job ran and completed before the action's transaction.
+    await run(alreadyDone, 2, { at: new Date(), outcome: 'completed', error: null });
+
+    await jobRepository.recordAdminAction(db, { jobs: [stillFailed, alreadyDone], state: 'waiting', audit: { actor: 'operator:test', action: 'jobs.bulk-retry' } });
+    expect((await get('retried-still-failed'))?.state).toBe('waiting');
+    expect((await get('retried-already-done'))?.state).toBe('completed');
+    expect(await adminAuditRepository.list(db, { action: 'jobs.bulk-retry', limit: 10 })).toEqual([expect.objectContaining({ actor: 'operator:test' })]);
   });
 
   it('creates the row of a job no acceptor saw (a scheduled backup) from its first run', async () => {

@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'driz
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
 import { arrayParam } from './bulk-sql';
+import { classifyPostgresError } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState } from './schema';
 
@@ -226,12 +227,26 @@ export interface AdminJobChange {
   audit: AdminAuditEntry;
 }
 
+/**
+ * The states a row may be in for an action's state to replace it. The action was done in Redis
+ * first, so a worker may already have written what came next (a retried job running, or done):
+ * that row is newer than the action and stays. A cancelled job cannot run again; its row may say
+ * active when its run stalled.
+ */
+const STATES_BEFORE: Partial<Record<JobState, readonly JobState[]>> = {
+  waiting: ['failed', 'delayed'],
+  cancelled: ['waiting', 'delayed', 'active'],
+};
+
 // The sync_status rows an action moves along with their job: a cancelled job's entity is cancelled,
 // a retried one's pending again. Only rows still naming the job, in the states it leaves.
 const SYNC_STATUS_AFTER: Partial<Record<JobState, { status: 'cancelled' | 'pending'; from: readonly string[] }>> = {
   cancelled: { status: 'cancelled', from: ['pending', 'waiting'] },
   waiting: { status: 'pending', from: ['failed'] },
 };
+
+// An action's transaction may deadlock with a worker's history write on the same rows: tried again.
+const ADMIN_ACTION_TRIES = 3;
 
 export const jobRepository = {
   /** Newest first, `limit` rows after `cursor`. */
@@ -268,27 +283,41 @@ export const jobRepository = {
       .orderBy(asc(jobAttempts.run));
   },
 
-  /** Sets the jobs' state (and their entities' sync status) and appends the audit entry, in one transaction. */
+  /**
+   * Sets the jobs' state (where no worker wrote a newer one) and their entities' sync status, and
+   * appends the audit entry, in one transaction.
+   */
   async recordAdminAction(db: Db, change: AdminJobChange): Promise<void> {
-    await db.transaction(async (tx) => {
-      const byKind = new Map<string, string[]>();
-      for (const job of change.jobs) byKind.set(job.kind, [...(byKind.get(job.kind) ?? []), job.id]);
-      const sync = SYNC_STATUS_AFTER[change.state];
-      for (const [kind, ids] of byKind) {
-        await tx
-          .update(jobs)
-          .set({ state: change.state, updatedAt: new Date() })
-          .where(and(eq(jobs.kind, kind), inArray(jobs.id, ids)));
-        if (sync !== undefined) {
+    const byKind = new Map<string, string[]>();
+    for (const job of change.jobs) byKind.set(job.kind, [...(byKind.get(job.kind) ?? []), job.id]);
+    const before = STATES_BEFORE[change.state] ?? [];
+    const sync = SYNC_STATUS_AFTER[change.state];
+    const transaction = () =>
+      db.transaction(async (tx) => {
+        for (const [kind, ids] of byKind) {
           await tx
-            .update(syncStatus)
-            .set({ status: sync.status, updatedAt: new Date() })
-            .where(and(inArray(syncStatus.jobId, ids), inArray(syncStatus.status, [...sync.from] as (typeof syncStatus.status._.data)[])));
+            .update(jobs)
+            .set({ state: change.state, updatedAt: new Date() })
+            .where(and(eq(jobs.kind, kind), inArray(jobs.id, ids), inArray(jobs.state, [...before])));
+          if (sync !== undefined) {
+            await tx
+              .update(syncStatus)
+              .set({ status: sync.status, updatedAt: new Date() })
+              .where(and(inArray(syncStatus.jobId, ids), inArray(syncStatus.status, [...sync.from] as (typeof syncStatus.status._.data)[])));
+          }
         }
+        await adminAuditRepository.append(tx, [change.audit]);
+      });
+    for (let tries = 1; ; tries++) {
+      try {
+        await transaction();
+        return;
+      } catch (error) {
+        if (tries >= ADMIN_ACTION_TRIES || classifyPostgresError(error) !== 'transient') throw error;
       }
-      await adminAuditRepository.append(tx, [change.audit]);
-    });
+    }
   },
+
 };
 
 /**
