@@ -2,7 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'driz
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
 import { arrayParam } from './bulk-sql';
-import { classifyPostgresError } from './postgres-errors';
+import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState } from './schema';
 
@@ -144,7 +144,8 @@ function historyWriterOf(db: Db): HistoryWriter {
       maxBatch: MAX_ROWS_PER_STATEMENT,
       conflictKey: (event) => jobKey(event.job),
       async flush(events) {
-        await writeAttempts(db, events);
+        // It may deadlock with an admin action's transaction over the same rows: tried again.
+        await retryLostRaces(() => writeAttempts(db, events));
         return events.map(() => undefined);
       },
     });
@@ -245,9 +246,6 @@ const SYNC_STATUS_AFTER: Partial<Record<JobState, { status: 'cancelled' | 'pendi
   waiting: { status: 'pending', from: ['failed'] },
 };
 
-// An action's transaction may deadlock with a worker's history write on the same rows: tried again.
-const ADMIN_ACTION_TRIES = 3;
-
 export const jobRepository = {
   /** Newest first, `limit` rows after `cursor`. */
   async list(db: Db, filter: JobFilter, page: { limit: number; cursor?: JobCursor }): Promise<JobRow[]> {
@@ -292,7 +290,8 @@ export const jobRepository = {
     for (const job of change.jobs) byKind.set(job.kind, [...(byKind.get(job.kind) ?? []), job.id]);
     const before = STATES_BEFORE[change.state] ?? [];
     const sync = SYNC_STATUS_AFTER[change.state];
-    const transaction = () =>
+    // It may deadlock with a worker's history write of the same rows: tried again.
+    await retryLostRaces(() =>
       db.transaction(async (tx) => {
         for (const [kind, ids] of byKind) {
           await tx
@@ -307,15 +306,8 @@ export const jobRepository = {
           }
         }
         await adminAuditRepository.append(tx, [change.audit]);
-      });
-    for (let tries = 1; ; tries++) {
-      try {
-        await transaction();
-        return;
-      } catch (error) {
-        if (tries >= ADMIN_ACTION_TRIES || classifyPostgresError(error) !== 'transient') throw error;
-      }
-    }
+      }),
+    );
   },
 
 };
