@@ -94,7 +94,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
         maxRunningJobs: async (tenantId) => (await limits.limitsOf(tenantId)).quotas(kind.name).maxRunningJobs,
         leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
       }),
-      history: attemptHistory(database.db, kind, config.worker.id),
+      history: attemptHistory(statusDeps, kind, config.worker.id),
     });
     workers.set(kind.name, worker);
   }

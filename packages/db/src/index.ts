@@ -53,4 +53,4 @@ export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
 export { jobRepository, pruneJobHistory, recordAcceptedJobs, recordAttempt } from './jobs';
-export type { JobFilter, JobIdentity, JobRow } from './jobs';
+export type { AttemptEvent, JobFilter, JobIdentity, JobRow } from './jobs';

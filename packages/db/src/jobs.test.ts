@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { adminAuditRepository } from './admin-audit';
-import { jobRepository, recordAcceptedJobs, recordAttempt, START_WRITE_DELAY_MS, type JobIdentity } from './jobs';
+import { jobRepository, recordAcceptedJobs, recordAttempt, type JobIdentity } from './jobs';
 
 describe('jobs and job_attempts writes', () => {
   let testDb: TestDatabase;
@@ -54,20 +54,6 @@ describe('jobs and job_attempts writes', () => {
       { r: 1, outcome: 'retried', errorCode: 'DEPENDENCY_UNAVAILABLE' },
       { r: 2, outcome: 'completed', errorCode: null },
     ]);
-  });
-
-  it('writes a run that ends within START_WRITE_DELAY_MS once, by its end, which carries its start', async () => {
-    const job = identity('short', new Date());
-    await recordAcceptedJobs(testDb.database.db, [job]);
-    const startedAt = new Date(Date.now() - 5);
-    const start = recordAttempt(testDb.database.db, { job, run: 1, attempt: 1, workerId: 'w1', startedAt });
-    await new Promise((resolve) => setTimeout(resolve, START_WRITE_DELAY_MS / 4));
-    expect((await get('short'))?.state).toBe('waiting');
-    await recordAttempt(testDb.database.db, { job, run: 1, attempt: 1, workerId: 'w1', startedAt, ended: { at: new Date(), outcome: 'completed', error: null } });
-    await start;
-    expect(await get('short')).toMatchObject({ state: 'completed', attempts: 1 });
-    const [only] = await jobRepository.attempts(testDb.database.db, 'calendar-sync', 'short');
-    expect(only).toMatchObject({ run: 1, outcome: 'completed', startedAt });
   });
 
   it('records an admin action over the rows still in the state it acted on, never over a worker\'s newer write', async () => {

@@ -122,67 +122,27 @@ async function writeAttempts(db: Db, unordered: readonly AttemptEvent[]): Promis
   `);
 }
 
+const historyWriters = new WeakMap<Db, GroupCommit<AttemptEvent, undefined>>();
+
 /**
- * A run's start is written once the run has lasted this long. Most runs end sooner, and their end's
- * row carries the start: a job then costs one history write, not two, and its end waits for one
- * flush. The price: a run whose worker dies within this time leaves no row (the next run shows).
+ * Records a run's start or end. The events of every job running at once share one statement (a
+ * group commit); a job's events never share one, so they land in order.
  */
-export const START_WRITE_DELAY_MS = 1000;
-
-interface HistoryWriter {
-  commit: GroupCommit<AttemptEvent, undefined>;
-  /** Starts not written yet, by job and run: what to do when their end comes first. */
-  startsDue: Map<string, { timer: NodeJS.Timeout; skip(): void }>;
-}
-
-const historyWriters = new WeakMap<Db, HistoryWriter>();
-
-function historyWriterOf(db: Db): HistoryWriter {
+export function recordAttempt(db: Db, event: AttemptEvent): Promise<void> {
   let writer = historyWriters.get(db);
   if (writer === undefined) {
-    const commit = createGroupCommit<AttemptEvent, undefined>({
+    writer = createGroupCommit<AttemptEvent, undefined>({
       maxBatch: MAX_ROWS_PER_STATEMENT,
-      conflictKey: (event) => jobKey(event.job),
+      conflictKey: (e) => jobKey(e.job),
       async flush(events) {
         // It may deadlock with an admin action's transaction over the same rows: tried again.
         await retryLostRaces(() => writeAttempts(db, events));
         return events.map(() => undefined);
       },
     });
-    writer = { commit, startsDue: new Map() };
     historyWriters.set(db, writer);
   }
-  return writer;
-}
-
-const runKey = (event: AttemptEvent) => JSON.stringify([event.job.kind, event.job.id, event.run]);
-
-/**
- * Records a run's start (after START_WRITE_DELAY_MS, unless it ended by then) or end. The events
- * of every job running at once share one statement (a group commit); a job's events never share
- * one, so they land in order.
- */
-export function recordAttempt(db: Db, event: AttemptEvent): Promise<void> {
-  const { commit, startsDue } = historyWriterOf(db);
-  const key = runKey(event);
-  if (event.ended === undefined) {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        startsDue.delete(key);
-        commit.submit(event).then(resolve, reject);
-      }, START_WRITE_DELAY_MS);
-      // A start not written by shutdown is not worth holding the process for.
-      timer.unref();
-      startsDue.set(key, { timer, skip: resolve });
-    });
-  }
-  const due = startsDue.get(key);
-  if (due !== undefined) {
-    clearTimeout(due.timer);
-    startsDue.delete(key);
-    due.skip();
-  }
-  return commit.submit(event).then(() => undefined);
+  return writer.submit(event).then(() => undefined);
 }
 
 /** What the admin API filters jobs by; every field narrows. */

@@ -1,6 +1,7 @@
 import { JobfleetError } from '@jobfleet/contracts';
-import { recordAttempt, type Db, type JobIdentity } from '@jobfleet/db';
+import { recordAttempt, type AttemptEvent, type Database, type JobIdentity } from '@jobfleet/db';
 import type { AttemptHistory } from '@jobfleet/queue';
+import type { DependencyGuard } from '@jobfleet/resilience';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { AnyJobKind } from './define';
@@ -32,19 +33,46 @@ export function jobIdentityOf(kind: AnyJobKind, job: Pick<Job, 'id' | 'data' | '
   };
 }
 
-/** The attempt history of one kind's jobs, run by `workerId`: Postgres jobs and job_attempts rows. */
-export function attemptHistory(db: Db, kind: AnyJobKind, workerId: string): AttemptHistory {
+/**
+ * A run's start is written once the run has lasted this long. Most runs end sooner, and their end's
+ * row carries the start: a job then costs one history write, not two, and its end waits for one
+ * flush. The price: a run whose worker dies within this time leaves no row (the next run shows).
+ */
+export const START_WRITE_DELAY_MS = 1000;
+
+/**
+ * The attempt history of one kind's jobs, run by `workerId`: Postgres jobs and job_attempts rows,
+ * written through the Postgres guard (its timeout and breaker), so an outage costs a job at most
+ * the guard's timeout, never a hang.
+ */
+export function attemptHistory({ database, postgres }: { database: Database; postgres: DependencyGuard }, kind: AnyJobKind, workerId: string): AttemptHistory {
+  // Starts not written yet, by job and run: skipped when their end comes first.
+  const startsDue = new Map<string, { timer: NodeJS.Timeout; skip(): void }>();
+  const write = (event: AttemptEvent) => postgres.call('recordAttempt', () => recordAttempt(database.db, event), { idempotent: true });
+
   return {
     record(job, { run, attempt, startedAt, ended }) {
-      const error = ended?.error && { code: ended.error instanceof JobfleetError ? ended.error.code : 'UNEXPECTED', message: ended.error.message };
-      return recordAttempt(db, {
-        job: jobIdentityOf(kind, job),
-        run,
-        attempt,
-        workerId,
-        startedAt,
-        ...(ended === undefined ? {} : { ended: { at: ended.at, outcome: ended.outcome, error: error ?? null } }),
-      });
+      const key = JSON.stringify([kind.name, job.id, run]);
+      const base = { job: jobIdentityOf(kind, job), run, attempt, workerId, startedAt };
+      if (ended === undefined) {
+        return new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            startsDue.delete(key);
+            write(base).then(resolve, reject);
+          }, START_WRITE_DELAY_MS);
+          // A start not written by shutdown is not worth holding the process for.
+          timer.unref();
+          startsDue.set(key, { timer, skip: resolve });
+        });
+      }
+      const due = startsDue.get(key);
+      if (due !== undefined) {
+        clearTimeout(due.timer);
+        startsDue.delete(key);
+        due.skip();
+      }
+      const error = ended.error && { code: ended.error instanceof JobfleetError ? ended.error.code : 'UNEXPECTED', message: ended.error.message };
+      return write({ ...base, ended: { at: ended.at, outcome: ended.outcome, error: error ?? null } });
     },
   };
 }
