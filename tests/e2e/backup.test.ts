@@ -154,6 +154,21 @@ describe('backups end to end (real pg_dump, pg_restore, Postgres and BullMQ)', (
 
       const metrics = await backups.system.api.inject({ method: 'GET', url: '/metrics' });
       expect(metrics.statusCode).toBe(200);
+
+      // The job admin API finds the run's job, which no API request created, by its definition.
+      const scheduledJob = await waitFor(
+        async () => {
+          const answer = await backups.system.api.inject({
+            method: 'GET',
+            url: `/v1/admin/jobs?kind=backup&businessKey=seeded&id=${encodeURIComponent(row.jobId ?? '')}`,
+            headers: { authorization: `Bearer ${backups.adminKey}` },
+          });
+          const [item] = answer.json<{ items: { state: string }[] }>().items;
+          return item?.state === 'completed' ? item : undefined;
+        },
+        { timeoutMs: 10_000, what: "the scheduled run's job row" },
+      );
+      expect(scheduledJob).toMatchObject({ kind: 'backup', id: row.jobId, tenantId: null, businessKey: 'seeded', idempotencyKey: null, attempts: 1 });
     } finally {
       await restored.drop();
       await backups.close();

@@ -58,8 +58,10 @@ const KNOWN: Readonly<Record<string, readonly string[]>> = {
   jobsPerPage: ['10', '50'],
   jobId: [jobId],
 };
-// An `id` is a tenant, a job, a reservation or a backup run depending on the route.
+// An `id` is a tenant, a job, a reservation or a backup run depending on the route; a `kind` is a
+// queue on the job admin routes and a sync kind on the sync ones.
 const known: KnownValues = ({ path }, parameter) => {
+  if (parameter === 'kind' && path.includes('/jobs/')) return ['calendar-sync'];
   if (parameter !== 'id') return KNOWN[parameter] ?? [];
   if (path.includes('/tenants/')) return ['acme', 'globex'];
   if (path.includes('/reservations/')) return ['res-fuzz'];

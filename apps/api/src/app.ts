@@ -27,6 +27,7 @@ import { registerConnectionRoutes } from './routes/connections';
 import { registerDeprecationRoutes } from './routes/deprecations';
 import { intakeRefusal, registerFleetControlRoutes } from './routes/fleet-controls';
 import { registerHealthRoutes } from './routes/health';
+import { registerJobAdminRoutes } from './routes/job-admin';
 import { registerJobRoutes } from './routes/jobs';
 import { registerSyncRoutes } from './routes/sync';
 import { registerUsageRoutes } from './routes/usage';
@@ -232,6 +233,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   registerApiKeyRoutes(app, { db: database.db, auth });
   registerFleetControlRoutes(app, { db: database.db, auth, controls, kindNames: kinds.map((kind) => kind.name) });
+  registerJobAdminRoutes(app, { config, db: database.db, auth, kinds, queues, redis, capacity });
   await registerAdminRoutes(app, { queues, auth });
   return app;
 }

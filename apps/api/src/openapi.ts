@@ -378,6 +378,147 @@ export function apiKeyDocs(bodies: { create: z.ZodType; rotate: z.ZodType }): Re
   };
 }
 
+const jobRowProperties = {
+  kind: { type: 'string', description: 'The queue' },
+  id: { type: 'string' },
+  tenantId: { ...nullable('string'), description: 'null for a scheduled job (a backup definition\'s cron run)' },
+  state: { type: 'string', enum: ['waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled'], description: 'As Postgres last heard it' },
+  attempts: { type: 'integer' },
+  businessKey: { ...nullable('string'), description: 'reservationId, invoiceId or backup definition' },
+  idempotencyKey: nullable('string'),
+  lastError: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
+  createdAt: { type: 'string', format: 'date-time' },
+  updatedAt: { type: 'string', format: 'date-time' },
+  links: { type: 'object', additionalProperties: { type: 'string' } },
+};
+const attemptProperties = {
+  run: { type: 'integer', description: "BullMQ's attemptsStarted: a stalled run run again is a run of its own" },
+  attempt: { type: 'integer' },
+  workerId: { type: 'string' },
+  startedAt: { type: 'string', format: 'date-time' },
+  finishedAt: { type: 'string', format: 'date-time', nullable: true },
+  outcome: { type: 'string', enum: ['running', 'completed', 'retried', 'failed', 'delayed', 'interrupted'], description: 'running also for a run whose worker died' },
+  error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
+};
+
+/** Who may call a job admin route: operators fleet-wide, or a tenant's admin key for its own tenant. */
+function jobAdminScope(fleet: boolean) {
+  return fleet
+    ? { security: adminSecurity, params: {}, forbidden: problem('The API key is not fleet:admin') }
+    : { security: apiKeySecurity, params: { id: { type: 'string', description: 'The tenant' } }, forbidden: problem('The key is not admin of this tenant (nor fleet:admin)') };
+}
+
+/** The job admin routes' documentation, fleet-wide (`fleet`) or of one tenant; query and bulk body from their zod schemas. */
+export function jobAdminDocs(options: { fleet: boolean; list: z.ZodType; bulk: z.ZodType; bulkRetryMax: number }) {
+  const { security, params, forbidden } = jobAdminScope(options.fleet);
+  const problems = { 401: adminProblems[401], 403: forbidden, 429: tooManyRequests, 503: authProblems[503] };
+  const jobParams = object({ ...params, kind: { type: 'string' }, jobId: { type: 'string' } });
+  const action = (summary: string, from: string): FastifySchema => ({
+    tags: ['job-admin'],
+    summary,
+    security,
+    params: jobParams,
+    response: {
+      200: object({ ...jobRowProperties, previousState: { type: 'string' } }, 'The job after the action'),
+      400: problem('Invalid path'),
+      404: problem('No such job (in this tenant)'),
+      409: problem(`The job is not ${from} (/problems/job-state-conflict; state says what it is)`),
+      410: problem('Redis no longer holds the job (/problems/job-expired-from-queue): submit its request again'),
+      ...problems,
+    },
+  });
+  return {
+    list: {
+      tags: ['job-admin'],
+      summary: 'Jobs newest first, from Postgres (found after Redis dropped them): filter by kind, state, tenant, created time, id, idempotency key or business key',
+      security,
+      ...(options.fleet ? {} : { params: object(params) }),
+      querystring: jsonSchema(options.list),
+      response: {
+        200: object({ items: { type: 'array', items: object(jobRowProperties) }, nextCursor: nullable('string') }),
+        400: problem('Invalid filter, limit or cursor'),
+        ...problems,
+      },
+    },
+    get: {
+      tags: ['job-admin'],
+      summary: 'One job: its row, its state in the queue and its attempt history',
+      security,
+      params: jobParams,
+      response: {
+        200: object({
+          ...jobRowProperties,
+          queueState: { type: 'string', description: 'BullMQ state now, or expired-from-queue' },
+          attemptHistory: { type: 'array', items: object(attemptProperties) },
+        }),
+        400: problem('Invalid path'),
+        404: problem('No such job (in this tenant)'),
+        ...problems,
+      },
+    },
+    actions: {
+      retry: action('Retry a failed job, with a fresh set of attempts', 'failed'),
+      cancel: action('Cancel a waiting or delayed job: removed from the queue, its entity\'s sync status cancelled', 'waiting or delayed'),
+      promote: action('Run a delayed job now', 'delayed'),
+    },
+    bulkRetry: {
+      tags: ['job-admin'],
+      summary: `Retry the failed jobs a filter matches: dryRun counts them; otherwise at most max (default and ceiling ${options.bulkRetryMax}, ADMIN_BULK_RETRY_MAX)`,
+      security,
+      ...(options.fleet ? {} : { params: object(params) }),
+      body: jsonSchema(options.bulk),
+      response: {
+        200: object({
+          dryRun: { type: 'boolean' },
+          matched: { type: 'integer', description: 'Failed jobs the filter matches' },
+          max: { type: 'integer' },
+          retried: { type: 'integer' },
+          skipped: { type: 'array', items: object({ kind: { type: 'string' }, jobId: { type: 'string' }, reason: { type: 'string' } }) },
+        }),
+        400: problem('Invalid path'),
+        422: problem('Invalid body, or the filter matches more than max (/problems/bulk-retry-over-cap)'),
+        ...problems,
+      },
+    },
+  } satisfies Record<string, unknown>;
+}
+
+/** The admin audit's documentation: every entry (operators), or one tenant's. */
+export function adminAuditDocs(fleet: boolean, query: z.ZodType): FastifySchema {
+  const { security, params, forbidden } = jobAdminScope(fleet);
+  return {
+    tags: ['job-admin'],
+    summary: fleet ? 'The admin audit, newest first: who did what, when, with which filter' : "The admin audit entries about this tenant, newest first",
+    security,
+    ...(fleet ? {} : { params: object(params) }),
+    querystring: jsonSchema(query),
+    response: {
+      200: object({
+        items: {
+          type: 'array',
+          items: object({
+            id: { type: 'integer' },
+            at: { type: 'string', format: 'date-time' },
+            actor: { type: 'string' },
+            actorTenantId: nullable('string'),
+            action: { type: 'string' },
+            tenantId: nullable('string'),
+            target: { type: 'object', additionalProperties: true },
+            filter: { type: 'object', nullable: true, additionalProperties: true },
+            detail: { type: 'object', additionalProperties: true },
+          }),
+        },
+        nextCursor: nullable('string'),
+      }),
+      400: problem('Invalid filter, limit or cursor'),
+      401: adminProblems[401],
+      403: forbidden,
+      429: tooManyRequests,
+      503: authProblems[503],
+    },
+  };
+}
+
 /** One documentation schema per route, keyed by what the route does. */
 /** The fleet's degradation level in the readiness body (README, "Degradation levels"). */
 const degradationLevelDocs = {
@@ -582,6 +723,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         { name: 'connections', description: "A tenant's AFIP issuers and Google connection (admin of the tenant, or fleet:admin)" },
         { name: 'usage', description: "A tenant's quotas and how much of them it uses" },
         { name: 'api-keys', description: "A tenant's API keys: list, create, rotate, revoke (admin of the tenant, or fleet:admin)" },
+        { name: 'job-admin', description: 'Jobs listed, searched and acted on (retry, cancel, promote), and the admin audit: fleet-wide for operators, per tenant for its admin' },
         { name: 'limits', description: "A tenant's tier and limit overrides (read: admin of the tenant or fleet:admin; change: fleet:admin)" },
         { name: 'versions', description: 'API versions: who still calls the deprecated one' },
         { name: 'fleet controls', description: 'Kill switches per job kind and tenant, and feature flags (fleet:admin)' },
@@ -591,7 +733,7 @@ export async function registerDocs(app: FastifyInstance, info: { title: string; 
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key as a bearer token' },
           apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
-          adminBasic: { type: 'http', scheme: 'basic', description: 'Admin routes only: /admin/queues (Bull Board), /v1/backups' },
+          adminBasic: { type: 'http', scheme: 'basic', description: 'Operator routes only: /admin/queues (Bull Board), /v1/backups, /v1/admin/jobs, /v1/admin/audit' },
         },
       },
     },

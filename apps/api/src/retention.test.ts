@@ -1,4 +1,14 @@
-import { adminAuditRepository, appendLockAuditEvents, beginIdempotentRequest, ensureLockAuditPartitions, verifyLockAuditChains, type RetentionPolicy } from '@jobfleet/db';
+import {
+  adminAuditRepository,
+  appendLockAuditEvents,
+  beginIdempotentRequest,
+  ensureLockAuditPartitions,
+  jobRepository,
+  recordAcceptedJobs,
+  recordAttempt,
+  verifyLockAuditChains,
+  type RetentionPolicy,
+} from '@jobfleet/db';
 import { createLogger } from '@jobfleet/observability';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
 import { sql } from 'drizzle-orm';
@@ -12,6 +22,7 @@ describe('retention', () => {
     intervalMs: 60_000,
     batchSize: 2,
     syncStatusDays: 90,
+    jobHistoryDays: 30,
     adminAuditDays: 400,
     lockAuditMonths: 13,
     lockAuditMonthsAhead: 2,
@@ -75,6 +86,23 @@ describe('retention', () => {
     expect(await names(sql`select idempotency_key as name from afip_invoices`)).toEqual(['inv-old']);
     // A second pass has nothing left to do.
     await expect(retention.runOnce()).resolves.toMatchObject({ idempotencyKeys: 0, syncStatus: 0, adminAudit: 0, deprecatedUsage: 0 });
+  });
+
+  it('deletes the rows and runs of jobs finished before the retention, and keeps recent and unfinished ones', async () => {
+    const { db } = testDb.database;
+    const old = new Date(Date.now() - 31 * 86_400_000);
+    const job = (id: string, createdAt: Date) => ({ kind: 'calendar-sync', id, tenantId: 'acme', businessKey: id, idempotencyKey: id, createdAt });
+    await recordAcceptedJobs(db, [job('old-waiting', old), job('recent-done', new Date())]);
+    for (const [id, createdAt] of [['old-done-1', old], ['old-done-2', old], ['old-done-3', old], ['recent-done', new Date()]] as const) {
+      await recordAttempt(db, { job: job(id, createdAt), run: 1, attempt: 1, workerId: 'w', startedAt: new Date(), ended: { at: new Date(), outcome: 'completed', error: null } });
+    }
+
+    // Three finished old jobs in batches of two.
+    await expect(retention.runOnce()).resolves.toMatchObject({ jobs: 3 });
+    const left = await jobRepository.list(db, {}, { limit: 10 });
+    expect(left.map((row) => row.id).sort()).toEqual(['old-waiting', 'recent-done']);
+    expect(await jobRepository.attempts(db, 'calendar-sync', 'old-done-1')).toEqual([]);
+    expect(await jobRepository.attempts(db, 'calendar-sync', 'recent-done')).toHaveLength(1);
   });
 
   it('keeps lock_audit partitions ahead of need and the current months', async () => {

@@ -3,8 +3,8 @@ import type { Logger } from '@jobfleet/observability';
 import type { Keyring } from '@jobfleet/secrets';
 
 /**
- * Runs the retention rules on a timer (idempotency records, finished sync_status rows, the admin
- * audit, lock_audit months). Every API replica runs it; concurrent passes are harmless (see
+ * Runs the retention rules on a timer (idempotency records, finished sync_status rows, finished
+ * jobs' history, the admin audit, lock_audit months). Every API replica runs it; concurrent passes are harmless (see
  * runRetention), so no coordination is needed.
  */
 export function startRetention(options: {
@@ -16,7 +16,7 @@ export function startRetention(options: {
   const { database, logger, keyring, policy } = options;
   async function runOnce(now: Date = new Date()): Promise<RetentionReport> {
     const report = await runRetention(database.db, policy, { keyring, now });
-    const removed = report.idempotencyKeys + report.syncStatus + report.adminAudit + report.lockAuditMonthsDropped.length;
+    const removed = report.idempotencyKeys + report.syncStatus + report.jobs + report.adminAudit + report.lockAuditMonthsDropped.length;
     if (removed > 0 || report.lockAuditPartitionsCreated.length > 0) logger.info({ retention: report }, 'retention pass');
     return report;
   }

@@ -1,6 +1,6 @@
 import type { Config } from '@jobfleet/config';
 import { adminAuditRepository, classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
-import { JOB_KINDS, QUEUE_NAMES, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
+import { JOB_KINDS, QUEUE_NAMES, attemptHistory, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
 import {
@@ -154,6 +154,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
           leaseMs: kind.attemptTimeoutMs(config) + RUNNING_SLOT_MARGIN_MS,
         }),
       ),
+      history: attemptHistory(statusDeps, kind, config.worker.id),
     });
     fleetControls.watch(worker);
     workers.set(kind.name, worker);

@@ -130,6 +130,8 @@ const envSchema = z.object({
   // Basic-auth user and password for /admin/queues (Bull Board); an admin-scoped API key also works.
   ADMIN_USER: z.string().min(1).default('admin'),
   ADMIN_PASSWORD: optionalString,
+  // Most jobs one POST /v1/admin/jobs/retry (bulk retry by filter) retries; a filter matching more is refused (422).
+  ADMIN_BULK_RETRY_MAX: int(1).max(100_000).default(1000),
   // Timeout for each dependency ping in /health/ready.
   READY_TIMEOUT_MS: int(50).default(1000),
   // Which proxies' X-Forwarded-For names the client (Fastify trustProxy): false (the socket's peer),
@@ -183,6 +185,8 @@ const envSchema = z.object({
   RETENTION_INTERVAL_SECONDS: int(10).default(3600),
   RETENTION_BATCH_SIZE: int(1).max(100_000).default(5000),
   RETENTION_SYNC_STATUS_DAYS: int(1).default(90),
+  // Finished jobs' rows and attempt history (the job admin API), by the job's creation.
+  RETENTION_JOB_HISTORY_DAYS: int(1).default(30),
   RETENTION_ADMIN_AUDIT_DAYS: int(1).default(400),
   RETENTION_LOCK_AUDIT_MONTHS: int(1).default(13),
 
@@ -335,6 +339,8 @@ export interface Config {
     batch: { maxJobs: number; bodyLimitBytes: number };
     adminUser: string;
     adminPassword: string;
+    /** Most jobs one bulk retry by filter may retry. */
+    bulkRetryMax: number;
     readyTimeoutMs: number;
     trustProxy: TrustProxy;
     /** Failed authentications allowed per client address per window, fleet-wide. */
@@ -361,6 +367,7 @@ export interface Config {
     intervalMs: number;
     batchSize: number;
     syncStatusDays: number;
+    jobHistoryDays: number;
     adminAuditDays: number;
     lockAuditMonths: number;
     lockAuditMonthsAhead: number;
@@ -611,6 +618,7 @@ export function loadConfig(source: Source = process.env): Config {
       batch: { maxJobs: env.API_BATCH_MAX_JOBS, bodyLimitBytes: env.API_BATCH_BODY_LIMIT_BYTES },
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
+      bulkRetryMax: env.ADMIN_BULK_RETRY_MAX,
       readyTimeoutMs: env.READY_TIMEOUT_MS,
       trustProxy: env.API_TRUST_PROXY,
       authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS },
@@ -636,6 +644,7 @@ export function loadConfig(source: Source = process.env): Config {
       intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000,
       batchSize: env.RETENTION_BATCH_SIZE,
       syncStatusDays: env.RETENTION_SYNC_STATUS_DAYS,
+      jobHistoryDays: env.RETENTION_JOB_HISTORY_DAYS,
       adminAuditDays: env.RETENTION_ADMIN_AUDIT_DAYS,
       lockAuditMonths: env.RETENTION_LOCK_AUDIT_MONTHS,
       // Two months ahead: a pass missed for weeks still finds next month's partition there.

@@ -28,6 +28,8 @@ describe('database client', () => {
       'fleet_switches',
       'google_connections',
       'idempotency_keys',
+      'job_attempts',
+      'jobs',
       'lock_audit',
       'lock_audit_checkpoints',
       'sync_status',

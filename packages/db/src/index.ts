@@ -1,7 +1,7 @@
 export { openDatabase, openMigratedDatabase } from './client';
 export type { Database, Db } from './client';
 export * as schema from './schema';
-export type { LockAuditEvent } from './schema';
+export type { JobState, LockAuditEvent } from './schema';
 export { recordEnqueuedMany, syncStatusRepository } from './sync-status';
 export type { SyncEntity, SyncStatusRow } from './sync-status';
 export { createTenant, tenantExists, ensureDevTenant } from './tenants';
@@ -59,3 +59,5 @@ export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-au
 export { featureFlagRepository, fleetSwitchRepository } from './fleet-controls';
 export type { FeatureFlag, FeatureFlagDefinition, FleetActor, FleetSwitch, FleetSwitchChange, FlagValue } from './fleet-controls';
 export { switchScopes } from './schema';
+export { jobRepository, recordAcceptedJobs, recordAttempt } from './jobs';
+export type { AttemptEvent, JobFilter, JobIdentity, JobRow } from './jobs';

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
-import { classifyPostgresError, postgresRefusal } from './postgres-errors';
+import { classifyPostgresError, postgresRefusal, retryLostRaces } from './postgres-errors';
 import { tenants } from './schema';
 
 describe('Postgres errors', () => {
@@ -58,5 +58,17 @@ describe('Postgres errors', () => {
     expect(postgresRefusal(pg('57P01'))).toBeUndefined();
     expect(postgresRefusal(pg('40001'))).toBeUndefined();
     expect(postgresRefusal(new Error('boom'))).toBeUndefined();
+  });
+
+  it('runs a statement again after a lost race, and not after a statement Postgres refuses', async () => {
+    let calls = 0;
+    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    await expect(retryLostRaces(() => (++calls < 3 ? Promise.reject(deadlock) : Promise.resolve('done')))).resolves.toBe('done');
+    expect(calls).toBe(3);
+
+    calls = 0;
+    const refused = Object.assign(new Error('duplicate key'), { code: '23505' });
+    await expect(retryLostRaces(() => (++calls, Promise.reject(refused)))).rejects.toBe(refused);
+    expect(calls).toBe(1);
   });
 });

@@ -36,6 +36,17 @@ export function classifyPostgresError(error: unknown): PostgresErrorClass {
   return 'other';
 }
 
+/** Runs `work` again (up to `tries` times in all) while it fails for a lost race (`transient`: a deadlock, a serialization failure). */
+export async function retryLostRaces<T>(work: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= tries || classifyPostgresError(error) !== 'transient') throw error;
+    }
+  }
+}
+
 /**
  * A statement Postgres refused for what it is (`bug`) as a PermanentError that says why: the
  * server's message and SQLSTATE, where drizzle's own message is only the SQL text and its

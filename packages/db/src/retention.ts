@@ -8,8 +8,10 @@ import { dropLockAuditMonthsBefore, ensureLockAuditPartitions, type DroppedMonth
 export interface RetentionPolicy {
   /** Rows deleted per statement, each in its own short transaction. */
   batchSize: number;
-  /** sync_status rows of finished entities (synced or failed) untouched this long are deleted. */
+  /** sync_status rows of finished entities (synced, failed, cancelled) untouched this long are deleted. */
   syncStatusDays: number;
+  /** Finished jobs' rows and attempt history (the job admin API), by the job's creation. */
+  jobHistoryDays: number;
   adminAuditDays: number;
   /** Whole months of lock_audit kept before the current one; older months are dropped. */
   lockAuditMonths: number;
@@ -20,6 +22,7 @@ export interface RetentionPolicy {
 export interface RetentionReport {
   idempotencyKeys: number;
   syncStatus: number;
+  jobs: number;
   adminAudit: number;
   /** Counts of calls to deprecated routes older than DEPRECATED_USAGE_DAYS. */
   deprecatedUsage: number;
@@ -28,24 +31,47 @@ export interface RetentionReport {
 }
 
 /**
- * Deletes the rows `where` selects from `table`, `batchSize` at a time, each batch its own
- * transaction, so no long transaction holds locks or keeps vacuum back. `prepare` runs first in
- * each batch's transaction (admin_audit's trigger lets only a retention transaction delete).
+ * Runs `batch` (a statement deleting at most `batchSize` rows and selecting how many as `count`)
+ * until a batch comes back short, each batch its own transaction, so no long transaction holds
+ * locks or keeps vacuum back. `prepare` runs first in each batch's transaction (admin_audit's
+ * trigger lets only a retention transaction delete).
  */
-async function deleteInBatches(db: Db, table: SQL, where: SQL, batchSize: number, prepare?: SQL): Promise<number> {
+async function inBatches(db: Db, batch: SQL, batchSize: number, prepare?: SQL): Promise<number> {
   let deleted = 0;
   for (;;) {
     const count = await db.transaction(async (tx) => {
       if (prepare) await tx.execute(prepare);
-      const result = (await tx.execute(sql`
-        with doomed as (select ctid from ${table} where ${where} limit ${batchSize}),
-        gone as (delete from ${table} where ctid in (select ctid from doomed) returning 1)
-        select count(*)::int as count from gone`)) as { rows: { count: number }[] };
+      const result = (await tx.execute(batch)) as { rows: { count: number }[] };
       return result.rows[0]?.count ?? 0;
     });
     deleted += count;
     if (count < batchSize) return deleted;
   }
+}
+
+/** Deletes the rows `where` selects from `table`, `batchSize` at a time. */
+function deleteInBatches(db: Db, table: SQL, where: SQL, batchSize: number, prepare?: SQL): Promise<number> {
+  return inBatches(
+    db,
+    sql`with doomed as (select ctid from ${table} where ${where} limit ${batchSize}),
+        gone as (delete from ${table} where ctid in (select ctid from doomed) returning 1)
+        select count(*)::int as count from gone`,
+    batchSize,
+    prepare,
+  );
+}
+
+/** Finished jobs created before `before`, each with its attempt history, `batchSize` jobs at a time. */
+function pruneJobHistory(db: Db, before: Date, batchSize: number): Promise<number> {
+  return inBatches(
+    db,
+    sql`with doomed as (
+          select kind, id from jobs where state in ('completed', 'failed', 'cancelled') and created_at < ${before} limit ${batchSize}),
+        runs as (delete from job_attempts a using doomed d where a.kind = d.kind and a.job_id = d.id),
+        gone as (delete from jobs j using doomed d where j.kind = d.kind and j.id = d.id returning 1)
+        select count(*)::int as count from gone`,
+    batchSize,
+  );
 }
 
 /** Expired Idempotency-Key records, in batches. */
@@ -68,9 +94,10 @@ export async function runRetention(db: Db, policy: RetentionPolicy, options: { k
   const syncStatus = await deleteInBatches(
     db,
     sql`sync_status`,
-    sql`status in ('synced', 'failed') and updated_at < ${daysAgo(policy.syncStatusDays)}`,
+    sql`status in ('synced', 'failed', 'cancelled') and updated_at < ${daysAgo(policy.syncStatusDays)}`,
     policy.batchSize,
   );
+  const jobs = await pruneJobHistory(db, daysAgo(policy.jobHistoryDays), policy.batchSize);
   const adminAudit = await deleteInBatches(
     db,
     sql`admin_audit`,
@@ -82,5 +109,5 @@ export async function runRetention(db: Db, policy: RetentionPolicy, options: { k
   const lockAuditPartitionsCreated = await ensureLockAuditPartitions(db, { now, monthsAhead: policy.lockAuditMonthsAhead });
   const cut = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - policy.lockAuditMonths, 1));
   const lockAuditMonthsDropped = await dropLockAuditMonthsBefore(db, { before: cut, keyring });
-  return { idempotencyKeys, syncStatus, adminAudit, deprecatedUsage, lockAuditPartitionsCreated, lockAuditMonthsDropped };
+  return { idempotencyKeys, syncStatus, jobs, adminAudit, deprecatedUsage, lockAuditPartitionsCreated, lockAuditMonthsDropped };
 }

@@ -79,7 +79,8 @@ export const idempotencyKeys = pgTable(
 );
 
 // waiting: deferred because a dependency is known to be unavailable (open breaker, lost WSAA ticket; no attempt spent).
-export const syncStatusValues = ['pending', 'running', 'waiting', 'synced', 'failed'] as const;
+// cancelled: an operator or tenant admin removed the entity's job before it ran.
+export const syncStatusValues = ['pending', 'running', 'waiting', 'synced', 'failed', 'cancelled'] as const;
 export type SyncStatusValue = (typeof syncStatusValues)[number];
 
 export const syncStatus = pgTable(
@@ -107,7 +108,7 @@ export const syncStatus = pgTable(
     primaryKey({ columns: [t.tenantId, t.kind, t.entityId] }),
     index('sync_status_tenant_status_idx').on(t.tenantId, t.kind, t.status, t.updatedAt),
     index('sync_status_job_idx').on(t.jobId),
-    check('sync_status_status_ck', sql`${t.status} in ('pending','running','waiting','synced','failed')`),
+    check('sync_status_status_ck', sql`${t.status} in ('pending','running','waiting','synced','failed','cancelled')`),
   ],
 );
 
@@ -431,3 +432,77 @@ export const featureFlags = pgTable('feature_flags', {
   updatedBy: text('updated_by').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+// A job's state as Postgres last heard it (BullMQ's prioritized is waiting here); cancelled: removed
+// by an admin before it ran.
+export const jobStates = ['waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled'] as const;
+export type JobState = (typeof jobStates)[number];
+
+/**
+ * One row per job of any kind: what the admin API lists and searches, so a job Redis no longer
+ * retains is still found. Written by the API's acceptor when the job is accepted (one statement per
+ * batch) and by the workers' attempt history (one statement per tick); a scheduled job (backups)
+ * gets its row with its first attempt. `created_at` is the job's enqueue time and tells a reused id
+ * (its idempotency key expired) from the job before it.
+ */
+export const jobs = pgTable(
+  'jobs',
+  {
+    // The queue (job kind) and BullMQ's job id: ids are unique per queue only.
+    kind: text('kind').notNull(),
+    id: text('id').notNull(),
+    // null for a scheduled job nobody asked for (a backup definition's cron run).
+    tenantId: text('tenant_id'),
+    // The entity the job is about: reservationId, invoiceId, backup definition (the kind's entityId).
+    businessKey: text('business_key'),
+    idempotencyKey: text('idempotency_key'),
+    state: text('state', { enum: jobStates }).notNull(),
+    // Attempts spent so far (a started attempt counts).
+    attempts: integer('attempts').notNull().default(0),
+    // The last failed attempt's error ({ code, message }); null once the job completes.
+    lastError: jsonb('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.kind, t.id] }),
+    // Keyset pages are newest first by (created_at, kind, id), fleet-wide or per tenant.
+    index('jobs_created_idx').on(t.createdAt, t.kind, t.id),
+    index('jobs_tenant_created_idx').on(t.tenantId, t.createdAt),
+    index('jobs_state_created_idx').on(t.state, t.createdAt),
+    index('jobs_id_idx').on(t.id),
+    index('jobs_business_key_idx').on(t.businessKey),
+    index('jobs_idempotency_key_idx').on(t.idempotencyKey),
+    check('jobs_state_ck', sql`${t.state} in ('waiting','delayed','active','completed','failed','cancelled')`),
+  ],
+);
+
+export const jobAttemptOutcomes = ['completed', 'retried', 'failed', 'delayed', 'interrupted'] as const;
+export type JobAttemptOutcome = (typeof jobAttemptOutcomes)[number];
+
+/**
+ * Each run of a job's processor: start, end, worker, outcome, error. A run is keyed by BullMQ's
+ * attemptsStarted, so a stalled run re-run by another worker is a row of its own; one whose worker
+ * died keeps no end. Written by the workers' attempt history (one statement per tick).
+ */
+export const jobAttempts = pgTable(
+  'job_attempts',
+  {
+    kind: text('kind').notNull(),
+    jobId: text('job_id').notNull(),
+    run: integer('run').notNull(),
+    // The attempt number as the retry policy counts it (1 for the first); delayed runs spend none.
+    attempt: integer('attempt').notNull(),
+    workerId: text('worker_id').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    // null while running (or when its worker died mid-run).
+    outcome: text('outcome', { enum: jobAttemptOutcomes }),
+    errorCode: text('error_code'),
+    errorMessage: text('error_message'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.kind, t.jobId, t.run] }),
+    check('job_attempts_outcome_ck', sql`${t.outcome} in ('completed','retried','failed','delayed','interrupted')`),
+  ],
+);

@@ -4,7 +4,7 @@ export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFo
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';
-export type { JobProcessor, ProcessorContext } from './worker';
+export type { AttemptHistory, JobProcessor, ProcessorContext } from './worker';
 export { closeWorkersGracefully, HARD_CLOSE_TIMEOUT_MS, onShutdownSignal } from './shutdown';
 export { WorkerBusyError } from './errors';
 export { defineLuaCommand } from './lua-command';

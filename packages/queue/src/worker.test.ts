@@ -8,7 +8,7 @@ import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { AttemptTimeoutError } from './errors';
 import { closeQueues, createQueues } from './queues';
 import { gate, readyConnection, testSettings, waitFor, TEST_QUEUES, type TestQueueName } from './test-support';
-import { createWorker, type JobProcessor, type ProcessorContext } from './worker';
+import { createWorker, type AttemptHistory, type JobProcessor, type ProcessorContext } from './worker';
 
 const QUEUE: TestQueueName = 'calendar-sync';
 const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
@@ -47,7 +47,7 @@ interface Harness {
 /** A worker and its queue under a prefix of their own, so tests never see each other's jobs. */
 function start<R>(
   processor: JobProcessor<unknown, R>,
-  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number } = {},
+  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number; history?: AttemptHistory } = {},
 ): Harness {
   const prefix = `${root}:${++started}`;
   const metrics = createMetrics();
@@ -62,6 +62,7 @@ function start<R>(
     processor,
     logger: logs.logger,
     metrics,
+    ...(options.history ? { history: options.history } : {}),
   });
   running.push({ worker, queues });
   const queue = queues[QUEUE];
@@ -155,6 +156,45 @@ describe('createWorker', () => {
       attempt: 1,
       err: { code: 'DEPENDENCY_UNAVAILABLE', dependency: 'google-calendar' },
     });
+  });
+
+  it('records each run in the attempt history, its end before BullMQ finishes the job', async () => {
+    const runs: { run: number; attempt: number; outcome: string | undefined; code: string | undefined }[] = [];
+    let stateWhenEnded: string | undefined;
+    const h = start(
+      async (_job, { attempt }) => {
+        if (attempt === 1) throw new DependencyUnavailableError('google-calendar', 'HTTP 503');
+        return 'synced';
+      },
+      {
+        history: {
+          async record(job, { run, attempt, ended }) {
+            runs.push({ run, attempt, outcome: ended?.outcome, code: (ended?.error as { code?: string } | undefined)?.code });
+            if (ended?.outcome !== 'completed') return;
+            // Time enough for BullMQ to complete the job, were it not waiting for this record.
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            stateWhenEnded = await job.getState();
+          },
+        },
+      },
+    );
+    const done = await h.finished(await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 }));
+
+    expect(await done.getState()).toBe('completed');
+    expect(runs).toEqual([
+      { run: 1, attempt: 1, outcome: undefined, code: undefined },
+      { run: 1, attempt: 1, outcome: 'retried', code: 'DEPENDENCY_UNAVAILABLE' },
+      { run: 2, attempt: 2, outcome: undefined, code: undefined },
+      { run: 2, attempt: 2, outcome: 'completed', code: undefined },
+    ]);
+    expect(stateWhenEnded).toBe('active');
+  });
+
+  it('goes on with the job when the attempt history cannot record, and says so', async () => {
+    const h = start(async () => 'done', { history: { record: () => Promise.reject(new Error('postgres is away')) } });
+    const done = await h.finished(await h.queue.add(QUEUE, { tenantId: 'acme' }));
+    expect(await done.getState()).toBe('completed');
+    expect(h.logs.lines().filter((l) => l.msg === 'could not record the run in the attempt history')).toHaveLength(2);
   });
 
   it('fails for good when the last attempt fails, turning a thrown string into an Error', async () => {

@@ -37,6 +37,22 @@ export interface AttemptGate {
   leave(job: Job, finished: boolean): Promise<void>;
 }
 
+/** One run of a job's processor, as the attempt history records it. */
+export interface AttemptRun {
+  /** BullMQ's attemptsStarted: a stalled run run again is another run. */
+  run: number;
+  /** The retry policy's attempt number, 1 for the first. */
+  attempt: number;
+  startedAt: Date;
+  /** How the run ended; undefined when it starts. */
+  ended?: { at: Date; outcome: JobOutcome; error: Error | undefined };
+}
+
+/** Where each run's start and end are kept (Postgres job_attempts), for every kind alike. */
+export interface AttemptHistory {
+  record(job: Job, run: AttemptRun): Promise<void>;
+}
+
 export interface CreateWorkerOptions<T, R> {
   queue: string;
   /**
@@ -76,6 +92,11 @@ export interface CreateWorkerOptions<T, R> {
    * Default: none.
    */
   telemetry?: Telemetry | undefined;
+  /**
+   * Records each run: its start without waiting, its end before BullMQ moves the job on (so
+   * Postgres does not lag Redis for a finished job). A failure to record is logged; the job goes on.
+   */
+  history?: AttemptHistory;
 }
 
 const GATE_UNAVAILABLE_DEFER_MS = 5000;
@@ -163,7 +184,11 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     if (job.attemptsStarted <= 1) metrics.jobWait.observe({ queue }, waitSeconds(job));
     logger.debug(bindings, 'job started');
     const started = performance.now();
-    const record = (outcome: JobOutcome): number => {
+    const run: AttemptRun = { run: job.attemptsStarted, attempt, startedAt: new Date() };
+    void recordRun(job, run);
+    let runEnded: Promise<void> | undefined;
+    const record = (outcome: JobOutcome, error?: Error): number => {
+      runEnded = recordRun(job, { ...run, ended: { at: new Date(), outcome, error } });
       const seconds = (performance.now() - started) / 1000;
       metrics.jobsTotal.inc({ queue, outcome });
       metrics.jobDuration.observe({ queue }, seconds);
@@ -198,7 +223,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       // Once the signal fired, its reason is the outcome, whatever the processor threw in reaction.
       const error = coerceError(controller.signal.aborted ? controller.signal.reason : thrown);
       if (error instanceof WorkerClosingError) {
-        jobLogger().warn({ durationMs: record('interrupted') }, 'job interrupted by a hard close; stalled-job recovery will run it again');
+        jobLogger().warn({ durationMs: record('interrupted', error) }, 'job interrupted by a hard close; stalled-job recovery will run it again');
         // DelayedError makes BullMQ leave the job as it is: active, with a lock nobody renews,
         // until another worker's stalled check moves it back to wait. No attempt is spent.
         throw new DelayedError(error.message);
@@ -218,7 +243,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
         const deferred = await deferWithoutAttempt(job, decision.delayMs, token).catch((thrownByDefer: unknown) => coerceError(thrownByDefer));
         if (isFlowControl(deferred)) {
           metrics.jobsDeferred.inc({ queue, ...deferralOf(error) });
-          jobLogger().info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed') }, 'job waits: re-delayed, no attempt spent');
+          jobLogger().info({ reason: decision.reason, code: codeOf(error), delayMs: decision.delayMs, durationMs: record('delayed', error) }, 'job waits: re-delayed, no attempt spent');
           throw deferred;
         }
         // Could not re-delay it (Redis trouble too): an ordinary retry with backoff, or the end.
@@ -227,7 +252,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       }
       // BullMQ fails a job whose attempts ran out by itself; a permanent error must stop it early.
       const toThrow = decision.action === 'fail' && decision.permanent ? unrecoverable(error) : error;
-      const durationMs = record(decision.action === 'fail' ? 'failed' : 'retried');
+      const durationMs = record(decision.action === 'fail' ? 'failed' : 'retried', error);
       if (decision.action === 'fail') jobLogger().error({ err: error, durationMs }, 'job failed');
       else jobLogger().warn({ err: error, durationMs }, 'job attempt failed; it will be retried');
       reported.add(toThrow);
@@ -235,7 +260,15 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     } finally {
       clearTimeout(timer);
       jobSignal?.removeEventListener('abort', onJobAbort);
+      await runEnded;
     }
+  }
+
+  /** Never rejects: the history is for people looking back, not a reason to hold a job up. */
+  function recordRun(job: Job<T, R>, run: AttemptRun): Promise<void> {
+    return (options.history?.record(job, run) ?? Promise.resolve()).catch((recordError: unknown) =>
+      logger.warn({ err: coerceError(recordError), jobId: job.id, run: run.run }, 'could not record the run in the attempt history'),
+    );
   }
 
   const worker = new JobfleetWorker<T, R>(
@@ -259,6 +292,8 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     metrics.jobsTotal.inc({ queue, outcome: 'failed' });
     logger.error({ err, jobId: job?.id, tenantId: tenantOf(job?.data) }, 'job failed');
     if (job) leaveGate(job, true);
+    // The run the stalled job was last in ends here, failed.
+    if (job) void recordRun(job, { run: job.attemptsStarted, attempt: job.attemptsMade, startedAt: new Date(job.processedOn ?? Date.now()), ended: { at: new Date(), outcome: 'failed', error: err } });
     if (job && options.onUnprocessedFailure) {
       options.onUnprocessedFailure(job, err).catch((recordError: unknown) =>
         logger.error({ err: recordError, jobId: job.id }, 'could not record a failure the processor never saw'),

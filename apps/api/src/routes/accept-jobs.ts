@@ -3,6 +3,7 @@ import {
   abandonIdempotentRequests,
   beginIdempotentRequests,
   completeIdempotentRequests,
+  recordAcceptedJobs,
   recordEnqueuedMany,
   type Db,
   type IdempotencyKeyRef,
@@ -26,7 +27,8 @@ import { claimOf, idempotencyTimes, kindRefusal, queueFor, quotaProblem, takeBac
  *
  * The steps: claim the idempotency keys (Postgres), the kind's own admission (cached per
  * admission key), the quotas (one script call per tenant and kind), the sync rows (one statement),
- * the enqueue (addBulk per queue) and storing the answers (one statement). A job's 202 is sent only
+ * the enqueue (addBulk per queue), then storing the answers and the jobs' rows for the admin API
+ * (two statements, sent side by side). A job's 202 is sent only
  * after its stored answer is committed, so an accepted request survives a crash of this process.
  */
 
@@ -244,7 +246,14 @@ export function createJobAcceptor({ config, db, queues, redisOf, capacity, limit
         // Expected after a stale takeover; after an expired key was reused it means Redis still
         // holds the old job under this id, and that job (not this body) is what runs.
         if (kept.length > 0) log.warn({ jobIds: kept }, 'job ids already in Redis: the existing jobs were kept');
-        await pg(() => completeIdempotentRequests(db, toEnqueue.map(({ job }) => ({ ...job.ref, statusCode: 202, response: job.stored }))));
+        await Promise.all([
+          pg(() => completeIdempotentRequests(db, toEnqueue.map(({ job }) => ({ ...job.ref, statusCode: 202, response: job.stored })))),
+          // The admin API's rows of the jobs added now (a kept job has its row). Not a reason to
+          // refuse jobs already queued: a job's first attempt writes its row anyway.
+          pg(() => recordAcceptedJobs(db, enqueuedHere.map((job) => job.identity))).catch((error: unknown) =>
+            log.warn({ err: error, jobIds: enqueuedHere.map((job) => job.jobId) }, 'could not record the accepted jobs for the admin API'),
+          ),
+        ]);
         for (const { job } of toEnqueue) outcomes.set(job, { accepted: true, statusCode: 202, stored: job.stored, replayed: false });
       }
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { Config } from '@jobfleet/config';
-import type { BeginOutcome, IdempotencyKeyRef, SyncEntity } from '@jobfleet/db';
+import type { BeginOutcome, IdempotencyKeyRef, JobIdentity, SyncEntity } from '@jobfleet/db';
 import { AdmissionRefusal, type AdmissionContext, type AnyJobKind } from '@jobfleet/kinds';
 import { jobIdFor, secondsUntilNextQuotaDay, type Admission } from '@jobfleet/queue';
 import type { Queue } from 'bullmq';
@@ -65,6 +65,8 @@ export interface PreparedJob {
   stored: StoredResponse;
   /** The entity's sync_status row, for a kind that keeps one. */
   sync: SyncEntity | null;
+  /** The job's row in Postgres `jobs`, which the admin API lists and searches. */
+  identity: JobIdentity;
   /** What goes to the queue, but for its fair-share priority. */
   job: { jobId: string; name: string; data: unknown };
 }
@@ -76,6 +78,7 @@ export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown,
   const idempotencyKey = givenKey ?? intake.defaultIdempotencyKey(request);
   const jobId = jobIdFor(tenantId, idempotencyKey);
   const entityId = intake.entityId(request);
+  const enqueuedAt = new Date();
   const links = { self: jobLink(jobId), ...(syncKind === null ? {} : { sync: syncLink(syncKind, entityId) }) };
   return {
     request,
@@ -85,9 +88,11 @@ export function prepareJob(kind: AnyJobKind, tenantId: string, request: unknown,
     ref: { tenantId, scope: queue, key: idempotencyKey },
     stored: { headers: { location: jobLink(jobId) }, body: { jobId, queue, status: 'queued', idempotencyKey, links } },
     sync: syncKind === null ? null : { tenantId, kind: syncKind, entityId, version: intake.version(request), jobId },
+    // createdAt is the job data's enqueuedAt: the workers' writes of this job's row name the same instant.
+    identity: { kind: queue, id: jobId, tenantId, businessKey: entityId, idempotencyKey, createdAt: enqueuedAt },
     // The queue's job schema: { tenantId, idempotencyKey, request, enqueuedAt, requestId }. The
     // request hash covers `request` alone, so the request id never makes a replay a mismatch.
-    job: { jobId, name: intake.jobName(request), data: { tenantId, idempotencyKey, request, enqueuedAt: new Date().toISOString(), requestId } },
+    job: { jobId, name: intake.jobName(request), data: { tenantId, idempotencyKey, request, enqueuedAt: enqueuedAt.toISOString(), requestId } },
   };
 }
 

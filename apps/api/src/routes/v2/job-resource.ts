@@ -131,6 +131,9 @@ function statusOfSyncRow(row: Pick<SyncStatusRow, 'status'>): JobStatus {
       return 'succeeded';
     case 'failed':
       return 'failed';
+    // An operator cancelled it (the job admin API), which also removed it from Redis.
+    case 'cancelled':
+      return 'cancelled';
     default:
       return row.status satisfies never;
   }

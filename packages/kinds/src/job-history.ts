@@ -1,0 +1,78 @@
+import { JobfleetError } from '@jobfleet/contracts';
+import { recordAttempt, type AttemptEvent, type Database, type JobIdentity } from '@jobfleet/db';
+import type { AttemptHistory } from '@jobfleet/queue';
+import type { DependencyGuard } from '@jobfleet/resilience';
+import type { Job } from 'bullmq';
+import { z } from 'zod';
+import type { AnyJobKind } from './define';
+
+// What every kind's job data has in common, loosely: a scheduled job carries no tenant nor key.
+const jobEnvelope = z.object({
+  tenantId: z.string().optional(),
+  idempotencyKey: z.string().optional(),
+  request: z.unknown(),
+  enqueuedAt: z.iso.datetime().optional(),
+});
+
+/**
+ * The jobs row identity of a job in Redis: its tenant, its kind's entity as the business key, its
+ * idempotency key, and its enqueue time as the API recorded it (BullMQ's timestamp for a job the
+ * API never saw). A payload that does not parse still gets a row, without those it cannot give.
+ */
+export function jobIdentityOf(kind: AnyJobKind, job: Pick<Job, 'id' | 'data' | 'timestamp'>): JobIdentity {
+  const envelope = jobEnvelope.safeParse(job.data);
+  const data = envelope.success ? envelope.data : undefined;
+  const request = kind.requestSchema.safeParse(data?.request);
+  return {
+    kind: kind.name,
+    id: job.id ?? 'unknown',
+    tenantId: data?.tenantId ?? null,
+    businessKey: request.success ? kind.intake.entityId(request.data) : null,
+    idempotencyKey: data?.idempotencyKey ?? null,
+    createdAt: new Date(data?.enqueuedAt ?? job.timestamp),
+  };
+}
+
+/**
+ * A run's start is written once the run has lasted this long. Most runs end sooner, and their end's
+ * row carries the start: a job then costs one history write, not two, and its end waits for one
+ * flush. The price: a run whose worker dies within this time leaves no row (the next run shows).
+ */
+export const START_WRITE_DELAY_MS = 1000;
+
+/**
+ * The attempt history of one kind's jobs, run by `workerId`: Postgres jobs and job_attempts rows,
+ * written through the Postgres guard (its timeout and breaker), so an outage costs a job at most
+ * the guard's timeout, never a hang.
+ */
+export function attemptHistory({ database, postgres }: { database: Database; postgres: DependencyGuard }, kind: AnyJobKind, workerId: string): AttemptHistory {
+  // Starts not written yet, by job and run: skipped when their end comes first.
+  const startsDue = new Map<string, { timer: NodeJS.Timeout; skip(): void }>();
+  const write = (event: AttemptEvent) => postgres.call('recordAttempt', () => recordAttempt(database.db, event), { idempotent: true });
+
+  return {
+    record(job, { run, attempt, startedAt, ended }) {
+      const key = JSON.stringify([kind.name, job.id, run]);
+      const base = { job: jobIdentityOf(kind, job), run, attempt, workerId, startedAt };
+      if (ended === undefined) {
+        return new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            startsDue.delete(key);
+            write(base).then(resolve, reject);
+          }, START_WRITE_DELAY_MS);
+          // A start not written by shutdown is not worth holding the process for.
+          timer.unref();
+          startsDue.set(key, { timer, skip: resolve });
+        });
+      }
+      const due = startsDue.get(key);
+      if (due !== undefined) {
+        clearTimeout(due.timer);
+        startsDue.delete(key);
+        due.skip();
+      }
+      const error = ended.error && { code: ended.error instanceof JobfleetError ? ended.error.code : 'UNEXPECTED', message: ended.error.message };
+      return write({ ...base, ended: { at: ended.at, outcome: ended.outcome, error: error ?? null } });
+    },
+  };
+}
