@@ -1,4 +1,4 @@
-import { adminAuditRepository, openDatabase, syncStatusRepository } from '@jobfleet/db';
+import { adminAuditRepository, createApiKey, openDatabase, syncStatusRepository } from '@jobfleet/db';
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { connectRedis, createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
@@ -94,6 +94,43 @@ describe('workers at each degradation level', () => {
     await memoryAt(0);
     await levelOf(fleet, 'NORMAL');
   }, 30_000);
+
+  it('pauses a worker while either its kill switch or the level says so, never resumed by the other', async () => {
+    const { key: operatorKey } = await createApiKey(system.testDb.database.db, { tenantId: system.tenantId, name: 'operator', scopes: ['fleet:admin'] });
+    const setSwitch = async (processingPaused: boolean) => {
+      const answer = await system.api.inject({
+        method: 'PUT',
+        url: '/v1/admin/switches/kinds/calendar-sync',
+        headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+        payload: { processingPaused },
+      });
+      expect(answer.statusCode).toBe(200);
+    };
+    const calendar = fleet.workers.get('calendar-sync');
+    const afip = fleet.workers.get('afip-sync');
+    if (!calendar || !afip) throw new Error('no workers');
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 1500));
+
+    // The level drains everything; the switch turned on and off meanwhile does not resume calendar-sync.
+    await memoryAt(0.965);
+    await levelOf(fleet, 'EMERGENCY');
+    await allPaused(fleet, true);
+    await setSwitch(true);
+    await settle();
+    await setSwitch(false);
+    await settle();
+    expect(calendar.isPaused()).toBe(true);
+
+    // The switch pauses calendar-sync; the level coming back to NORMAL resumes only the others.
+    await setSwitch(true);
+    await memoryAt(0);
+    await levelOf(fleet, 'NORMAL');
+    await waitFor(() => !afip.isPaused(), { timeoutMs: 5000, what: 'afip-sync resumed' });
+    await settle();
+    expect(calendar.isPaused()).toBe(true);
+    await setSwitch(false);
+    await waitFor(() => !calendar.isPaused(), { timeoutMs: 10_000, what: 'calendar-sync resumed with its switch off' });
+  }, 60_000);
 
   it('EMERGENCY when most worker processes are gone (killed), not when they shut down on purpose', async () => {
     // Two more worker processes beside this file's: three seen, then one left.
