@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DegradationConfig } from '@jobfleet/config';
 import { coerceError } from '@jobfleet/contracts';
 import { withDeadline, type Logger, type Metrics } from '@jobfleet/observability';
@@ -197,7 +198,9 @@ function parseState(raw: string | null): DegradationState | undefined {
 }
 
 export function startDegradation(options: StartDegradationOptions): DegradationRunner {
-  const { config, sources, logger, timeoutMs, id } = options;
+  const { config, sources, logger, timeoutMs } = options;
+  // Unique per runner: two fleets of one process (tests, the standalone start) never share the lease.
+  const id = `${options.id}:${randomBytes(4).toString('hex')}`;
   const keys = degradationKeys(options.prefix);
   const redis = sources.main;
   const gauge = levelGauge(options.metrics);
