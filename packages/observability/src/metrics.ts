@@ -75,6 +75,8 @@ export interface MetricsOptions {
 export interface Metrics {
   /** This instance's own registry; serve `registry.metrics()` with `registry.contentType`. */
   readonly registry: Registry;
+  /** `fleet_degradation_level`: the fleet-wide degradation level this process acts on, 0 NORMAL to 4 EMERGENCY. */
+  readonly fleetDegradationLevel: Gauge;
   /** `jobs_total{queue,outcome}`: attempts by outcome (see JOB_OUTCOMES). */
   readonly jobsTotal: Counter<'queue' | 'outcome'>;
   /** `job_duration_seconds{queue}`: processing time of each attempt. */
@@ -449,6 +451,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     lockAuditBuffered: new Gauge({
       name: `${prefix}lock_audit_buffered_events`,
       help: 'Lock audit events buffered in memory, waiting to be written to Postgres',
+      registers,
+    }),
+    fleetDegradationLevel: new Gauge({
+      name: `${prefix}fleet_degradation_level`,
+      help: 'Fleet-wide degradation level this process acts on: 0 NORMAL, 1 DEGRADED, 2 LIMITED, 3 MINIMAL, 4 EMERGENCY',
       registers,
     }),
     onQueueJobsCollect(collect) {

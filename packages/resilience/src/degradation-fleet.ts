@@ -4,7 +4,6 @@ import { coerceError } from '@jobfleet/contracts';
 import { withDeadline, type Logger, type Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
-import { Gauge } from 'prom-client';
 import { levelRank, nextDegradationState, type DegradationCondition, type DegradationLevel, type DegradationSignals, type DegradationState } from './degradation-level';
 import { readDegradedDependencies } from './fleet-view';
 
@@ -102,18 +101,10 @@ async function liveWorkers(redis: RedisClient, prefix: string, config: Degradati
   return { alive: members.length + left, established: established + left };
 }
 
-const LEVEL_METRIC = 'fleet_degradation_level';
 // A worker process that has not announced itself for this many intervals is gone.
 const WORKER_STALE_INTERVALS = 3;
 // Transitions waiting for Postgres beyond this many: the oldest are dropped (and logged).
 const MAX_PENDING_TRANSITIONS = 1000;
-
-/** The level gauge, once per registry (a standalone process runs the API's view and the workers'). */
-function levelGauge(metrics: Metrics): Gauge {
-  const existing = metrics.registry.getSingleMetric(LEVEL_METRIC);
-  if (existing instanceof Gauge) return existing;
-  return new Gauge({ name: LEVEL_METRIC, help: 'Fleet-wide degradation level: 0 NORMAL, 1 DEGRADED, 2 LIMITED, 3 MINIMAL, 4 EMERGENCY', registers: [metrics.registry] });
-}
 
 /** used_memory / maxmemory (or `fallbackBytes` when maxmemory is 0) of one server; null without a limit. */
 function memoryRatio(info: string, fallbackBytes: number | undefined): number | null {
@@ -203,7 +194,7 @@ export function startDegradation(options: StartDegradationOptions): DegradationR
   const id = `${options.id}:${randomBytes(4).toString('hex')}`;
   const keys = degradationKeys(options.prefix);
   const redis = sources.main;
-  const gauge = levelGauge(options.metrics);
+  const gauge = options.metrics.fleetDegradationLevel;
   const audit = createTransitionAudit(options.audit, logger, timeoutMs);
   const listeners: ((snapshot: DegradationSnapshot) => void)[] = [];
   const workerMember = `${id}|${Date.now()}`;
