@@ -55,7 +55,7 @@ export { ensureLockAuditPartitions } from './lock-audit-partitions';
 export type { RetentionPolicy, RetentionReport } from './retention';
 export { DEPRECATED_USAGE_DAYS, deprecatedUsageRepository } from './deprecated-usage';
 export type { DeprecatedUsageCount, DeprecatedUsageRow } from './deprecated-usage';
-export type { AdminAuditEntry, AdminAuditQuery, AdminAuditRow } from './admin-audit';
+export type { AdminAuditRow } from './admin-audit';
 export { featureFlagRepository, fleetSwitchRepository } from './fleet-controls';
 export type { FeatureFlag, FeatureFlagDefinition, FleetActor, FleetSwitch, FleetSwitchChange, FlagValue } from './fleet-controls';
 export { switchScopes } from './schema';
