@@ -1,3 +1,4 @@
+import type { Config } from '@jobfleet/config';
 import {
   adminAuditRepository,
   appendLockAuditEvents,
@@ -7,7 +8,6 @@ import {
   recordAcceptedJobs,
   recordAttempt,
   verifyLockAuditChains,
-  type RetentionPolicy,
 } from '@jobfleet/db';
 import { createLogger } from '@jobfleet/observability';
 import { generateKeyringEntry, parseKeyring } from '@jobfleet/secrets';
@@ -18,7 +18,7 @@ import { startRetention } from './retention';
 describe('retention', () => {
   let testDb: TestDatabase;
   const keyring = parseKeyring(generateKeyringEntry('k1'));
-  const policy: RetentionPolicy & { intervalMs: number } = {
+  const policy: Config['retention'] = {
     intervalMs: 60_000,
     batchSize: 2,
     syncStatusDays: 90,

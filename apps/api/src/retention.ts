@@ -1,4 +1,5 @@
-import { runRetention, type Database, type RetentionPolicy, type RetentionReport } from '@jobfleet/db';
+import type { Config } from '@jobfleet/config';
+import { runRetention, type Database, type RetentionReport } from '@jobfleet/db';
 import type { Logger } from '@jobfleet/observability';
 import type { Keyring } from '@jobfleet/secrets';
 
@@ -11,7 +12,7 @@ export function startRetention(options: {
   database: Database;
   logger: Logger;
   keyring: Keyring;
-  policy: RetentionPolicy & { intervalMs: number };
+  policy: Config['retention'];
 }): { runOnce(now?: Date): Promise<RetentionReport>; stop(): void } {
   const { database, logger, keyring, policy } = options;
   async function runOnce(now: Date = new Date()): Promise<RetentionReport> {

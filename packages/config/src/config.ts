@@ -324,6 +324,21 @@ export interface TracingConfig {
   ratio: number;
 }
 
+/** How long each kind of row is kept. afip_invoices is never pruned (invoices are kept for years). */
+export interface RetentionPolicy {
+  /** Rows deleted per statement, each in its own short transaction. */
+  batchSize: number;
+  /** sync_status rows of finished entities (synced, failed, cancelled) untouched this long are deleted. */
+  syncStatusDays: number;
+  /** Finished jobs' rows and attempt history (the job admin API), by the job's creation. */
+  jobHistoryDays: number;
+  adminAuditDays: number;
+  /** Whole months of lock_audit kept before the current one; older months are dropped. */
+  lockAuditMonths: number;
+  /** Month partitions of lock_audit created ahead of need. */
+  lockAuditMonthsAhead: number;
+}
+
 export interface Config {
   nodeEnv: Env['NODE_ENV'];
   serviceName: string;
@@ -362,16 +377,8 @@ export interface Config {
   };
   devTenant: { enabled: boolean; tenantId: string; apiKey: string };
   idempotency: { ttlSeconds: number };
-  /** What each retention pass keeps (RetentionPolicy of @jobfleet/db) and how often it runs. */
-  retention: {
-    intervalMs: number;
-    batchSize: number;
-    syncStatusDays: number;
-    jobHistoryDays: number;
-    adminAuditDays: number;
-    lockAuditMonths: number;
-    lockAuditMonthsAhead: number;
-  };
+  /** What each retention pass keeps and how often it runs. */
+  retention: RetentionPolicy & { intervalMs: number };
   /** Tiers of limits and quotas; a tenant row names its tier and may override single limits. */
   tenants: { tiers: TenantTiers; defaultTier: string; limitsCacheMs: number };
   jobs: {

@@ -1,5 +1,5 @@
 export { loadConfig, loadConfigOrExit, DEPENDENCIES } from './config';
-export type { Config, ServiceConfig, TracingConfig, TracesSampler, WorkerQueueSettings, Dependency, DependencyPolicySettings } from './config';
+export type { Config, RetentionPolicy, ServiceConfig, TracingConfig, TracesSampler, WorkerQueueSettings, Dependency, DependencyPolicySettings } from './config';
 export { BACKUP_DEFINITION_NAME } from './backup';
 export type { BackupConfig, BackupDefinition, BackupTargetConfig, RestoreCheckMode } from './backup';
 export { DEFAULT_TENANT_TIERS, limitOverridesSchema, resolveTenantLimits, tenantLimitChangeSchema } from './tenant-limits';

@@ -52,7 +52,7 @@ export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';
 export { runRetention } from './retention';
 export { ensureLockAuditPartitions } from './lock-audit-partitions';
-export type { RetentionPolicy, RetentionReport } from './retention';
+export type { RetentionReport } from './retention';
 export { DEPRECATED_USAGE_DAYS, deprecatedUsageRepository } from './deprecated-usage';
 export type { DeprecatedUsageCount, DeprecatedUsageRow } from './deprecated-usage';
 export type { AdminAuditRow } from './admin-audit';

@@ -1,23 +1,9 @@
 import { sql, type SQL } from 'drizzle-orm';
+import type { RetentionPolicy } from '@jobfleet/config';
 import type { Keyring } from '@jobfleet/secrets';
 import type { Db } from './client';
 import { DEPRECATED_USAGE_DAYS } from './deprecated-usage';
 import { dropLockAuditMonthsBefore, ensureLockAuditPartitions, type DroppedMonth } from './lock-audit-partitions';
-
-/** How long each kind of row is kept. afip_invoices is never pruned (invoices are kept for years). */
-export interface RetentionPolicy {
-  /** Rows deleted per statement, each in its own short transaction. */
-  batchSize: number;
-  /** sync_status rows of finished entities (synced, failed, cancelled) untouched this long are deleted. */
-  syncStatusDays: number;
-  /** Finished jobs' rows and attempt history (the job admin API), by the job's creation. */
-  jobHistoryDays: number;
-  adminAuditDays: number;
-  /** Whole months of lock_audit kept before the current one; older months are dropped. */
-  lockAuditMonths: number;
-  /** Month partitions of lock_audit created ahead of need. */
-  lockAuditMonthsAhead: number;
-}
 
 export interface RetentionReport {
   idempotencyKeys: number;
