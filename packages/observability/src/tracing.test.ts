@@ -1,3 +1,4 @@
+import { channel } from 'node:diagnostics_channel';
 import { Writable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
@@ -83,5 +84,17 @@ describe('startTracing', () => {
     const again = new InMemorySpanExporter();
     tracing = startTracing({ config: off, serviceName: 'test', exporter: again });
     expect(recordRoots(3, again)).toBe(3);
+  });
+
+  it('after shutdown leaves no instrumentation listening, so a restart does not instrument twice', async () => {
+    // @fastify/otel instruments each Fastify app from this channel; a second listener left by an
+    // earlier start decorated every later app twice ("decorator already added").
+    const fastifyInitialization = channel('fastify.initialization');
+    const first = startTracing({ config: off, serviceName: 'test', exporter: new InMemorySpanExporter() });
+    expect(fastifyInitialization.hasSubscribers).toBe(true);
+    await first?.shutdown();
+    expect(fastifyInitialization.hasSubscribers).toBe(false);
+    tracing = startTracing({ config: off, serviceName: 'test', exporter: new InMemorySpanExporter() });
+    expect(fastifyInitialization.hasSubscribers).toBe(true);
   });
 });

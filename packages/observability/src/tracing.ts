@@ -67,6 +67,18 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
   const { config } = options;
   const exporter = options.exporter ?? (config.tracesUrl === undefined ? undefined : new OTLPTraceExporter({ url: config.tracesUrl }));
   if (exporter === undefined) return undefined;
+  const instrumentations = [
+    new HttpInstrumentation({
+      // Probes and scrapes every few seconds would drown the traces of jobs.
+      ignoreIncomingRequestHook: (request) => isOpsPath(request.url),
+    }),
+    new UndiciInstrumentation(),
+    new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: ({ url }) => isOpsPath(url) }),
+    // No values: statements are parameterised, and parameters can hold tenant data.
+    new PgInstrumentation({ enhancedDatabaseReporting: false }),
+    // Commands with arguments would put job payloads and keys' values into spans: names only.
+    new IORedisInstrumentation({ dbStatementSerializer: (command) => command }),
+  ];
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName ?? options.serviceName }),
     // Resource detectors would read OTEL_RESOURCE_ATTRIBUTES and the host; the service name is ours.
@@ -79,18 +91,7 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
     // Only traces: metrics are Prometheus' (prom-client), logs are pino's on stdout.
     metricReaders: [],
     logRecordProcessors: [],
-    instrumentations: [
-      new HttpInstrumentation({
-        // Probes and scrapes every few seconds would drown the traces of jobs.
-        ignoreIncomingRequestHook: (request) => isOpsPath(request.url),
-      }),
-      new UndiciInstrumentation(),
-      new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: ({ url }) => isOpsPath(url) }),
-      // No values: statements are parameterised, and parameters can hold tenant data.
-      new PgInstrumentation({ enhancedDatabaseReporting: false }),
-      // Commands with arguments would put job payloads and keys' values into spans: names only.
-      new IORedisInstrumentation({ dbStatementSerializer: (command) => command }),
-    ],
+    instrumentations,
   });
   sdk.start();
   // The instrumentations hook require(); an ESM import of a CommonJS package does not pass there
@@ -105,7 +106,10 @@ export function startTracing(options: StartTracingOptions): Tracing | undefined 
       (stopped ??= withDeadline(sdk.shutdown(), SHUTDOWN_FLUSH_MS, 'flushing traces')
         .catch(() => undefined)
         .finally(() => {
-          // Gone from the global API, so a later start in the same process registers afresh.
+          // Gone from the global API and from the hooks and diagnostics channels (the SDK's shutdown
+          // leaves instrumentations enabled), so a later start in the same process registers
+          // afresh instead of instrumenting twice (@fastify/otel would decorate every app twice).
+          for (const instrumentation of instrumentations) instrumentation.disable();
           trace.disable();
           propagation.disable();
         })),
