@@ -2,7 +2,7 @@ import { adminAuditRepository, createApiKey, openDatabase, syncStatusRepository 
 import { createLogger, createMetrics } from '@jobfleet/observability';
 import { connectRedis, createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { startWorkers, type WorkerFleet } from '@jobfleet/worker';
-import { startRedisServer, type RedisServer } from '../support/chaos-redis';
+import { addMemoryBallast, setMemoryRatio, startRedisServer, type RedisServer } from '../support/chaos-redis';
 import { reservationRequest } from '../support/fixtures';
 import { startEntryPoint, waitFor } from '../support/processes';
 import { startTestSystem, type TestSystem } from '../support/system';
@@ -20,17 +20,12 @@ beforeAll(async () => {
   redisServer = await startRedisServer(REDIS_PORT, { appendonly: false });
   redis = createRedisConnection(redisServer.url, 'producer');
   await redis.ping().catch(() => undefined);
+  await addMemoryBallast(redis);
 }, 30_000);
 afterAll(async () => {
   redis.disconnect();
   await redisServer.close();
 });
-
-/** Sets maxmemory so that used_memory is `ratio` of it (0: no limit). */
-async function memoryAt(ratio: number): Promise<void> {
-  const used = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
-  await redis.config('SET', 'maxmemory', ratio === 0 ? '0' : String(Math.ceil(used / ratio)));
-}
 
 const levelOf = (fleet: WorkerFleet, level: string) =>
   waitFor(() => fleet.degradation.current().level === level, { timeoutMs: 20_000, what: `degradation level ${level}` });
@@ -65,7 +60,7 @@ describe('workers at each degradation level', () => {
     expect((await post('drain-waiting')).statusCode).toBe(202);
     await waitFor(async () => (await system.queues['calendar-sync'].getActiveCount()) === 1, { timeoutMs: 5000, what: 'the first job active' });
 
-    await memoryAt(0.965);
+    await setMemoryRatio(redis, 0.965);
     await levelOf(fleet, 'EMERGENCY');
     await allPaused(fleet, true);
     const refused = await post('drain-refused');
@@ -79,7 +74,7 @@ describe('workers at each degradation level', () => {
     expect(await system.queues['calendar-sync'].getActiveCount()).toBe(0);
 
     system.calendar.setLatency(0);
-    await memoryAt(0);
+    await setMemoryRatio(redis, 0);
     await levelOf(fleet, 'NORMAL');
     await allPaused(fleet, false);
     await waitFor(async () => (await statusOf('drain-waiting')) === 'synced', { timeoutMs: 10_000, what: 'the waiting job ran after recovery' });
@@ -87,11 +82,11 @@ describe('workers at each degradation level', () => {
   }, 60_000);
 
   it('MINIMAL by Redis memory: workers keep taking jobs (each one finished frees memory)', async () => {
-    await memoryAt(0.88);
+    await setMemoryRatio(redis, 0.88);
     await levelOf(fleet, 'MINIMAL');
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect([...fleet.workers.values()].some((worker) => worker.isPaused())).toBe(false);
-    await memoryAt(0);
+    await setMemoryRatio(redis, 0);
     await levelOf(fleet, 'NORMAL');
   }, 30_000);
 
@@ -112,7 +107,7 @@ describe('workers at each degradation level', () => {
     const settle = () => new Promise((resolve) => setTimeout(resolve, 1500));
 
     // The level drains everything; the switch turned on and off meanwhile does not resume calendar-sync.
-    await memoryAt(0.965);
+    await setMemoryRatio(redis, 0.965);
     await levelOf(fleet, 'EMERGENCY');
     await allPaused(fleet, true);
     await setSwitch(true);
@@ -123,7 +118,7 @@ describe('workers at each degradation level', () => {
 
     // The switch pauses calendar-sync; the level coming back to NORMAL resumes only the others.
     await setSwitch(true);
-    await memoryAt(0);
+    await setMemoryRatio(redis, 0);
     await levelOf(fleet, 'NORMAL');
     await waitFor(() => !afip.isPaused(), { timeoutMs: 5000, what: 'afip-sync resumed' });
     await settle();

@@ -92,3 +92,27 @@ export async function startRedisServer(port: number, options: { appendonly?: boo
   }
   return server;
 }
+
+/** What the memory helpers need of a Redis client (ioredis' info and config). */
+interface MemoryControl {
+  info(section: 'memory'): Promise<string>;
+  config(subcommand: 'SET', parameter: string, value: string): Promise<unknown>;
+  set(key: string, value: Buffer): Promise<unknown>;
+}
+
+/**
+ * Fills a Redis of a test's own with a 64 MiB value, so that its used memory is large beside what
+ * connections and jobs add or free meanwhile: a ratio set with `setMemoryRatio` then stays within
+ * a degradation threshold's band instead of drifting over it with the client buffers.
+ */
+export async function addMemoryBallast(redis: MemoryControl): Promise<void> {
+  const ballast = Buffer.alloc(64 * 1024 * 1024, 1);
+  // Retried until the client is connected (without an offline queue it refuses until then).
+  await waitFor(() => redis.set('test:memory-ballast', ballast).then(() => true, () => false), { timeoutMs: 10_000, what: 'the memory ballast written' });
+}
+
+/** Sets maxmemory so that used_memory is `ratio` of it (0: no limit). */
+export async function setMemoryRatio(redis: MemoryControl, ratio: number): Promise<void> {
+  const used = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
+  await redis.config('SET', 'maxmemory', ratio === 0 ? '0' : String(Math.ceil(used / ratio)));
+}

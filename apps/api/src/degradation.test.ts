@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { adminAuditRepository, tenantLimitsRepository } from '@jobfleet/db';
 import { createRedisConnection, type RedisClient } from '@jobfleet/queue';
 import { publishBreakerState } from '@jobfleet/resilience';
-import { startRedisServer, type RedisServer } from '../../../tests/support/chaos-redis';
+import { addMemoryBallast, setMemoryRatio, startRedisServer, type RedisServer } from '../../../tests/support/chaos-redis';
 import { reservation, startTestApi, type TestApi } from './testing/harness';
 
 // Short settings, so each level is reached and left within seconds; the defaults' 2-minute bound is
@@ -26,6 +26,7 @@ beforeAll(async () => {
   api = await startTestApi({ label: 'degradation', redisUrl: redisServer.url, env: ENV });
   redis = createRedisConnection(redisServer.url, 'producer');
   await redis.ping().catch(() => undefined);
+  await addMemoryBallast(redis);
   // globex is of the top tier (enterprise: the most requests per minute); acme stays standard.
   await tenantLimitsRepository.update(api.testDb.database.db, 'globex', { tier: 'enterprise' });
 }, 30_000);
@@ -68,12 +69,6 @@ function expectShed(response: Awaited<ReturnType<typeof single>>, level: string)
   expect(response.json()).toMatchObject({ type: '/problems/degraded', status: 503, level });
 }
 
-/** Sets maxmemory so that used_memory is `ratio` of it. */
-async function memoryAt(ratio: number): Promise<void> {
-  const used = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
-  await redis.config('SET', 'maxmemory', String(Math.ceil(used / ratio)));
-}
-
 describe('degradation levels', () => {
   it('starts NORMAL and shows the level in /health/ready and the metric', async () => {
     await levelBecomes('NORMAL');
@@ -112,7 +107,7 @@ describe('degradation levels', () => {
   });
 
   it('MINIMAL by Redis memory: only single jobs of the top tier are accepted', async () => {
-    await memoryAt(0.88);
+    await setMemoryRatio(redis, 0.88);
     await levelBecomes('MINIMAL');
     expectShed(await single('minimal-acme'), 'MINIMAL');
     expect((await single('minimal-globex', api.keys.otherTenant)).statusCode).toBe(202);
@@ -123,11 +118,11 @@ describe('degradation levels', () => {
   });
 
   it('does not flap while memory oscillates inside the hysteresis band', async () => {
-    await memoryAt(0.72);
+    await setMemoryRatio(redis, 0.72);
     await levelBecomes('LIMITED');
     // Between LIMITED's clear threshold (0.7 × 0.9) and its threshold, then above it, a few times.
     for (const ratio of [0.66, 0.71, 0.65, 0.72, 0.66]) {
-      await memoryAt(ratio);
+      await setMemoryRatio(redis, ratio);
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect((await readiness()).level).toBe('LIMITED');
     }
@@ -136,7 +131,7 @@ describe('degradation levels', () => {
   });
 
   it('EMERGENCY when Redis memory is critical: every intake answers 503 with Retry-After', async () => {
-    await memoryAt(0.965);
+    await setMemoryRatio(redis, 0.965);
     await levelBecomes('EMERGENCY');
     expectShed(await single('emergency-globex', api.keys.otherTenant), 'EMERGENCY');
     expectShed(await single('emergency-acme'), 'EMERGENCY');
