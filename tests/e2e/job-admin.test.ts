@@ -210,6 +210,11 @@ describe('the job admin API', () => {
     expect((await call('POST', `/v1/admin/jobs/${QUEUE}/no-such-job/retry`, keys.operator)).statusCode).toBe(404);
     expect((await call('GET', '/v1/admin/jobs?state=exploded', keys.operator)).statusCode).toBe(400);
     expect((await call('GET', '/v1/admin/jobs?cursor=forged', keys.operator)).statusCode).toBe(400);
+    // A cursor of the right shape whose text Postgres cannot hold (NUL, a lone surrogate): 400, not a 500.
+    for (const position of [{ kind: QUEUE, id: 'a\u0000b' }, { kind: 'calendar\ud800', id: 'x' }]) {
+      const forged = Buffer.from(JSON.stringify({ createdAt: new Date().toISOString(), ...position })).toString('base64url');
+      expect((await call('GET', `/v1/admin/jobs?cursor=${forged}`, keys.operator)).statusCode).toBe(400);
+    }
     expect((await call('GET', `${tenantJobs()}?tenant=${OTHER_TENANT}`, keys.tenantAdmin)).statusCode).toBe(400);
     // Operators only fleet-wide: a tenant's admin key is refused there.
     expect((await call('GET', '/v1/admin/jobs', keys.tenantAdmin)).statusCode).toBe(403);

@@ -38,7 +38,8 @@ const MAX_PAGE = 100;
 const tenantParams = z.object({ id: storableText(64) });
 
 /** Keyset position of a page's last job: newest first by (created, kind, id). */
-const jobCursor = opaqueCursor(z.object({ createdAt: boundedInstant, kind: z.string().max(64), id: z.string().max(512) }));
+// A cursor is the client's to send back: its text fields are held to what Postgres can store.
+const jobCursor = opaqueCursor(z.object({ createdAt: boundedInstant, kind: storableText(64), id: storableText(512) }));
 /** Keyset position of a page's last audit entry: newest first by id. */
 const auditCursor = opaqueCursor(z.object({ id: z.number().int().positive() }));
 

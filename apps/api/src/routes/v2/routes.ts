@@ -39,7 +39,8 @@ const backupResource = (row: Parameters<typeof backupView>[0]) => ({
   links: { self: `/v2/backups/${row.id}`, ...(row.jobId === null ? {} : { job: jobLinkV2(row.jobId) }) },
 });
 
-const syncCursor = opaqueCursor(z.object({ entityId: z.string() }));
+// A cursor is the client's to send back: its entity id is held to what Postgres can store, as the path's is.
+const syncCursor = opaqueCursor(z.object({ entityId: syncParams.shape.entityId }));
 const syncListQuery = pageQuery(syncCursor.param);
 const syncKindParams = z.strictObject({ kind: storableText(64) });
 

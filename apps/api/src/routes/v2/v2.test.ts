@@ -194,6 +194,11 @@ describe('/v2 jobs, sync statuses and problems', () => {
     const bad = await api.get('/v2/sync/reservation?cursor=not-ours', api.keys.otherTenant);
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ instance: '/v2/sync/reservation', errors: [{ pointer: '#/cursor', detail: 'is not a cursor this API returned' }] });
+    // A forged cursor of the right shape whose entity id Postgres cannot hold (NUL) is refused too, not a 500.
+    const forged = Buffer.from(JSON.stringify({ entityId: 'res\u0000page' })).toString('base64url');
+    const unstorable = await api.get(`/v2/sync/reservation?cursor=${forged}`, api.keys.otherTenant);
+    expect(unstorable.statusCode).toBe(400);
+    expect(unstorable.json()).toMatchObject({ errors: [{ pointer: '#/cursor', detail: 'is not a cursor this API returned' }] });
   });
 
   it('pages backup runs by cursor with next links, newest first, for operators only', async () => {
