@@ -123,7 +123,8 @@ function openPglite(dataDir: string): Database {
   };
 }
 
-async function rowsOf<T>(db: Db, query: SQL): Promise<T[]> {
+/** The rows of a raw statement, typed as the caller says they are. */
+export async function rowsOf<T>(db: Db, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as { rows: T[] };
   return result.rows;
 }

@@ -1,7 +1,7 @@
 import canonicalize from 'canonicalize';
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { signRecord, type Keyring } from '@jobfleet/secrets';
-import type { Db } from './client';
+import { rowsOf, type Db } from './client';
 import { lockAuditCheckpoints } from './schema';
 
 /** The signatures of checkpoints prove this and nothing else. */
@@ -14,8 +14,9 @@ export function checkpointText(checkpoint: { chain: string; seq: number; hash: s
   return text;
 }
 
-async function rowsOf<T>(db: Db, query: SQL): Promise<T[]> {
-  return ((await db.execute(query)) as { rows: T[] }).rows;
+async function partitionExists(db: Db, name: string): Promise<boolean> {
+  const [found] = await rowsOf<{ exists: boolean }>(db, sql`select to_regclass(${name}) is not null as exists`);
+  return found?.exists === true;
 }
 
 const PARTITION_NAME = /^lock_audit_(\d{4})_(\d{2})$/;
@@ -37,8 +38,7 @@ export async function ensureLockAuditPartitions(db: Db, options: { now: Date; mo
     const from = monthStart(options.now.getUTCFullYear(), options.now.getUTCMonth() + ahead);
     const to = monthStart(from.getUTCFullYear(), from.getUTCMonth() + 1);
     const name = partitionName(from);
-    const [exists] = await rowsOf<{ exists: boolean }>(db, sql`select to_regclass(${name}) is not null as exists`);
-    if (exists?.exists) continue;
+    if (await partitionExists(db, name)) continue;
     const inRange = sql`recorded_at >= ${from} and recorded_at < ${to}`;
     const create = sql.raw(`create table if not exists "${name}" partition of lock_audit for values from ('${from.toISOString()}') to ('${to.toISOString()}')`);
     await db.transaction(async (tx) => {
@@ -107,8 +107,7 @@ export async function dropLockAuditMonthsBefore(db: Db, options: { before: Date;
       await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended('jobfleet lock_audit retention', 0))`);
       const table = sql.identifier(partition.name);
       // Another run may have dropped it while this one waited.
-      const [stillThere] = await rowsOf<{ exists: boolean }>(tx, sql`select to_regclass(${partition.name}) is not null as exists`);
-      if (!stillThere?.exists) return undefined;
+      if (!(await partitionExists(tx, partition.name))) return undefined;
       // recorded_at only grows along a chain, so a month holds the start of each of its chains;
       // should a clock have gone back, dropping the month would cut a chain in the middle.
       const [interleaved] = await rowsOf<{ chain: string }>(

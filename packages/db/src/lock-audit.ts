@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { checkRecordSignature, type Keyring } from '@jobfleet/secrets';
-import type { Db } from './client';
+import { rowsOf, type Db } from './client';
 import { checkpointText, CHECKPOINT_PURPOSE } from './lock-audit-partitions';
 import { lockAudit, lockAuditCheckpoints, type LockAuditEvent } from './schema';
 
@@ -112,16 +112,17 @@ export async function appendLockAuditEvents(db: Db, events: readonly LockAuditIn
       select count(pg_advisory_xact_lock(hashtextextended(c, 0)))
       from (select c from unnest(${toTextArray(chains)}) with ordinality as u(c, n) order by n) as ordered`);
     // A chain whose rows all went out with old partitions goes on from its retention checkpoint.
-    const heads = (
-      (await tx.execute(sql`
+    const heads = await rowsOf<{ chain: string; seq: string | number; hash: string }>(
+      tx,
+      sql`
         select distinct on (chain) chain, seq, hash from (
           select ${lockAudit.chain} as chain, ${lockAudit.seq} as seq, ${lockAudit.hash} as hash from ${lockAudit}
             where ${inArray(lockAudit.chain, chains)}
           union all
           select ${lockAuditCheckpoints.chain}, ${lockAuditCheckpoints.seq}, ${lockAuditCheckpoints.hash} from ${lockAuditCheckpoints}
             where ${inArray(lockAuditCheckpoints.chain, chains)}
-        ) as heads order by chain, seq desc`)) as { rows: { chain: string; seq: string | number; hash: string }[] }
-    ).rows;
+        ) as heads order by chain, seq desc`,
+    );
     const last = new Map(heads.map((h) => [h.chain, { seq: Number(h.seq), hash: h.hash }]));
     const rows = events.map((event) => {
       const previous = last.get(event.chain) ?? { seq: 0, hash: GENESIS_HASH };

@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { RetentionPolicy } from '@jobfleet/config';
 import type { Keyring } from '@jobfleet/secrets';
-import type { Db } from './client';
+import { rowsOf, type Db } from './client';
 import { DEPRECATED_USAGE_DAYS } from './deprecated-usage';
 import { dropLockAuditMonthsBefore, ensureLockAuditPartitions, type DroppedMonth } from './lock-audit-partitions';
 
@@ -27,8 +27,8 @@ async function inBatches(db: Db, batch: SQL, batchSize: number, prepare?: SQL): 
   for (;;) {
     const count = await db.transaction(async (tx) => {
       if (prepare) await tx.execute(prepare);
-      const result = (await tx.execute(batch)) as { rows: { count: number }[] };
-      return result.rows[0]?.count ?? 0;
+      const [result] = await rowsOf<{ count: number }>(tx, batch);
+      return result?.count ?? 0;
     });
     deleted += count;
     if (count < batchSize) return deleted;
