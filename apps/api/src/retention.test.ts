@@ -40,6 +40,11 @@ describe('retention', () => {
   });
 
   const rows = <T extends Record<string, unknown>>(query: ReturnType<typeof sql>) => testDb.database.rows<T>(query);
+  /** The name of the lock_audit partition of the month `ahead` months from `date`'s (UTC). */
+  const partitionOf = (date: Date, ahead = 0) => {
+    const start = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + ahead, 1));
+    return `lock_audit_${start.getUTCFullYear()}_${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
+  };
   const names = async (query: ReturnType<typeof sql>) => (await rows<{ name: string }>(query)).map((row) => row.name);
 
   it('deletes, in batches, expired idempotency keys, finished sync rows and old audit entries, and nothing else', async () => {
@@ -109,12 +114,8 @@ describe('retention', () => {
     const now = new Date();
     const report = await retention.runOnce(now);
     expect(report.lockAuditMonthsDropped).toEqual([]);
-    const month = (ahead: number) => {
-      const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ahead, 1));
-      return `lock_audit_${start.getUTCFullYear()}_${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
-    };
     const partitions = await names(sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'lock_audit'::regclass`);
-    expect(partitions).toEqual(expect.arrayContaining([month(0), month(1), month(2), 'lock_audit_default']));
+    expect(partitions).toEqual(expect.arrayContaining([partitionOf(now), partitionOf(now, 1), partitionOf(now, 2), 'lock_audit_default']));
   });
 
   it('drops old lock_audit months with signed checkpoints: the chains still verify and go on from them', async () => {
@@ -128,7 +129,7 @@ describe('retention', () => {
     const now = new Date();
     const later = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 14, 15));
     const report = await retention.runOnce(later);
-    const thisMonth = `lock_audit_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const thisMonth = partitionOf(now);
     expect(report.lockAuditMonthsDropped.map((month) => month.partition)).toContain(thisMonth);
     expect(report.lockAuditMonthsDropped.find((month) => month.partition === thisMonth)?.checkpoints).toBe(2);
     const checkpoints = await rows<{ chain: string; seq: string }>(sql`select chain, seq from lock_audit_checkpoints order by chain`);
@@ -172,7 +173,7 @@ describe('retention', () => {
     // seq 2 of that chain recorded fourteen months ago: past the cut, while seq 1 is not.
     const now = new Date();
     const past = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 14, 10));
-    const pastPartition = `lock_audit_${past.getUTCFullYear()}_${String(past.getUTCMonth() + 1).padStart(2, '0')}`;
+    const pastPartition = partitionOf(past);
     await ensureLockAuditPartitions(db, { now: past, monthsAhead: 0 });
     await rows(sql`
       insert into lock_audit (chain, seq, lock_key, event, owner, at, prev_hash, hash, recorded_at)
@@ -180,7 +181,7 @@ describe('retention', () => {
     await expect(retention.runOnce(now)).rejects.toThrow(`${pastPartition} is not the start of chain series-d: kept`);
     // That pass first gave this month its partition back (an earlier test dropped it), moving the
     // rows the default partition held meanwhile into it.
-    const thisMonth = `lock_audit_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const thisMonth = partitionOf(now);
     expect(await names(sql`select distinct tableoid::regclass::text as name from lock_audit where chain in ('series-a', 'series-b')`)).toEqual([thisMonth]);
     await expect(verifyLockAuditChains(db, { keyring, chain: 'series-a' })).resolves.toEqual({ chains: 1, rows: 1, broken: [] });
     expect(await names(sql`select to_regclass(${pastPartition})::text as name`)).toEqual([pastPartition]);

@@ -17,7 +17,8 @@ export function startRetention(options: {
   const { database, logger, keyring, policy } = options;
   async function runOnce(now: Date = new Date()): Promise<RetentionReport> {
     const report = await runRetention(database.db, policy, { keyring, now });
-    const removed = report.idempotencyKeys + report.syncStatus + report.jobs + report.adminAudit + report.lockAuditMonthsDropped.length;
+    const removed =
+      report.idempotencyKeys + report.syncStatus + report.jobs + report.adminAudit + report.deprecatedUsage + report.lockAuditMonthsDropped.length;
     if (removed > 0 || report.lockAuditPartitionsCreated.length > 0) logger.info({ retention: report }, 'retention pass');
     return report;
   }

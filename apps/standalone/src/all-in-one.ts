@@ -36,10 +36,11 @@ export async function runAllInOne(loaded: Config, tracing: Tracing | undefined):
     afip: sandbox.afip ? { ...loaded.afip, wsaaUrl: sandbox.afip.wsaaUrl, wsfeUrl: sandbox.afip.wsfeUrl } : loaded.afip,
     backup: sandbox.s3 ? sandboxS3Backups(loaded.backup, sandbox.s3) : loaded.backup,
   };
+  const keyring = parseKeyring(config.secrets.keys, config.secrets.activeKeyId);
   if (config.devTenant.enabled) {
     await ensureDevTenant(database.db, config.devTenant);
     // The dev tenant acts through connections of its own, as every tenant does: the simulator's CUIT and the fake Calendar.
-    await seedSandboxConnections(database.db, parseKeyring(config.secrets.keys, config.secrets.activeKeyId), {
+    await seedSandboxConnections(database.db, keyring, {
       tenantId: config.devTenant.tenantId,
       afip: sandbox.afip !== undefined,
       calendar: sandbox.calendar !== undefined,
@@ -57,7 +58,7 @@ export async function runAllInOne(loaded: Config, tracing: Tracing | undefined):
   metrics.watchPostgresPool(() => database.poolStats());
   const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
   await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
-  const retention = startRetention({ database, logger, keyring: parseKeyring(config.secrets.keys, config.secrets.activeKeyId), policy: config.retention });
+  const retention = startRetention({ database, logger, keyring, policy: config.retention });
 
   const workerRedis = connectRedis(topology, 'worker', { name: 'worker' });
   const fleet = await startWorkers({
