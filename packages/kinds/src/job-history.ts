@@ -1,4 +1,4 @@
-import { JobfleetError } from '@jobfleet/contracts';
+import { toStoredError } from '@jobfleet/contracts';
 import { recordAttempt, type AttemptEvent, type Database, type JobIdentity } from '@jobfleet/db';
 import type { AttemptHistory } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
@@ -53,12 +53,13 @@ export function attemptHistory({ database, postgres }: { database: Database; pos
   return {
     record(job, { run, attempt, startedAt, ended }) {
       const key = JSON.stringify([kind.name, job.id, run]);
-      const base = { job: jobIdentityOf(kind, job), run, attempt, workerId, startedAt };
+      // Parsed when a row is written, not at every start: most starts are never written.
+      const eventOf = (): AttemptEvent => ({ job: jobIdentityOf(kind, job), run, attempt, workerId, startedAt });
       if (ended === undefined) {
         return new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => {
             startsDue.delete(key);
-            write(base).then(resolve, reject);
+            write(eventOf()).then(resolve, reject);
           }, START_WRITE_DELAY_MS);
           // A start not written by shutdown is not worth holding the process for.
           timer.unref();
@@ -71,8 +72,8 @@ export function attemptHistory({ database, postgres }: { database: Database; pos
         startsDue.delete(key);
         due.skip();
       }
-      const error = ended.error && { code: ended.error instanceof JobfleetError ? ended.error.code : 'UNEXPECTED', message: ended.error.message };
-      return write({ ...base, ended: { at: ended.at, outcome: ended.outcome, error: error ?? null } });
+      const stored = ended.error && toStoredError(ended.error);
+      return write({ ...eventOf(), ended: { at: ended.at, outcome: ended.outcome, error: stored ? { code: stored.code, message: stored.message } : null } });
     },
   };
 }
