@@ -13,6 +13,7 @@ import { boundedInstant, storableText } from '../params';
 import { apiKeyActor, type AdminActor, type Auth } from '../plugins/auth';
 import { HttpProblem, parseOrThrow } from '../problem';
 import { queueFor } from './job-intake';
+import { producerState } from './jobs';
 
 export interface JobAdminRoutesDeps {
   config: Config;
@@ -80,8 +81,6 @@ function auditView(row: AdminAuditRow) {
   };
 }
 
-/** BullMQ's state as callers see it: prioritized is waiting (every tenant job has a fair-share priority). */
-const callerState = (state: string) => (state === 'prioritized' ? 'waiting' : state);
 
 /**
  * The job admin API, served from Postgres (`jobs`, `job_attempts`, `admin_audit`) so that jobs
@@ -180,9 +179,9 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
   }
 
   const wrongState = (action: ActionName, row: JobRow, state: string) =>
-    new HttpProblem(409, `Job "${row.id}" is ${callerState(state)}; ${action} takes a job that is ${ACTIONS[action].from.filter((s) => s !== 'prioritized').join(' or ')}`, {
+    new HttpProblem(409, `Job "${row.id}" is ${producerState(state)}; ${action} takes a job that is ${ACTIONS[action].from.filter((s) => s !== 'prioritized').join(' or ')}`, {
       type: '/problems/job-state-conflict',
-      extensions: { state: callerState(state) },
+      extensions: { state: producerState(state) },
     });
 
   /** Carries out `action` on the job in Redis; the state it left, or the 409 of a job in another state (also one that moved meanwhile). */
@@ -218,10 +217,10 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
       jobRepository.recordAdminAction(db, {
         jobs: [row],
         state: to,
-        audit: { ...scope.actor, action: `job.${action}`, tenantId: row.tenantId, target: { kind: row.kind, jobId: row.id }, detail: { from: callerState(from), to } },
+        audit: { ...scope.actor, action: `job.${action}`, tenantId: row.tenantId, target: { kind: row.kind, jobId: row.id }, detail: { from: producerState(from), to } },
       }),
     );
-    return { ...jobView(scope, { ...row, state: to }), previousState: callerState(from) };
+    return { ...jobView(scope, { ...row, state: to }), previousState: producerState(from) };
   }
 
   async function bulkRetry(scope: AdminScope, body: z.output<typeof fleetBulkBody>) {
@@ -294,7 +293,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
         pg(() => jobRepository.attempts(db, row.kind, row.id)),
         redisOf(row.kind)(() => queueFor(queues, row.kind).getJob(row.id)),
       ]);
-      const queueState = job === undefined ? 'expired-from-queue' : callerState(await redisOf(row.kind)(() => job.getState()));
+      const queueState = job === undefined ? 'expired-from-queue' : producerState(await redisOf(row.kind)(() => job.getState()));
       return { ...jobView(resolved, row), queueState, attemptHistory: attempts.map(attemptView) };
     });
 

@@ -57,7 +57,8 @@ function sendStored(reply: FastifyReply, statusCode: number, stored: StoredRespo
 }
 
 /** A job's producer-facing state: every tenant job is queued with a fair-share priority, so to its producer it is simply waiting. */
-const producerState = (bullState: string) => (bullState === 'prioritized' ? 'waiting' : bullState);
+/** A BullMQ state as callers see it: a prioritized job is waiting (priorities are the fleet's fair-share business). */
+export const producerState = (bullState: string) => (bullState === 'prioritized' ? 'waiting' : bullState);
 
 function jobView(queue: string, job: Job, state: string) {
   return {
