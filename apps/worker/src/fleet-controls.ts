@@ -53,7 +53,8 @@ export async function startFleetControls(deps: {
       void worker.resume();
     }
   }
-  controls.onChange(() => watched.forEach(applyPause));
+  const reapply = () => watched.forEach(applyPause);
+  controls.onChange(reapply);
   // The first read comes before the workers exist: a kind paused at boot starts paused.
   await controls.start();
 
@@ -71,7 +72,7 @@ export async function startFleetControls(deps: {
       worker.on('completed', (job) => void record(worker.name, job.id, 'completed'));
       worker.on('failed', (job) => void (job && record(worker.name, job.id, 'failed')));
     },
-    reapply: () => watched.forEach(applyPause),
+    reapply,
     async close() {
       await flagClient.close();
       await controls.close();

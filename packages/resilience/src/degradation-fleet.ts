@@ -71,7 +71,7 @@ export interface DegradationRunner extends DegradationView {
 }
 
 /** Hash-tagged with the prefix, like every fleet key, so a cluster keeps them on one slot. */
-export const degradationKeys = (prefix: string) => ({
+const degradationKeys = (prefix: string) => ({
   lease: `${prefix}:degradation:evaluator`,
   state: `${prefix}:degradation:state`,
   // Worker processes (`<id>|<started at>`), scored by when each last announced itself, and by when each shut down.
@@ -130,7 +130,7 @@ async function oldestJobAge(queues: DegradationSources['queues'], now: number): 
 }
 
 /** Every signal, each bounded; one that cannot be read is `undefined` (its condition keeps its state). */
-export async function readDegradationSignals(sources: DegradationSources, prefix: string, config: DegradationConfig, timeoutMs: number): Promise<DegradationSignals> {
+async function readDegradationSignals(sources: DegradationSources, prefix: string, config: DegradationConfig, timeoutMs: number): Promise<DegradationSignals> {
   const bounded = <T>(work: () => Promise<T>, what: string): Promise<T | undefined> => withDeadline(work(), timeoutMs, what).catch(() => undefined);
   const now = Date.now();
   const [breakers, oldest, memory, postgres, workers] = await Promise.all([
