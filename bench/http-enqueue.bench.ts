@@ -61,6 +61,8 @@ const BATCH_CONNECTIONS = Number(args.batchConnections ?? 10);
 const TRACING = args.tracing === '1';
 const TRACING_DURATION = Number(args.tracingDuration ?? DURATION);
 const TRACING_ROUNDS = Number(args.tracingRounds ?? 2);
+// The API's API_ACCEPT_CONCURRENCY; unset, its default.
+const ACCEPT_CONCURRENCY = args.acceptConcurrency;
 
 const ROUTE = '/v1/jobs/calendar-sync';
 const QUEUE = 'calendar-sync';
@@ -403,6 +405,7 @@ try {
       CONNECTORS_MODE: 'live',
       SECRETS_KEYS: secretsKeys,
       TENANT_TIERS,
+      ...(ACCEPT_CONCURRENCY === undefined ? {} : { API_ACCEPT_CONCURRENCY: ACCEPT_CONCURRENCY }),
     });
   const jobfleet = await startServer('jobfleet', 'apps/api/src/main.ts', apiEnv('jobfleet', {}), PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
   servers.push(jobfleet);

@@ -195,9 +195,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { database, redis, prefix: config.redis.prefix, metrics, readyTimeoutMs: config.api.readyTimeoutMs, metricsToken: config.api.metricsToken, degradation });
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis.forQueue, config.redis.prefix);
-  const acceptor = createJobAcceptor({ config, db: database.db, queues, redisOf: queueRedisCaller(redis), capacity, limits: tenantLimits, degradation, log: app.log, admissionCacheTtlMs: deps.admissionCacheTtlMs });
-  // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
-  app.addHook('onClose', () => acceptor.drain());
   // Kill switches and flags, cached here: the enqueue routes check them without a call per request.
   const controls = createFleetControls({
     db: database.db,
@@ -209,7 +206,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await controls.start();
   app.addHook('onClose', () => controls.close());
-  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor, intakeRefusal: (kind: string, tenantId: string) => intakeRefusal(controls, config, kind, tenantId) };
+  const acceptor = createJobAcceptor({
+    config,
+    db: database.db,
+    queues,
+    redisOf: queueRedisCaller(redis),
+    capacity,
+    limits: tenantLimits,
+    degradation,
+    intakeRefusal: (kind, tenantId) => intakeRefusal(controls, config, kind, tenantId),
+    log: app.log,
+    admissionCacheTtlMs: deps.admissionCacheTtlMs,
+  });
+  // Requests waiting for the acceptor get their answers before the caller closes Postgres and Redis.
+  app.addHook('onClose', () => acceptor.drain());
+  const jobRoutes = { config, db: database.db, kinds, queues, redis, auth, acceptor };
   const successors = createSuccessors();
   installV1Deprecation(app, {
     v1: config.api.v1,

@@ -127,6 +127,10 @@ const envSchema = z.object({
   // 4 KiB per job of a full batch, where a reservation with attendees takes ~0.6 KiB, an invoice
   // ~0.25 KiB; 500 such reservations alone are past the single route's 256 KiB.
   API_BATCH_BODY_LIMIT_BYTES: int(1024).default(2 * 1024 * 1024),
+  // How many gathered calls of single-job requests one API process runs at once: a call is a
+  // chain of Postgres and Redis round trips, and with one at a time a request arriving meanwhile
+  // waits for the whole chain before its own starts.
+  API_ACCEPT_CONCURRENCY: int(1).max(64).default(4),
   // Basic-auth user and password for /admin/queues (Bull Board); an admin-scoped API key also works.
   ADMIN_USER: z.string().min(1).default('admin'),
   ADMIN_PASSWORD: optionalString,
@@ -352,6 +356,8 @@ export interface Config {
     bodyLimitBytes: number;
     /** POST /v1/jobs/<kind>/batch: most jobs per batch, largest body. */
     batch: { maxJobs: number; bodyLimitBytes: number };
+    /** Gathered single-job calls running at once per process. */
+    acceptConcurrency: number;
     adminUser: string;
     adminPassword: string;
     /** Most jobs one bulk retry by filter may retry. */
@@ -623,6 +629,7 @@ export function loadConfig(source: Source = process.env): Config {
       port: env.API_PORT,
       bodyLimitBytes: env.API_BODY_LIMIT_BYTES,
       batch: { maxJobs: env.API_BATCH_MAX_JOBS, bodyLimitBytes: env.API_BATCH_BODY_LIMIT_BYTES },
+      acceptConcurrency: env.API_ACCEPT_CONCURRENCY,
       adminUser: env.ADMIN_USER,
       adminPassword: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
       bulkRetryMax: env.ADMIN_BULK_RETRY_MAX,

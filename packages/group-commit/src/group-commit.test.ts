@@ -59,4 +59,39 @@ describe('group commit', () => {
     expect(await Promise.all([1, 1, 2, 1].map((item) => sum.submit(item)))).toEqual([2, 2, 4, 2]);
     expect(flushes).toEqual([[1, 1, 2, 1]]);
   });
+
+  it('with maxInFlight 2, starts a second flush while the first is out, but holds an item whose key a running flush has', async () => {
+    const flushes: string[][] = [];
+    const releases: (() => void)[] = [];
+    const commit = createGroupCommit<{ key: string; value: string }, string>({
+      maxBatch: 10,
+      maxInFlight: 2,
+      conflictKey: (item) => item.key,
+      async flush(items) {
+        flushes.push(items.map((item) => `${item.key}=${item.value}`));
+        await new Promise<void>((resolve) => releases.push(resolve));
+        return items.map((item) => `${item.key}=${item.value}`);
+      },
+    });
+    const settled: string[] = [];
+    const track = (key: string, value: string) => commit.submit({ key, value }).then((result) => settled.push(result));
+    const first = track('a', '1');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(flushes).toEqual([['a=1']]);
+    // The first flush is out: b goes at once in a second; a's next write waits for the first to end.
+    const later = [track('a', '2'), track('b', '1')];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(flushes).toEqual([['a=1'], ['b=1']]);
+    // Both slots taken: c waits too.
+    const third = track('c', '1');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(flushes).toHaveLength(2);
+    releases[0]?.();
+    await first;
+    expect(flushes).toEqual([['a=1'], ['b=1'], ['a=2', 'c=1']]);
+    releases[1]?.();
+    releases[2]?.();
+    await Promise.all([...later, third, commit.drain()]);
+    expect(settled).toEqual(['a=1', 'b=1', 'a=2', 'c=1']);
+  });
 });

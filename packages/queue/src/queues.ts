@@ -124,7 +124,7 @@ export async function enqueueMany(queue: Queue, jobs: readonly EnqueueJob[]): Pr
   if (jobs.length === 0) return [];
   const sent = await queue.addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: jobOptions(job) })));
   const readBack = (await queue.getBackend().client).pipeline();
-  for (const job of jobs) readBack.hmget(queue.toKey(job.jobId), 'timestamp', 'data');
+  for (const job of jobs) readBack.runCommand('hmget', [queue.toKey(job.jobId), 'timestamp', 'data']);
   const replies: [Error | null, unknown][] = (await readBack.exec()) ?? [];
   return jobs.map((job, index) => {
     const [error, fields] = replies[index] ?? [new Error(`no reply for job ${job.jobId}`), undefined];

@@ -60,6 +60,8 @@ export interface JobAcceptorDeps {
   limits: TenantLimitsCache;
   /** The fleet's degradation level: what it sheds is refused before anything is claimed. */
   degradation: DegradationView;
+  /** The 503 of a kind or tenant whose intake is switched off (fleet-controls.ts); undefined: open. Asked before anything is claimed. */
+  intakeRefusal: (kind: string, tenantId: string) => HttpProblem | undefined;
   /** Where the gathered requests' warnings go: they belong to no single request. */
   log: FastifyBaseLogger;
   /**
@@ -97,15 +99,21 @@ const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId,
 /** Accepted, or refused, jobs of one call, by job. */
 type Outcomes = Map<JobToAccept, AcceptOutcome>;
 
-export function createJobAcceptor({ config, db, queues, redisOf, capacity, limits, degradation, log: acceptorLog, admissionCacheTtlMs = 5000 }: JobAcceptorDeps): JobAcceptor {
+export function createJobAcceptor(deps: JobAcceptorDeps): JobAcceptor {
+  const { config, db, queues, redisOf, capacity, limits, degradation, log: acceptorLog, admissionCacheTtlMs = 5000 } = deps;
   /**
-   * Throws the 503 of a request the fleet's level sheds (intakeRefusal), from the level this
-   * process last read: before any key is claimed, so nothing is left to take back.
+   * Throws the 503 of a request whose intake is closed: its kind or tenant switched off, or shed
+   * by the fleet's degradation level (intakeRefusal), each as this process last read it. Before
+   * any key is claimed, so nothing is left to take back.
    */
-  async function refuseShed(jobs: readonly JobToAccept[], batch: boolean): Promise<void> {
-    const { level } = degradation.current();
+  async function refuseClosedIntake(jobs: readonly JobToAccept[], batch: boolean): Promise<void> {
     const first = jobs[0];
     if (first === undefined) return;
+    for (const job of jobs) {
+      const switchedOff = deps.intakeRefusal(job.kind.name, job.tenantId);
+      if (switchedOff) throw switchedOff;
+    }
+    const { level } = degradation.current();
     const why = await intakeRefusal(level, {
       batch,
       lowPriority: jobs.some((job) => job.kind.intake.lowPriority === true),
@@ -295,15 +303,16 @@ export function createJobAcceptor({ config, db, queues, redisOf, capacity, limit
     flush: (jobs) => acceptAll(jobs, acceptorLog),
     conflictKey: idempotencyKeyOf,
     maxBatch: config.api.batch.maxJobs,
+    maxInFlight: config.api.acceptConcurrency,
   });
 
   return {
     acceptAll: async (jobs, log) => {
-      await refuseShed(jobs, true);
+      await refuseClosedIntake(jobs, true);
       return acceptAll(jobs, log);
     },
     accept: async (job) => {
-      await refuseShed([job], false);
+      await refuseClosedIntake([job], false);
       return gathered.submit(job);
     },
     drain: () => gathered.drain(),

@@ -66,7 +66,7 @@ function resultOf(job: Candidate, outcome: AcceptOutcome): BatchItemOutcome {
 }
 
 /** A batch of jobs of one kind: its body's schema, its limits, and accepting one. Both API versions' batch routes take their jobs through it. */
-export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pick<JobRoutesDeps, 'config' | 'auth' | 'acceptor' | 'intakeRefusal'>) {
+export function createBatchIntake({ config, auth, acceptor }: Pick<JobRoutesDeps, 'config' | 'auth' | 'acceptor'>) {
   const { maxJobs, bodyLimitBytes } = config.api.batch;
   const envelope = batchBody(z.unknown(), maxJobs);
 
@@ -106,13 +106,10 @@ export function createBatchIntake({ config, auth, acceptor, intakeRefusal }: Pic
       throw new HttpProblem(400, 'A batch takes a key per job (jobs[].idempotencyKey), not an Idempotency-Key header', { type: '/problems/validation' });
     }
     const { jobs } = parseOrThrow(envelope, request.body, 'The request body', 422);
-    // A batch is of one kind and one tenant, so a switch refuses all of it or none: the whole
-    // request answers the 503 (with Retry-After), and nothing of it is claimed or enqueued.
-    const closed = intakeRefusal(kind.name, tenantId);
-    if (closed) throw closed;
     const results: BatchItemOutcome[] = [];
     const candidates = prepareAll(kind, tenantId, request.id, jobs, results);
-
+    // A batch is of one kind and one tenant, so a closed intake (a switch, the degradation level)
+    // refuses all of it or none: the whole request answers the 503, nothing of it claimed.
     for (const [job, outcome] of inOrder(candidates, await acceptor.acceptAll(candidates, request.log))) results.push(resultOf(job, outcome));
     return results.sort((a, b) => a.index - b.index);
   }

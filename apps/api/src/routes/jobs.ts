@@ -25,10 +25,8 @@ export interface JobRoutesDeps {
   /** The producer connections: each queue's, for its jobs and its tenants' capacity counters. */
   redis: RedisConnections;
   auth: Auth;
-  /** Accepts the jobs the enqueue routes pass validation. */
+  /** Accepts the jobs the enqueue routes pass validation (or refuses them all while intake is closed). */
   acceptor: JobAcceptor;
-  /** The 503 of a kind or tenant whose intake is switched off (see fleet-controls.ts); undefined: open. */
-  intakeRefusal: (kind: string, tenantId: string) => HttpProblem | undefined;
 }
 
 // drizzle's message for a failed statement: the SQL text and its parameters, for logs only.
@@ -113,14 +111,11 @@ export function createJobReader({ db, queues, redis: connection }: Pick<JobRoute
 export async function acceptJobRequest(
   kind: AnyJobKind,
   request: FastifyRequest,
-  { auth, acceptor, intakeRefusal }: Pick<JobRoutesDeps, 'auth' | 'acceptor' | 'intakeRefusal'>,
+  { auth, acceptor }: Pick<JobRoutesDeps, 'auth' | 'acceptor'>,
 ) {
   const { tenantId } = auth.principal(request);
   const header = parseOrThrow(idempotencyHeader, { 'idempotency-key': request.headers['idempotency-key'] }, 'The Idempotency-Key header')['idempotency-key'];
   const body = parseOrThrow(kind.requestSchema, request.body, 'The request body', 422);
-  // Before the acceptor: a refused job claims no Idempotency-Key and leaves nothing behind.
-  const closed = intakeRefusal(kind.name, tenantId);
-  if (closed) throw closed;
   const prepared = prepareJob(kind, tenantId, body, header, request.id);
   const outcome = await acceptor.accept({ ...prepared, kind, tenantId });
   if (!outcome.accepted) throw outcome.problem;
