@@ -74,6 +74,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ API_BATCH_MAX_JOBS: '50', API_BATCH_BODY_LIMIT_BYTES: '300000' }).api.batch).toEqual({ maxJobs: 50, bodyLimitBytes: 300_000 });
     expect(issuesOf({ API_BATCH_MAX_JOBS: '5001' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
     expect(issuesOf({ API_BATCH_MAX_JOBS: '0' })).toEqual([expect.stringMatching(/^API_BATCH_MAX_JOBS:/)]);
+    expect(loadConfig({}).api.acceptConcurrency).toBe(4);
+    expect(loadConfig({ API_ACCEPT_CONCURRENCY: '1' }).api.acceptConcurrency).toBe(1);
+    for (const bad of ['0', '65', '2.5', 'many']) expect(issuesOf({ API_ACCEPT_CONCURRENCY: bad })).toEqual([expect.stringMatching(/^API_ACCEPT_CONCURRENCY:/)]);
     expect(issuesOf({ API_BODY_LIMIT_BYTES: '4096', API_BATCH_BODY_LIMIT_BYTES: '2048' })).toEqual(['API_BATCH_BODY_LIMIT_BYTES: must be at least API_BODY_LIMIT_BYTES']);
   });
 
