@@ -24,6 +24,7 @@ import { startWorkers } from '@jobfleet/worker';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createBenchDatabase } from './bench-database';
+import { goalRecorder } from './goals';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const OFF_INVOICES = Number(args.off ?? 60);
@@ -141,6 +142,7 @@ try {
     console.log(`${name.padEnd(20)} ${String(count).padStart(8)}   ${result.rate.toFixed(1).padStart(10)}   ${String(result.requests).padStart(14)}   ${(result.rate / off.rate).toFixed(1)}`);
   row('one per request', OFF_INVOICES, off);
   row('lots', ON_INVOICES, on);
+  goalRecorder(args.results).record('6 AFIP numbering', `invoices/s, lots vs one per request, ${LATENCY_MS} ms AFIP`, on.rate / off.rate, { atLeast: 20 }, '×', 1);
 } finally {
   await afip.close();
   await benchDb.drop();

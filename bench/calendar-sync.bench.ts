@@ -46,6 +46,7 @@ import {
   type BenchRedis,
   type RedisCost,
 } from './worker-harness';
+import { goalRecorder } from './goals';
 import { infoFields } from './redis-stats';
 
 const MODE = args.mode ?? 'path';
@@ -57,6 +58,7 @@ const ROUNDS = Number(args.rounds ?? 1);
 const ADMIN_DB = args.db ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 // A whole row must end: a stuck drain is a bug, not a slow machine.
 const DRAIN_TIMEOUT_MS = 30 * 60_000;
+const goals = goalRecorder(args.results);
 
 const noopRequest = (i: number) => ({ id: `n-${i}` });
 const WARM_UP_JOBS = 2000;
@@ -159,6 +161,14 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     row('raw BullMQ + googleapis insert', rawInsert, rawInsert);
     row('jobfleet no-op kind (vs raw no-op)', ourNoop, rawNoop);
     row('jobfleet calendar-sync (vs insert)', ourCalendar, rawInsert);
+    const lifeOf = (r: Row) => addCosts(r.enqueue, r.worker);
+    goals.record('3 worker path', 'no-op kind, jobs/s vs raw no-op', ourNoop.rate / rawNoop.rate, { atLeast: 0.8 });
+    goals.record('3 worker path', 'calendar-sync, jobs/s vs raw + insert', ourCalendar.rate / rawInsert.rate, { atLeast: 0.7 });
+    goals.record('4 Postgres', 'worker statements/job, no-op kind', ourNoop.statementsPerJob ?? Number.NaN, { atMost: 0.2 });
+    goals.record('4 Postgres', 'worker statements/job, calendar-sync', ourCalendar.statementsPerJob ?? Number.NaN, { atMost: 0.2 });
+    goals.record('5 Redis', 'scripts/job (a life), calendar-sync', lifeOf(ourCalendar).scripts, { atMost: 2.5 });
+    goals.record('5 Redis', 'Redis CPU/job vs raw, no-op kind', lifeOf(ourNoop).cpuUs / lifeOf(rawNoop).cpuUs, { atMost: 1.2 });
+    goals.record('5 Redis', 'Redis CPU/job vs raw, calendar-sync', lifeOf(ourCalendar).cpuUs / lifeOf(rawInsert).cpuUs, { atMost: 1.2 });
   } finally {
     await calendar.close();
   }
@@ -194,6 +204,7 @@ async function memoryMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
   console.log(`redis memory: ${JOBS} jobs through the no-op kind (default retention: removeOnComplete ${JSON.stringify(config.jobs.removeOnComplete)}), ${seconds.toFixed(0)} s`);
   console.log(`used_memory before ${mb(baseline)}, highest while running ${mb(peak)}, after ${mb(Number(memory.get('used_memory')))} (rss ${mb(Number(memory.get('used_memory_rss')))}); keyspace ${JSON.stringify(keys)}`);
+  goals.record('5 Redis', `used_memory after ${JOBS} jobs, default retention`, Number(memory.get('used_memory')) / 2 ** 20, { atMost: 200 }, ' MB', 1);
 }
 
 /** The drain rate of the first `sample` jobs with N waiting, for each N. */
@@ -227,6 +238,10 @@ async function flatnessMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
   console.log(`flatness: no-op kind, concurrency ${CONCURRENCY}, ${TENANTS} tenants, drain rate of the first ${sample} jobs`);
   console.log('waiting jobs   jobs/s   vs smallest');
   for (const { size, rate } of results) console.log(`${String(size).padStart(12)}   ${rate.toFixed(0).padStart(6)}   ${(rate / first).toFixed(3)}`);
+  const rates = results.map(({ rate }) => rate);
+  const mean = rates.reduce((sum, rate) => sum + rate, 0) / Math.max(1, rates.length);
+  const spread = Math.max(...rates.map((rate) => Math.abs(rate / mean - 1))) * 100;
+  goals.record('5 Redis', `drain rate's widest gap from the mean, ${sizes.join('/')} waiting`, spread, { atMost: 15 }, ' %', 0);
 }
 
 const redis = await startBenchRedis(args.redisPort === undefined ? undefined : Number(args.redisPort));

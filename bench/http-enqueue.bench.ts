@@ -46,6 +46,7 @@ import { startRedisServer } from '../tests/support/chaos-redis';
 import { deletePrefix } from '../tests/support/redis';
 import { cpuSeconds } from './proc-stats';
 import { readRedis, redisCostPerJob, type RedisCost } from './redis-stats';
+import { goalRecorder } from './goals';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const DURATION = Number(args.duration ?? 5);
@@ -336,6 +337,25 @@ function printBatch(batch: Measured, rawSingle: Measured): void {
   );
 }
 
+/** Goals 1, 2 and the API side of 4 and 5, for the table of `npm run bench` (bench/goals.ts). */
+function recordGoals(modes: readonly { label: string; raw: Measured; jobfleet: Measured }[], batch: Measured | undefined): void {
+  const goals = goalRecorder(args.results);
+  const [narrow, wide] = modes.map((mode) => ({ label: mode.label, raw: figuresOf(mode.raw), ours: figuresOf(mode.jobfleet) }));
+  if (narrow !== undefined) {
+    goals.record('1 HTTP enqueue', `req/s vs raw, ${narrow.label}`, narrow.ours.rps / narrow.raw.rps, { atLeast: 0.5 });
+    goals.record('1 HTTP enqueue', `p99, ${narrow.label}`, narrow.ours.p99 ?? Number.NaN, { atMost: 20 }, ' ms', 0);
+    goals.record('4 Postgres', `API statements/job, ${narrow.label}`, narrow.ours.statementsPerJob ?? Number.NaN, { atMost: 1 });
+    goals.record('5 Redis', `API Redis CPU/job vs raw, ${narrow.label}`, (narrow.ours.redisCpuMsPerJob ?? Number.NaN) / (narrow.raw.redisCpuMsPerJob ?? Number.NaN), { atMost: 1.2 });
+  }
+  if (wide !== undefined) {
+    goals.record('1 HTTP enqueue', `errors + non-2xx, ${wide.label}`, (wide.ours.errors ?? 0) + (wide.ours.non2xx ?? 0), { atMost: 0 }, '', 0);
+    goals.record('1 HTTP enqueue', `p99, ${wide.label}`, wide.ours.p99 ?? Number.NaN, { report: true }, ' ms', 0);
+  }
+  if (batch !== undefined && modes[0] !== undefined) {
+    goals.record('2 batch enqueue', `jobs/s vs raw's one add per request, ${BATCH_SIZE} a request`, batch.jobs / modes[0].raw.jobs, { atLeast: 3 }, '×');
+  }
+}
+
 /** Tracing's cost: each traced server's req/s, p99 and CPU per job against jobfleet with tracing off. */
 function printTracing(runs: readonly { server: Server; measured: Measured }[], spans: number): void {
   const [off] = runs;
@@ -460,6 +480,7 @@ try {
   printTable(modes);
   if (batch !== undefined && modes[0] !== undefined) printBatch(batch, modes[0].raw);
   if (tracingRuns.length > 0) printTracing(tracingRuns, spansReceived);
+  recordGoals(modes, batch);
   if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
   // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
   for (const server of servers) {

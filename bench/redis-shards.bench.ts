@@ -16,6 +16,7 @@ import { connectRedis, waitUntilReady, type RedisConnections } from '@jobfleet/q
 import { Queue, Worker } from 'bullmq';
 import { startRedisServer, type RedisServer } from '../tests/support/chaos-redis';
 import { readRedis, redisWork } from './redis-stats';
+import { goalRecorder } from './goals';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const JOBS = Number(args.jobs ?? 5000);
@@ -114,6 +115,10 @@ try {
     console.log(
       `two/one: drain rate ${fmt(two.drainRate / one.drainRate, 2)}x; busiest instance's Redis CPU ${fmt(busiest(two) / busiest(one), 2)}x of one Redis's, so the fleet's Redis ceiling is about ${fmt(busiest(one) / busiest(two), 2)}x`,
     );
+    const goals = goalRecorder(args.results);
+    // "About twice": within a tenth of it.
+    goals.record('7 scale-out', "two Redis vs one: Redis ceiling (busiest instance's CPU)", busiest(one) / busiest(two), { atLeast: 1.8 }, '×');
+    goals.record('7 scale-out', 'two Redis vs one: drain rate, one Node process', two.drainRate / one.drainRate, { report: true }, '×');
   }
 } catch (error) {
   for (const server of servers) console.error(server.output());
