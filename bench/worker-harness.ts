@@ -208,7 +208,9 @@ export interface Producer {
 
 /** Enqueues jobs of `kind` with the queue package's calls the API makes: tenant admission (fair priority), then the add. */
 export async function jobfleetProducer(config: Config & { redis: { url: string } }, database: Database, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown): Promise<Producer> {
-  const connection = createRedisConnection(config.redis.url, 'producer');
+  // The API's 1 s command timeout fails a request fast; here it would end an hour-long memory run
+  // over one slow 500-job add on a busy machine, so the bench's producer waits longer.
+  const connection = createRedisConnection(config.redis.url, 'producer', { commandTimeoutMs: 30_000 });
   // A producer connection refuses commands until it is ready, as the API's does.
   await waitUntilReady(connection, 10_000);
   const queues = createQueues({ names: [kind.name], connection, prefix: config.redis.prefix, config });
