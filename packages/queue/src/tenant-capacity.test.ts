@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../../../tests/support/redis';
 import { createRedisConnection, type RedisClient } from './connection';
-import { createTenantCapacity, secondsUntilNextQuotaDay, type TenantCapacity } from './tenant-capacity';
+import { createTenantCapacity, quotaDay, secondsUntilNextQuotaDay, type TenantCapacity } from './tenant-capacity';
 
 const quotas = { jobsPerDay: 100, maxWaitingJobs: 100, maxRunningJobs: 2 };
 const ref = (tenantId: string, jobId: string) => ({ kind: 'calendar-sync', tenantId, jobId });
@@ -53,6 +53,37 @@ describe('tenant capacity in Redis', () => {
     await queue.remove('c-1');
     expect(await capacity.admit(ref('c', 'c-2'), oneWaiting)).toMatchObject({ admitted: true, priority: 1 });
     await queue.close();
+  });
+
+  it("counts the jobs of many tenants gathered in one call each against its own tenant, and the call creating a day counter sets its expiry", async () => {
+    const now = Date.now();
+    const dayKey = (tenantId: string) => `${prefix}:tenancy:calendar-sync:${tenantId}:accepted:${quotaDay(now)}`;
+    const day = { ...quotas, jobsPerDay: 2 };
+    // One script call: the gathered admissions of two tenants, interleaved.
+    const answers = await Promise.all([
+      capacity.admit(ref('a', 'a-1'), day, now),
+      capacity.admit(ref('b', 'b-1'), day, now),
+      capacity.admit(ref('a', 'a-2'), day, now),
+      capacity.admit(ref('a', 'a-3'), day, now),
+      capacity.admit(ref('b', 'b-2'), day, now),
+    ]);
+    expect(answers).toEqual([
+      { admitted: true, priority: 1, counted: true },
+      { admitted: true, priority: 1, counted: true },
+      { admitted: true, priority: 2, counted: true },
+      { admitted: false, quota: 'jobsPerDay', limit: 2, used: 2 },
+      { admitted: true, priority: 2, counted: true },
+    ]);
+    expect(await redis.get(dayKey('a'))).toBe('2');
+    expect(await redis.get(dayKey('b'))).toBe('2');
+    const ttl = await redis.ttl(dayKey('a'));
+    expect(ttl).toBeGreaterThan(86_400);
+    expect(ttl).toBeLessThanOrEqual(2 * 86_400);
+    // A later call adds to a counter that exists and leaves its expiry as the first call set it.
+    await redis.expire(dayKey('b'), 1000);
+    expect(await capacity.admit(ref('b', 'b-3'), { ...quotas, jobsPerDay: 5 }, now)).toMatchObject({ admitted: true, priority: 3 });
+    expect(await redis.get(dayKey('b'))).toBe('3');
+    expect(await redis.ttl(dayKey('b'))).toBeLessThanOrEqual(1000);
   });
 
   it('admits many jobs in order, up to a quota and not past it, and withdraws many at once', async () => {
