@@ -99,8 +99,18 @@ const idempotencyKeyOf = ({ ref }: JobToAccept) => JSON.stringify([ref.tenantId,
 /** Accepted, or refused, jobs of one call, by job. */
 type Outcomes = Map<JobToAccept, AcceptOutcome>;
 
-export function createJobAcceptor(deps: JobAcceptorDeps): JobAcceptor {
-  const { config, db, queues, redisOf, capacity, limits, degradation, log: acceptorLog, admissionCacheTtlMs = 5000 } = deps;
+export function createJobAcceptor({
+  config,
+  db,
+  queues,
+  redisOf,
+  capacity,
+  limits,
+  degradation,
+  intakeRefusal: switchRefusal,
+  log: acceptorLog,
+  admissionCacheTtlMs = 5000,
+}: JobAcceptorDeps): JobAcceptor {
   /**
    * Throws the 503 of a request whose intake is closed: its kind or tenant switched off, or shed
    * by the fleet's degradation level (intakeRefusal), each as this process last read it. Before
@@ -110,7 +120,7 @@ export function createJobAcceptor(deps: JobAcceptorDeps): JobAcceptor {
     const first = jobs[0];
     if (first === undefined) return;
     for (const job of jobs) {
-      const switchedOff = deps.intakeRefusal(job.kind.name, job.tenantId);
+      const switchedOff = switchRefusal(job.kind.name, job.tenantId);
       if (switchedOff) throw switchedOff;
     }
     const { level } = degradation.current();
