@@ -35,6 +35,7 @@ import {
   jobfleetProducer,
   noopKind,
   openCountingDatabase,
+  profiled,
   rawDrain,
   rawFill,
   redisCostOf,
@@ -79,30 +80,37 @@ interface Row {
   statementsPerJob?: number;
 }
 
-async function rawRow(redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
+async function rawRow(name: string, redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
   await redis.flush();
   const prefix = 'jfbench-raw';
   const enqueue = await redisCostOf(redis, JOBS, () => rawFill(redis.url, prefix, JOBS, CONCURRENCY, request));
-  const drain = await redisCostOf(redis, JOBS, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor));
+  const drain = await redisCostOf(redis, JOBS, () => profiled(name, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor)));
   return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost };
 }
 
 async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown, calendarRootUrl?: string): Promise<Row> {
   await redis.flush();
   const config = configFor(redis, env, calendarRootUrl);
-  const { database, statements } = openCountingDatabase(config);
+  const { database, statements, statementsByKind } = openCountingDatabase(config);
   const producer = await jobfleetProducer(config, database, env, kind, request);
   const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
   const before = statements();
-  const drain = await redisCostOf(redis, JOBS, async () => {
-    const started = performance.now();
-    const fleet = await startJobfleetWorkers(config, database, kind);
-    await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, `${kind.name} drain`);
-    const seconds = (performance.now() - started) / 1000;
-    await fleet.close();
-    return JOBS / seconds;
-  });
+  const kindsBefore = statementsByKind();
+  const drain = await redisCostOf(redis, JOBS, () =>
+    profiled(`jobfleet-${kind.name}`, async () => {
+      const started = performance.now();
+      const fleet = await startJobfleetWorkers(config, database, kind);
+      await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, `${kind.name} drain`);
+      const seconds = (performance.now() - started) / 1000;
+      await fleet.close();
+      return JOBS / seconds;
+    }),
+  );
   const statementsPerJob = (statements() - before) / JOBS;
+  if (args.breakdown !== undefined) {
+    const spent = [...statementsByKind()].map(([text, n]) => [text, n - (kindsBefore.get(text) ?? 0)] as const).filter(([, n]) => n > 0);
+    console.log(`${kind.name} worker statements per job: ${spent.map(([text, n]) => `${(n / JOBS).toFixed(3)} ${text}`).join('  |  ')}`);
+  }
   await producer.close();
   await database.close();
   return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
@@ -125,8 +133,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     // of load from elsewhere on a shared machine skews one round, not the ratios.
     const rounds: Row[][] = [[], [], [], []];
     for (let round = 0; round < ROUNDS; round++) {
-      rounds[0]?.push(await rawRow(redis, () => Promise.resolve(), reservation));
-      rounds[1]?.push(await rawRow(redis, insert, reservation));
+      rounds[0]?.push(await rawRow('raw-noop', redis, () => Promise.resolve(), reservation));
+      rounds[1]?.push(await rawRow('raw-insert', redis, insert, reservation));
       rounds[2]?.push(await jobfleetRow(redis, env, noopKind, noopRequest));
       rounds[3]?.push(await jobfleetRow(redis, env, calendarKind, reservation, calendar.rootUrl));
     }
