@@ -48,6 +48,18 @@ describe('worker rows (sync_status and attempt history)', () => {
     expect(await syncStatusRepository.get(db, 't1', 'reservation', 'again')).toMatchObject({ status: 'synced', lastError: null, externalRef: 'event-2' });
   });
 
+  it('stores text as given, quotes, backslashes, braces, JSON-like text and non-ASCII included; a lone surrogate as U+FFFD', async () => {
+    const { db } = counted;
+    const awkward = 'a "quoted" \\ back{slash}, {"not": "json"}, [1,2], ñandú, 日本, 🙂';
+    const id = `awkward-${awkward}`;
+    await Promise.all([
+      syncStatusRepository.recordSynced(db, entity(id), 1, awkward),
+      recordAttempt(db, { job: identity(id), run: 1, attempt: 1, workerId: 'w1', startedAt: new Date(), ended: ended(`${awkward} cut \ud83d`) }),
+    ]);
+    expect(await syncStatusRepository.get(db, 't1', 'reservation', id)).toMatchObject({ entityId: id, jobId: `job-${id}`, externalRef: awkward });
+    expect(await jobRepository.attempts(db, 'calendar-sync', id)).toEqual([expect.objectContaining({ errorMessage: `${awkward} cut \ufffd` })]);
+  });
+
   it('fails only the row Postgres refuses: the other rows of its flush are written', async () => {
     const { db } = counted;
     // Postgres text cannot hold NUL: this history row is refused for what it holds.
