@@ -75,17 +75,25 @@ function configFor(redis: BenchRedis, env: BenchEnv, calendarRootUrl?: string) {
 
 interface Row {
   rate: number;
+  /** This process's CPU (user + system) per job while the workers drain: the worker's cost, whatever else the machine runs. */
+  drainCpuUs: number;
   enqueue: RedisCost;
   worker: RedisCost;
   statementsPerJob?: number;
+}
+
+function cpuPerJob(since: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / JOBS;
 }
 
 async function rawRow(name: string, redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
   await redis.flush();
   const prefix = 'jfbench-raw';
   const enqueue = await redisCostOf(redis, JOBS, () => rawFill(redis.url, prefix, JOBS, CONCURRENCY, request));
+  const cpu = process.cpuUsage();
   const drain = await redisCostOf(redis, JOBS, () => profiled(name, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor)));
-  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost };
+  return { rate: drain.result, drainCpuUs: cpuPerJob(cpu), enqueue: enqueue.cost, worker: drain.cost };
 }
 
 async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown, calendarRootUrl?: string): Promise<Row> {
@@ -96,6 +104,7 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
   const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
   const before = statements();
   const kindsBefore = statementsByKind();
+  const cpu = process.cpuUsage();
   const drain = await redisCostOf(redis, JOBS, () =>
     profiled(`jobfleet-${kind.name}`, async () => {
       const started = performance.now();
@@ -113,7 +122,7 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
   }
   await producer.close();
   await database.close();
-  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
+  return { rate: drain.result, drainCpuUs: cpuPerJob(cpu), enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
 }
 
 async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
@@ -146,7 +155,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
 
     console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} rounds=${ROUNDS} (jobs enqueued first, drain timed; Redis of the bench's own)`);
     console.log('per job, its whole life: scripts = EVALSHA+EVAL (enqueue+worker), commands = all, scripts\' own included; Redis CPU = INFO cpu (enqueue+worker)');
-    console.log('path                                  jobs/s   ratio  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
+    console.log('worker CPU = this process\'s CPU per job while draining (process.cpuUsage); its ratio is raw\'s over this row\'s, on the scale of the jobs/s ratio');
+    console.log('path                                  jobs/s   ratio  worker CPU µs/job (ratio)  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
     const row = (name: string, r: Row, baseline: Row) => {
       const life = addCosts(r.enqueue, r.worker);
       const baseLife = addCosts(baseline.enqueue, baseline.worker);
@@ -155,6 +165,7 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
           name.padEnd(36),
           r.rate.toFixed(0).padStart(7),
           (r.rate / baseline.rate).toFixed(3).padStart(7),
+          `${r.drainCpuUs.toFixed(0)} (${(baseline.drainCpuUs / r.drainCpuUs).toFixed(3)})`.padStart(26),
           (r.statementsPerJob === undefined ? '' : r.statementsPerJob.toFixed(2)).padStart(13),
           `${life.scripts.toFixed(2)} (${r.enqueue.scripts.toFixed(2)}+${r.worker.scripts.toFixed(2)})`.padStart(22),
           life.commands.toFixed(1).padStart(13),
