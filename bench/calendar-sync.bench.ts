@@ -35,6 +35,7 @@ import {
   jobfleetProducer,
   noopKind,
   openCountingDatabase,
+  profiled,
   rawDrain,
   rawFill,
   redisCostOf,
@@ -76,38 +77,54 @@ function configFor(redis: BenchRedis, env: BenchEnv, calendarRootUrl?: string) {
 
 interface Row {
   rate: number;
+  /** This process's CPU (user + system) per job while the workers drain: the worker's cost, whatever else the machine runs. */
+  drainCpuUs: number;
   enqueue: RedisCost;
   worker: RedisCost;
   statementsPerJob?: number;
 }
 
-async function rawRow(redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
+function cpuPerJob(since: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / JOBS;
+}
+
+async function rawRow(name: string, redis: BenchRedis, processor: Parameters<typeof rawDrain>[4], request: (i: number) => unknown): Promise<Row> {
   await redis.flush();
   const prefix = 'jfbench-raw';
   const enqueue = await redisCostOf(redis, JOBS, () => rawFill(redis.url, prefix, JOBS, CONCURRENCY, request));
-  const drain = await redisCostOf(redis, JOBS, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor));
-  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost };
+  const cpu = process.cpuUsage();
+  const drain = await redisCostOf(redis, JOBS, () => profiled(name, () => rawDrain(redis.url, prefix, JOBS, CONCURRENCY, processor)));
+  return { rate: drain.result, drainCpuUs: cpuPerJob(cpu), enqueue: enqueue.cost, worker: drain.cost };
 }
 
 async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, request: (i: number) => unknown, calendarRootUrl?: string): Promise<Row> {
   await redis.flush();
   const config = configFor(redis, env, calendarRootUrl);
-  const { database, statements } = openCountingDatabase(config);
+  const { database, statements, statementsByKind } = openCountingDatabase(config);
   const producer = await jobfleetProducer(config, database, env, kind, request);
   const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
   const before = statements();
-  const drain = await redisCostOf(redis, JOBS, async () => {
-    const started = performance.now();
-    const fleet = await startJobfleetWorkers(config, database, kind);
-    await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, `${kind.name} drain`);
-    const seconds = (performance.now() - started) / 1000;
-    await fleet.close();
-    return JOBS / seconds;
-  });
+  const kindsBefore = statementsByKind();
+  const cpu = process.cpuUsage();
+  const drain = await redisCostOf(redis, JOBS, () =>
+    profiled(`jobfleet-${kind.name}`, async () => {
+      const started = performance.now();
+      const fleet = await startJobfleetWorkers(config, database, kind);
+      await waitUntil(() => fleet.completed() >= JOBS, DRAIN_TIMEOUT_MS, `${kind.name} drain`);
+      const seconds = (performance.now() - started) / 1000;
+      await fleet.close();
+      return JOBS / seconds;
+    }),
+  );
   const statementsPerJob = (statements() - before) / JOBS;
+  if (args.breakdown !== undefined) {
+    const spent = [...statementsByKind()].map(([text, n]) => [text, n - (kindsBefore.get(text) ?? 0)] as const).filter(([, n]) => n > 0);
+    console.log(`${kind.name} worker statements per job: ${spent.map(([text, n]) => `${(n / JOBS).toFixed(3)} ${text}`).join('  |  ')}`);
+  }
   await producer.close();
   await database.close();
-  return { rate: drain.result, enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
+  return { rate: drain.result, drainCpuUs: cpuPerJob(cpu), enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
 }
 
 async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
@@ -127,8 +144,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     // of load from elsewhere on a shared machine skews one round, not the ratios.
     const rounds: Row[][] = [[], [], [], []];
     for (let round = 0; round < ROUNDS; round++) {
-      rounds[0]?.push(await rawRow(redis, () => Promise.resolve(), reservation));
-      rounds[1]?.push(await rawRow(redis, insert, reservation));
+      rounds[0]?.push(await rawRow('raw-noop', redis, () => Promise.resolve(), reservation));
+      rounds[1]?.push(await rawRow('raw-insert', redis, insert, reservation));
       rounds[2]?.push(await jobfleetRow(redis, env, noopKind, noopRequest));
       rounds[3]?.push(await jobfleetRow(redis, env, calendarKind, reservation, calendar.rootUrl));
     }
@@ -140,7 +157,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
 
     console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} rounds=${ROUNDS} (jobs enqueued first, drain timed; Redis of the bench's own)`);
     console.log('per job, its whole life: scripts = EVALSHA+EVAL (enqueue+worker), commands = all, scripts\' own included; Redis CPU = INFO cpu (enqueue+worker)');
-    console.log('path                                  jobs/s   ratio  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
+    console.log('worker CPU = this process\'s CPU per job while draining (process.cpuUsage); its ratio is raw\'s over this row\'s, on the scale of the jobs/s ratio');
+    console.log('path                                  jobs/s   ratio  worker CPU µs/job (ratio)  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
     const row = (name: string, r: Row, baseline: Row) => {
       const life = addCosts(r.enqueue, r.worker);
       const baseLife = addCosts(baseline.enqueue, baseline.worker);
@@ -149,6 +167,7 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
           name.padEnd(36),
           r.rate.toFixed(0).padStart(7),
           (r.rate / baseline.rate).toFixed(3).padStart(7),
+          `${r.drainCpuUs.toFixed(0)} (${(baseline.drainCpuUs / r.drainCpuUs).toFixed(3)})`.padStart(26),
           (r.statementsPerJob === undefined ? '' : r.statementsPerJob.toFixed(2)).padStart(13),
           `${life.scripts.toFixed(2)} (${r.enqueue.scripts.toFixed(2)}+${r.worker.scripts.toFixed(2)})`.padStart(22),
           life.commands.toFixed(1).padStart(13),

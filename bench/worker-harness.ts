@@ -4,6 +4,9 @@
  * jobs enqueued with the calls the API makes, and jobfleet's or raw BullMQ's workers draining them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { DEFAULT_TENANT_TIERS, loadConfig, type Config } from '@jobfleet/config';
 import { createTenant, createTenantLimitsCache, googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
@@ -103,6 +106,28 @@ export async function redisCostOf<T>(redis: BenchRedis, jobs: number, work: () =
     console.log([...spent.perCommand].map(([name, { calls, usec }]) => `${name} ${(calls / jobs).toFixed(2)}/${(usec / jobs).toFixed(1)}µs`).join('  '));
   }
   return { result, cost: { scripts: spent.scripts / jobs, commands: spent.commands / jobs, cpuUs: (spent.cpuSeconds * 1e6) / jobs } };
+}
+
+/**
+ * Runs `work` under V8's CPU profiler (what `node --cpu-prof` runs for a whole process) when the
+ * bench got `profile=<dir>`, writing `<dir>/<name>.cpuprofile` for bench/cpu-profile-summary.ts:
+ * only the part that is timed, not the enqueue before it nor the other rows.
+ */
+export async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const dir = args.profile;
+  if (dir === undefined) return work();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
 }
 
 export const addCosts = (a: RedisCost, b: RedisCost): RedisCost => ({
@@ -322,9 +347,21 @@ export async function rawDrain(redisUrl: string, prefix: string, jobs: number, c
   return jobs / seconds;
 }
 
-/** Opens a database handle counting its statements. */
-export function openCountingDatabase(config: Config): { database: Database; statements: () => number } {
+/** A statement's opening words: enough to tell the bench's statements apart. */
+const statementKind = (query: string) => query.replace(/\s+/g, ' ').trim().slice(0, 48);
+
+/** Opens a database handle counting its statements, in all and by their opening words. */
+export function openCountingDatabase(config: Config): { database: Database; statements: () => number; statementsByKind: () => Map<string, number> } {
   let statements = 0;
-  const database = openDatabase({ ...config.database, poolMax: 20, onStatement: () => statements++ });
-  return { database, statements: () => statements };
+  const byKind = new Map<string, number>();
+  const database = openDatabase({
+    ...config.database,
+    poolMax: 20,
+    onStatement: (query) => {
+      statements++;
+      const kind = statementKind(query);
+      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+    },
+  });
+  return { database, statements: () => statements, statementsByKind: () => new Map(byKind) };
 }

@@ -12,3 +12,15 @@ export const arrayParam = (values: readonly (string | number | null)[], type: Ar
 
 /** A column's bare name, as INSERT column lists and UPDATE's SET take it. */
 export const columnName = (column: AnyPgColumn) => sql.identifier(column.name);
+
+/**
+ * `items` sorted by `key`, each key computed once. Bulk statements write their rows in key order,
+ * so that two statements writing the same rows (a worker's and an acceptor's, two workers') lock
+ * them in one order and never deadlock.
+ */
+export function inKeyOrder<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, key: key(item) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map(({ item }) => item);
+}

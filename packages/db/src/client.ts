@@ -22,8 +22,8 @@ export interface DatabaseOptions {
   poolMax?: number;
   /** Called for errors on idle pool clients (a restarted server), which must not crash the process. */
   onPoolError?: (error: Error) => void;
-  /** Called for each statement the query builder sends: the bench counts statements per job with it. */
-  onStatement?: () => void;
+  /** Called for each statement the query builder sends, with its text: the bench counts statements per job with it. */
+  onStatement?: (query: string) => void;
 }
 
 export interface Database {
@@ -82,7 +82,7 @@ function openPostgres(options: DatabaseOptions & { url: string }): Database {
   });
   pool.on('error', (error) => options.onPoolError?.(error));
   const { onStatement } = options;
-  const db = drizzlePg(pool, { schema, ...(onStatement === undefined ? {} : { logger: { logQuery: () => onStatement() } }) });
+  const db = drizzlePg(pool, { schema, ...(onStatement === undefined ? {} : { logger: { logQuery: (query) => onStatement(query) } }) });
   return {
     db,
     dialect: 'postgres',

@@ -1,40 +1,14 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
-import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
-import { arrayParam } from './bulk-sql';
+import { arrayParam, inKeyOrder } from './bulk-sql';
 import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
-import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState } from './schema';
+import { jobAttempts, jobs, syncStatus, type JobState } from './schema';
+import { jobKey, writeAttempt, type AttemptEvent, type JobIdentity } from './worker-rows';
 
 export type JobRow = typeof jobs.$inferSelect;
 export type JobAttemptRow = typeof jobAttempts.$inferSelect;
-
-/** Who a job is and what it is about: the same for its accepted row and every attempt of it. */
-export interface JobIdentity {
-  kind: string;
-  id: string;
-  tenantId: string | null;
-  businessKey: string | null;
-  idempotencyKey: string | null;
-  /** When the job was enqueued: tells a reused id (its idempotency key expired) from the job before it. */
-  createdAt: Date;
-}
-
-const jobKey = (job: Pick<JobIdentity, 'kind' | 'id'>) => JSON.stringify([job.kind, job.id]);
-
-/**
- * In key order, so that an acceptor's statement and a worker's, which may write the same jobs' rows
- * (a worker can start a job before its acceptor's write lands), lock them in one order and never deadlock.
- */
-function inKeyOrder<T>(items: readonly T[], jobOf: (item: T) => JobIdentity): T[] {
-  return [...items].sort((a, b) => {
-    const [ka, kb] = [jobKey(jobOf(a)), jobKey(jobOf(b))];
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
-}
-
-// Sized so a statement's arrays stay small enough to build and plan in a few milliseconds.
-const MAX_ROWS_PER_STATEMENT = 500;
+export type { AttemptEvent, JobIdentity } from './worker-rows';
 
 /**
  * The accepted jobs' rows (state waiting), in one statement. A row of the same job that a worker
@@ -43,7 +17,8 @@ const MAX_ROWS_PER_STATEMENT = 500;
  */
 export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity[]): Promise<void> {
   if (unordered.length === 0) return;
-  const accepted = inKeyOrder(unordered, (job) => job);
+  // In key order: a worker's statement may write the same jobs' rows (it can start a job before this lands).
+  const accepted = inKeyOrder(unordered, jobKey);
   const column = (value: (job: JobIdentity) => string | null, type: 'text' | 'timestamptz') => arrayParam(accepted.map(value), type);
   await db.execute(sql`
     insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, created_at, updated_at)
@@ -58,92 +33,11 @@ export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity
   `);
 }
 
-/** A run of a job's processor starting (`outcome` undefined) or ending. */
-export interface AttemptEvent {
-  job: JobIdentity;
-  /** BullMQ's attemptsStarted: one per run, stalled re-runs included. */
-  run: number;
-  /** The retry policy's attempt number (1 for the first). */
-  attempt: number;
-  workerId: string;
-  startedAt: Date;
-  /** Set when the run ended. */
-  ended?: { at: Date; outcome: JobAttemptOutcome; error: { code: string; message: string } | null };
-}
-
-/** The job's state once a run ended so: BullMQ delays a retry by its backoff, and a hard close leaves it for stalled recovery. */
-const STATE_AFTER: Readonly<Record<JobAttemptOutcome, JobState>> = {
-  completed: 'completed',
-  failed: 'failed',
-  retried: 'delayed',
-  delayed: 'delayed',
-  interrupted: 'waiting',
-};
-
-/** Attempts spent after a run: a delayed or interrupted run spent none. */
-const attemptsAfter = ({ attempt, ended }: AttemptEvent) => (ended?.outcome === 'delayed' || ended?.outcome === 'interrupted' ? attempt - 1 : attempt);
-
 /**
- * One statement for many jobs' runs: the runs' rows in job_attempts and the jobs' rows (created for
- * a job no acceptor wrote, a scheduled one). A job's last error stays while it runs again, and goes
- * when it completes.
+ * Records a run's start or end. The events of every job running at once share one statement with
+ * the status rows of that moment (worker-rows.ts); a job's events never share one, so they land in order.
  */
-async function writeAttempts(db: Db, unordered: readonly AttemptEvent[]): Promise<void> {
-  const events = inKeyOrder(unordered, (event) => event.job);
-  type Value = string | number | null;
-  const column = (value: (event: AttemptEvent) => Value, type: 'text' | 'integer' | 'timestamptz') => arrayParam(events.map(value), type);
-  const iso = (date: Date | undefined) => date?.toISOString() ?? null;
-  await db.execute(sql`
-    with event as (
-      select * from unnest(${column((e) => e.job.kind, 'text')}, ${column((e) => e.job.id, 'text')}, ${column((e) => e.job.tenantId, 'text')},
-        ${column((e) => e.job.businessKey, 'text')}, ${column((e) => e.job.idempotencyKey, 'text')}, ${column((e) => iso(e.job.createdAt), 'timestamptz')},
-        ${column((e) => e.run, 'integer')}, ${column((e) => e.attempt, 'integer')}, ${column(attemptsAfter, 'integer')}, ${column((e) => e.workerId, 'text')},
-        ${column((e) => iso(e.startedAt), 'timestamptz')}, ${column((e) => iso(e.ended?.at), 'timestamptz')}, ${column((e) => e.ended?.outcome ?? null, 'text')},
-        ${column((e) => (e.ended ? STATE_AFTER[e.ended.outcome] : 'active'), 'text')}, ${column((e) => e.ended?.error?.code ?? null, 'text')},
-        ${column((e) => e.ended?.error?.message ?? null, 'text')})
-        as e (kind, id, tenant_id, business_key, idempotency_key, created_at, run, attempt, attempts, worker_id, started_at, finished_at, outcome, state, error_code, error_message)
-    ), runs as (
-      insert into ${jobAttempts} (kind, job_id, run, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message)
-      select kind, id, run, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message from event
-      on conflict (kind, job_id, run) do update set finished_at = excluded.finished_at, outcome = excluded.outcome,
-        error_code = excluded.error_code, error_message = excluded.error_message
-      where excluded.finished_at is not null
-    )
-    insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, last_error, created_at, updated_at)
-    select kind, id, tenant_id, business_key, idempotency_key, state, attempts,
-      case when error_code is null then null else jsonb_build_object('code', error_code, 'message', error_message) end,
-      created_at, coalesce(finished_at, started_at)
-    from event
-    on conflict (kind, id) do update set state = excluded.state, attempts = excluded.attempts,
-      last_error = case when excluded.state = 'active' then current.last_error when excluded.state = 'completed' then null else coalesce(excluded.last_error, current.last_error) end,
-      tenant_id = excluded.tenant_id, business_key = excluded.business_key, idempotency_key = excluded.idempotency_key,
-      created_at = excluded.created_at, updated_at = excluded.updated_at
-    where current.created_at <= excluded.created_at
-  `);
-}
-
-const historyWriters = new WeakMap<Db, GroupCommit<AttemptEvent, undefined>>();
-
-/**
- * Records a run's start or end. The events of every job running at once share one statement (a
- * group commit); a job's events never share one, so they land in order.
- */
-export function recordAttempt(db: Db, event: AttemptEvent): Promise<void> {
-  let writer = historyWriters.get(db);
-  if (writer === undefined) {
-    writer = createGroupCommit<AttemptEvent, undefined>({
-      maxBatch: MAX_ROWS_PER_STATEMENT,
-      conflictKey: (e) => jobKey(e.job),
-      async flush(events) {
-        // It may deadlock with an admin action's transaction over the same rows: tried again.
-        await retryLostRaces(() => writeAttempts(db, events));
-        return events.map(() => undefined);
-      },
-    });
-    historyWriters.set(db, writer);
-  }
-  return writer.submit(event).then(() => undefined);
-}
+export const recordAttempt = (db: Db, event: AttemptEvent): Promise<void> => writeAttempt(db, event);
 
 /** What the admin API filters jobs by; every field narrows. */
 export interface JobFilter {

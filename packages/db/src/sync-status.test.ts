@@ -44,7 +44,7 @@ describe('sync_status writes', () => {
     expect(await syncStatusRepository.get(db, 't1', 'reservation', 'r3')).toMatchObject({ status: 'pending', attempts: 2, lastError: awkward, lastSyncedAt: null });
   });
 
-  it('writes of many jobs at once (one statement per shape) keep each row exact, and order per entity', async () => {
+  it('writes of many jobs at once (one statement) keep each row exact, and order per entity', async () => {
     const { db } = testDb.database;
     const ids = Array.from({ length: 60 }, (_, index) => `many-${index}`);
     await Promise.all(ids.map((id) => syncStatusRepository.recordEnqueued(db, entity(id, 1, `job-${id}`))));
