@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import { arrayParam, columnName } from './bulk-sql';
+import { columnName, jsonRows, storedText } from './bulk-sql';
 import type { Db } from './client';
 import { idempotencyKeys } from './schema';
 
@@ -93,11 +93,13 @@ export interface BeginIdempotentRequests {
 const keyOf = (ref: IdempotencyKeyRef) => JSON.stringify([ref.tenantId, ref.scope, ref.key]);
 const byKeyOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-const textArray = (values: readonly string[]) => arrayParam(values, 'text');
+/** The refs' key columns, for jsonRows. */
+const refRow = (r: IdempotencyKeyRef) => ({ tenant_id: storedText(r.tenantId), scope: storedText(r.scope), key: storedText(r.key) });
 
-/** The refs as a relation (tenant_id, scope, "key"), for `unnest(...) as r (tenant_id, scope, "key")`. */
-const refsOf = (refs: readonly IdempotencyKeyRef[]) =>
-  sql`${textArray(refs.map((r) => r.tenantId))}, ${textArray(refs.map((r) => r.scope))}, ${textArray(refs.map((r) => r.key))}`;
+/** The claims as a relation (tenant_id, scope, "key", request_hash, job_id), to select from. */
+const claimsOf = (requests: BeginIdempotentRequests['requests']) =>
+  sql`json_to_recordset(${jsonRows(requests.map((r) => ({ ...refRow(r), request_hash: storedText(r.requestHash), job_id: storedText(r.jobId) })))})
+    as claim (tenant_id text, scope text, "key" text, request_hash text, job_id text)`;
 
 /** Whether the row of `idempotencyKeys` is the one `alias` names. */
 const isRowOf = (alias: string) =>
@@ -113,9 +115,7 @@ type StoredRow = StoredRequest & IdempotencyKeyRef & { taken: boolean; lostRace:
  */
 async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: BeginIdempotentRequests['requests']): Promise<StoredRow[]> {
   const result = (await db.execute(sql`
-    with claim (tenant_id, scope, "key", request_hash, job_id) as (
-      select * from unnest(${refsOf(requests)}, ${textArray(requests.map((r) => r.requestHash))}, ${textArray(requests.map((r) => r.jobId))})
-    ),
+    with claim as (select * from ${claimsOf(requests)}),
     taken as (
       update ${idempotencyKeys}
       set ${columnName(idempotencyKeys.requestHash)} = claim.request_hash, ${columnName(idempotencyKeys.jobId)} = claim.job_id,
@@ -163,8 +163,7 @@ async function claimKeys(db: Db, batch: BeginIdempotentRequests, outcomes: Map<s
       insert into ${idempotencyKeys} (${columnName(idempotencyKeys.tenantId)}, ${columnName(idempotencyKeys.scope)}, ${columnName(idempotencyKeys.key)},
         ${columnName(idempotencyKeys.requestHash)}, ${columnName(idempotencyKeys.jobId)}, ${columnName(idempotencyKeys.expiresAt)})
       select claim.tenant_id, claim.scope, claim."key", claim.request_hash, claim.job_id, ${secondsFromNow(batch.ttlSeconds)}
-      from unnest(${refsOf(open)}, ${textArray(open.map((r) => r.requestHash))}, ${textArray(open.map((r) => r.jobId))})
-        as claim (tenant_id, scope, "key", request_hash, job_id)
+      from ${claimsOf(open)}
       on conflict do nothing
       returning ${columnName(idempotencyKeys.tenantId)} as "tenantId", ${columnName(idempotencyKeys.scope)} as "scope", ${columnName(idempotencyKeys.key)} as "key"
     `)) as { rows: IdempotencyKeyRef[] };
@@ -189,9 +188,9 @@ export async function completeIdempotentRequests(
 ): Promise<void> {
   if (completions.length === 0) return;
   await db.execute(sql`
-    update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = done.status_code::smallint, ${columnName(idempotencyKeys.response)} = done.response::jsonb
-    from unnest(${refsOf(completions)}, ${arrayParam(completions.map((c) => c.statusCode), 'bigint')}, ${textArray(completions.map((c) => JSON.stringify(c.response)))})
-      as done (tenant_id, scope, "key", status_code, response)
+    update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = done.status_code, ${columnName(idempotencyKeys.response)} = done.response
+    from json_to_recordset(${jsonRows(completions.map((c) => ({ ...refRow(c), status_code: c.statusCode, response: c.response })))})
+      as done (tenant_id text, scope text, "key" text, status_code smallint, response jsonb)
     where ${isRowOf('done')}
   `);
 }
@@ -200,7 +199,7 @@ export async function completeIdempotentRequests(
 export async function abandonIdempotentRequests(db: Db, refs: readonly IdempotencyKeyRef[]): Promise<void> {
   if (refs.length === 0) return;
   await db.execute(sql`
-    delete from ${idempotencyKeys} using unnest(${refsOf(refs)}) as gone (tenant_id, scope, "key")
+    delete from ${idempotencyKeys} using json_to_recordset(${jsonRows(refs.map(refRow))}) as gone (tenant_id text, scope text, "key" text)
     where ${isRowOf('gone')} and ${idempotencyKeys.statusCode} is null
   `);
 }

@@ -1,10 +1,10 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
-import { arrayParam, inKeyOrder } from './bulk-sql';
+import { inKeyOrder, jsonRows } from './bulk-sql';
 import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobState } from './schema';
-import { jobKey, writeAttempt, type AttemptEvent, type JobIdentity } from './worker-rows';
+import { jobIdentityRow, jobKey, writeAttempt, type AttemptEvent, type JobIdentity } from './worker-rows';
 
 export type JobRow = typeof jobs.$inferSelect;
 export type JobAttemptRow = typeof jobAttempts.$inferSelect;
@@ -19,13 +19,10 @@ export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity
   if (unordered.length === 0) return;
   // In key order: a worker's statement may write the same jobs' rows (it can start a job before this lands).
   const accepted = inKeyOrder(unordered, jobKey);
-  const column = (value: (job: JobIdentity) => string | null, type: 'text' | 'timestamptz') => arrayParam(accepted.map(value), type);
   await db.execute(sql`
     insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, created_at, updated_at)
     select kind, id, tenant_id, business_key, idempotency_key, 'waiting', 0, created_at, now()
-    from unnest(${column((j) => j.kind, 'text')}, ${column((j) => j.id, 'text')}, ${column((j) => j.tenantId, 'text')},
-      ${column((j) => j.businessKey, 'text')}, ${column((j) => j.idempotencyKey, 'text')}, ${column((j) => j.createdAt.toISOString(), 'timestamptz')})
-      as row (kind, id, tenant_id, business_key, idempotency_key, created_at)
+    from json_to_recordset(${jsonRows(accepted.map(jobIdentityRow))}) as row (kind text, id text, tenant_id text, business_key text, idempotency_key text, created_at timestamptz)
     on conflict (kind, id) do update set tenant_id = excluded.tenant_id, business_key = excluded.business_key,
       idempotency_key = excluded.idempotency_key, state = 'waiting', attempts = 0, last_error = null,
       created_at = excluded.created_at, updated_at = excluded.updated_at

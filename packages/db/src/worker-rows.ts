@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
-import { inKeyOrder } from './bulk-sql';
+import { inKeyOrder, jsonRows, storedText } from './bulk-sql';
 import type { Db } from './client';
 import { classifyPostgresError, retryLostRaces } from './postgres-errors';
 import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState, type SyncStatusValue } from './schema';
@@ -64,20 +64,15 @@ export interface AttemptEvent {
 export const rowKey = (e: Pick<SyncEntity, 'tenantId' | 'kind' | 'entityId'>) => JSON.stringify([e.tenantId, e.kind, e.entityId]);
 export const jobKey = (job: Pick<JobIdentity, 'kind' | 'id'>) => JSON.stringify([job.kind, job.id]);
 
-/**
- * A text column's value as Postgres stores it: a lone surrogate (half of a UTF-16 pair, e.g. from
- * a cut error message) becomes U+FFFD, as the driver's UTF-8 encoding of a text parameter would
- * make it; inside JSON it would be an escape Postgres refuses.
- */
-const text = (value: string | null): string | null => value?.toWellFormed() ?? null;
-
-/**
- * The rows of a bulk statement as one JSON parameter, read back with json_to_recordset: a statement
- * of a fixed text and one parameter per table. Per-column arrays (bulk-sql.ts) cost the query
- * builder and the driver work per parameter and per element, which at one flush per tick was a
- * tenth of a busy worker's CPU.
- */
-const rowsParam = (rows: readonly object[]): SQL => sql`${JSON.stringify(rows)}::json`;
+/** A job's identity as the columns of its `jobs` row, for jsonRows. */
+export const jobIdentityRow = (job: JobIdentity) => ({
+  kind: storedText(job.kind),
+  id: storedText(job.id),
+  tenant_id: storedText(job.tenantId),
+  business_key: storedText(job.businessKey),
+  idempotency_key: storedText(job.idempotencyKey),
+  created_at: job.createdAt.toISOString(),
+});
 
 /**
  * The upsert of `writes` (one per row): a CTE or a statement of its own. Returns the rows it wrote.
@@ -88,15 +83,15 @@ export function statusUpsert(unordered: readonly StatusWrite[]): SQL {
   const rows = writes.map((w) => {
     const at = w.at.toISOString();
     return {
-      tenant_id: text(w.entity.tenantId),
-      kind: text(w.entity.kind),
-      entity_id: text(w.entity.entityId),
+      tenant_id: storedText(w.entity.tenantId),
+      kind: storedText(w.entity.kind),
+      entity_id: storedText(w.entity.entityId),
       version: w.entity.version,
-      job_id: text(w.entity.jobId),
+      job_id: storedText(w.entity.jobId),
       status: w.status,
       attempts: w.attempts,
       last_error: w.status === 'running' ? null : w.lastError,
-      external_ref: w.status === 'synced' ? text(w.externalRef) : null,
+      external_ref: w.status === 'synced' ? storedText(w.externalRef) : null,
       last_synced_at: w.status === 'synced' ? at : null,
       updated_at: at,
     };
@@ -107,7 +102,7 @@ export function statusUpsert(unordered: readonly StatusWrite[]): SQL {
   return sql`
     insert into ${syncStatus} as current (tenant_id, kind, entity_id, version, job_id, status, attempts, last_error, external_ref, last_synced_at, updated_at)
     select tenant_id, kind, entity_id, version, job_id, status, attempts, last_error, external_ref, last_synced_at, updated_at
-    from json_to_recordset(${rowsParam(rows)}) as row (tenant_id text, kind text, entity_id text, version bigint, job_id text, status text,
+    from json_to_recordset(${jsonRows(rows)}) as row (tenant_id text, kind text, entity_id text, version bigint, job_id text, status text,
       attempts integer, last_error jsonb, external_ref text, last_synced_at timestamptz, updated_at timestamptz)
     on conflict (tenant_id, kind, entity_id) do update set status = excluded.status, version = excluded.version, job_id = excluded.job_id,
       updated_at = excluded.updated_at, attempts = excluded.attempts,
@@ -138,27 +133,22 @@ const attemptsAfter = ({ attempt, ended }: AttemptEvent) => (ended?.outcome === 
  */
 async function writeRows(db: Db, writes: readonly StatusWrite[], unorderedEvents: readonly AttemptEvent[]): Promise<Set<string>> {
   const events = inKeyOrder(unorderedEvents, (event) => jobKey(event.job)).map((e) => ({
-    kind: text(e.job.kind),
-    id: text(e.job.id),
-    tenant_id: text(e.job.tenantId),
-    business_key: text(e.job.businessKey),
-    idempotency_key: text(e.job.idempotencyKey),
-    created_at: e.job.createdAt.toISOString(),
+    ...jobIdentityRow(e.job),
     run: e.run,
     attempt: e.attempt,
     attempts: attemptsAfter(e),
-    worker_id: text(e.workerId),
+    worker_id: storedText(e.workerId),
     started_at: e.startedAt.toISOString(),
     finished_at: e.ended?.at.toISOString() ?? null,
     outcome: e.ended?.outcome ?? null,
     state: e.ended ? STATE_AFTER[e.ended.outcome] : 'active',
-    error_code: text(e.ended?.error?.code ?? null),
-    error_message: text(e.ended?.error?.message ?? null),
+    error_code: storedText(e.ended?.error?.code ?? null),
+    error_message: storedText(e.ended?.error?.message ?? null),
   }));
   const result = (await db.execute(sql`
     with status_row as (${statusUpsert(writes)}),
     event as (
-      select * from json_to_recordset(${rowsParam(events)}) as e (kind text, id text, tenant_id text, business_key text, idempotency_key text,
+      select * from json_to_recordset(${jsonRows(events)}) as e (kind text, id text, tenant_id text, business_key text, idempotency_key text,
         created_at timestamptz, run integer, attempt integer, attempts integer, worker_id text, started_at timestamptz, finished_at timestamptz,
         outcome text, state text, error_code text, error_message text)
     ), run_row as (
