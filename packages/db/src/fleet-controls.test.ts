@@ -1,6 +1,8 @@
+import { eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { adminAuditRepository } from './admin-audit';
 import { featureFlagRepository, fleetSwitchRepository, type FeatureFlagDefinition } from './fleet-controls';
+import { featureFlags } from './schema';
 
 const OPERATOR = { actor: 'operator:ops', actorTenantId: null };
 const SYSTEM = { actor: 'system:flag-rollback', actorTenantId: null };
@@ -51,5 +53,40 @@ describe('fleet switches and feature flags', () => {
     expect(await featureFlagRepository.put(db, definition, OPERATOR)).toMatchObject({ enabled: true, disabledReason: null });
     expect(await featureFlagRepository.turnOff(db, 'x.new-path', OPERATOR)).toMatchObject({ enabled: false, tenants: ['acme'], disabledReason: null });
     expect(await featureFlagRepository.turnOff(db, 'no.such-flag', OPERATOR)).toBeUndefined();
+  });
+
+  it('turns a flag off from its state after a concurrent change commits, keeping that change', async () => {
+    const { db, rows } = testDb.database;
+    const definition: FeatureFlagDefinition = {
+      key: 'x.raced',
+      description: '',
+      enabled: true,
+      variants: { on: true, off: false },
+      rolloutVariant: 'on',
+      defaultVariant: 'off',
+      killVariant: 'off',
+      tenants: ['acme'],
+      percentage: 0,
+    };
+    await featureFlagRepository.put(db, definition, OPERATOR);
+    let commitChange!: () => void;
+    let changeLocked!: () => void;
+    const locked = new Promise<void>((resolve) => (changeLocked = resolve));
+    // A concurrent change holds the row lock until the kill is waiting for it.
+    const change = db.transaction(async (tx) => {
+      await tx.select().from(featureFlags).where(eq(featureFlags.key, 'x.raced')).for('update');
+      await tx.update(featureFlags).set({ tenants: ['acme', 'globex'] }).where(eq(featureFlags.key, 'x.raced'));
+      changeLocked();
+      await new Promise<void>((resolve) => (commitChange = resolve));
+    });
+    await locked;
+    const turnedOff = featureFlagRepository.turnOff(db, 'x.raced', OPERATOR);
+    const waitingOnLock = () =>
+      rows<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+    while ((await waitingOnLock())[0]?.n !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    commitChange();
+    await change;
+    expect(await turnedOff).toMatchObject({ enabled: false, tenants: ['acme', 'globex'] });
+    expect(await featureFlagRepository.find(db, 'x.raced')).toMatchObject({ enabled: false, tenants: ['acme', 'globex'] });
   });
 });
