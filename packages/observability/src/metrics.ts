@@ -38,9 +38,10 @@ export type LockOperationResult<O extends LockOperation = LockOperation> = (type
 /**
  * Why a job went back to delayed without spending an attempt, the `reason` label of
  * `jobs_deferred_total`; `dependency` names the dependency for the first two, else is `none`;
- * `tenant-capacity` is the tenant's running-jobs quota being full (or unreadable).
+ * `paused` is a kill switch pausing the job's tenant or kind; `tenant-capacity` is the tenant's
+ * running-jobs quota being full (or unreadable).
  */
-export const DEFERRAL_REASONS = ['dependency-unavailable', 'rate-limited', 'lock-busy', 'worker-busy', 'tenant-capacity', 'other'] as const;
+export const DEFERRAL_REASONS = ['dependency-unavailable', 'rate-limited', 'lock-busy', 'worker-busy', 'paused', 'tenant-capacity', 'other'] as const;
 export type DeferralReason = (typeof DEFERRAL_REASONS)[number];
 
 /**
