@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
-import { arrayParam } from './bulk-sql';
+import { arrayParam, sortedByKey } from './bulk-sql';
 import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState } from './schema';
@@ -22,17 +22,6 @@ export interface JobIdentity {
 
 const jobKey = (job: Pick<JobIdentity, 'kind' | 'id'>) => JSON.stringify([job.kind, job.id]);
 
-/**
- * In key order, so that an acceptor's statement and a worker's, which may write the same jobs' rows
- * (a worker can start a job before its acceptor's write lands), lock them in one order and never deadlock.
- */
-function inKeyOrder<T>(items: readonly T[], jobOf: (item: T) => JobIdentity): T[] {
-  return [...items].sort((a, b) => {
-    const [ka, kb] = [jobKey(jobOf(a)), jobKey(jobOf(b))];
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
-}
-
 // Sized so a statement's arrays stay small enough to build and plan in a few milliseconds.
 const MAX_ROWS_PER_STATEMENT = 500;
 
@@ -43,7 +32,9 @@ const MAX_ROWS_PER_STATEMENT = 500;
  */
 export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity[]): Promise<void> {
   if (unordered.length === 0) return;
-  const accepted = inKeyOrder(unordered, (job) => job);
+  // In key order (sortedByKey): an acceptor's statement and a worker's may write the same jobs' rows
+  // (a worker can start a job before its acceptor's write lands).
+  const accepted = sortedByKey(unordered, jobKey);
   const column = (value: (job: JobIdentity) => string | null, type: 'text' | 'timestamptz') => arrayParam(accepted.map(value), type);
   await db.execute(sql`
     insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, created_at, updated_at)
@@ -89,7 +80,8 @@ const attemptsAfter = ({ attempt, ended }: AttemptEvent) => (ended?.outcome === 
  * when it completes.
  */
 async function writeAttempts(db: Db, unordered: readonly AttemptEvent[]): Promise<void> {
-  const events = inKeyOrder(unordered, (event) => event.job);
+  // In the acceptors' key order, as recordAcceptedJobs writes these rows.
+  const events = sortedByKey(unordered, (event) => jobKey(event.job));
   type Value = string | number | null;
   const column = (value: (event: AttemptEvent) => Value, type: 'text' | 'integer' | 'timestamptz') => arrayParam(events.map(value), type);
   const iso = (date: Date | undefined) => date?.toISOString() ?? null;

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
-import { arrayParam, type ArrayType } from './bulk-sql';
+import { arrayParam, sortedByKey, type ArrayType } from './bulk-sql';
 import type { Db } from './client';
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
 import { syncStatus, type SyncStatusValue } from './schema';
@@ -42,7 +42,7 @@ const shapeOf = ({ transition: t }: StatusWrite) =>
  */
 async function upsert(db: Db, unordered: readonly StatusWrite[]): Promise<Set<string>> {
   // In key order, so that two statements writing the same rows lock them in one order and never deadlock.
-  const writes = [...unordered].sort((a, b) => (rowKey(a.entity) < rowKey(b.entity) ? -1 : rowKey(a.entity) > rowKey(b.entity) ? 1 : 0));
+  const writes = sortedByKey(unordered, (write) => rowKey(write.entity));
   const [{ transition: t }] = writes as [StatusWrite];
   const set = [sql`status = excluded.status, version = excluded.version, job_id = excluded.job_id, updated_at = excluded.updated_at`];
   if (t.attempts !== undefined) set.push(sql`attempts = excluded.attempts`);
