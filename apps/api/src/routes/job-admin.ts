@@ -118,14 +118,20 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
   const fleetAuditQuery = z.strictObject({ ...auditQuery, tenant: storableText(64).optional() });
   const tenantAuditQuery = z.strictObject(auditQuery);
 
+  // Each scope's routes authenticate in `onRequest`; their handlers read who acts with `scopeOf`.
+  const tenantOf = (request: FastifyRequest) => parseOrThrow(tenantParams, request.params, 'The path').id;
   const scopes = {
-    fleet: { prefix: '/v1/admin', resolve: async (request: FastifyRequest): Promise<AdminScope> => ({ actor: await auth.requireOperator(request), tenantId: null }) },
+    fleet: {
+      prefix: '/v1/admin',
+      onRequest: auth.operatorOnly,
+      scopeOf: (request: FastifyRequest): AdminScope => ({ actor: auth.operator(request), tenantId: null }),
+    },
     tenant: {
       prefix: '/v1/admin/tenants/:id',
-      async resolve(request: FastifyRequest): Promise<AdminScope> {
-        const { id } = parseOrThrow(tenantParams, request.params, 'The path');
-        return { actor: apiKeyActor(await auth.requireTenantAdmin(request, id)), tenantId: id };
+      async onRequest(request: FastifyRequest): Promise<void> {
+        await auth.requireTenantAdmin(request, tenantOf(request));
       },
+      scopeOf: (request: FastifyRequest): AdminScope => ({ actor: apiKeyActor(auth.principal(request)), tenantId: tenantOf(request) }),
     },
   } as const;
 
@@ -269,8 +275,8 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     const fleet = name === 'fleet';
     const docs = jobAdminDocs({ fleet, list: fleet ? fleetListQuery : tenantListQuery, bulk: fleet ? fleetBulkBody : tenantBulkBody, bulkRetryMax: config.api.bulkRetryMax });
 
-    app.get(`${scope.prefix}/jobs`, { schema: docs.list }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/jobs`, { onRequest: scope.onRequest, schema: docs.list }, async (request) => {
+      const resolved = scope.scopeOf(request);
       const query: z.output<typeof fleetListQuery> = parseOrThrow(fleet ? fleetListQuery : tenantListQuery, request.query, 'The query string');
       const { limit, cursor, ...filter } = query;
       const after = cursor === undefined ? undefined : jobCursor.decode(cursor);
@@ -286,8 +292,8 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
       };
     });
 
-    app.get(`${scope.prefix}/jobs/:kind/:jobId`, { schema: docs.get }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/jobs/:kind/:jobId`, { onRequest: scope.onRequest, schema: docs.get }, async (request) => {
+      const resolved = scope.scopeOf(request);
       const row = await ownedJob(resolved, request);
       const [attempts, job] = await Promise.all([
         pg(() => jobRepository.attempts(db, row.kind, row.id)),
@@ -298,19 +304,19 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     });
 
     for (const action of Object.keys(ACTIONS) as ActionName[]) {
-      app.post(`${scope.prefix}/jobs/:kind/:jobId/${action}`, { schema: docs.actions[action] }, async (request) => {
-        const resolved = await scope.resolve(request);
+      app.post(`${scope.prefix}/jobs/:kind/:jobId/${action}`, { onRequest: scope.onRequest, schema: docs.actions[action] }, async (request) => {
+        const resolved = scope.scopeOf(request);
         return act(action, resolved, await ownedJob(resolved, request));
       });
     }
 
-    app.post(`${scope.prefix}/jobs/retry`, { schema: docs.bulkRetry }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.post(`${scope.prefix}/jobs/retry`, { onRequest: scope.onRequest, schema: docs.bulkRetry }, async (request) => {
+      const resolved = scope.scopeOf(request);
       return bulkRetry(resolved, parseOrThrow(fleet ? fleetBulkBody : tenantBulkBody, request.body ?? {}, 'The request body', 422));
     });
 
-    app.get(`${scope.prefix}/audit`, { schema: adminAuditDocs(fleet, fleet ? fleetAuditQuery : tenantAuditQuery) }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/audit`, { onRequest: scope.onRequest, schema: adminAuditDocs(fleet, fleet ? fleetAuditQuery : tenantAuditQuery) }, async (request) => {
+      const resolved = scope.scopeOf(request);
       // A tenant's query has no tenant field: its scope says which.
       const query: z.output<typeof fleetAuditQuery> = parseOrThrow(fleet ? fleetAuditQuery : tenantAuditQuery, request.query, 'The query string');
       const tenantId = resolved.tenantId ?? query.tenant;

@@ -8,7 +8,7 @@ import type { Successors } from '../../deprecation';
 import { v2BatchDocs, v2Docs, v2EnqueueDocs } from './docs';
 import { storableText } from '../../params';
 import { HttpProblem, parseOrThrow } from '../../problem';
-import { backupView, readBackup, readBackupPage, requireBackupOperator } from '../backups';
+import { backupView, readBackup, readBackupPage } from '../backups';
 import { createBatchIntake, retryAfterOf, type BatchItemOutcome } from '../batch';
 import { acceptJobRequest, createJobReader, jobParams, type JobRoutesDeps } from '../jobs';
 import { createSyncReader, syncKindsOf, syncParams, syncStatusView } from '../sync';
@@ -115,7 +115,8 @@ function registerV2SyncRoutes(app: FastifyInstance, { db, auth, kinds, successor
 }
 
 function registerV2BackupRoutes(app: FastifyInstance, { db, auth, successors }: { db: Db; auth: V2RoutesDeps['auth']; successors: Successors }): void {
-  const onRequest = requireBackupOperator(auth);
+  // Fleet-wide operations only (HTTP Basic or a fleet:admin key), as a dump holds every tenant.
+  const onRequest = auth.operatorOnly;
   app.get('/v2/backups', { onRequest, schema: v2Docs.listBackups }, async (request) => {
     const { page, nextCursor, limit } = await readBackupPage(db, request.query);
     return { items: page.map(backupResource), links: pageLinks(request, limit, nextCursor) };
