@@ -7,7 +7,7 @@ import { callPostgres } from '../../dependencies';
 import type { Successors } from '../../deprecation';
 import { v2BatchDocs, v2Docs, v2EnqueueDocs } from './docs';
 import { storableText } from '../../params';
-import { HttpProblem, parseOrThrow } from '../../problem';
+import { HttpProblem, parseOrThrow, requestPath } from '../../problem';
 import { backupView, readBackup, readBackupPage } from '../backups';
 import { createBatchIntake, retryAfterOf, type BatchItemOutcome } from '../batch';
 import { acceptJobRequest, createJobReader, jobParams, type JobRoutesDeps } from '../jobs';
@@ -25,7 +25,7 @@ interface V2RoutesDeps extends JobRoutesDeps {
 
 /** A page's links: itself, and the next page while there is one. */
 function pageLinks(request: FastifyRequest, limit: number, nextCursor: string | null) {
-  const path = request.url.split('?')[0] ?? '';
+  const path = requestPath(request);
   return { self: request.url, next: nextCursor === null ? null : `${path}?${new URLSearchParams({ limit: String(limit), cursor: nextCursor }).toString()}` };
 }
 
@@ -52,7 +52,7 @@ function registerV2JobRoutes(app: FastifyInstance, deps: V2RoutesDeps): void {
   /** A batch job's result: the job as accepted, or the problem refusing it, its instance the job in the request. */
   const batchResult = (request: FastifyRequest, tenantId: string, kind: string) => (outcome: BatchItemOutcome) => {
     if ('problem' in outcome) {
-      const instance = `${request.url.split('?')[0] ?? ''}#/jobs/${outcome.index}`;
+      const instance = `${requestPath(request)}#/jobs/${outcome.index}`;
       return { index: outcome.index, status: outcome.status, idempotencyKey: outcome.idempotencyKey, problem: outcome.problem.toRfc9457(instance), ...retryAfterOf(outcome.problem) };
     }
     const job = acceptedJobResource({ id: outcome.jobId, kind, tenantId, idempotencyKey: outcome.idempotencyKey, sync: outcome.sync });
