@@ -6,7 +6,7 @@ import type { RedisConnections, TenantCapacity } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { opaqueCursor } from '../cursor';
+import { opaqueCursor, pageOf, pageQuery } from '../cursor';
 import { callPostgres as pg, queueRedisCaller } from '../dependencies';
 import { adminAuditDocs, jobAdminDocs } from '../openapi';
 import { boundedInstant, storableText } from '../params';
@@ -104,7 +104,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     idempotencyKey: storableText(255).optional(),
     businessKey: storableText(512).optional(),
   };
-  const page = { limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20), cursor: jobCursor.param };
+  const page = pageQuery(jobCursor.param, MAX_PAGE).shape;
   const fleetListQuery = z.strictObject({ ...filterFields, tenant: storableText(64).optional(), ...page });
   const tenantListQuery = z.strictObject({ ...filterFields, ...page });
   const retryFilter = { kind: kindSchema.optional(), createdFrom: boundedInstant.optional(), createdTo: boundedInstant.optional() };
@@ -114,7 +114,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
   };
   const fleetBulkBody = z.strictObject({ filter: z.strictObject({ ...retryFilter, tenant: storableText(64).optional() }).default({}), ...bulkOptions });
   const tenantBulkBody = z.strictObject({ filter: z.strictObject(retryFilter).default({}), ...bulkOptions });
-  const auditQuery = { action: storableText(64).optional(), limit: page.limit, cursor: auditCursor.param };
+  const auditQuery = { action: storableText(64).optional(), ...pageQuery(auditCursor.param, MAX_PAGE).shape };
   const fleetAuditQuery = z.strictObject({ ...auditQuery, tenant: storableText(64).optional() });
   const tenantAuditQuery = z.strictObject(auditQuery);
 
@@ -280,16 +280,11 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
       const query: z.output<typeof fleetListQuery> = parseOrThrow(fleet ? fleetListQuery : tenantListQuery, request.query, 'The query string');
       const { limit, cursor, ...filter } = query;
       const after = cursor === undefined ? undefined : jobCursor.decode(cursor);
-      // One extra row tells whether another page exists.
       const rows = await pg(() =>
         jobRepository.list(db, filterOf(resolved, filter), { limit: limit + 1, cursor: after && { ...after, createdAt: new Date(after.createdAt) } }),
       );
-      const items = rows.slice(0, limit);
-      const last = items.at(-1);
-      return {
-        items: items.map((row) => jobView(resolved, row)),
-        nextCursor: rows.length > limit && last ? jobCursor.encode({ createdAt: last.createdAt.toISOString(), kind: last.kind, id: last.id }) : null,
-      };
+      const { page: items, nextCursor } = pageOf(rows, limit, (last) => jobCursor.encode({ createdAt: last.createdAt.toISOString(), kind: last.kind, id: last.id }));
+      return { items: items.map((row) => jobView(resolved, row)), nextCursor };
     });
 
     app.get(`${scope.prefix}/jobs/:kind/:jobId`, { onRequest: scope.onRequest, schema: docs.get }, async (request) => {
@@ -329,9 +324,8 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
           ...(before === undefined ? {} : { beforeId: before.id }),
         }),
       );
-      const items = rows.slice(0, query.limit);
-      const last = items.at(-1);
-      return { items: items.map(auditView), nextCursor: rows.length > query.limit && last ? auditCursor.encode({ id: last.id }) : null };
+      const { page: items, nextCursor } = pageOf(rows, query.limit, (last) => auditCursor.encode({ id: last.id }));
+      return { items: items.map(auditView), nextCursor };
     });
   }
 }
