@@ -7,6 +7,19 @@ import { featureFlags } from './schema';
 const OPERATOR = { actor: 'operator:ops', actorTenantId: null };
 const SYSTEM = { actor: 'system:flag-rollback', actorTenantId: null };
 
+/** An enabled on/off flag rolled out to `tenants`. */
+const rolledOutTo = (key: string, tenants: string[]): FeatureFlagDefinition => ({
+  key,
+  description: '',
+  enabled: true,
+  variants: { on: true, off: false },
+  rolloutVariant: 'on',
+  defaultVariant: 'off',
+  killVariant: 'off',
+  tenants,
+  percentage: 0,
+});
+
 describe('fleet switches and feature flags', () => {
   let testDb: TestDatabase;
   beforeAll(async () => {
@@ -30,17 +43,7 @@ describe('fleet switches and feature flags', () => {
 
   it('rolls an enabled flag back once, whoever asks first; turning it on again clears the reason', async () => {
     const { db } = testDb.database;
-    const definition: FeatureFlagDefinition = {
-      key: 'x.new-path',
-      description: '',
-      enabled: true,
-      variants: { on: true, off: false },
-      rolloutVariant: 'on',
-      defaultVariant: 'off',
-      killVariant: 'off',
-      tenants: ['acme'],
-      percentage: 0,
-    };
+    const definition = rolledOutTo('x.new-path', ['acme']);
     await featureFlagRepository.put(db, definition, OPERATOR);
     const [first, second] = await Promise.all([
       featureFlagRepository.rollback(db, 'x.new-path', 'too many failures', { ratio: 0.5 }, SYSTEM),
@@ -57,18 +60,7 @@ describe('fleet switches and feature flags', () => {
 
   it('turns a flag off from its state after a concurrent change commits, keeping that change', async () => {
     const { db, rows } = testDb.database;
-    const definition: FeatureFlagDefinition = {
-      key: 'x.raced',
-      description: '',
-      enabled: true,
-      variants: { on: true, off: false },
-      rolloutVariant: 'on',
-      defaultVariant: 'off',
-      killVariant: 'off',
-      tenants: ['acme'],
-      percentage: 0,
-    };
-    await featureFlagRepository.put(db, definition, OPERATOR);
+    await featureFlagRepository.put(db, rolledOutTo('x.raced', ['acme']), OPERATOR);
     let commitChange!: () => void;
     let changeLocked!: () => void;
     const locked = new Promise<void>((resolve) => (changeLocked = resolve));
