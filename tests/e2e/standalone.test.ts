@@ -10,7 +10,7 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
 /** Subscribers of `channel` over every server (a cluster's subscriber sits on one of its masters). */
 async function subscribers(redis: RedisClient, channel: string): Promise<number> {
   const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
-  const counts = await Promise.all(servers.map(async (server) => Number(((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1])));
+  const counts = await Promise.all(servers.map(async (server) => ((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1]));
   return counts.reduce((sum, count) => sum + count, 0);
 }
 

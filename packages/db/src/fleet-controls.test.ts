@@ -59,7 +59,7 @@ describe('fleet switches and feature flags', () => {
   });
 
   it('turns a flag off from its state after a concurrent change commits, keeping that change', async () => {
-    const { db, rows } = testDb.database;
+    const { db } = testDb.database;
     await featureFlagRepository.put(db, rolledOutTo('x.raced', ['acme']), OPERATOR);
     let commitChange!: () => void;
     let changeLocked!: () => void;
@@ -74,7 +74,7 @@ describe('fleet switches and feature flags', () => {
     await locked;
     const turnedOff = featureFlagRepository.turnOff(db, 'x.raced', OPERATOR);
     const waitingOnLock = () =>
-      rows<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+      testDb.database.rows<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
     while ((await waitingOnLock())[0]?.n !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
     commitChange();
     await change;

@@ -128,7 +128,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     },
     tenant: {
       prefix: '/v1/admin/tenants/:id',
-      async onRequest(request: FastifyRequest): Promise<void> {
+      onRequest: async (request: FastifyRequest): Promise<void> => {
         await auth.requireTenantAdmin(request, tenantOf(request));
       },
       scopeOf: (request: FastifyRequest): AdminScope => ({ actor: apiKeyActor(auth.principal(request)), tenantId: tenantOf(request) }),
