@@ -1,9 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRedisConnection, waitUntilReady, type RedisClient } from '@jobfleet/queue';
+import { Cluster } from 'ioredis';
 import { reservationRequest } from '../support/fixtures';
 import { startEntryPoint, waitFor, type RunningProcess } from '../support/processes';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis';
+
+/** Subscribers of `channel` over every server (a cluster's subscriber sits on one of its masters). */
+async function subscribers(redis: RedisClient, channel: string): Promise<number> {
+  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const counts = await Promise.all(servers.map(async (server) => ((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1]));
+  return counts.reduce((sum, count) => sum + count, 0);
+}
 
 // `npm start`: one process with API, workers, embedded PGlite and the sandbox Calendar.
 describe('standalone start', () => {
@@ -30,6 +39,14 @@ describe('standalone start', () => {
       timeoutMs: 60_000,
       what: `the start banner\n${started.output()}`,
     });
+    // API and workers share one fleet-controls cache: one subscriber to its channel, not one per part.
+    const redis = createRedisConnection(TEST_REDIS_URL, 'producer', { name: 'standalone-test' });
+    try {
+      await waitUntilReady(redis, 5000);
+      expect(await subscribers(redis, `${prefix}:fleet-controls`)).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
     const key = started.output().match(/Dev API key {2}(\S+)/)?.[1];
     expect(key).toBeDefined();
     const headers = { authorization: `Bearer ${key!}`, 'content-type': 'application/json' };

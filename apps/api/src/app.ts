@@ -4,9 +4,9 @@ import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { adminAuditRepository, createTenantLimitsCache, type Database } from '@jobfleet/db';
 import { JOB_KINDS, type AnyJobKind } from '@jobfleet/kinds';
 import type { Logger, Metrics } from '@jobfleet/observability';
-import { createFleetControls } from '@jobfleet/controls';
+import { createFleetControls, type FleetControls } from '@jobfleet/controls';
 import { createSubscriberConnection, createTenantCapacity, type RedisConnections } from '@jobfleet/queue';
-import { startDegradation } from '@jobfleet/resilience';
+import { startDegradation, type DegradationView } from '@jobfleet/resilience';
 import type { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseKeyring } from '@jobfleet/secrets';
@@ -53,6 +53,12 @@ export interface ApiDeps {
   authCacheTtlMs?: number;
   /** How long a kind's admission (the tenant's calendar, its CUIT) is reused. Default 5000 ms. */
   admissionCacheTtlMs?: number;
+  /**
+   * The degradation level and the fleet controls of a process that runs workers too (the
+   * standalone start), which own them: borrowed, not closed with the app. Default: the API
+   * starts its own and closes them with the app.
+   */
+  shared?: { degradation: DegradationView; controls: FleetControls };
 }
 
 /**
@@ -87,6 +93,38 @@ function traceResponse(): string | undefined {
   const context = trace.getActiveSpan()?.spanContext();
   if (!context || !isSpanContextValid(context)) return undefined;
   return `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`;
+}
+
+/** Every API replica reads the fleet's level and may be the one evaluating it; stopped with the app. */
+function startOwnDegradation(app: FastifyInstance, { config, database, queues, redis, logger, metrics }: ApiDeps): DegradationView {
+  const degradation = startDegradation({
+    config: config.degradation,
+    prefix: config.redis.prefix,
+    id: `api:${config.worker.id}`,
+    sources: { main: redis.main, instances: redis.instances, queues: Object.values(queues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
+    audit: (entries) => adminAuditRepository.append(database.db, entries),
+    logger,
+    metrics,
+    timeoutMs: config.api.readyTimeoutMs,
+    countsAsWorker: false,
+  });
+  app.addHook('onClose', () => degradation.stop());
+  return degradation;
+}
+
+/** The kill switches and flags of an API-only process, read before it serves; closed with the app. */
+async function startOwnControls(app: FastifyInstance, { config, database, redis, logger }: ApiDeps): Promise<FleetControls> {
+  const controls = createFleetControls({
+    db: database.db,
+    redis: redis.main,
+    subscriber: createSubscriberConnection(redis.main, `${config.serviceName}-api:controls`),
+    prefix: config.redis.prefix,
+    pollMs: config.controls.pollMs,
+    logger,
+  });
+  await controls.start();
+  app.addHook('onClose', () => controls.close());
+  return controls;
 }
 
 /**
@@ -165,19 +203,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await registerDocs(app, { title: 'jobfleet API', v1Deprecated: config.api.v1.deprecatedAt !== undefined });
-  // Every API replica reads the fleet's level and may be the one evaluating it.
-  const degradation = startDegradation({
-    config: config.degradation,
-    prefix: config.redis.prefix,
-    id: `api:${config.worker.id}`,
-    sources: { main: redis.main, instances: redis.instances, queues: Object.values(queues), pingPostgres: (timeoutMs) => database.ping(timeoutMs) },
-    audit: (entries) => adminAuditRepository.append(database.db, entries),
-    logger: deps.logger,
-    metrics,
-    timeoutMs: config.api.readyTimeoutMs,
-    countsAsWorker: false,
-  });
-  app.addHook('onClose', () => degradation.stop());
+  const degradation = deps.shared?.degradation ?? startOwnDegradation(app, deps);
   const tenantLimits = createTenantLimitsCache(database.db, config.tenants);
   const auth = createAuth({
     db: database.db,
@@ -196,16 +222,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const kinds = deps.kinds ?? JOB_KINDS;
   const capacity = createTenantCapacity(redis.forQueue, config.redis.prefix);
   // Kill switches and flags, cached here: the enqueue routes check them without a call per request.
-  const controls = createFleetControls({
-    db: database.db,
-    redis: redis.main,
-    subscriber: createSubscriberConnection(redis.main, `${config.serviceName}-api:controls`),
-    prefix: config.redis.prefix,
-    pollMs: config.controls.pollMs,
-    logger: deps.logger,
-  });
-  await controls.start();
-  app.addHook('onClose', () => controls.close());
+  const controls = deps.shared?.controls ?? (await startOwnControls(app, deps));
   const acceptor = createJobAcceptor({
     config,
     db: database.db,

@@ -105,11 +105,14 @@ function jsonPointer(path: string): string {
     .join('/')}`;
 }
 
+/** The path the request asked for, without its query string (Fastify's `url` keeps it). */
+export const requestPath = (request: FastifyRequest): string => request.url.split('?')[0] ?? '';
+
 /** Whether a request is /v2's, whose problems take the /v2 form. */
 const isV2Request = (request: FastifyRequest) => request.url.startsWith('/v2/');
 
 /** The body of `problem` for `request`, in the form of the request's API version. */
-function problemBodyFor(request: FastifyRequest, problem: HttpProblem, instance = request.url.split('?')[0] ?? ''): Problem | Rfc9457Problem {
+function problemBodyFor(request: FastifyRequest, problem: HttpProblem, instance = requestPath(request)): Problem | Rfc9457Problem {
   return isV2Request(request) ? problem.toRfc9457(instance) : problem.toProblem();
 }
 
@@ -237,7 +240,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
     for (const method of [route.method].flat()) methods.add(method);
   });
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
+    const path = requestPath(request);
     // findRoute matches a concrete path (router.find); its types omit the null it returns for no match.
     const allowed = [...methods].filter((method) => (app.findRoute({ method, url: path }) as object | null) !== null);
     // A route of this very method that called callNotFound (a missing static file) means 404.

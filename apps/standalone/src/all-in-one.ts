@@ -56,10 +56,8 @@ export async function runAllInOne(loaded: Config, tracing: Tracing | undefined):
   metrics.watchRedisConnections(producer.instances);
   metrics.watchRedisMemory(producer.instances);
   metrics.watchPostgresPool(() => database.poolStats());
-  const api = await buildApi({ config, database, queues, redis: producer, logger, metrics });
-  await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
-  const retention = startRetention({ database, logger, keyring, policy: config.retention });
-
+  // One degradation level, one fleet-controls cache and one set of queues for both parts: the
+  // workers own the first two (they count as workers; fleet.close stops them), the API borrows them.
   const workerRedis = connectRedis(topology, 'worker', { name: 'worker' });
   const fleet = await startWorkers({
     config,
@@ -68,7 +66,11 @@ export async function runAllInOne(loaded: Config, tracing: Tracing | undefined):
     logger,
     metrics,
     telemetry: tracing?.queueTelemetry,
+    queues,
   });
+  const api = await buildApi({ config, database, queues, redis: producer, logger, metrics, shared: { degradation: fleet.degradation, controls: fleet.controls } });
+  await api.listen({ host: config.api.host, port: config.api.port, backlog: config.api.listenBacklog });
+  const retention = startRetention({ database, logger, keyring, policy: config.retention });
 
   // The bound port, which differs from the configured one when API_PORT=0.
   const address = api.server.address();

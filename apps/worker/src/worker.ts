@@ -26,8 +26,9 @@ import {
   type Dependency,
   type DependencyGuard,
 } from '@jobfleet/resilience';
+import type { FleetControls } from '@jobfleet/controls';
 import { parseKeyring } from '@jobfleet/secrets';
-import type { Telemetry, Worker } from 'bullmq';
+import type { Queue, Telemetry, Worker } from 'bullmq';
 import { startFleetControls } from './fleet-controls';
 
 export interface WorkerFleetDeps {
@@ -44,6 +45,12 @@ export interface WorkerFleetDeps {
   kinds?: readonly AnyJobKind[];
   /** Tracing's BullMQ telemetry: each run of a job is a span in the trace that enqueued it. Default: none. */
   telemetry?: Telemetry | undefined;
+  /**
+   * Every queue of the fleet, which the degradation level reads: borrowed from a process that has
+   * them already (the standalone start's API), not closed with the fleet. Default: opened on
+   * `redis` and closed with the fleet.
+   */
+  queues?: Readonly<Record<string, Queue>>;
 }
 
 export interface WorkerFleet {
@@ -52,6 +59,8 @@ export interface WorkerFleet {
   guards: Readonly<Record<Dependency, DependencyGuard>>;
   /** The fleet's degradation level as this process acts on it (applyDegradation). */
   degradation: DegradationView;
+  /** The kill switches and flags as this process acts on them; stopped by `close`. */
+  controls: FleetControls;
   /** Stops taking jobs, gives active ones `config.worker.shutdownTimeoutMs`, then closes hard. */
   close(): Promise<{ forced: boolean }>;
 }
@@ -89,7 +98,7 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
   let lockManager: LockManager | undefined;
   const locks = () => (lockManager ??= createLockManager({ redis: connection, keyPrefix: `${config.redis.prefix}:lock`, owner: config.worker.id, audit, metrics, logger }));
   // Every queue of the fleet, not only the served ones: this process may be the level's evaluator.
-  const signalQueues = createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config, logger });
+  const signalQueues = deps.queues ?? createQueues({ names: QUEUE_NAMES, connection: redis.forQueue, prefix: config.redis.prefix, config, logger });
   const degradation = startDegradation({
     config: config.degradation,
     prefix: config.redis.prefix,
@@ -164,9 +173,10 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
     workers,
     guards,
     degradation,
+    controls,
     async close() {
       await degradation.stop();
-      await closeQueues(signalQueues);
+      if (deps.queues === undefined) await closeQueues(signalQueues);
       const outcome = await closeWorkersGracefully([...workers.values()], { timeoutMs: config.worker.shutdownTimeoutMs, logger });
       await fleetControls.close();
       // Lock events of the last jobs are written before the database closes.

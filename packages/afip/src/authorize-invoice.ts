@@ -91,6 +91,59 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+/** What the fleet knows of a series before numbering (InvoiceStore.seriesState). */
+interface SeriesState {
+  lastCbteNro: number | null;
+  reserved: StoredInvoice[];
+}
+
+/**
+ * The series' writes of one lock hold, and its state read once per hold and then kept in step
+ * with those writes: the lock and its fencing make the hold the series' only writer. A write that
+ * fails may or may not have landed, so the state is read again after one.
+ */
+function heldSeries(store: InvoiceStore, key: VoucherKey, fencingToken: number) {
+  let state: Promise<SeriesState> | undefined;
+  const current = () =>
+    (state ??= store.seriesState(key).catch((error: unknown) => {
+      state = undefined;
+      throw error;
+    }));
+  async function write<T>(work: () => Promise<T>, apply: (known: SeriesState, result: T) => void): Promise<T> {
+    const known = await current();
+    try {
+      const result = await work();
+      apply(known, result);
+      return result;
+    } catch (error) {
+      state = undefined;
+      throw error;
+    }
+  }
+  return {
+    current,
+    reserveLot: (lot: Parameters<InvoiceStore['reserveLot']>[2]) =>
+      write(
+        () => store.reserveLot(key, fencingToken, lot),
+        (known, rows) => {
+          // A reused row (an earlier attempt of the invoice) replaces its older self.
+          const ids = new Set(rows.map((row) => row.id));
+          known.reserved = [...known.reserved.filter((row) => !ids.has(row.id)), ...rows].sort((a, b) => a.cbteNro - b.cbteNro);
+        },
+      ),
+    settleLot: (settlement: Settlement) =>
+      write(
+        () => store.settleLot(key, fencingToken, settlement),
+        (known) => {
+          const settled = new Set([...settlement.authorized, ...settlement.rejected].map((row) => row.id).concat(settlement.released));
+          known.reserved = known.reserved.filter((row) => !settled.has(row.id));
+          if (settlement.lastCbteNro !== undefined) known.lastCbteNro = settlement.lastCbteNro;
+        },
+      ),
+  };
+}
+type HeldSeries = ReturnType<typeof heldSeries>;
+
 /** The fields of a stored request a voucher at AFIP must match to be this invoice's. */
 const storedRequestSchema = z.object({
   date: z.string(),
@@ -126,7 +179,8 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     while (queue.length > 0) {
       try {
         await deps.withLock(lockKey, key.tenantId, async (lock) => {
-          for (let round = 0; round < ROUNDS_PER_HOLD && queue.length > 0; round++) await serveRound(key, lock, queue);
+          const series = heldSeries(deps.invoices, key, lock.fencingToken);
+          for (let round = 0; round < ROUNDS_PER_HOLD && queue.length > 0; round++) await serveRound(key, lock, series, queue);
         });
       } catch (error) {
         // The lock was not had (busy: the jobs wait their turn) or was lost: every job still waiting shares the outcome.
@@ -136,21 +190,20 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     queues.delete(lockKey);
   }
 
-  async function serveRound(key: VoucherKey, lock: HeldLock, queue: Waiting[]): Promise<void> {
+  async function serveRound(key: VoucherKey, lock: HeldLock, series: HeldSeries, queue: Waiting[]): Promise<void> {
     const ticket = await deps.tickets.getTicket({ tenantId: key.tenantId, cuit: key.cuit });
     const auth = { token: ticket.token, sign: ticket.sign, cuit: key.cuit };
     const size = await lotSize(auth, key.cbteTipo);
     const round = takeRound(queue, size);
     try {
-      await numberRound(key, lock, auth, round);
+      await numberRound(key, lock, series, auth, round);
     } catch (error) {
       for (const waiting of round) waiting.reject(error);
     }
   }
 
-  async function numberRound(key: VoucherKey, lock: HeldLock, auth: WsfeAuth, round: Waiting[]): Promise<void> {
-    const { fencingToken } = lock;
-    let last = await recoverOpenReservations(key, auth, fencingToken);
+  async function numberRound(key: VoucherKey, lock: HeldLock, series: HeldSeries, auth: WsfeAuth, round: Waiting[]): Promise<void> {
+    let last = await recoverOpenReservations(key, series, auth);
     const stored = new Map(
       (await deps.invoices.findByIdempotencyKeys(key.tenantId, round.map((w) => w.job.idempotencyKey))).map((row) => [row.idempotencyKey, row]),
     );
@@ -167,9 +220,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     while (pending.length > 0) {
       last ??= await deps.wsfe.lastAuthorized(auth, key.ptoVta, key.cbteTipo);
       const from = last + 1;
-      const rows = await deps.invoices.reserveLot(
-        key,
-        fencingToken,
+      const rows = await series.reserveLot(
         pending.map((w, i) => ({ idempotencyKey: w.job.idempotencyKey, jobId: w.job.jobId, cbteNro: from + i, request: w.job.request })),
       );
       if (lock.signal.aborted) {
@@ -192,7 +243,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
         rechecked = true;
         const atAfip = await deps.wsfe.lastAuthorized(auth, key.ptoVta, key.cbteTipo);
         if (atAfip !== lastApproved) {
-          await deps.invoices.settleLot(key, fencingToken, { ...settlement, released: restRows.map((r) => r.id), lastCbteNro: atAfip });
+          await series.settleLot({ ...settlement, released: restRows.map((r) => r.id), lastCbteNro: atAfip });
           resolveApproved(key, pending, approved);
           last = atAfip;
           pending = rest;
@@ -203,7 +254,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
       const rejectedCount = verdict.lotRefused ? rest.length : Math.min(1, rest.length);
       settlement.rejected = restRows.slice(0, rejectedCount).map((row, i) => ({ id: row.id, response: rejectionOf(answer, verdict.approved + i) }));
       settlement.released = restRows.slice(rejectedCount).map((row) => row.id);
-      await deps.invoices.settleLot(key, fencingToken, settlement);
+      await series.settleLot(settlement);
       resolveApproved(key, pending, approved);
       rest.slice(0, rejectedCount).forEach((waiting, i) => waiting.reject(rejectionError(answer, verdict.approved + i)));
       last = lastApproved;
@@ -216,8 +267,8 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
    * recorded as authorised when AFIP has a voucher with that number matching the invoice, released
    * otherwise. Returns the series' last number as now known (null when unknown).
    */
-  async function recoverOpenReservations(key: VoucherKey, auth: WsfeAuth, fencingToken: number): Promise<number | null> {
-    const state = await deps.invoices.seriesState(key);
+  async function recoverOpenReservations(key: VoucherKey, series: HeldSeries, auth: WsfeAuth): Promise<number | null> {
+    const state = await series.current();
     if (state.reserved.length === 0) return state.lastCbteNro;
     const found: (AuthorizedInvoice | null)[] = [];
     for (let i = 0; i < state.reserved.length; i += RECOVERY_CONCURRENCY) {
@@ -245,7 +296,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
       }
     }
     settlement.lastCbteNro = trusted ? last : null;
-    await deps.invoices.settleLot(key, fencingToken, settlement);
+    await series.settleLot(settlement);
     return settlement.lastCbteNro;
   }
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { arrayParam } from './bulk-sql';
+import { arrayParam, inKeyOrder } from './bulk-sql';
 import type { Db } from './client';
 import { apiDeprecatedUsage, apiKeys } from './schema';
 
@@ -40,7 +40,7 @@ export const deprecatedUsageRepository = {
   async add(db: Db, unordered: readonly DeprecatedUsageCount[]): Promise<void> {
     if (unordered.length === 0) return;
     // In key order, so that two replicas' flushes lock shared rows in one order and never deadlock.
-    const counts = [...unordered].sort((a, b) => (orderKey(a) < orderKey(b) ? -1 : orderKey(a) > orderKey(b) ? 1 : 0));
+    const counts = inKeyOrder(unordered, orderKey);
     const column = (value: (count: DeprecatedUsageCount) => string | number, type: 'text' | 'bigint' | 'timestamptz') => arrayParam(counts.map(value), type);
     await db.execute(sql`
       insert into ${apiDeprecatedUsage} as stored (key_id, tenant_id, route, day, count, last_seen)

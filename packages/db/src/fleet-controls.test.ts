@@ -1,9 +1,24 @@
+import { eq, sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
 import { adminAuditRepository } from './admin-audit';
 import { featureFlagRepository, fleetSwitchRepository, type FeatureFlagDefinition } from './fleet-controls';
+import { featureFlags } from './schema';
 
 const OPERATOR = { actor: 'operator:ops', actorTenantId: null };
 const SYSTEM = { actor: 'system:flag-rollback', actorTenantId: null };
+
+/** An enabled on/off flag rolled out to `tenants`. */
+const rolledOutTo = (key: string, tenants: string[]): FeatureFlagDefinition => ({
+  key,
+  description: '',
+  enabled: true,
+  variants: { on: true, off: false },
+  rolloutVariant: 'on',
+  defaultVariant: 'off',
+  killVariant: 'off',
+  tenants,
+  percentage: 0,
+});
 
 describe('fleet switches and feature flags', () => {
   let testDb: TestDatabase;
@@ -28,17 +43,7 @@ describe('fleet switches and feature flags', () => {
 
   it('rolls an enabled flag back once, whoever asks first; turning it on again clears the reason', async () => {
     const { db } = testDb.database;
-    const definition: FeatureFlagDefinition = {
-      key: 'x.new-path',
-      description: '',
-      enabled: true,
-      variants: { on: true, off: false },
-      rolloutVariant: 'on',
-      defaultVariant: 'off',
-      killVariant: 'off',
-      tenants: ['acme'],
-      percentage: 0,
-    };
+    const definition = rolledOutTo('x.new-path', ['acme']);
     await featureFlagRepository.put(db, definition, OPERATOR);
     const [first, second] = await Promise.all([
       featureFlagRepository.rollback(db, 'x.new-path', 'too many failures', { ratio: 0.5 }, SYSTEM),
@@ -51,5 +56,29 @@ describe('fleet switches and feature flags', () => {
     expect(await featureFlagRepository.put(db, definition, OPERATOR)).toMatchObject({ enabled: true, disabledReason: null });
     expect(await featureFlagRepository.turnOff(db, 'x.new-path', OPERATOR)).toMatchObject({ enabled: false, tenants: ['acme'], disabledReason: null });
     expect(await featureFlagRepository.turnOff(db, 'no.such-flag', OPERATOR)).toBeUndefined();
+  });
+
+  it('turns a flag off from its state after a concurrent change commits, keeping that change', async () => {
+    const { db } = testDb.database;
+    await featureFlagRepository.put(db, rolledOutTo('x.raced', ['acme']), OPERATOR);
+    let commitChange!: () => void;
+    let changeLocked!: () => void;
+    const locked = new Promise<void>((resolve) => (changeLocked = resolve));
+    // A concurrent change holds the row lock until the kill is waiting for it.
+    const change = db.transaction(async (tx) => {
+      await tx.select().from(featureFlags).where(eq(featureFlags.key, 'x.raced')).for('update');
+      await tx.update(featureFlags).set({ tenants: ['acme', 'globex'] }).where(eq(featureFlags.key, 'x.raced'));
+      changeLocked();
+      await new Promise<void>((resolve) => (commitChange = resolve));
+    });
+    await locked;
+    const turnedOff = featureFlagRepository.turnOff(db, 'x.raced', OPERATOR);
+    const waitingOnLock = () =>
+      testDb.database.rows<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+    while ((await waitingOnLock())[0]?.n !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    commitChange();
+    await change;
+    expect(await turnedOff).toMatchObject({ enabled: false, tenants: ['acme', 'globex'] });
+    expect(await featureFlagRepository.find(db, 'x.raced')).toMatchObject({ enabled: false, tenants: ['acme', 'globex'] });
   });
 });

@@ -49,7 +49,9 @@ export interface FeatureFlag extends FeatureFlagDefinition {
 }
 
 const switchView = (row: typeof fleetSwitches.$inferSelect): FleetSwitch => ({ ...row });
-const flagView = (row: typeof featureFlags.$inferSelect): FeatureFlag => ({ ...row, variants: row.variants as Record<string, FlagValue> });
+type FlagRow = typeof featureFlags.$inferSelect;
+
+const flagView = (row: FlagRow): FeatureFlag => ({ ...row, variants: row.variants as Record<string, FlagValue> });
 
 /** Kill switches: each change and its audit row commit together. */
 export const fleetSwitchRepository = {
@@ -103,27 +105,16 @@ export const featureFlagRepository = {
 
   /** Creates or replaces a flag's definition; turning it on clears the reason of an earlier rollback. */
   async put(db: Db, definition: FeatureFlagDefinition, by: FleetActor): Promise<FeatureFlag> {
-    return db.transaction(async (tx) => {
-      const [before] = await tx.select().from(featureFlags).where(eq(featureFlags.key, definition.key)).for('update');
-      const values = {
-        ...definition,
-        disabledReason: definition.enabled ? null : (before?.disabledReason ?? null),
-        updatedBy: by.actor,
-        updatedAt: new Date(),
-      };
-      const [after] = await tx.insert(featureFlags).values(values).onConflictDoUpdate({ target: featureFlags.key, set: values }).returning();
-      if (after === undefined) throw new Error('the flag upsert returned no row');
-      await adminAuditRepository.append(tx, [
-        { ...by, action: 'flag.set', target: { flag: definition.key }, detail: { before: before === undefined ? null : definitionOf(flagView(before)), after: definition } },
-      ]);
-      return flagView(after);
-    });
+    return db.transaction(async (tx) => writeFlag(tx, await lockedFlagRow(tx, definition.key), definition, by));
   },
 
   /** An operator's kill: the flag as it is, off (everyone gets its kill variant). Undefined: no such flag. */
   async turnOff(db: Db, key: string, by: FleetActor): Promise<FeatureFlag | undefined> {
-    const flag = await this.find(db, key);
-    return flag && this.put(db, { ...definitionOf(flag), enabled: false }, by);
+    // Read under the row lock: a concurrent change either lands before (and is kept) or waits.
+    return db.transaction(async (tx) => {
+      const before = await lockedFlagRow(tx, key);
+      return before && writeFlag(tx, before, { ...definitionOf(flagView(before)), enabled: false }, by);
+    });
   },
 
   /**
@@ -143,6 +134,27 @@ export const featureFlagRepository = {
     });
   },
 };
+
+async function lockedFlagRow(tx: Db, key: string): Promise<FlagRow | undefined> {
+  const [row] = await tx.select().from(featureFlags).where(eq(featureFlags.key, key)).for('update');
+  return row;
+}
+
+/** Writes a definition over the locked row `before` (undefined: a new flag) and audits it as `flag.set`. */
+async function writeFlag(tx: Db, before: FlagRow | undefined, definition: FeatureFlagDefinition, by: FleetActor): Promise<FeatureFlag> {
+  const values = {
+    ...definition,
+    disabledReason: definition.enabled ? null : (before?.disabledReason ?? null),
+    updatedBy: by.actor,
+    updatedAt: new Date(),
+  };
+  const [after] = await tx.insert(featureFlags).values(values).onConflictDoUpdate({ target: featureFlags.key, set: values }).returning();
+  if (after === undefined) throw new Error('the flag upsert returned no row');
+  await adminAuditRepository.append(tx, [
+    { ...by, action: 'flag.set', target: { flag: definition.key }, detail: { before: before === undefined ? null : definitionOf(flagView(before)), after: definition } },
+  ]);
+  return flagView(after);
+}
 
 function definitionOf(flag: FeatureFlag): FeatureFlagDefinition {
   const { disabledReason: _reason, updatedBy: _by, updatedAt: _at, ...definition } = flag;

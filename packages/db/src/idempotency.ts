@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import { columnName, jsonRows, storedText } from './bulk-sql';
+import { columnName, inKeyOrder, jsonRows, storedText } from './bulk-sql';
 import type { Db } from './client';
 import { idempotencyKeys } from './schema';
 
@@ -91,7 +91,6 @@ export interface BeginIdempotentRequests {
 
 /** One string per key, for maps: the three parts as JSON, so no part can run into the next. */
 const keyOf = (ref: IdempotencyKeyRef) => JSON.stringify([ref.tenantId, ref.scope, ref.key]);
-const byKeyOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The refs' key columns, for jsonRows. */
 const refRow = (r: IdempotencyKeyRef) => ({ tenant_id: storedText(r.tenantId), scope: storedText(r.scope), key: storedText(r.key) });
@@ -157,7 +156,7 @@ export async function beginIdempotentRequests(db: Db, batch: BeginIdempotentRequ
 /** Records each key's outcome in `outcomes` as soon as a statement has settled it. */
 async function claimKeys(db: Db, batch: BeginIdempotentRequests, outcomes: Map<string, BeginOutcome>): Promise<void> {
   // In key order, so that two batches claiming the same keys wait for each other in one order and never deadlock.
-  let open = [...batch.requests].sort((a, b) => byKeyOrder(keyOf(a), keyOf(b)));
+  let open = inKeyOrder(batch.requests, keyOf);
   for (let round = 0; round < 3 && open.length > 0; round++) {
     const inserted = (await db.execute(sql`
       insert into ${idempotencyKeys} (${columnName(idempotencyKeys.tenantId)}, ${columnName(idempotencyKeys.scope)}, ${columnName(idempotencyKeys.key)},

@@ -38,9 +38,10 @@ export type LockOperationResult<O extends LockOperation = LockOperation> = (type
 /**
  * Why a job went back to delayed without spending an attempt, the `reason` label of
  * `jobs_deferred_total`; `dependency` names the dependency for the first two, else is `none`;
- * `tenant-capacity` is the tenant's running-jobs quota being full (or unreadable).
+ * `paused` is a kill switch pausing the job's tenant or kind; `tenant-capacity` is the tenant's
+ * running-jobs quota being full (or unreadable).
  */
-export const DEFERRAL_REASONS = ['dependency-unavailable', 'rate-limited', 'lock-busy', 'worker-busy', 'tenant-capacity', 'other'] as const;
+export const DEFERRAL_REASONS = ['dependency-unavailable', 'rate-limited', 'lock-busy', 'worker-busy', 'paused', 'tenant-capacity', 'other'] as const;
 export type DeferralReason = (typeof DEFERRAL_REASONS)[number];
 
 /**
@@ -281,9 +282,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     const reads = [...redisMemoryWatches].flatMap(([instances, timeoutMs]) =>
       [...instances].map(async ([redis, client]) => {
         try {
-          const info = parseInfo(await withDeadline(client.info('memory'), timeoutMs, `INFO memory of ${redis}`));
-          redisMemoryUsed.set({ redis }, info.used_memory ?? 0);
-          redisMemoryMax.set({ redis }, info.maxmemory ?? 0);
+          const memory = parseInfoMemory(await withDeadline(client.info('memory'), timeoutMs, `INFO memory of ${redis}`));
+          redisMemoryUsed.set({ redis }, memory.usedBytes ?? 0);
+          redisMemoryMax.set({ redis }, memory.maxBytes ?? 0);
         } catch {
           // Stale numbers would mislead more than a gap does (redis_connection_up tells why).
           redisMemoryUsed.remove({ redis });
@@ -486,12 +487,21 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 }
 
-/** The numeric fields of an INFO section (`name:value` lines). */
-function parseInfo(text: string): Record<string, number | undefined> {
-  const fields: Record<string, number | undefined> = {};
+/** What `INFO memory` says of a server; a field it leaves out (or that is not a number) is undefined. */
+export interface RedisMemoryInfo {
+  /** used_memory. */
+  usedBytes: number | undefined;
+  /** maxmemory: 0 when the server sets no limit. */
+  maxBytes: number | undefined;
+}
+
+/** Parses `INFO memory` (`name:value` lines); the redis_memory gauges and the degradation level both read it. */
+export function parseInfoMemory(text: string): RedisMemoryInfo {
+  const fields = new Map<string, number>();
   for (const line of text.split(/\r?\n/)) {
     const colon = line.indexOf(':');
-    if (colon > 0) fields[line.slice(0, colon)] = Number(line.slice(colon + 1));
+    const value = Number(line.slice(colon + 1));
+    if (colon > 0 && Number.isFinite(value)) fields.set(line.slice(0, colon), value);
   }
-  return fields;
+  return { usedBytes: fields.get('used_memory'), maxBytes: fields.get('maxmemory') };
 }

@@ -5,13 +5,17 @@ type CountedState = Exclude<QueueJobState, 'paused'>;
 // BullMQ 6 has no `paused` list: a paused queue keeps its jobs in wait/prioritized and flags its meta key.
 const COUNTED_STATES: readonly CountedState[] = QUEUE_JOB_STATES.filter((s): s is CountedState => s !== 'paused');
 
+/** Where the oldest waiting job is read; a BullMQ `Queue` is one. */
+export interface WaitingJobSource {
+  /** With `asc`, the first of the wait list is its oldest and the first prioritized the next to run. */
+  getJobs(types: ('wait' | 'prioritized')[], start: number, end: number, asc: boolean): Promise<readonly WaitingJob[]>;
+}
+
 /** What the gauge reads from a queue; a BullMQ `Queue` is one. */
-export interface JobCountSource {
+export interface JobCountSource extends WaitingJobSource {
   readonly name: string;
   getJobCounts(...types: CountedState[]): Promise<Record<string, number>>;
   isPaused(): Promise<boolean>;
-  /** With `asc`, the first of the wait list is its oldest and the first prioritized the next to run. */
-  getJobs(types: ('wait' | 'prioritized')[], start: number, end: number, asc: boolean): Promise<readonly WaitingJob[]>;
 }
 
 /** What the oldest-age gauge reads of a job (BullMQ leaves `delay` undefined on a job added without one). */
@@ -47,15 +51,15 @@ export function registerQueueGauges(
     await Promise.all(
       queues.map(async (queue) => {
         try {
-          const [counts, paused, waiting] = await withDeadline(
-            Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused(), queue.getJobs(['wait', 'prioritized'], 0, 0, true)]),
+          const [counts, paused, oldestAgeMs] = await withDeadline(
+            Promise.all([queue.getJobCounts(...COUNTED_STATES), queue.isPaused(), oldestWaitingJobAgeMs(queue, Date.now())]),
             timeoutMs,
             `job counts of ${queue.name}`,
           );
           for (const state of QUEUE_JOB_STATES) {
             metrics.queueJobs.set({ queue: queue.name, state }, stateCount(state, counts, paused));
           }
-          metrics.queueOldestWaitingAge.set({ queue: queue.name }, oldestAgeSeconds(waiting, Date.now()));
+          metrics.queueOldestWaitingAge.set({ queue: queue.name }, oldestAgeMs / 1000);
         } catch {
           // Stale numbers would mislead more than a gap does.
           for (const state of QUEUE_JOB_STATES) metrics.queueJobs.remove({ queue: queue.name, state });
@@ -89,7 +93,13 @@ function stateCount(state: QueueJobState, counts: Record<string, number>, paused
 }
 
 
-function oldestAgeSeconds(jobs: readonly WaitingJob[], now: number): number {
+/**
+ * How long, in ms, the queue's oldest waiting job (the wait list's tail or the prioritized set's
+ * head) has been due: since its enqueue plus its delay, so a job promoted before its delay is up
+ * has not waited yet. 0 with nothing waiting. The gauge and the degradation level both read this.
+ */
+export async function oldestWaitingJobAgeMs(queue: WaitingJobSource, now: number): Promise<number> {
+  const jobs = await queue.getJobs(['wait', 'prioritized'], 0, 0, true);
   const dueSince = Math.min(...jobs.map((job) => job.timestamp + (job.delay ?? 0)));
-  return jobs.length === 0 ? 0 : Math.max(0, now - dueSince) / 1000;
+  return jobs.length === 0 ? 0 : Math.max(0, now - dueSince);
 }

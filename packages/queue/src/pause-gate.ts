@@ -1,8 +1,8 @@
 import { tenantOf } from './job-tenant';
-import type { AttemptGate } from './worker';
+import type { AttemptGate, GateDeferral } from './worker';
 
 // A paused job comes back this often (jittered up to half as much again) to see whether the pause is over.
-const PAUSED_RECHECK_MS = 5000;
+const PAUSED: GateDeferral = { delayMs: 5000, reason: 'paused' };
 
 /**
  * Holds back the jobs for which `isPaused(their tenant)` holds (a paused tenant, or the whole kind
@@ -13,7 +13,7 @@ const PAUSED_RECHECK_MS = 5000;
 export function pausableGate(isPaused: (tenantId: string | undefined) => boolean, inner?: AttemptGate): AttemptGate {
   return {
     async enter(job) {
-      if (isPaused(tenantOf(job.data))) return PAUSED_RECHECK_MS;
+      if (isPaused(tenantOf(job.data))) return PAUSED;
       return inner?.enter(job);
     },
     async leave(job, finished) {

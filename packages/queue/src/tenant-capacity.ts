@@ -188,36 +188,37 @@ export function createTenantCapacity(connection: RedisClient | ((kind: string) =
     return { admitted: false, quota, limit: quotas[quota], used: third };
   }
 
-  const tryAdmit = async (item: { ref: TenantJobRef; quotas: KindQuotas; now: number }) => admissionOf(await on(item.ref.kind).admit.submit(item), item.quotas);
   const settleSlot = (item: { op: SlotOp; ref: TenantJobRef; now: number; maxRunningJobs: number; leaseEnd: number }) => on(item.ref.kind).settleSlot.submit(item);
 
   /** The admission of each of `refs`, in order: Redis runs them in one call (or a few of MAX_BATCH). */
   const tryAdmitAll = (refs: readonly TenantJobRef[], quotas: KindQuotas, now: number) =>
-    Promise.all(refs.map(async (ref) => ({ ref, admission: await tryAdmit({ ref, quotas, now }) })));
+    Promise.all(refs.map(async (ref) => ({ ref, admission: admissionOf(await on(ref.kind).admit.submit({ ref, quotas, now }), quotas) })));
 
   const overWaiting = (admission: Admission) => !admission.admitted && admission.quota === 'maxWaitingJobs';
 
+  const admitMany: TenantCapacity['admitMany'] = async ({ kind, tenantId }, jobIds, quotas, now = Date.now()) => {
+    const judged = await tryAdmitAll(
+      jobIds.map((jobId) => ({ kind, tenantId, jobId })),
+      quotas,
+      now,
+    );
+    // Refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
+    const refused = judged.filter(({ admission }) => overWaiting(admission)).map(({ ref }) => ref);
+    if (refused.length > 0 && (await reclaimVanished(kind, tenantId)) > 0) {
+      const again = new Map((await tryAdmitAll(refused, quotas, now)).map(({ ref, admission }) => [ref.jobId, admission]));
+      return judged.map(({ ref, admission }) => again.get(ref.jobId) ?? admission);
+    }
+    return judged.map(({ admission }) => admission);
+  };
+
   return {
     async admit(ref, quotas, now = Date.now()) {
-      const admission = await tryAdmit({ ref, quotas, now });
-      if (!overWaiting(admission)) return admission;
-      return (await reclaimVanished(ref.kind, ref.tenantId)) > 0 ? tryAdmit({ ref, quotas, now }) : admission;
+      const [admission] = await admitMany(ref, [ref.jobId], quotas, now);
+      if (admission === undefined) throw new Error('admitMany answered no admission for one job');
+      return admission;
     },
 
-    async admitMany({ kind, tenantId }, jobIds, quotas, now = Date.now()) {
-      const judged = await tryAdmitAll(
-        jobIds.map((jobId) => ({ kind, tenantId, jobId })),
-        quotas,
-        now,
-      );
-      // As admit does: refusals for waiting jobs first drop the vanished entries, then are judged again, in order.
-      const refused = judged.filter(({ admission }) => overWaiting(admission)).map(({ ref }) => ref);
-      if (refused.length > 0 && (await reclaimVanished(kind, tenantId)) > 0) {
-        const again = new Map((await tryAdmitAll(refused, quotas, now)).map(({ ref, admission }) => [ref.jobId, admission]));
-        return judged.map(({ ref, admission }) => again.get(ref.jobId) ?? admission);
-      }
-      return judged.map(({ admission }) => admission);
-    },
+    admitMany,
 
     async withdraw({ kind, tenantId, jobId }, now = Date.now()) {
       await on(kind).withdrawScript(key(kind, tenantId, 'pending'), dayKey(kind, tenantId, now), jobId);

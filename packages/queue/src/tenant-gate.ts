@@ -32,7 +32,7 @@ export function tenantAttemptGate(options: TenantGateOptions): AttemptGate {
       const limit = await options.maxRunningJobs(tenantId);
       const slot = await capacity.enter(refOf(job, tenantId), limit, options.leaseMs);
       if (slot.entered) return undefined;
-      return Math.min(MAX_DEFER_MS, DEFER_PER_ROUND_MS * (1 + Math.floor(slot.ahead / limit)));
+      return { delayMs: Math.min(MAX_DEFER_MS, DEFER_PER_ROUND_MS * (1 + Math.floor(slot.ahead / limit))), reason: 'tenant-capacity' };
     },
     async leave(job, finished) {
       const tenantId = tenantOf(job.data);

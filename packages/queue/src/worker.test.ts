@@ -8,7 +8,8 @@ import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { AttemptTimeoutError } from './errors';
 import { closeQueues, createQueues } from './queues';
 import { gate, readyConnection, testSettings, waitFor, TEST_QUEUES, type TestQueueName } from './test-support';
-import { createWorker, type AttemptHistory, type JobProcessor, type ProcessorContext } from './worker';
+import { pausableGate } from './pause-gate';
+import { createWorker, type AttemptGate, type AttemptHistory, type JobProcessor, type ProcessorContext } from './worker';
 
 const QUEUE: TestQueueName = 'calendar-sync';
 const config = loadConfig({ JOBS_BACKOFF_DELAY_MS: '20' });
@@ -47,7 +48,7 @@ interface Harness {
 /** A worker and its queue under a prefix of their own, so tests never see each other's jobs. */
 function start<R>(
   processor: JobProcessor<unknown, R>,
-  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number; history?: AttemptHistory } = {},
+  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number; history?: AttemptHistory; gate?: AttemptGate } = {},
 ): Harness {
   const prefix = `${root}:${++started}`;
   const metrics = createMetrics();
@@ -63,6 +64,7 @@ function start<R>(
     logger: logs.logger,
     metrics,
     ...(options.history ? { history: options.history } : {}),
+    ...(options.gate ? { gate: options.gate } : {}),
   });
   running.push({ worker, queues });
   const queue = queues[QUEUE];
@@ -290,6 +292,21 @@ describe('createWorker', () => {
     expect(attempts).toEqual([1, 2, 3]);
     expect([await old.count('delayed'), await old.count('retried')]).toEqual([undefined, 2]);
     expect(await metricValue(old.metrics, 'jobs_deferred_total', { queue: QUEUE, reason: 'dependency-unavailable', dependency: 'calendar' })).toBeUndefined();
+  });
+
+  it("holds back a paused tenant's job without spending an attempt, counted as deferred for the pause, not for capacity", async () => {
+    let paused = true;
+    const h = start(async () => 'done', { gate: pausableGate((tenantId) => paused && tenantId === 'acme') });
+    const job = await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 });
+    const deferred = (reason: string) => metricValue(h.metrics, 'jobs_deferred_total', { queue: QUEUE, reason, dependency: 'none' });
+    await waitFor(async () => ((await deferred('paused')) === 1 ? true : undefined), 'the paused job to be deferred');
+    expect(await deferred('tenant-capacity')).toBeUndefined();
+    expect(await h.queue.getJobState(job.id!)).toBe('delayed');
+
+    paused = false;
+    await (await h.queue.getJob(job.id!))!.promote();
+    const done = await h.finished(job);
+    expect([done.returnvalue, done.attemptsMade]).toEqual(['done', 1]);
   });
 
   it('fails a job cancelled through BullMQ at once, with JOB_CANCELLED', async () => {

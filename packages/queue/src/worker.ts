@@ -26,14 +26,20 @@ export interface ProcessorContext {
 
 export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
 
+/** An attempt the gate holds back: how long the job waits, and why (the `reason` of `jobs_deferred_total`). */
+export interface GateDeferral {
+  delayMs: number;
+  reason: Extract<DeferralReason, 'paused' | 'tenant-capacity'>;
+}
+
 /**
- * Fleet-wide admission of each attempt (a tenant's running-jobs quota, see tenant-gate.ts).
- * `enter` answers undefined to run the attempt now, or how long to wait: the job is re-delayed
- * without spending an attempt. `leave` runs when an entered attempt ends; `finished` when the
- * job completed or failed for good.
+ * Fleet-wide admission of each attempt (a pause, pause-gate.ts; a tenant's running-jobs quota,
+ * tenant-gate.ts). `enter` answers undefined to run the attempt now, or a deferral: the job is
+ * re-delayed without spending an attempt. `leave` runs when an entered attempt ends; `finished`
+ * when the job completed or failed for good.
  */
 export interface AttemptGate {
-  enter(job: Job): Promise<number | undefined>;
+  enter(job: Job): Promise<GateDeferral | undefined>;
   leave(job: Job, finished: boolean): Promise<void>;
 }
 
@@ -99,7 +105,8 @@ export interface CreateWorkerOptions<T, R> {
   history?: AttemptHistory;
 }
 
-const GATE_UNAVAILABLE_DEFER_MS = 5000;
+// Whether a running slot is free is unknown: counted as the quota it could not read.
+const GATE_UNAVAILABLE: GateDeferral = { delayMs: 5000, reason: 'tenant-capacity' };
 
 /** The reason a hard close gives BullMQ's per-job abort controllers. */
 const CLOSING_HARD = 'jobfleet:worker-closing-hard';
@@ -136,15 +143,15 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
   }
 
   async function runAttempt(job: Job<T, R>, token: string | undefined, jobSignal: AbortSignal | undefined): Promise<R> {
-    const deferMs = await options.gate?.enter(job).catch((enterError: unknown) => {
-      // Whether a slot is free is unknown (Postgres or Redis trouble): ask again later, no attempt spent.
+    const deferral = await options.gate?.enter(job).catch((enterError: unknown) => {
+      // Postgres or Redis trouble: ask again later, no attempt spent.
       logger.warn({ err: coerceError(enterError), jobId: job.id }, 'could not take a running slot; the job waits');
-      return GATE_UNAVAILABLE_DEFER_MS;
+      return GATE_UNAVAILABLE;
     });
-    if (deferMs !== undefined) {
+    if (deferral !== undefined) {
       metrics.jobsTotal.inc({ queue, outcome: 'delayed' });
-      metrics.jobsDeferred.inc({ queue, reason: 'tenant-capacity', dependency: 'none' });
-      return deferWithoutAttempt(job, deferMs, token);
+      metrics.jobsDeferred.inc({ queue, reason: deferral.reason, dependency: 'none' });
+      return deferWithoutAttempt(job, deferral.delayMs, token);
     }
     let finished = false;
     try {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DegradationConfig } from '@jobfleet/config';
 import { coerceError } from '@jobfleet/contracts';
-import { withDeadline, type Logger, type Metrics } from '@jobfleet/observability';
+import { oldestWaitingJobAgeMs, parseInfoMemory, withDeadline, type Logger, type Metrics } from '@jobfleet/observability';
 import type { Queue } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
 import { levelRank, nextDegradationState, type DegradationCondition, type DegradationLevel, type DegradationSignals, type DegradationState } from './degradation-level';
@@ -108,11 +108,9 @@ const MAX_PENDING_TRANSITIONS = 1000;
 
 /** used_memory / maxmemory (or `fallbackBytes` when maxmemory is 0) of one server; null without a limit. */
 function memoryRatio(info: string, fallbackBytes: number | undefined): number | null {
-  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  const used = field('used_memory');
-  const limit = field('maxmemory') || fallbackBytes;
-  if (!Number.isFinite(used) || limit === undefined || !Number.isFinite(limit)) return null;
-  return used / limit;
+  const { usedBytes, maxBytes } = parseInfoMemory(info);
+  const limit = maxBytes || fallbackBytes;
+  return usedBytes === undefined || limit === undefined ? null : usedBytes / limit;
 }
 
 async function fullestRedis(instances: ReadonlyMap<string, RedisClient>, fallbackBytes: number | undefined): Promise<number | null> {
@@ -122,11 +120,9 @@ async function fullestRedis(instances: ReadonlyMap<string, RedisClient>, fallbac
   return known.length === 0 ? null : Math.max(...known);
 }
 
-/** Age of the oldest job next in line: the wait list's tail and the prioritized set's head, per queue. */
+/** Age of the oldest job next in line over every queue, as queue_oldest_waiting_job_age_seconds counts it. */
 async function oldestJobAge(queues: DegradationSources['queues'], now: number): Promise<number> {
-  const heads = await Promise.all(queues.map((queue) => Promise.all([queue.getJobs(['wait'], 0, 0, true), queue.getJobs(['prioritized'], 0, 0, true)])));
-  const timestamps = heads.flat(2).map((job) => job.timestamp);
-  return timestamps.length === 0 ? 0 : Math.max(0, now - Math.min(...timestamps));
+  return Math.max(0, ...(await Promise.all(queues.map((queue) => oldestWaitingJobAgeMs(queue, now)))));
 }
 
 /** Every signal, each bounded; one that cannot be read is `undefined` (its condition keeps its state). */

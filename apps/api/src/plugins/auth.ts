@@ -51,6 +51,10 @@ export interface Auth {
    * throws 401/403. A tenant's `admin` key is refused. Resolves to the actor, for the admin audit.
    */
   requireOperator(request: FastifyRequest): Promise<AdminActor>;
+  /** onRequest hook of a fleet-wide route: `requireOperator`, its actor kept for `operator(request)`. */
+  operatorOnly: onRequestAsyncHookHandler;
+  /** The actor of a request that passed `operatorOnly`. */
+  operator(request: FastifyRequest): AdminActor;
   /** The caller of a request that passed `requireScope`. */
   principal(request: FastifyRequest): ApiKeyPrincipal;
   /** The valid API key a request presented, whatever the route required of it; undefined if none. */
@@ -90,6 +94,7 @@ export function createAuth(options: AuthOptions): Auth {
   // Keyed by the key's hash; holds the promise so concurrent requests with one key share one lookup.
   const cache = new Map<string, { lookup: Promise<ApiKeyPrincipal | null>; expiresAt: number }>();
   const principals = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
+  const operators = new WeakMap<FastifyRequest, AdminActor>();
   // Every valid key seen, also by requireOperator (which grants no principal()): for usage counts.
   const callers = new WeakMap<FastifyRequest, ApiKeyPrincipal>();
   // Key id -> when this process last recorded its use.
@@ -146,6 +151,28 @@ export function createAuth(options: AuthOptions): Auth {
     return principal;
   }
 
+  async function requireOperator(request: FastifyRequest): Promise<AdminActor> {
+    options.failures.assertNotBlocked(request.ip);
+    const basic = basicCredentials(request);
+    const key = basic === undefined ? presentedApiKey(request) : undefined;
+    if (basic !== undefined) {
+      // Both compared, always, so the time taken does not tell which one was wrong.
+      const userOk = secretEquals(basic.user, options.admin.user);
+      const passwordOk = secretEquals(basic.password, options.admin.password);
+      if (userOk && passwordOk) return { actor: `operator:${basic.user}`, actorTenantId: null };
+    } else if (key !== undefined) {
+      const principal = await principalOf(request, key);
+      if (principal?.scopes.includes('fleet:admin')) return apiKeyActor(principal);
+      if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
+    }
+    const challenge = new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
+      headers: { 'www-authenticate': `Basic realm="${REALM}-admin", charset="UTF-8"` },
+    });
+    // No credentials at all is a browser asking for the Basic prompt, not a guess.
+    if (basic === undefined && key === undefined) throw challenge;
+    return refuse(request, challenge);
+  }
+
   return {
     requireScope(scope) {
       return async (request) => {
@@ -166,26 +193,16 @@ export function createAuth(options: AuthOptions): Auth {
       return principal;
     },
 
-    async requireOperator(request) {
-      options.failures.assertNotBlocked(request.ip);
-      const basic = basicCredentials(request);
-      const key = basic === undefined ? presentedApiKey(request) : undefined;
-      if (basic !== undefined) {
-        // Both compared, always, so the time taken does not tell which one was wrong.
-        const userOk = secretEquals(basic.user, options.admin.user);
-        const passwordOk = secretEquals(basic.password, options.admin.password);
-        if (userOk && passwordOk) return { actor: `operator:${basic.user}`, actorTenantId: null };
-      } else if (key !== undefined) {
-        const principal = await principalOf(request, key);
-        if (principal?.scopes.includes('fleet:admin')) return apiKeyActor(principal);
-        if (principal !== null) throw new HttpProblem(403, 'Fleet-wide operations need the "fleet:admin" scope; a tenant\'s "admin" key sees its own tenant only');
-      }
-      const challenge = new HttpProblem(401, 'Operator credentials (HTTP Basic) or an API key with the "fleet:admin" scope are required', {
-        headers: { 'www-authenticate': `Basic realm="${REALM}-admin", charset="UTF-8"` },
-      });
-      // No credentials at all is a browser asking for the Basic prompt, not a guess.
-      if (basic === undefined && key === undefined) throw challenge;
-      return refuse(request, challenge);
+    requireOperator,
+
+    async operatorOnly(request) {
+      operators.set(request, await requireOperator(request));
+    },
+
+    operator(request) {
+      const actor = operators.get(request);
+      if (actor === undefined) throw new Error('operator() called on a route without operatorOnly');
+      return actor;
     },
 
     principal(request) {

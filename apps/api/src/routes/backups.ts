@@ -58,15 +58,9 @@ export async function readBackup(db: Db, params: unknown): Promise<BackupRow> {
   return row;
 }
 
-/** Fleet-wide operations only (HTTP Basic or a fleet:admin key), as a dump holds every tenant. */
-export const requireBackupOperator = (auth: Auth) => async (request: Parameters<Auth['requireOperator']>[0]): Promise<void> => {
-  await auth.requireOperator(request);
-};
-
 /** Backup runs, newest first; admin only (HTTP Basic or an admin-scoped key), as a dump holds every tenant. */
 export function registerBackupRoutes(app: FastifyInstance, { db, auth }: BackupRoutesDeps): void {
-  const onRequest = requireBackupOperator(auth);
-
+  const onRequest = auth.operatorOnly;
   app.get('/v1/backups', { onRequest, schema: docs.listBackups }, async (request) => {
     const { page, nextCursor } = await readBackupPage(db, request.query);
     return { items: page.map(backupView), nextCursor };

@@ -35,9 +35,7 @@ export function registerDeprecationRoutes(app: FastifyInstance, { db, auth }: { 
   app.get(
     '/v1/admin/deprecations',
     {
-      onRequest: async (request) => {
-        await auth.requireOperator(request);
-      },
+      onRequest: auth.operatorOnly,
       schema: docs.deprecations,
     },
     async (request) => {

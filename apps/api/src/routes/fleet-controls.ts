@@ -46,12 +46,10 @@ const flagParams = z.strictObject({ key: flagKeySchema });
  */
 export function registerFleetControlRoutes(app: FastifyInstance, { db, auth, controls, kindNames }: FleetControlRoutesDeps): void {
   const targetSchema = switchTargetSchema(kindNames);
-  const onRequest = async (request: FastifyRequest) => {
-    await auth.requireOperator(request);
-  };
+  const onRequest = auth.operatorOnly;
 
   async function setSwitch(request: FastifyRequest, scope: 'kind' | 'tenant', subject: unknown) {
-    const by = await auth.requireOperator(request);
+    const by = auth.operator(request);
     const target = parseOrThrow(targetSchema, { scope, subject }, 'The path');
     const change = parseOrThrow(switchChangeSchema, request.body, 'The request body', 422);
     if (scope === 'tenant' && !(await pg(() => tenantExists(db, target.subject)))) throw new HttpProblem(404, `No tenant "${target.subject}"`);
@@ -63,10 +61,10 @@ export function registerFleetControlRoutes(app: FastifyInstance, { db, auth, con
   app.get('/v1/admin/switches', { onRequest, schema: fleetControlDocs.listSwitches }, async () => ({
     items: (await pg(() => fleetSwitchRepository.list(db))).map(switchView),
   }));
-  app.put('/v1/admin/switches/kinds/:kind', { schema: fleetControlDocs.setKindSwitch(switchChangeSchema) }, (request) =>
+  app.put('/v1/admin/switches/kinds/:kind', { onRequest, schema: fleetControlDocs.setKindSwitch(switchChangeSchema) }, (request) =>
     setSwitch(request, 'kind', parseOrThrow(kindParams, request.params, 'The path').kind),
   );
-  app.put('/v1/admin/switches/tenants/:tenantId', { schema: fleetControlDocs.setTenantSwitch(switchChangeSchema) }, (request) =>
+  app.put('/v1/admin/switches/tenants/:tenantId', { onRequest, schema: fleetControlDocs.setTenantSwitch(switchChangeSchema) }, (request) =>
     setSwitch(request, 'tenant', parseOrThrow(tenantParams, request.params, 'The path').tenantId),
   );
 
@@ -79,8 +77,8 @@ export function registerFleetControlRoutes(app: FastifyInstance, { db, auth, con
     if (flag === undefined) throw new HttpProblem(404, `No feature flag "${key}"`);
     return flagView(flag);
   });
-  app.put('/v1/admin/flags/:key', { schema: fleetControlDocs.putFlag(flagDefinitionSchema) }, async (request) => {
-    const by = await auth.requireOperator(request);
+  app.put('/v1/admin/flags/:key', { onRequest, schema: fleetControlDocs.putFlag(flagDefinitionSchema) }, async (request) => {
+    const by = auth.operator(request);
     const { key } = parseOrThrow(flagParams, request.params, 'The path');
     const definition = flagDefinition(key, parseOrThrow(flagDefinitionSchema, request.body, 'The request body', 422));
     const stored = await pg(() => featureFlagRepository.put(db, definition, by));

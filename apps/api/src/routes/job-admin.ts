@@ -6,7 +6,7 @@ import type { RedisConnections, TenantCapacity } from '@jobfleet/queue';
 import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { opaqueCursor } from '../cursor';
+import { opaqueCursor, pageOf, pageQuery } from '../cursor';
 import { callPostgres as pg, queueRedisCaller } from '../dependencies';
 import { adminAuditDocs, jobAdminDocs } from '../openapi';
 import { boundedInstant, storableText } from '../params';
@@ -104,7 +104,7 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     idempotencyKey: storableText(255).optional(),
     businessKey: storableText(512).optional(),
   };
-  const page = { limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20), cursor: jobCursor.param };
+  const page = pageQuery(jobCursor.param, MAX_PAGE).shape;
   const fleetListQuery = z.strictObject({ ...filterFields, tenant: storableText(64).optional(), ...page });
   const tenantListQuery = z.strictObject({ ...filterFields, ...page });
   const retryFilter = { kind: kindSchema.optional(), createdFrom: boundedInstant.optional(), createdTo: boundedInstant.optional() };
@@ -114,18 +114,24 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
   };
   const fleetBulkBody = z.strictObject({ filter: z.strictObject({ ...retryFilter, tenant: storableText(64).optional() }).default({}), ...bulkOptions });
   const tenantBulkBody = z.strictObject({ filter: z.strictObject(retryFilter).default({}), ...bulkOptions });
-  const auditQuery = { action: storableText(64).optional(), limit: page.limit, cursor: auditCursor.param };
+  const auditQuery = { action: storableText(64).optional(), ...pageQuery(auditCursor.param, MAX_PAGE).shape };
   const fleetAuditQuery = z.strictObject({ ...auditQuery, tenant: storableText(64).optional() });
   const tenantAuditQuery = z.strictObject(auditQuery);
 
+  // Each scope's routes authenticate in `onRequest`; their handlers read who acts with `scopeOf`.
+  const tenantOf = (request: FastifyRequest) => parseOrThrow(tenantParams, request.params, 'The path').id;
   const scopes = {
-    fleet: { prefix: '/v1/admin', resolve: async (request: FastifyRequest): Promise<AdminScope> => ({ actor: await auth.requireOperator(request), tenantId: null }) },
+    fleet: {
+      prefix: '/v1/admin',
+      onRequest: auth.operatorOnly,
+      scopeOf: (request: FastifyRequest): AdminScope => ({ actor: auth.operator(request), tenantId: null }),
+    },
     tenant: {
       prefix: '/v1/admin/tenants/:id',
-      async resolve(request: FastifyRequest): Promise<AdminScope> {
-        const { id } = parseOrThrow(tenantParams, request.params, 'The path');
-        return { actor: apiKeyActor(await auth.requireTenantAdmin(request, id)), tenantId: id };
+      onRequest: async (request: FastifyRequest): Promise<void> => {
+        await auth.requireTenantAdmin(request, tenantOf(request));
       },
+      scopeOf: (request: FastifyRequest): AdminScope => ({ actor: apiKeyActor(auth.principal(request)), tenantId: tenantOf(request) }),
     },
   } as const;
 
@@ -269,25 +275,20 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     const fleet = name === 'fleet';
     const docs = jobAdminDocs({ fleet, list: fleet ? fleetListQuery : tenantListQuery, bulk: fleet ? fleetBulkBody : tenantBulkBody, bulkRetryMax: config.api.bulkRetryMax });
 
-    app.get(`${scope.prefix}/jobs`, { schema: docs.list }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/jobs`, { onRequest: scope.onRequest, schema: docs.list }, async (request) => {
+      const resolved = scope.scopeOf(request);
       const query: z.output<typeof fleetListQuery> = parseOrThrow(fleet ? fleetListQuery : tenantListQuery, request.query, 'The query string');
       const { limit, cursor, ...filter } = query;
       const after = cursor === undefined ? undefined : jobCursor.decode(cursor);
-      // One extra row tells whether another page exists.
       const rows = await pg(() =>
         jobRepository.list(db, filterOf(resolved, filter), { limit: limit + 1, cursor: after && { ...after, createdAt: new Date(after.createdAt) } }),
       );
-      const items = rows.slice(0, limit);
-      const last = items.at(-1);
-      return {
-        items: items.map((row) => jobView(resolved, row)),
-        nextCursor: rows.length > limit && last ? jobCursor.encode({ createdAt: last.createdAt.toISOString(), kind: last.kind, id: last.id }) : null,
-      };
+      const { page: items, nextCursor } = pageOf(rows, limit, (last) => jobCursor.encode({ createdAt: last.createdAt.toISOString(), kind: last.kind, id: last.id }));
+      return { items: items.map((row) => jobView(resolved, row)), nextCursor };
     });
 
-    app.get(`${scope.prefix}/jobs/:kind/:jobId`, { schema: docs.get }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/jobs/:kind/:jobId`, { onRequest: scope.onRequest, schema: docs.get }, async (request) => {
+      const resolved = scope.scopeOf(request);
       const row = await ownedJob(resolved, request);
       const [attempts, job] = await Promise.all([
         pg(() => jobRepository.attempts(db, row.kind, row.id)),
@@ -298,19 +299,19 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
     });
 
     for (const action of Object.keys(ACTIONS) as ActionName[]) {
-      app.post(`${scope.prefix}/jobs/:kind/:jobId/${action}`, { schema: docs.actions[action] }, async (request) => {
-        const resolved = await scope.resolve(request);
+      app.post(`${scope.prefix}/jobs/:kind/:jobId/${action}`, { onRequest: scope.onRequest, schema: docs.actions[action] }, async (request) => {
+        const resolved = scope.scopeOf(request);
         return act(action, resolved, await ownedJob(resolved, request));
       });
     }
 
-    app.post(`${scope.prefix}/jobs/retry`, { schema: docs.bulkRetry }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.post(`${scope.prefix}/jobs/retry`, { onRequest: scope.onRequest, schema: docs.bulkRetry }, async (request) => {
+      const resolved = scope.scopeOf(request);
       return bulkRetry(resolved, parseOrThrow(fleet ? fleetBulkBody : tenantBulkBody, request.body ?? {}, 'The request body', 422));
     });
 
-    app.get(`${scope.prefix}/audit`, { schema: adminAuditDocs(fleet, fleet ? fleetAuditQuery : tenantAuditQuery) }, async (request) => {
-      const resolved = await scope.resolve(request);
+    app.get(`${scope.prefix}/audit`, { onRequest: scope.onRequest, schema: adminAuditDocs(fleet, fleet ? fleetAuditQuery : tenantAuditQuery) }, async (request) => {
+      const resolved = scope.scopeOf(request);
       // A tenant's query has no tenant field: its scope says which.
       const query: z.output<typeof fleetAuditQuery> = parseOrThrow(fleet ? fleetAuditQuery : tenantAuditQuery, request.query, 'The query string');
       const tenantId = resolved.tenantId ?? query.tenant;
@@ -323,9 +324,8 @@ export function registerJobAdminRoutes(app: FastifyInstance, { config, db, auth,
           ...(before === undefined ? {} : { beforeId: before.id }),
         }),
       );
-      const items = rows.slice(0, query.limit);
-      const last = items.at(-1);
-      return { items: items.map(auditView), nextCursor: rows.length > query.limit && last ? auditCursor.encode({ id: last.id }) : null };
+      const { page: items, nextCursor } = pageOf(rows, query.limit, (last) => auditCursor.encode({ id: last.id }));
+      return { items: items.map(auditView), nextCursor };
     });
   }
 }

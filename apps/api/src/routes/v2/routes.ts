@@ -7,8 +7,8 @@ import { callPostgres } from '../../dependencies';
 import type { Successors } from '../../deprecation';
 import { v2BatchDocs, v2Docs, v2EnqueueDocs } from './docs';
 import { storableText } from '../../params';
-import { HttpProblem, parseOrThrow } from '../../problem';
-import { backupView, readBackup, readBackupPage, requireBackupOperator } from '../backups';
+import { HttpProblem, parseOrThrow, requestPath } from '../../problem';
+import { backupView, readBackup, readBackupPage } from '../backups';
 import { createBatchIntake, retryAfterOf, type BatchItemOutcome } from '../batch';
 import { acceptJobRequest, createJobReader, jobParams, type JobRoutesDeps } from '../jobs';
 import { createSyncReader, syncKindsOf, syncParams, syncStatusView } from '../sync';
@@ -25,7 +25,7 @@ interface V2RoutesDeps extends JobRoutesDeps {
 
 /** A page's links: itself, and the next page while there is one. */
 function pageLinks(request: FastifyRequest, limit: number, nextCursor: string | null) {
-  const path = request.url.split('?')[0] ?? '';
+  const path = requestPath(request);
   return { self: request.url, next: nextCursor === null ? null : `${path}?${new URLSearchParams({ limit: String(limit), cursor: nextCursor }).toString()}` };
 }
 
@@ -52,7 +52,7 @@ function registerV2JobRoutes(app: FastifyInstance, deps: V2RoutesDeps): void {
   /** A batch job's result: the job as accepted, or the problem refusing it, its instance the job in the request. */
   const batchResult = (request: FastifyRequest, tenantId: string, kind: string) => (outcome: BatchItemOutcome) => {
     if ('problem' in outcome) {
-      const instance = `${request.url.split('?')[0] ?? ''}#/jobs/${outcome.index}`;
+      const instance = `${requestPath(request)}#/jobs/${outcome.index}`;
       return { index: outcome.index, status: outcome.status, idempotencyKey: outcome.idempotencyKey, problem: outcome.problem.toRfc9457(instance), ...retryAfterOf(outcome.problem) };
     }
     const job = acceptedJobResource({ id: outcome.jobId, kind, tenantId, idempotencyKey: outcome.idempotencyKey, sync: outcome.sync });
@@ -115,7 +115,8 @@ function registerV2SyncRoutes(app: FastifyInstance, { db, auth, kinds, successor
 }
 
 function registerV2BackupRoutes(app: FastifyInstance, { db, auth, successors }: { db: Db; auth: V2RoutesDeps['auth']; successors: Successors }): void {
-  const onRequest = requireBackupOperator(auth);
+  // Fleet-wide operations only (HTTP Basic or a fleet:admin key), as a dump holds every tenant.
+  const onRequest = auth.operatorOnly;
   app.get('/v2/backups', { onRequest, schema: v2Docs.listBackups }, async (request) => {
     const { page, nextCursor, limit } = await readBackupPage(db, request.query);
     return { items: page.map(backupResource), links: pageLinks(request, limit, nextCursor) };
