@@ -30,7 +30,8 @@ const WRITE_RETRY_MIN_MS = 250;
 const WRITE_RETRY_MAX_MS = 5000;
 
 /**
- * Runs one attempt of a sync and records its start and its success: running -> synced. A failure
+ * Runs one attempt of a sync and records its start and its success: running -> synced, the latter
+ * with the run's end in the attempt history. A failure
  * is recorded by `recordAttemptDecision`, from the attempt policy's decision, once the error has
  * left the processor.
  *
@@ -49,6 +50,8 @@ export async function trackSyncStatus<R>(
   const write = (operation: string, statement: () => Promise<unknown>) => postgres.call(operation, statement, { idempotent: true });
   await write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt));
   const outcome = await work();
+  // The run's end goes out in the synced row's flush: the job waits for one flush, not two.
+  void context.recordCompletion();
   await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
   return outcome.result;
 }
