@@ -28,7 +28,7 @@ export interface ProcessorContext {
    * flush and the job waits for one. If the run then ends otherwise, that end is recorded over it.
    * Never rejects (as every history write).
    */
-  recordCompletion(): Promise<void>;
+  recordCompletion: () => Promise<void>;
 }
 
 export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
