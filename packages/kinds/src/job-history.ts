@@ -42,13 +42,13 @@ export const START_WRITE_DELAY_MS = 1000;
 
 /**
  * The attempt history of one kind's jobs, run by `workerId`: Postgres jobs and job_attempts rows,
- * written through the Postgres guard (its timeout and breaker), so an outage costs a job at most
- * the guard's timeout, never a hang.
+ * written through the Postgres guard (its timeout and breaker, once per flush of the worker rows),
+ * so an outage costs a job at most the guard's timeout, never a hang.
  */
 export function attemptHistory({ database, postgres }: { database: Database; postgres: DependencyGuard }, kind: AnyJobKind, workerId: string): AttemptHistory {
   // Starts not written yet, by job and run: skipped when their end comes first.
   const startsDue = new Map<string, { timer: NodeJS.Timeout; skip(): void }>();
-  const write = (event: AttemptEvent) => postgres.call('recordAttempt', () => recordAttempt(database.db, event), { idempotent: true });
+  const write = (event: AttemptEvent) => recordAttempt(database.db, event, postgres);
 
   return {
     record(job, { run, attempt, startedAt, ended }) {

@@ -21,7 +21,7 @@ export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.o
 export interface SyncTrackingDeps {
   database: Database;
   logger: Logger;
-  /** The Postgres guard: status writes go through its breaker. */
+  /** The Postgres guard: status writes go through its breaker, once per flush of the worker rows. */
   postgres: DependencyGuard;
 }
 
@@ -47,12 +47,11 @@ export async function trackSyncStatus<R>(
   work: () => Promise<{ result: R; externalRef: string }>,
 ): Promise<R> {
   const { db } = database;
-  const write = (operation: string, statement: () => Promise<unknown>) => postgres.call(operation, statement, { idempotent: true });
-  await write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt));
+  await syncStatusRepository.recordRunning(db, entity, context.attempt, postgres);
   const outcome = await work();
   // The run's end goes out in the synced row's flush: the job waits for one flush, not two.
   void context.recordCompletion();
-  await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
+  await untilWritten(() => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef, postgres), context, logger);
   return outcome.result;
 }
 
@@ -89,11 +88,9 @@ export async function recordAttemptDecision(
   const entity = entityOfJob(kind, job);
   if (entity === undefined) return;
   const { db } = database;
-  const statement =
-    decision.action === 'wait'
-      ? () => syncStatusRepository.recordWaiting(db, entity, attempt, { ...toStoredError(error), message: `waiting: ${decision.reason}` })
-      : () => syncStatusRepository.recordFailure(db, entity, attempt, toStoredError(error), decision.action === 'fail');
-  await postgres.call('recordAttemptDecision', statement, { idempotent: true });
+  await (decision.action === 'wait'
+    ? syncStatusRepository.recordWaiting(db, entity, attempt, { ...toStoredError(error), message: `waiting: ${decision.reason}` }, postgres)
+    : syncStatusRepository.recordFailure(db, entity, attempt, toStoredError(error), decision.action === 'fail', postgres));
 }
 
 /**
