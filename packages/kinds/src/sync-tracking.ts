@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AttemptDecision, ProcessorContext } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
 import type { AnyJobKind, KindIntake } from './define';
+import { noteBusinessKey } from './job-history';
 
 /** A payload that does not parse can never succeed: fail the job alone, never the worker. */
 export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
@@ -57,10 +58,16 @@ export async function trackSyncStatus<R>(
 
 const jobEnvelopeSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
 
-/** The sync_status entity of one request of a sync kind (its intake names entity and version). */
+/**
+ * The sync_status entity of one request of a sync kind (its intake names entity and version),
+ * parsed from `job`'s data. Its entity id is the job's business key in the attempt history, which
+ * then need not parse the request again.
+ */
 export function syncEntityOf<Req>(kind: { name: string; syncKind: string | null; intake: KindIntake<Req> }, tenantId: string, request: Req, job: Job): SyncEntity {
   if (kind.syncKind === null) throw new Error(`job kind ${kind.name} keeps no sync status`);
-  return { tenantId, kind: kind.syncKind, entityId: kind.intake.entityId(request), version: kind.intake.version(request), jobId: job.id ?? 'unknown' };
+  const entityId = kind.intake.entityId(request);
+  noteBusinessKey(job.data, entityId);
+  return { tenantId, kind: kind.syncKind, entityId, version: kind.intake.version(request), jobId: job.id ?? 'unknown' };
 }
 
 /** The entity a job of a sync kind reports on; undefined for other kinds and payloads that never parsed. */
