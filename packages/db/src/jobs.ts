@@ -4,7 +4,7 @@ import { inKeyOrder, jsonRows } from './bulk-sql';
 import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobState } from './schema';
-import { jobIdentityRow, jobKey, writeAttempt, type AttemptEvent, type JobIdentity } from './worker-rows';
+import { jobIdentityRow, jobKey, writeAttempt, type AttemptEvent, type JobIdentity, type StatementGuard } from './worker-rows';
 
 export type JobRow = typeof jobs.$inferSelect;
 export type JobAttemptRow = typeof jobAttempts.$inferSelect;
@@ -32,9 +32,9 @@ export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity
 
 /**
  * Records a run's start or end. The events of every job running at once share one statement with
- * the status rows of that moment (worker-rows.ts); a job's events never share one, so they land in order.
+ * the status rows of that moment (worker-rows.ts), through `guard` once per statement; a job's events never share one, so they land in order.
  */
-export const recordAttempt = (db: Db, event: AttemptEvent): Promise<void> => writeAttempt(db, event);
+export const recordAttempt = (db: Db, event: AttemptEvent, guard?: StatementGuard): Promise<void> => writeAttempt(db, event, guard);
 
 /** What the admin API filters jobs by; every field narrows. */
 export interface JobFilter {

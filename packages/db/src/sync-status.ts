@@ -2,31 +2,34 @@ import { and, asc, eq, gt } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
 import type { Db } from './client';
 import { syncStatus } from './schema';
-import { rowKey, statusUpsert, writeStatus, type StatusWrite, type SyncEntity } from './worker-rows';
+import { rowKey, statusUpsert, writeStatus, type StatementGuard, type StatusWrite, type SyncEntity } from './worker-rows';
 
 export type SyncStatusRow = typeof syncStatus.$inferSelect;
 export type { SyncEntity } from './worker-rows';
 
 type Transition = Omit<StatusWrite, 'entity' | 'at'>;
 
-/** Goes out with the other rows of the jobs running at once (worker-rows.ts); resolves once durable. */
-const write = (db: Db, entity: SyncEntity, transition: Transition): Promise<boolean> => writeStatus(db, { entity, ...transition, at: new Date() });
+/** Goes out with the other rows of the jobs running at once (worker-rows.ts), through `guard` once per statement; resolves once durable. */
+const write = (db: Db, entity: SyncEntity, transition: Transition, guard: StatementGuard | undefined): Promise<boolean> =>
+  writeStatus(db, { entity, ...transition, at: new Date() }, guard);
 
 /** An accepted job's row: waiting for its first attempt. */
 const ENQUEUED: Transition = { status: 'pending', attempts: 0, lastError: null, externalRef: null };
 
-/** Each returns false when a newer version already owns the row (the write was skipped). */
+/** Each returns false when a newer version already owns the row (the write was skipped). `guard`: see StatementGuard. */
 export const syncStatusRepository = {
-  recordEnqueued: (db: Db, entity: SyncEntity) => write(db, entity, ENQUEUED),
+  recordEnqueued: (db: Db, entity: SyncEntity) => write(db, entity, ENQUEUED, undefined),
   /** The row's last error stays while the job runs again. */
-  recordRunning: (db: Db, entity: SyncEntity, attempt: number) => write(db, entity, { status: 'running', attempts: attempt, lastError: null, externalRef: null }),
-  recordSynced: (db: Db, entity: SyncEntity, attempt: number, externalRef: string) => write(db, entity, { status: 'synced', attempts: attempt, lastError: null, externalRef }),
+  recordRunning: (db: Db, entity: SyncEntity, attempt: number, guard?: StatementGuard) =>
+    write(db, entity, { status: 'running', attempts: attempt, lastError: null, externalRef: null }, guard),
+  recordSynced: (db: Db, entity: SyncEntity, attempt: number, externalRef: string, guard?: StatementGuard) =>
+    write(db, entity, { status: 'synced', attempts: attempt, lastError: null, externalRef }, guard),
   /** A dependency is known to be unavailable (open breaker, lost WSAA ticket): the job waits, no attempt spent; `lastError` says which. */
-  recordWaiting: (db: Db, entity: SyncEntity, attempt: number, error: StoredError) =>
-    write(db, entity, { status: 'waiting', attempts: attempt - 1, lastError: error, externalRef: null }),
+  recordWaiting: (db: Db, entity: SyncEntity, attempt: number, error: StoredError, guard?: StatementGuard) =>
+    write(db, entity, { status: 'waiting', attempts: attempt - 1, lastError: error, externalRef: null }, guard),
   /** `final`: no attempt is left, the row ends `failed`; otherwise it waits for the retry as `pending`. */
-  recordFailure: (db: Db, entity: SyncEntity, attempt: number, error: StoredError, final: boolean) =>
-    write(db, entity, { status: final ? 'failed' : 'pending', attempts: attempt, lastError: error, externalRef: null }),
+  recordFailure: (db: Db, entity: SyncEntity, attempt: number, error: StoredError, final: boolean, guard?: StatementGuard) =>
+    write(db, entity, { status: final ? 'failed' : 'pending', attempts: attempt, lastError: error, externalRef: null }, guard),
 
   async get(db: Db, tenantId: string, kind: string, entityId: string): Promise<SyncStatusRow | undefined> {
     const rows = await db

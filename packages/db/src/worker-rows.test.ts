@@ -2,6 +2,7 @@ import { createTestDatabase, type TestDatabase } from '../../../tests/support/db
 import { openDatabase, type Database } from './client';
 import { jobRepository, recordAttempt, type JobIdentity } from './jobs';
 import { syncStatusRepository } from './sync-status';
+import type { StatementGuard } from './worker-rows';
 
 describe('worker rows (sync_status and attempt history)', () => {
   let testDb: TestDatabase;
@@ -82,5 +83,37 @@ describe('worker rows (sync_status and attempt history)', () => {
     ]);
     expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
     expect(await syncStatusRepository.get(testDb.database.db, 't1', 'reservation', 'never-written')).toBeUndefined();
+  });
+
+  it('runs each flush through its guard once, whatever the number of rows, and gives every caller what the guard throws', async () => {
+    const { db } = counted;
+    const operations: string[] = [];
+    const counting: StatementGuard = {
+      call(operation, statement) {
+        operations.push(operation);
+        return statement();
+      },
+    };
+    const outcomes = await Promise.all([
+      syncStatusRepository.recordRunning(db, entity('guarded-running'), 1, counting),
+      syncStatusRepository.recordSynced(db, entity('guarded-synced'), 1, 'event-g', counting),
+      recordAttempt(db, { job: identity('guarded-history'), run: 1, attempt: 1, workerId: 'w1', startedAt: new Date() }, counting),
+    ]);
+    expect(outcomes).toEqual([true, true, undefined]);
+    expect(operations).toEqual(['writeWorkerRows']);
+    expect(statements).toHaveLength(1);
+
+    const refusal = new Error('circuit open');
+    const refusing: StatementGuard = { call: () => Promise.reject(refusal) };
+    const results = await Promise.allSettled([
+      syncStatusRepository.recordRunning(db, entity('guard-refused'), 1, refusing),
+      recordAttempt(db, { job: identity('guard-refused'), run: 1, attempt: 1, workerId: 'w1', startedAt: new Date() }, refusing),
+    ]);
+    expect(results).toEqual([
+      { status: 'rejected', reason: refusal },
+      { status: 'rejected', reason: refusal },
+    ]);
+    expect(statements).toHaveLength(1);
+    expect(await syncStatusRepository.get(db, 't1', 'reservation', 'guard-refused')).toBeUndefined();
   });
 });

@@ -192,50 +192,69 @@ async function writeBatch(db: Db, rows: readonly WorkerRow[]): Promise<RowOutcom
   return rows.map((row) => !('status' in row) || written.has(rowKey(row.status.entity)));
 }
 
+/**
+ * What a flush runs through: the worker's Postgres guard (its timeout, retries and breaker), once
+ * per flush rather than once per row, and every caller of the flush gets what it throws. A
+ * DependencyGuard is one.
+ */
+export interface StatementGuard {
+  call<T>(operation: string, statement: () => Promise<T>, options: { idempotent: boolean }): Promise<T>;
+}
+
+const UNGUARDED: StatementGuard = { call: (_operation, statement) => statement() };
+
 // Sized so a statement's arrays stay small enough to build and plan in a few milliseconds.
 const MAX_ROWS_PER_FLUSH = 500;
-const writers = new WeakMap<Db, GroupCommit<WorkerRow, RowOutcome>>();
+const writers = new WeakMap<Db, WeakMap<StatementGuard, GroupCommit<WorkerRow, RowOutcome>>>();
 
 /**
- * The worker rows of one database handle: the rows of every job running at once share one
- * statement (one per tick under load, one per write when idle); two writes of one row never share
- * one, so they land in order. Each caller still waits until its own row is durable, and a flush
- * that fails fails every caller in it, but for a row Postgres refuses for what it holds: the
- * flush is then written again one row at a time, so the refused row fails alone and the other
- * jobs' rows are written.
+ * The worker rows of one database handle and guard: the rows of every job running at once share
+ * one statement (one per tick under load, one per write when idle); two writes of one row never
+ * share one, so they land in order. Each caller still waits until its own row is durable, and a
+ * flush that fails fails every caller in it, but for a row Postgres refuses for what it holds:
+ * the flush is then written again one row at a time, so the refused row fails alone and the other
+ * jobs' rows are written (a refusal is no failure of Postgres for the guard either).
  */
-function writerOf(db: Db): GroupCommit<WorkerRow, RowOutcome> {
-  let writer = writers.get(db);
+function writerOf(db: Db, guard: StatementGuard): GroupCommit<WorkerRow, RowOutcome> {
+  let byGuard = writers.get(db);
+  if (byGuard === undefined) {
+    byGuard = new WeakMap();
+    writers.set(db, byGuard);
+  }
+  let writer = byGuard.get(guard);
   if (writer === undefined) {
     writer = createGroupCommit<WorkerRow, RowOutcome>({
       maxBatch: MAX_ROWS_PER_FLUSH,
       conflictKey: (row) => row.key,
-      async flush(rows) {
-        try {
-          return await writeBatch(db, rows);
-        } catch (error) {
-          if (rows.length === 1 || classifyPostgresError(error) !== 'bug') throw error;
-          const outcomes: RowOutcome[] = [];
-          for (const row of rows) outcomes.push(await writeBatch(db, [row]).then(([outcome = false]) => outcome, (alone: unknown) => new RefusedRow(alone)));
-          return outcomes;
-        }
-      },
+      flush: (rows) => guard.call('writeWorkerRows', () => writeOrRefuse(db, rows), { idempotent: true }),
     });
-    writers.set(db, writer);
+    byGuard.set(guard, writer);
   }
   return writer;
 }
 
-async function submit(db: Db, row: WorkerRow): Promise<boolean> {
-  const outcome = await writerOf(db).submit(row);
+async function writeOrRefuse(db: Db, rows: readonly WorkerRow[]): Promise<RowOutcome[]> {
+  try {
+    return await writeBatch(db, rows);
+  } catch (error) {
+    if (rows.length === 1 || classifyPostgresError(error) !== 'bug') throw error;
+    const outcomes: RowOutcome[] = [];
+    for (const row of rows) outcomes.push(await writeBatch(db, [row]).then(([outcome = false]) => outcome, (alone: unknown) => new RefusedRow(alone)));
+    return outcomes;
+  }
+}
+
+async function submit(db: Db, row: WorkerRow, guard: StatementGuard): Promise<boolean> {
+  const outcome = await writerOf(db, guard).submit(row);
   if (outcome instanceof RefusedRow) throw outcome.error;
   return outcome;
 }
 
 /** Writes one sync_status transition; false when a newer version already owns the row (the write was skipped). */
-export const writeStatus = (db: Db, status: StatusWrite): Promise<boolean> => submit(db, { key: `s${rowKey(status.entity)}`, status });
+export const writeStatus = (db: Db, status: StatusWrite, guard: StatementGuard = UNGUARDED): Promise<boolean> =>
+  submit(db, { key: `s${rowKey(status.entity)}`, status }, guard);
 
 /** Records a run's start or end in the attempt history. */
-export const writeAttempt = async (db: Db, attempt: AttemptEvent): Promise<void> => {
-  await submit(db, { key: `a${jobKey(attempt.job)}`, attempt });
+export const writeAttempt = async (db: Db, attempt: AttemptEvent, guard: StatementGuard = UNGUARDED): Promise<void> => {
+  await submit(db, { key: `a${jobKey(attempt.job)}`, attempt }, guard);
 };

@@ -9,6 +9,7 @@ import { reservationRequest } from '../../../tests/support/fixtures';
 import { backup } from './backup/index';
 import { calendarSync } from './calendar-sync/index';
 import { attemptHistory, jobIdentityOf, START_WRITE_DELAY_MS } from './job-history';
+import { syncEntityOf } from './sync-tracking';
 
 describe('jobIdentityOf', () => {
   it('names a scheduled backup by its definition, with no tenant nor key, created at its BullMQ timestamp', () => {
@@ -27,6 +28,16 @@ describe('jobIdentityOf', () => {
     const enqueuedAt = '2026-12-01T10:00:00.123Z';
     const data = { tenantId: 't1', idempotencyKey: 'k1', enqueuedAt, request: reservationRequest('r1') };
     expect(jobIdentityOf(calendarSync, { id: 'j1', data, timestamp: 1 })).toMatchObject({ tenantId: 't1', businessKey: 'r1', idempotencyKey: 'k1', createdAt: new Date(enqueuedAt) });
+  });
+
+  it('takes the business key of a job whose processor named its sync entity, without parsing the request again', () => {
+    const data = { tenantId: 't1', idempotencyKey: 'k1', request: reservationRequest('r1') as unknown };
+    const job = { id: 'j1', timestamp: 1, data } as unknown as Job;
+    const entity = syncEntityOf(calendarSync, 't1', calendarSync.requestSchema.parse(data.request), job);
+    // Were the request parsed again, this one would give no business key.
+    data.request = { reservationId: 'r1' };
+    expect(jobIdentityOf(calendarSync, job)).toMatchObject({ businessKey: entity.entityId });
+    expect(jobIdentityOf(calendarSync, { id: 'j1', timestamp: 1, data: { ...data } })).toMatchObject({ businessKey: null });
   });
 
   it('gives a job whose payload does not parse a row without what it cannot tell', () => {

@@ -15,6 +15,24 @@ const jobEnvelope = z.object({
 });
 
 /**
+ * Business keys of job data its kind's processor already parsed, by the data object (BullMQ gives
+ * updated data a new one): the history takes them rather than parsing the request again.
+ */
+const knownBusinessKeys = new WeakMap<object, string>();
+
+/** `data` (a job's, as BullMQ holds it) parsed to a request whose entity id is `businessKey`. */
+export function noteBusinessKey(data: unknown, businessKey: string): void {
+  if (typeof data === 'object' && data !== null) knownBusinessKeys.set(data, businessKey);
+}
+
+function businessKeyOf(kind: AnyJobKind, job: Pick<Job, 'data'>, request: unknown): string | null {
+  const known = typeof job.data === 'object' && job.data !== null ? knownBusinessKeys.get(job.data as object) : undefined;
+  if (known !== undefined) return known;
+  const parsed = kind.requestSchema.safeParse(request);
+  return parsed.success ? kind.intake.entityId(parsed.data) : null;
+}
+
+/**
  * The jobs row identity of a job in Redis: its tenant, its kind's entity as the business key, its
  * idempotency key, and its enqueue time as the API recorded it (BullMQ's timestamp for a job the
  * API never saw). A payload that does not parse still gets a row, without those it cannot give.
@@ -22,12 +40,11 @@ const jobEnvelope = z.object({
 export function jobIdentityOf(kind: AnyJobKind, job: Pick<Job, 'id' | 'data' | 'timestamp'>): JobIdentity {
   const envelope = jobEnvelope.safeParse(job.data);
   const data = envelope.success ? envelope.data : undefined;
-  const request = kind.requestSchema.safeParse(data?.request);
   return {
     kind: kind.name,
     id: job.id ?? 'unknown',
     tenantId: data?.tenantId ?? null,
-    businessKey: request.success ? kind.intake.entityId(request.data) : null,
+    businessKey: businessKeyOf(kind, job, data?.request),
     idempotencyKey: data?.idempotencyKey ?? null,
     createdAt: new Date(data?.enqueuedAt ?? job.timestamp),
   };
@@ -42,13 +59,13 @@ export const START_WRITE_DELAY_MS = 1000;
 
 /**
  * The attempt history of one kind's jobs, run by `workerId`: Postgres jobs and job_attempts rows,
- * written through the Postgres guard (its timeout and breaker), so an outage costs a job at most
- * the guard's timeout, never a hang.
+ * written through the Postgres guard (its timeout and breaker, once per flush of the worker rows),
+ * so an outage costs a job at most the guard's timeout, never a hang.
  */
 export function attemptHistory({ database, postgres }: { database: Database; postgres: DependencyGuard }, kind: AnyJobKind, workerId: string): AttemptHistory {
   // Starts not written yet, by job and run: skipped when their end comes first.
   const startsDue = new Map<string, { timer: NodeJS.Timeout; skip(): void }>();
-  const write = (event: AttemptEvent) => postgres.call('recordAttempt', () => recordAttempt(database.db, event), { idempotent: true });
+  const write = (event: AttemptEvent) => recordAttempt(database.db, event, postgres);
 
   return {
     record(job, { run, attempt, startedAt, ended }) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AttemptDecision, ProcessorContext } from '@jobfleet/queue';
 import type { DependencyGuard } from '@jobfleet/resilience';
 import type { AnyJobKind, KindIntake } from './define';
+import { noteBusinessKey } from './job-history';
 
 /** A payload that does not parse can never succeed: fail the job alone, never the worker. */
 export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
@@ -21,7 +22,7 @@ export function parsePayload<S extends z.ZodType>(schema: S, data: unknown): z.o
 export interface SyncTrackingDeps {
   database: Database;
   logger: Logger;
-  /** The Postgres guard: status writes go through its breaker. */
+  /** The Postgres guard: status writes go through its breaker, once per flush of the worker rows. */
   postgres: DependencyGuard;
 }
 
@@ -30,7 +31,8 @@ const WRITE_RETRY_MIN_MS = 250;
 const WRITE_RETRY_MAX_MS = 5000;
 
 /**
- * Runs one attempt of a sync and records its start and its success: running -> synced. A failure
+ * Runs one attempt of a sync and records its start and its success: running -> synced, the latter
+ * with the run's end in the attempt history. A failure
  * is recorded by `recordAttemptDecision`, from the attempt policy's decision, once the error has
  * left the processor.
  *
@@ -46,19 +48,26 @@ export async function trackSyncStatus<R>(
   work: () => Promise<{ result: R; externalRef: string }>,
 ): Promise<R> {
   const { db } = database;
-  const write = (operation: string, statement: () => Promise<unknown>) => postgres.call(operation, statement, { idempotent: true });
-  await write('recordRunning', () => syncStatusRepository.recordRunning(db, entity, context.attempt));
+  await syncStatusRepository.recordRunning(db, entity, context.attempt, postgres);
   const outcome = await work();
-  await untilWritten(() => write('recordSynced', () => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef)), context, logger);
+  // The run's end goes out in the synced row's flush: the job waits for one flush, not two.
+  void context.recordCompletion();
+  await untilWritten(() => syncStatusRepository.recordSynced(db, entity, context.attempt, outcome.externalRef, postgres), context, logger);
   return outcome.result;
 }
 
 const jobEnvelopeSchema = z.object({ tenantId: z.string().min(1), request: z.unknown() });
 
-/** The sync_status entity of one request of a sync kind (its intake names entity and version). */
+/**
+ * The sync_status entity of one request of a sync kind (its intake names entity and version),
+ * parsed from `job`'s data. Its entity id is the job's business key in the attempt history, which
+ * then need not parse the request again.
+ */
 export function syncEntityOf<Req>(kind: { name: string; syncKind: string | null; intake: KindIntake<Req> }, tenantId: string, request: Req, job: Job): SyncEntity {
   if (kind.syncKind === null) throw new Error(`job kind ${kind.name} keeps no sync status`);
-  return { tenantId, kind: kind.syncKind, entityId: kind.intake.entityId(request), version: kind.intake.version(request), jobId: job.id ?? 'unknown' };
+  const entityId = kind.intake.entityId(request);
+  noteBusinessKey(job.data, entityId);
+  return { tenantId, kind: kind.syncKind, entityId, version: kind.intake.version(request), jobId: job.id ?? 'unknown' };
 }
 
 /** The entity a job of a sync kind reports on; undefined for other kinds and payloads that never parsed. */
@@ -86,11 +95,9 @@ export async function recordAttemptDecision(
   const entity = entityOfJob(kind, job);
   if (entity === undefined) return;
   const { db } = database;
-  const statement =
-    decision.action === 'wait'
-      ? () => syncStatusRepository.recordWaiting(db, entity, attempt, { ...toStoredError(error), message: `waiting: ${decision.reason}` })
-      : () => syncStatusRepository.recordFailure(db, entity, attempt, toStoredError(error), decision.action === 'fail');
-  await postgres.call('recordAttemptDecision', statement, { idempotent: true });
+  await (decision.action === 'wait'
+    ? syncStatusRepository.recordWaiting(db, entity, attempt, { ...toStoredError(error), message: `waiting: ${decision.reason}` }, postgres)
+    : syncStatusRepository.recordFailure(db, entity, attempt, toStoredError(error), decision.action === 'fail', postgres));
 }
 
 /**

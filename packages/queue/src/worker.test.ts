@@ -192,6 +192,39 @@ describe('createWorker', () => {
     expect(stateWhenEnded).toBe('active');
   });
 
+  it('records the completion the processor asks for before it returns, once; a run that then fails records its failure over it', async () => {
+    const ends: { attempt: number; outcome: string | undefined; processorDone: boolean }[] = [];
+    let processorDone = false;
+    const h = start(
+      async (_job, { attempt, recordCompletion }) => {
+        processorDone = false;
+        void recordCompletion();
+        void recordCompletion();
+        // Time enough for the history to see the completion while the processor still runs.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        processorDone = true;
+        if (attempt === 1) throw new DependencyUnavailableError('google-calendar', 'HTTP 503');
+        return 'synced';
+      },
+      {
+        history: {
+          record(_job, { attempt, ended }) {
+            if (ended !== undefined) ends.push({ attempt, outcome: ended.outcome, processorDone });
+            return Promise.resolve();
+          },
+        },
+      },
+    );
+    const done = await h.finished(await h.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 2 }));
+
+    expect(await done.getState()).toBe('completed');
+    expect(ends).toEqual([
+      { attempt: 1, outcome: 'completed', processorDone: false },
+      { attempt: 1, outcome: 'retried', processorDone: true },
+      { attempt: 2, outcome: 'completed', processorDone: false },
+    ]);
+  });
+
   it('goes on with the job when the attempt history cannot record, and says so', async () => {
     const h = start(async () => 'done', { history: { record: () => Promise.reject(new Error('postgres is away')) } });
     const done = await h.finished(await h.queue.add(QUEUE, { tenantId: 'acme' }));

@@ -22,6 +22,13 @@ export interface ProcessorContext {
   finalAttempt: boolean;
   /** The worker's logger bound to this job: queue, jobId, attempt, tenantId. */
   logger: Logger;
+  /**
+   * Records the run's end as completed now, once the effect happened, instead of after the
+   * processor returns: called right before the processor's last write, both rows go out in one
+   * flush and the job waits for one. If the run then ends otherwise, that end is recorded over it.
+   * Never rejects (as every history write).
+   */
+  recordCompletion: () => Promise<void>;
 }
 
 export type JobProcessor<T, R> = (job: Job<T, R>, context: ProcessorContext) => Promise<R>;
@@ -194,8 +201,9 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
     const run: AttemptRun = { run: job.attemptsStarted, attempt, startedAt: new Date() };
     void recordRun(job, run);
     let runEnded: Promise<void> | undefined;
+    let completionRecorded: Promise<void> | undefined;
     const record = (outcome: JobOutcome, error?: Error): number => {
-      runEnded = recordRun(job, { ...run, ended: { at: new Date(), outcome, error } });
+      runEnded = outcome === 'completed' && completionRecorded !== undefined ? completionRecorded : recordRun(job, { ...run, ended: { at: new Date(), outcome, error } });
       const seconds = (performance.now() - started) / 1000;
       metrics.jobsTotal.inc({ queue, outcome });
       metrics.jobDuration.observe({ queue }, seconds);
@@ -222,6 +230,7 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
           get logger() {
             return jobLogger();
           },
+          recordCompletion: () => (completionRecorded ??= recordRun(job, { ...run, ended: { at: new Date(), outcome: 'completed', error: undefined } })),
         }),
       ]);
       logger.info({ ...bindings, durationMs: record('completed') }, 'job completed');
