@@ -172,8 +172,10 @@ describe('the job admin API', () => {
   });
 
   it('cancels a waiting job and a delayed one: gone from Redis, cancelled in Postgres, the waiting quota given back', async () => {
-    const worker = system.fleet?.workers.get(QUEUE);
-    await worker?.pause();
+    // The queue itself is paused, not the worker: a worker's fetch already under way when it is
+    // paused can still take the next job, which would then be active, not waiting.
+    const queue = system.queues[QUEUE];
+    await queue.pause();
     try {
       const waitingId = await enqueue(QUEUE, reservationRequest('res-admin-cancel-waiting'));
       const usage = async () => (await call('GET', '/v1/usage', system.apiKey)).json<{ kinds: Record<string, { waiting: number }> }>().kinds[QUEUE]?.waiting;
@@ -189,7 +191,7 @@ describe('the job admin API', () => {
       // Cancelled is not cancelled twice: the job is gone.
       expect((await call('POST', `/v1/admin/jobs/${QUEUE}/${waitingId}/cancel`, keys.operator)).statusCode).toBe(410);
     } finally {
-      await worker?.resume();
+      await queue.resume();
     }
 
     system.calendar.failNext(1, { status: 503 });
