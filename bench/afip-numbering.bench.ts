@@ -25,8 +25,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createBenchDatabase } from './bench-database';
 import { goalRecorder } from './goals';
+import { args } from './args';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const OFF_INVOICES = Number(args.off ?? 60);
 const ON_INVOICES = Number(args.on ?? 300);
 const LATENCY_MS = Number(args.latency ?? 200);

@@ -29,8 +29,9 @@ import { productionEnv, waitUntilHealthy } from '../tests/support/production';
 import { deletePrefix } from '../tests/support/redis';
 import { seedTenantConnections } from '../tests/support/system';
 import { cpuSeconds, rssMiB } from './proc-stats';
+import { args } from './args';
+import { median } from './median';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const RUNS = Number(args.runs ?? 3);
 const JOBS = Number(args.jobs ?? 200);
 const IN_FLIGHT = 10;
@@ -140,12 +141,6 @@ try {
   await admin.query(`drop database if exists ${dbName} with (force)`);
   await admin.end();
   rmSync(buildDir, { recursive: true, force: true });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
 }
 
 function figure(values: number[], unit: string): string {

@@ -29,7 +29,6 @@ import type { Job } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import {
   addCosts,
-  args,
   benchConfig,
   createWorkerBenchDatabase,
   jobfleetProducer,
@@ -47,6 +46,7 @@ import {
   type BenchRedis,
   type RedisCost,
 } from './worker-harness';
+import { args } from './args';
 import { goalRecorder } from './goals';
 import { infoFields } from './redis-stats';
 

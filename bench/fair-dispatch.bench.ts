@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { createRedisConnection, createTenantCapacity, waitUntilReady, type RedisClient } from '@jobfleet/queue';
 import { Queue, Worker } from 'bullmq';
+import { args } from './args';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const TENANT_COUNTS = (args.tenants ?? '100,1000,10000').split(',').map(Number);
 const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
 const CONCURRENCY = 50;

@@ -47,8 +47,8 @@ import { deletePrefix } from '../tests/support/redis';
 import { cpuSeconds } from './proc-stats';
 import { readRedis, redisCostPerJob, type RedisCost } from './redis-stats';
 import { goalRecorder } from './goals';
+import { args } from './args';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const DURATION = Number(args.duration ?? 5);
 const CONNECTIONS = Number(args.connections ?? 50);
 const WIDE = Number(args.wide ?? 1000);

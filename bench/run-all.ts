@@ -10,8 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { goalTable } from './goals';
-
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
+import { args } from './args';
 
 const BENCHES: { file: string; args: string[]; when: boolean }[] = [
   { file: 'bench/calendar-sync.bench.ts', args: [], when: true },

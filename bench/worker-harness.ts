@@ -22,7 +22,7 @@ import { createBenchDatabase } from './bench-database';
 import { readRedis, redisWork } from './redis-stats';
 
 /** `key=value` arguments. */
-export const args: Readonly<Record<string, string | undefined>> = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+import { args } from './args';
 
 export function waitUntil(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = performance.now() + timeoutMs;
