@@ -19,6 +19,11 @@
  * it. Postgres and Redis are the tests' (TEST_ADMIN_DATABASE_URL, REDIS_URL; default the local
  * ones); the bench makes its own database and key prefixes and removes them.
  *
+ * only=batch runs the batch route alone (jobfleet, warm-up, then the batch run; no raw server,
+ * no single-route modes, no goals): its CPU per job, Redis and Postgres costs, and with profile=1
+ * a profile of nothing but batches. redisPort= puts the bench's own Redis on that port (default:
+ * any free one).
+ *
  * tracing=1 adds the cost of OpenTelemetry: two more jobfleet servers, tracing at 10% and at 100%
  * (parentbased_traceidratio), exporting OTLP/HTTP to a receiver in this process that counts the
  * spans and answers at once; each is measured like jobfleet (tracing off) at `connections` for
@@ -60,6 +65,9 @@ const SHARED_REDIS = args.redis === 'shared';
 const BATCH_SIZE = Number(args.batchSize ?? 100);
 const BATCH_CONNECTIONS = Number(args.batchConnections ?? 10);
 const TRACING = args.tracing === '1';
+const ONLY_BATCH = args.only === 'batch';
+if (args.only !== undefined && !ONLY_BATCH) throw new Error(`only=${args.only}: the one mode that runs alone is only=batch`);
+if (ONLY_BATCH && BATCH_SIZE <= 0) throw new Error('only=batch needs batchSize above 0');
 const TRACING_DURATION = Number(args.tracingDuration ?? DURATION);
 const TRACING_ROUNDS = Number(args.tracingRounds ?? 2);
 // The API's API_ACCEPT_CONCURRENCY; unset, its default.
@@ -323,17 +331,18 @@ function printTable(modes: { label: string; raw: Measured; jobfleet: Measured }[
   }
 }
 
-/** The batch route's jobs per second against the raw route's (one job per request). */
-function printBatch(batch: Measured, rawSingle: Measured): void {
+/** The batch route's jobs per second, against the raw route's (one job per request) when it ran. */
+function printBatch(batch: Measured, rawSingle: Measured | undefined): void {
   const seconds = DURATION;
   const jobsPerSecond = batch.jobs / seconds;
-  const rawJobsPerSecond = rawSingle.jobs / seconds;
+  const rawJobsPerSecond = rawSingle === undefined ? undefined : rawSingle.jobs / seconds;
   const { p50, p99, errors, non2xx, cpuMsPerJob, statementsPerJob, scriptsPerJob, redisCpuMsPerJob } = figuresOf(batch);
   console.log(
     `batch route, ${BATCH_SIZE} jobs per request, ${BATCH_CONNECTIONS} conn × ${seconds} s: ${jobsPerSecond.toFixed(0)} jobs/s ` +
       `(p50 ${String(p50)} ms, p99 ${String(p99)} ms per request, errors ${String(errors)}, non-2xx ${String(non2xx)}; ` +
       `CPU ${cpuMsPerJob?.toFixed(3) ?? '-'} ms/job, PG ${statementsPerJob?.toFixed(3) ?? '-'} st/job, EVAL ${scriptsPerJob?.toFixed(2) ?? '-'}/job, ` +
-      `Redis CPU ${redisCpuMsPerJob?.toFixed(3) ?? '-'} ms/job) = ${(jobsPerSecond / rawJobsPerSecond).toFixed(2)}× raw's one add per request (${rawJobsPerSecond.toFixed(0)} jobs/s)`,
+      `Redis CPU ${redisCpuMsPerJob?.toFixed(3) ?? '-'} ms/job)` +
+      (rawJobsPerSecond === undefined ? '' : ` = ${(jobsPerSecond / rawJobsPerSecond).toFixed(2)}× raw's one add per request (${rawJobsPerSecond.toFixed(0)} jobs/s)`),
   );
 }
 
@@ -384,7 +393,7 @@ await admin.connect();
 await admin.query(`create database ${dbName}`);
 // A Redis of the bench's own (AOF as in production), so INFO's figures are this bench's alone;
 // redis=shared runs against REDIS_URL instead (its figures then include whatever else uses it).
-const privateRedis = SHARED_REDIS ? undefined : await startRedisServer(await freePort());
+const privateRedis = SHARED_REDIS ? undefined : await startRedisServer(args.redisPort === undefined ? await freePort() : Number(args.redisPort));
 const REDIS_URL = privateRedis?.url ?? TEST_REDIS_URL;
 const redis = new Redis(REDIS_URL);
 // The bench's own view of each server's queue, to count what it left in Redis.
@@ -406,12 +415,14 @@ let keepWorkDir = PROFILE;
 try {
   const secretsKeys = `bench:${randomBytes(32).toString('base64')}`;
   const apiKey = await seedDatabase(databaseUrl(dbName), secretsKeys);
-  const raw = await startServer('raw', 'bench/raw-enqueue-server.ts', (port) => ({
-    REDIS_URL,
-    QUEUE_PREFIX: prefixes.raw,
-    PORT: String(port),
-  }));
-  servers.push(raw);
+  const raw = ONLY_BATCH
+    ? undefined
+    : await startServer('raw', 'bench/raw-enqueue-server.ts', (port) => ({
+        REDIS_URL,
+        QUEUE_PREFIX: prefixes.raw,
+        PORT: String(port),
+      }));
+  if (raw !== undefined) servers.push(raw);
   const apiEnv = (name: ServerName, tracing: Record<string, string>) => (port: number) => ({
       ...tracing,
       NODE_ENV: 'production',
@@ -455,11 +466,14 @@ try {
   };
   for (const server of servers) await measure(server, CONNECTIONS, WARMUP);
   const modes = [];
-  for (const [connections, seconds] of [
+  const singleModes = [
     [CONNECTIONS, DURATION],
     [WIDE, WIDE_DURATION],
-  ] as const) {
-    modes.push({ label: `${connections} conn × ${seconds} s`, raw: await measure(raw, connections, seconds), jobfleet: await measure(jobfleet, connections, seconds) });
+  ] as const;
+  if (raw !== undefined) {
+    for (const [connections, seconds] of singleModes) {
+      modes.push({ label: `${connections} conn × ${seconds} s`, raw: await measure(raw, connections, seconds), jobfleet: await measure(jobfleet, connections, seconds) });
+    }
   }
   // Goal 2: the batch route's jobs/s against the raw route's one add per request, from the first mode.
   const batch = BATCH_SIZE > 0 ? await measure(jobfleet, BATCH_CONNECTIONS, DURATION, BATCH_SIZE) : undefined;
@@ -477,10 +491,11 @@ try {
   for (const server of servers) await stop(server);
 
   console.log(`HTTP enqueue of one calendar-sync job (autocannon in its own process; jobfleet LOG_LEVEL=${LOG_LEVEL}${PROFILE ? ', under --cpu-prof' : ''})`);
-  printTable(modes);
-  if (batch !== undefined && modes[0] !== undefined) printBatch(batch, modes[0].raw);
+  if (modes.length > 0) printTable(modes);
+  if (batch !== undefined) printBatch(batch, modes[0]?.raw);
   if (tracingRuns.length > 0) printTracing(tracingRuns, spansReceived);
-  recordGoals(modes, batch);
+  // A partial run (only=batch) measures no goal in full.
+  if (!ONLY_BATCH) recordGoals(modes, batch);
   if (modes.some((mode) => [mode.raw, mode.jobfleet].some(({ result }) => result.errors + result.non2xx > 0))) keepWorkDir = true;
   // Requests cut off at the end of a run may still have been accepted: between the 2xx count and the sent count.
   for (const server of servers) {

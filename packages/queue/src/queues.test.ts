@@ -78,20 +78,26 @@ describe('queues on Redis', () => {
 
   it('enqueueMany adds every job with its priority and tells which ids held a job already', async () => {
     const existing = jobIdFor('acme', 'bulk-existing');
+    const sameData = jobIdFor('acme', 'bulk-same-data');
     await enqueue(queue, { jobId: existing, name: 'calendar-sync', data: { n: 'first' } });
+    await enqueue(queue, { jobId: sameData, name: 'calendar-sync', data: { n: 'same' } });
+    // A later millisecond, so only the stored timestamp tells the kept job with identical data from ours.
+    await new Promise((done) => setTimeout(done, 2));
     const jobs = [
       { jobId: jobIdFor('acme', 'bulk-1'), name: 'calendar-sync', data: { n: 1 }, priority: 3 },
       { jobId: existing, name: 'calendar-sync', data: { n: 'second' }, priority: 1 },
       { jobId: jobIdFor('acme', 'bulk-2'), name: 'calendar-sync', data: { n: 2 } },
+      { jobId: sameData, name: 'calendar-sync', data: { n: 'same' } },
     ];
     await expect(enqueueMany(queue, jobs)).resolves.toEqual([
       { jobId: jobs[0]!.jobId, created: true },
       { jobId: existing, created: false },
       { jobId: jobs[2]!.jobId, created: true },
+      { jobId: sameData, created: false },
     ]);
     expect((await queue.getJob(existing))?.data).toEqual({ n: 'first' });
     expect((await queue.getJob(jobs[0]!.jobId))?.opts).toMatchObject({ ...jobOptionsFor('calendar-sync', config), priority: 3 });
-    expect(await queue.getJobCounts('waiting', 'prioritized')).toEqual({ waiting: 2, prioritized: 1 });
+    expect(await queue.getJobCounts('waiting', 'prioritized')).toEqual({ waiting: 3, prioritized: 1 });
     await expect(enqueueMany(queue, [])).resolves.toEqual([]);
   });
 

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Config, WorkerQueueSettings } from '@jobfleet/config';
 import type { Logger } from '@jobfleet/observability';
 import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
@@ -79,7 +80,8 @@ const MAX_TENANT_CHARS = 64;
  * (characters BullMQ could refuse become `_`); the hash covers the exact tenant and key.
  */
 export function jobIdFor(tenantId: string, idempotencyKey: string): string {
-  const digest = createHash('sha256').update(JSON.stringify([tenantId, idempotencyKey])).digest('hex');
+  // The one-shot hash: a third of createHash's cost for an input this small, the same digest.
+  const digest = hash('sha256', JSON.stringify([tenantId, idempotencyKey]), 'hex');
   const readable = tenantId.replace(UNSAFE_ID_CHARS, '_').slice(0, MAX_TENANT_CHARS);
   return `${readable}-${digest}`;
 }
@@ -113,26 +115,34 @@ function isOurs(stored: { timestamp: number; data: unknown } | undefined, sentTi
   return stored === undefined || (stored.timestamp === sentTimestamp && isDeepStrictEqual(stored.data, data));
 }
 
+// enqueueMany's read-back (commands/read-back-1.lua), defined once on each connection it runs on.
+const READ_BACK = 'jobfleetEnqueueReadBack';
+const readBackLua = readFileSync(new URL('./commands/read-back-1.lua', import.meta.url), 'utf8');
+const readBackDefinedOn = new WeakSet<object>();
+
 /**
  * enqueue for many jobs with distinct ids in two round trips: BullMQ's addBulk (one pipeline of
- * adds) and one pipeline reading the stored jobs' timestamp and data back, since addBulk, like
- * add, answers with our own copies. The data is compared as the JSON text BullMQ stored (it
- * writes JSON.stringify of the data), which spares parsing every job back. Results come in the
- * order of `jobs`.
+ * adds) and one script call comparing each stored job's timestamp and data with what was sent,
+ * since addBulk, like add, answers with our own copies. One call rather than an HMGET per job: a
+ * command costs ioredis and Redis more than the comparison, and the data goes one way, not back.
+ * The data is compared as the JSON text BullMQ stored (it writes JSON.stringify of the data).
+ * Results come in the order of `jobs`.
  */
 export async function enqueueMany(queue: Queue, jobs: readonly EnqueueJob[]): Promise<{ jobId: string; created: boolean }[]> {
   if (jobs.length === 0) return [];
   const sent = await queue.addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: jobOptions(job) })));
-  const readBack = (await queue.getBackend().client).pipeline();
-  for (const job of jobs) readBack.runCommand('hmget', [queue.toKey(job.jobId), 'timestamp', 'data']);
-  const replies: [Error | null, unknown][] = (await readBack.exec()) ?? [];
-  return jobs.map((job, index) => {
-    const [error, fields] = replies[index] ?? [new Error(`no reply for job ${job.jobId}`), undefined];
-    if (error) throw error;
-    const [timestamp, data] = Array.isArray(fields) ? (fields as (string | null)[]) : [];
-    // Gone already (a worker finished it and retention removed it): it was ours.
-    if (timestamp == null || data == null) return { jobId: job.jobId, created: true };
-    const created = Number(timestamp) === (sent[index]?.timestamp ?? Number.NaN) && data === JSON.stringify(job.data ?? {});
-    return { jobId: job.jobId, created };
+  const client = await queue.getBackend().client;
+  if (!readBackDefinedOn.has(client)) {
+    client.defineCommand(READ_BACK, { numberOfKeys: 1, lua: readBackLua });
+    readBackDefinedOn.add(client);
+  }
+  const args = [queue.toKey('')];
+  jobs.forEach((job, index) => {
+    const timestamp = sent[index]?.timestamp;
+    if (timestamp === undefined) throw new Error(`addBulk returned no job for ${job.jobId}`);
+    args.push(job.jobId, String(timestamp), JSON.stringify(job.data ?? {}));
   });
+  const ours: unknown = await client.runCommand(READ_BACK, args);
+  if (!Array.isArray(ours) || ours.length !== jobs.length) throw new Error(`the read-back of ${jobs.length} jobs answered ${JSON.stringify(ours)}`);
+  return jobs.map((job, index) => ({ jobId: job.jobId, created: ours[index] === 1 }));
 }

@@ -37,7 +37,8 @@ export type BatchItemOutcome =
 const acceptedAnswer = z.object({ jobId: z.string(), idempotencyKey: z.string(), links: z.record(z.string(), z.string()) });
 
 function accepted(job: Candidate, statusCode: number, stored: StoredResponse, replayed: boolean): BatchItemOutcome {
-  const { jobId, idempotencyKey, links } = acceptedAnswer.parse(stored.body);
+  // A first answer is the one this request prepared; a replay's was stored by an earlier request, so it is read.
+  const { jobId, idempotencyKey, links } = replayed ? acceptedAnswer.parse(stored.body) : job.stored.body;
   return { index: job.index, status: statusCode, idempotencyKey, jobId, links, replayed, sync: job.sync };
 }
 

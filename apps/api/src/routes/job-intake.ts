@@ -29,6 +29,15 @@ export const idempotencyKeyValue = z.string().regex(/^[\x21-\x7E]{1,255}$/, 'mus
 const storedResponse = z.object({ headers: z.record(z.string(), z.string()), body: z.unknown() });
 export type StoredResponse = z.infer<typeof storedResponse>;
 
+/** The body of a job's first answer, 202, which its replays repeat. */
+export interface AcceptedBody {
+  jobId: string;
+  queue: string;
+  status: 'queued';
+  idempotencyKey: string;
+  links: Record<string, string>;
+}
+
 export const jobLink = (jobId: string) => `/v1/jobs/${encodeURIComponent(jobId)}`;
 
 /** The queue of a kind, by name. */
@@ -62,7 +71,7 @@ export interface PreparedJob {
   requestHash: string;
   ref: IdempotencyKeyRef;
   /** The answer: now, and on every replay. */
-  stored: StoredResponse;
+  stored: StoredResponse & { body: AcceptedBody };
   /** The entity's sync_status row, for a kind that keeps one. */
   sync: SyncEntity | null;
   /** The job's row in Postgres `jobs`, which the admin API lists and searches. */
