@@ -12,7 +12,7 @@ import { DEFAULT_TENANT_TIERS, loadConfig, type Config } from '@jobfleet/config'
 import { createTenant, createTenantLimitsCache, googleConnectionRepository, openDatabase, type Database } from '@jobfleet/db';
 import { defineJobKind, jobDataSchema, parsePayload, trackSyncStatus, type AnyJobKind, type KindIntake } from '@jobfleet/kinds';
 import { createLogger, createMetrics } from '@jobfleet/observability';
-import { connectRedis, createQueues, createRedisConnection, createTenantCapacity, enqueue, enqueueMany, jobIdFor, waitUntilReady } from '@jobfleet/queue';
+import { connectRedis, createQueues, createRedisConnection, createTenantCapacity, enqueueMany, jobIdFor, waitUntilReady } from '@jobfleet/queue';
 import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker, type Job } from 'bullmq';
@@ -260,7 +260,7 @@ export async function jobfleetProducer(config: Config & { redis: { url: string }
           const { tenantId, jobId, job } = jobOf(i);
           const admission = await capacity.admit({ kind: kind.name, tenantId, jobId }, await quotasOf(tenantId));
           if (!admission.admitted) throw new Error(`bench job ${i} refused: ${admission.quota}`);
-          await enqueue(queue, { ...job, priority: admission.priority });
+          await enqueueMany(queue, [{ ...job, priority: admission.priority }]);
         }
       };
       await Promise.all(Array.from({ length: inFlight }, lane));

@@ -1,6 +1,6 @@
 export { connectRedis, createRedisConnection, createSubscriberConnection, MAIN_REDIS, REDIS_CHECK, redisProbes, waitUntilReady } from './connection';
 export type { RedisClient, RedisConnections, RedisRole } from './connection';
-export { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
+export { closeQueues, createQueues, enqueueMany, jobIdFor, jobOptionsFor, settingsFor } from './queues';
 export { createWorker } from './worker';
 export { decideAfterError } from './attempt-policy';
 export type { AttemptDecision, AttemptFacts } from './attempt-policy';

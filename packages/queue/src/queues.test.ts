@@ -4,7 +4,7 @@ import { metricValue } from '@jobfleet/observability/testing';
 import type { Queue } from 'bullmq';
 import { deletePrefix, uniquePrefix } from '../../../tests/support/redis';
 import { createRedisConnection, type RedisClient } from './connection';
-import { closeQueues, createQueues, enqueue, enqueueMany, jobIdFor, jobOptionsFor } from './queues';
+import { closeQueues, createQueues, enqueueMany, jobIdFor, jobOptionsFor, type EnqueueJob } from './queues';
 import { disconnectUnreachable, readyConnection, TEST_QUEUES, type TestQueueName } from './test-support';
 
 const config = loadConfig({
@@ -15,6 +15,13 @@ const config = loadConfig({
   JOBS_REMOVE_ON_FAIL_AGE_SECONDS: '600',
   JOBS_REMOVE_ON_FAIL_COUNT: '1000',
 });
+
+/** enqueueMany of one job: its one result. */
+async function enqueueOne(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
+  const [result] = await enqueueMany(queue, [job]);
+  if (result === undefined) throw new Error(`no result for ${job.jobId}`);
+  return result;
+}
 
 describe('jobOptionsFor', () => {
   it('takes attempts per queue, and backoff and retention by age and count from config', () => {
@@ -63,15 +70,15 @@ describe('queues on Redis', () => {
   it('BullMQ accepts the ids of jobIdFor, even for tenants with colons or made of digits', async () => {
     for (const tenant of ['acme', 'a:b:c', '12345', 'ünï cødé']) {
       const jobId = jobIdFor(tenant, 'k');
-      await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { tenant } })).resolves.toEqual({ jobId, created: true });
+      await expect(enqueueOne(queue, { jobId, name: 'calendar-sync', data: { tenant } })).resolves.toEqual({ jobId, created: true });
       expect((await queue.getJob(jobId))?.data).toEqual({ tenant });
     }
   });
 
-  it('enqueue twice with one id keeps one job, the first, and answers created: false the second time', async () => {
+  it('enqueueMany twice with one id keeps one job, the first, and answers created: false the second time', async () => {
     const jobId = jobIdFor('acme', 'same-key');
-    await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { n: 1 } })).resolves.toEqual({ jobId, created: true });
-    await expect(enqueue(queue, { jobId, name: 'calendar-sync', data: { n: 2 } })).resolves.toEqual({ jobId, created: false });
+    await expect(enqueueOne(queue, { jobId, name: 'calendar-sync', data: { n: 1 } })).resolves.toEqual({ jobId, created: true });
+    await expect(enqueueOne(queue, { jobId, name: 'calendar-sync', data: { n: 2 } })).resolves.toEqual({ jobId, created: false });
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
     expect((await queue.getJob(jobId))?.data).toEqual({ n: 1 });
   });
@@ -79,8 +86,8 @@ describe('queues on Redis', () => {
   it('enqueueMany adds every job with its priority and tells which ids held a job already', async () => {
     const existing = jobIdFor('acme', 'bulk-existing');
     const sameData = jobIdFor('acme', 'bulk-same-data');
-    await enqueue(queue, { jobId: existing, name: 'calendar-sync', data: { n: 'first' } });
-    await enqueue(queue, { jobId: sameData, name: 'calendar-sync', data: { n: 'same' } });
+    await enqueueOne(queue, { jobId: existing, name: 'calendar-sync', data: { n: 'first' } });
+    await enqueueOne(queue, { jobId: sameData, name: 'calendar-sync', data: { n: 'same' } });
     // A later millisecond, so only the stored timestamp tells the kept job with identical data from ours.
     await new Promise((done) => setTimeout(done, 2));
     const jobs = [
@@ -102,7 +109,7 @@ describe('queues on Redis', () => {
   });
 
   it('gives every job the default options of its queue', async () => {
-    const { jobId } = await enqueue(queue, { jobId: jobIdFor('acme', 'defaults'), name: 'calendar-sync', data: {} });
+    const { jobId } = await enqueueOne(queue, { jobId: jobIdFor('acme', 'defaults'), name: 'calendar-sync', data: {} });
     expect((await queue.getJob(jobId))?.opts).toMatchObject(jobOptionsFor('calendar-sync', config));
   });
 
@@ -111,7 +118,7 @@ describe('queues on Redis', () => {
     const deadQueues = createQueues({ names: TEST_QUEUES, connection: dead, prefix, config });
     try {
       const started = performance.now();
-      await expect(enqueue(deadQueues['calendar-sync'], { jobId: jobIdFor('acme', 'k'), name: 'calendar-sync', data: {} })).rejects.toThrow();
+      await expect(enqueueOne(deadQueues['calendar-sync'], { jobId: jobIdFor('acme', 'k'), name: 'calendar-sync', data: {} })).rejects.toThrow();
       expect(performance.now() - started).toBeLessThan(1000);
     } finally {
       await closeQueues(deadQueues);

@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config, WorkerQueueSettings } from '@jobfleet/config';
@@ -95,35 +94,23 @@ export interface EnqueueJob {
   priority?: number;
 }
 
-/**
- * Adds a job under its id. `created` is false when a job with that id was already there: BullMQ then
- * keeps the stored job, answers with the id and no error, and returns our own unsaved copy, so we
- * read the stored job back and compare creation timestamp and data. Only two adds of identical data
- * under one id in the same millisecond both see `created: true`, which is harmless (same job); the
- * API's Postgres idempotency record refuses that case first anyway (409 while the first request is
- * being accepted). A job already removed again when read back counts as created.
- */
-export async function enqueue(queue: Queue, job: EnqueueJob): Promise<{ jobId: string; created: boolean }> {
-  const sent = await queue.add(job.name, job.data, jobOptions(job));
-  return { jobId: job.jobId, created: isOurs(await queue.getJob(job.jobId), sent.timestamp, job.data) };
-}
-
 const jobOptions = (job: EnqueueJob): JobsOptions => ({ jobId: job.jobId, ...(job.priority === undefined ? {} : { priority: job.priority }) });
 
-/** Whether the job stored under an id is the one just sent (or gone already): see enqueue. */
-function isOurs(stored: { timestamp: number; data: unknown } | undefined, sentTimestamp: number, data: unknown): boolean {
-  return stored === undefined || (stored.timestamp === sentTimestamp && isDeepStrictEqual(stored.data, data));
-}
-
 // enqueueMany's read-back (commands/read-back-1.lua), defined once on each connection it runs on.
+// Not defineLuaCommand: the queue's client is BullMQ's adapter (defineCommand + runCommand), not ioredis.
 const READ_BACK = 'jobfleetEnqueueReadBack';
 const readBackLua = readFileSync(new URL('./commands/read-back-1.lua', import.meta.url), 'utf8');
 const readBackDefinedOn = new WeakSet<object>();
 
 /**
- * enqueue for many jobs with distinct ids in two round trips: BullMQ's addBulk (one pipeline of
- * adds) and one script call comparing each stored job's timestamp and data with what was sent,
- * since addBulk, like add, answers with our own copies. One call rather than an HMGET per job: a
+ * Adds jobs with distinct ids, each under its id, in two round trips: BullMQ's addBulk (one
+ * pipeline of adds) and one script call comparing each stored job's timestamp and data with what
+ * was sent. `created` is false where a job with that id was already there: BullMQ then keeps the
+ * stored job, answers with the id and no error, and returns our own unsaved copy, as it does for a
+ * new job. Only two adds of identical data under one id in the same millisecond both see
+ * `created: true`, which is harmless (same job); the API's Postgres idempotency record refuses that
+ * case first anyway (409 while the first request is being accepted). A job already removed again
+ * when read back counts as created. One call rather than an HMGET per job: a
  * command costs ioredis and Redis more than the comparison, and the data goes one way, not back.
  * The data is compared as the JSON text BullMQ stored (it writes JSON.stringify of the data).
  * Results come in the order of `jobs`.
