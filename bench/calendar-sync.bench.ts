@@ -34,6 +34,8 @@ import {
   jobfleetProducer,
   noopKind,
   openCountingDatabase,
+  postgresBackendCpu,
+  postgresCpuSpent,
   profiled,
   rawDrain,
   rawFill,
@@ -82,6 +84,8 @@ interface Row {
   enqueue: RedisCost;
   worker: RedisCost;
   statementsPerJob?: number;
+  /** The Postgres backends' CPU per job while the workers drain (this machine's Postgres only). */
+  postgresCpuUs?: number;
 }
 
 function cpuPerJob(since: NodeJS.CpuUsage): number {
@@ -106,6 +110,7 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
   const enqueue = await redisCostOf(redis, JOBS, () => producer.single(0, JOBS, CONCURRENCY));
   const before = statements();
   const kindsBefore = statementsByKind();
+  const postgresBefore = await postgresBackendCpu(database);
   const cpu = process.cpuUsage();
   const drain = await redisCostOf(redis, JOBS, () =>
     profiled(`jobfleet-${kind.name}`, async () => {
@@ -117,6 +122,8 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
       return JOBS / seconds;
     }),
   );
+  const drainCpuUs = cpuPerJob(cpu);
+  const postgresSeconds = postgresCpuSpent(postgresBefore, await postgresBackendCpu(database));
   const statementsPerJob = (statements() - before) / JOBS;
   if (args.breakdown !== undefined) {
     const spent = [...statementsByKind()].map(([text, n]) => [text, n - (kindsBefore.get(text) ?? 0)] as const).filter(([, n]) => n > 0);
@@ -124,7 +131,14 @@ async function jobfleetRow(redis: BenchRedis, env: BenchEnv, kind: AnyJobKind, r
   }
   await producer.close();
   await database.close();
-  return { rate: drain.result, drainCpuUs: cpuPerJob(cpu), enqueue: enqueue.cost, worker: drain.cost, statementsPerJob };
+  return {
+    rate: drain.result,
+    drainCpuUs,
+    enqueue: enqueue.cost,
+    worker: drain.cost,
+    statementsPerJob,
+    ...(postgresSeconds === undefined ? {} : { postgresCpuUs: (postgresSeconds * 1e6) / JOBS }),
+  };
 }
 
 async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
@@ -158,7 +172,8 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
     console.log(`worker path: jobs=${JOBS} concurrency=${CONCURRENCY} tenants=${TENANTS} log=${LOG_LEVEL} rounds=${ROUNDS} (jobs enqueued first, drain timed; Redis of the bench's own)`);
     console.log('per job, its whole life: scripts = EVALSHA+EVAL (enqueue+worker), commands = all, scripts\' own included; Redis CPU = INFO cpu (enqueue+worker)');
     console.log('worker CPU = this process\'s CPU per job while draining (process.cpuUsage); its ratio is raw\'s over this row\'s, on the scale of the jobs/s ratio');
-    console.log('path                                  jobs/s   ratio  worker CPU µs/job (ratio)  pg stmts/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
+    console.log('pg CPU = the CPU of the Postgres backends serving the workers, per job while draining (/proc; blank when Postgres runs elsewhere)');
+    console.log('path                                  jobs/s   ratio  worker CPU µs/job (ratio)  pg stmts/job  pg CPU µs/job  scripts/job (enq+wrk)  commands/job  Redis CPU µs/job (enq+wrk)  CPU ratio');
     const row = (name: string, r: Row, baseline: Row) => {
       const life = addCosts(r.enqueue, r.worker);
       const baseLife = addCosts(baseline.enqueue, baseline.worker);
@@ -169,6 +184,7 @@ async function pathMode(redis: BenchRedis, env: BenchEnv): Promise<void> {
           (r.rate / baseline.rate).toFixed(3).padStart(7),
           `${r.drainCpuUs.toFixed(0)} (${(baseline.drainCpuUs / r.drainCpuUs).toFixed(3)})`.padStart(26),
           (r.statementsPerJob === undefined ? '' : r.statementsPerJob.toFixed(2)).padStart(13),
+          (r.postgresCpuUs === undefined ? '' : r.postgresCpuUs.toFixed(0)).padStart(13),
           `${life.scripts.toFixed(2)} (${r.enqueue.scripts.toFixed(2)}+${r.worker.scripts.toFixed(2)})`.padStart(22),
           life.commands.toFixed(1).padStart(13),
           `${life.cpuUs.toFixed(0)} (${r.enqueue.cpuUs.toFixed(0)}+${r.worker.cpuUs.toFixed(0)})`.padStart(26),

@@ -17,8 +17,10 @@ import { parseKeyring } from '@jobfleet/secrets';
 import { startWorkers } from '@jobfleet/worker';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { createBenchDatabase } from './bench-database';
+import { cpuSeconds } from './proc-stats';
 import { readRedis, redisWork } from './redis-stats';
 
 /** `key=value` arguments. */
@@ -364,4 +366,27 @@ export function openCountingDatabase(config: Config): { database: Database; stat
     },
   });
   return { database, statements: () => statements, statementsByKind: () => new Map(byKind) };
+}
+
+/**
+ * CPU seconds used so far by each Postgres backend of `database`'s own database (the bench's), by
+ * pid; undefined when Postgres runs elsewhere (its /proc is not this machine's).
+ */
+export async function postgresBackendCpu(database: Database): Promise<Map<number, number> | undefined> {
+  const backends = await database.rows<{ pid: number }>(sql`select pid from pg_stat_activity where datname = current_database()`);
+  const cpu = new Map<number, number>();
+  for (const { pid } of backends) {
+    const seconds = cpuSeconds(pid);
+    if (seconds === undefined) return undefined;
+    cpu.set(pid, seconds);
+  }
+  return cpu;
+}
+
+/** The CPU seconds the backends spent between two readings; one started since counts from 0, one gone by then is missed. */
+export function postgresCpuSpent(before: Map<number, number> | undefined, after: Map<number, number> | undefined): number | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  let spent = 0;
+  for (const [pid, seconds] of after) spent += seconds - (before.get(pid) ?? 0);
+  return spent;
 }
