@@ -1,5 +1,7 @@
+import { hash } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
-import type { AnyPgColumn } from 'drizzle-orm/pg-core';
+import { PgDialect, type AnyPgColumn } from 'drizzle-orm/pg-core';
+import type { Db } from './client';
 
 // Bulk statements pass their rows as few parameters instead of several per row, which drizzle
 // builds and Postgres plans several times faster (500 rows: ~20 ms against ~120 ms as a multi-row
@@ -25,6 +27,23 @@ export const storedText = (value: string | null): string | null => value?.toWell
  * worker's CPU. Text values go through storedText.
  */
 export const jsonRows = (rows: readonly object[]): SQL => sql`${JSON.stringify(rows)}::json`;
+
+const dialect = new PgDialect();
+
+/**
+ * Runs a statement as a named prepared statement, so that each connection parses and plans it
+ * once instead of at every call: for the hot statements, whose text is fixed (their rows are JSON
+ * parameters). At 36 rows the worker's flush cost Postgres 3.4 ms of CPU unnamed, 2.5 ms named.
+ * The name is derived from the text, so two texts never share one (node-postgres refuses that);
+ * a statement whose text varies with its input would leave a prepared statement per variant on
+ * every connection, so it does not belong here. PGlite ignores the name.
+ */
+export async function executePrepared<T>(db: Db, statement: SQL): Promise<T[]> {
+  const query = dialect.sqlToQuery(statement);
+  const name = `jobfleet_${hash('sha1', query.sql, 'hex').slice(0, 24)}`;
+  const result = (await db._.session.prepareQuery(query, undefined, name, false).execute()) as { rows: T[] };
+  return result.rows;
+}
 
 /** A column's bare name, as INSERT column lists and UPDATE's SET take it. */
 export const columnName = (column: AnyPgColumn) => sql.identifier(column.name);

@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import { columnName, inKeyOrder, jsonRows, storedText } from './bulk-sql';
+import { columnName, executePrepared, inKeyOrder, jsonRows, storedText } from './bulk-sql';
 import type { Db } from './client';
 import { idempotencyKeys } from './schema';
 
@@ -113,7 +113,7 @@ type StoredRow = StoredRequest & IdempotencyKeyRef & { taken: boolean; lostRace:
  * took first (`lostRace`) is read as it was before that, so its key must be asked again.
  */
 async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: BeginIdempotentRequests['requests']): Promise<StoredRow[]> {
-  const result = (await db.execute(sql`
+  return executePrepared<StoredRow>(db, sql`
     with claim as (select * from ${claimsOf(requests)}),
     taken as (
       update ${idempotencyKeys}
@@ -129,8 +129,7 @@ async function takeOverOrRead(db: Db, batch: BeginIdempotentRequests, requests: 
       exists (select 1 from taken where ${isRowOf('taken')}) as "taken",
       ${mayTakeOver(sql`claim.request_hash`, batch.staleAfterSeconds)} and not exists (select 1 from taken where ${isRowOf('taken')}) as "lostRace"
     from ${idempotencyKeys} join claim on ${isRowOf('claim')}
-  `)) as { rows: StoredRow[] };
-  return result.rows;
+  `);
 }
 
 /**
@@ -158,15 +157,15 @@ async function claimKeys(db: Db, batch: BeginIdempotentRequests, outcomes: Map<s
   // In key order, so that two batches claiming the same keys wait for each other in one order and never deadlock.
   let open = inKeyOrder(batch.requests, keyOf);
   for (let round = 0; round < 3 && open.length > 0; round++) {
-    const inserted = (await db.execute(sql`
+    const inserted = await executePrepared<IdempotencyKeyRef>(db, sql`
       insert into ${idempotencyKeys} (${columnName(idempotencyKeys.tenantId)}, ${columnName(idempotencyKeys.scope)}, ${columnName(idempotencyKeys.key)},
         ${columnName(idempotencyKeys.requestHash)}, ${columnName(idempotencyKeys.jobId)}, ${columnName(idempotencyKeys.expiresAt)})
       select claim.tenant_id, claim.scope, claim."key", claim.request_hash, claim.job_id, ${secondsFromNow(batch.ttlSeconds)}
       from ${claimsOf(open)}
       on conflict do nothing
       returning ${columnName(idempotencyKeys.tenantId)} as "tenantId", ${columnName(idempotencyKeys.scope)} as "scope", ${columnName(idempotencyKeys.key)} as "key"
-    `)) as { rows: IdempotencyKeyRef[] };
-    for (const ref of inserted.rows) outcomes.set(keyOf(ref), { kind: 'new' });
+    `);
+    for (const ref of inserted) outcomes.set(keyOf(ref), { kind: 'new' });
     const existing = open.filter((request) => !outcomes.has(keyOf(request)));
     if (existing.length === 0) break;
 
@@ -186,7 +185,7 @@ export async function completeIdempotentRequests(
   completions: readonly (IdempotencyKeyRef & { statusCode: number; response: unknown })[],
 ): Promise<void> {
   if (completions.length === 0) return;
-  await db.execute(sql`
+  await executePrepared(db, sql`
     update ${idempotencyKeys} set ${columnName(idempotencyKeys.statusCode)} = done.status_code, ${columnName(idempotencyKeys.response)} = done.response
     from json_to_recordset(${jsonRows(completions.map((c) => ({ ...refRow(c), status_code: c.statusCode, response: c.response })))})
       as done (tenant_id text, scope text, "key" text, status_code smallint, response jsonb)
@@ -197,7 +196,7 @@ export async function completeIdempotentRequests(
 /** abandonIdempotentRequest for many keys, in one statement. */
 export async function abandonIdempotentRequests(db: Db, refs: readonly IdempotencyKeyRef[]): Promise<void> {
   if (refs.length === 0) return;
-  await db.execute(sql`
+  await executePrepared(db, sql`
     delete from ${idempotencyKeys} using json_to_recordset(${jsonRows(refs.map(refRow))}) as gone (tenant_id text, scope text, "key" text)
     where ${isRowOf('gone')} and ${idempotencyKeys.statusCode} is null
   `);

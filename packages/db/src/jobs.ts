@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { adminAuditRepository, type AdminAuditEntry } from './admin-audit';
-import { inKeyOrder, jsonRows } from './bulk-sql';
+import { executePrepared, inKeyOrder, jsonRows } from './bulk-sql';
 import { retryLostRaces } from './postgres-errors';
 import type { Db } from './client';
 import { jobAttempts, jobs, syncStatus, type JobState } from './schema';
@@ -19,7 +19,7 @@ export async function recordAcceptedJobs(db: Db, unordered: readonly JobIdentity
   if (unordered.length === 0) return;
   // In key order: a worker's statement may write the same jobs' rows (it can start a job before this lands).
   const accepted = inKeyOrder(unordered, jobKey);
-  await db.execute(sql`
+  await executePrepared(db, sql`
     insert into ${jobs} as current (kind, id, tenant_id, business_key, idempotency_key, state, attempts, created_at, updated_at)
     select kind, id, tenant_id, business_key, idempotency_key, 'waiting', 0, created_at, now()
     from json_to_recordset(${jsonRows(accepted.map(jobIdentityRow))}) as row (kind text, id text, tenant_id text, business_key text, idempotency_key text, created_at timestamptz)

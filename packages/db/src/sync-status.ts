@@ -1,5 +1,6 @@
 import { and, asc, eq, gt } from 'drizzle-orm';
 import type { StoredError } from '@jobfleet/contracts';
+import { executePrepared } from './bulk-sql';
 import type { Db } from './client';
 import { syncStatus } from './schema';
 import { rowKey, statusUpsert, writeStatus, type StatementGuard, type StatusWrite, type SyncEntity } from './worker-rows';
@@ -66,5 +67,5 @@ export async function recordEnqueuedMany(db: Db, entities: readonly SyncEntity[]
   }
   if (last.size === 0) return;
   const at = new Date();
-  await db.execute(statusUpsert([...last.values()].map((entity) => ({ entity, ...ENQUEUED, at }))));
+  await executePrepared(db, statusUpsert([...last.values()].map((entity) => ({ entity, ...ENQUEUED, at }))));
 }

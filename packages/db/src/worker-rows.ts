@@ -1,8 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
 import type { StoredError } from '@jobfleet/contracts';
 import { createGroupCommit, type GroupCommit } from '@jobfleet/group-commit';
-import { inKeyOrder, jsonRows, storedText } from './bulk-sql';
+import { executePrepared, inKeyOrder, jsonRows, storedText } from './bulk-sql';
 import type { Db } from './client';
 import { classifyPostgresError, retryLostRaces } from './postgres-errors';
 import { jobAttempts, jobs, syncStatus, type JobAttemptOutcome, type JobState, type SyncStatusValue } from './schema';
@@ -172,16 +171,10 @@ async function writeRows(db: Db, writes: readonly StatusWrite[], unorderedEvents
     )
     select "tenantId", kind, "entityId" from status_row
   `;
-  // Its text is the same for every flush (the rows are its two parameters): a named statement is
-  // parsed and planned once per connection: a quarter of its server CPU (36 rows: 3.4 ms, 2.5 ms named).
-  const result = (await db._.session.prepareQuery(dialect.sqlToQuery(statement), undefined, WORKER_ROWS_STATEMENT, false).execute()) as {
-    rows: Pick<SyncEntity, 'tenantId' | 'kind' | 'entityId'>[];
-  };
-  return new Set(result.rows.map(rowKey));
+  // Its text is the same for every flush (the rows are its two parameters).
+  const rows = await executePrepared<Pick<SyncEntity, 'tenantId' | 'kind' | 'entityId'>>(db, statement);
+  return new Set(rows.map(rowKey));
 }
-
-const dialect = new PgDialect();
-const WORKER_ROWS_STATEMENT = 'jobfleet_worker_rows';
 
 type WorkerRow = { key: string; status: StatusWrite } | { key: string; attempt: AttemptEvent };
 
