@@ -1,6 +1,6 @@
 /**
  * Two Redis instances against one, for the same no-op workload on two queues:
- * `tsx bench/redis-shards.bench.ts [jobs=5000 concurrency=50 rounds=3]` (part of `npm run bench`).
+ * `tsx bench/redis-shards.bench.ts [jobs=5000 concurrency=50 rounds=5]` (part of `npm run bench`).
  *
  * Two private redis-servers (127.0.0.1:7221 and :7222, no persistence) are started. Each row adds
  * `jobs` jobs to each of the queues `shard-a` and `shard-b` (addBulk, in chunks), then drains both
@@ -25,7 +25,7 @@ import { median } from './median';
 
 const JOBS = Number(args.jobs ?? 5000);
 const CONCURRENCY = Number(args.concurrency ?? 50);
-const ROUNDS = Number(args.rounds ?? 3);
+const ROUNDS = Number(args.rounds ?? 5);
 const QUEUES = ['shard-a', 'shard-b'] as const;
 const ADD_CHUNK = 500;
 // Every phase ends by this deadline even if a worker stalls: the bench never hangs.
