@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Config, WorkerQueueSettings } from '@jobfleet/config';
 import type { Logger } from '@jobfleet/observability';
 import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
