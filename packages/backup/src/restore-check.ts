@@ -217,10 +217,20 @@ async function scanPlainScript(source: Readable, hashing: Transform, signal: Abo
   return { copyBlocks };
 }
 
+/**
+ * A client of its own on the scratch server. A socket that breaks while no query waits on it
+ * emits 'error', which without a listener kills the worker; its queries fail with the error anyway.
+ */
+function scratchClient(url: string): pg.Client {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  return client;
+}
+
 async function createScratchDatabase(serverUrl: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `jobfleet_restore_check_${randomBytes(6).toString('hex')}`;
   const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
+    const client = scratchClient(serverUrl);
     try {
       await client.connect();
       await client.query(sql);
@@ -239,7 +249,7 @@ async function createScratchDatabase(serverUrl: string): Promise<{ name: string;
 }
 
 async function countRows(url: string): Promise<{ tables: Record<string, number>; totalRows: number }> {
-  const client = new pg.Client({ connectionString: url });
+  const client = scratchClient(url);
   await client.connect();
   try {
     const { rows } = await client.query<{ schema: string; name: string }>(

@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
+import { startTcpProxy } from '../../../tests/support/tcp-proxy';
+import { openDatabase } from './client';
 
 describe('database client', () => {
   let testDb: TestDatabase;
@@ -47,5 +49,28 @@ describe('database client', () => {
     await other.database.close();
     await expect(other.database.ping(1000)).rejects.toThrow();
     await other.drop();
+  });
+
+  it('a connection reset inside a transaction fails the transaction, not the process, and the pool recovers', async () => {
+    const url = new URL(testDb.url);
+    const proxy = await startTcpProxy({ targetHost: url.hostname, targetPort: Number(url.port || 5432) });
+    url.host = `127.0.0.1:${proxy.port}`;
+    const proxied = openDatabase({ url: url.toString(), dataDir: '.data', poolMax: 2 });
+    try {
+      // A checked-out client (a transaction's) has no pool listener: its socket's 'error' event
+      // crashed the process unless the client has one of its own.
+      const transaction = proxied.db.transaction(async (tx) => {
+        await tx.execute(sql`select 1`);
+        proxy.resetAll();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await tx.execute(sql`select 2`);
+      });
+      await expect(transaction).rejects.toThrow();
+      // The broken client left the pool: the next statement gets a new connection.
+      await expect(proxied.rows<{ n: number }>(sql`select 3 as n`)).resolves.toEqual([{ n: 3 }]);
+    } finally {
+      await proxied.close();
+      await proxy.close();
+    }
   });
 });

@@ -81,6 +81,11 @@ function openPostgres(options: DatabaseOptions & { url: string }): Database {
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (error) => options.onPoolError?.(error));
+  // The pool listens for errors on idle clients only. A checked-out client (a transaction's, held
+  // between its statements) whose socket breaks emits 'error' too, and without a listener that
+  // kills the process. Its statement or transaction fails with the error anyway, and the pool
+  // drops the broken client when it is released, so there is nothing more to do here.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const { onStatement } = options;
   const db = drizzlePg(pool, { schema, ...(onStatement === undefined ? {} : { logger: { logQuery: (query) => onStatement(query) } }) });
   return {
