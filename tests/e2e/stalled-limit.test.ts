@@ -37,14 +37,14 @@ describe('a job stalled more often than maxStalledCount', () => {
       payload: JSON.stringify(reservationRequest('res-stalled')),
     });
     const { jobId } = JSON.parse(answer.body) as { jobId: string };
-    await waitFor(() => system.calendar.requestCount('POST') >= 1, { timeoutMs: 60_000, what: 'the first worker to call Calendar' });
+    await waitFor(() => system.calendar.requestCount('POST') >= 1, { timeoutMs: 60_000, what: () => `the first worker to call Calendar\n${first.output()}` });
     await first.kill('SIGKILL');
 
     const second = startEntryPoint('apps/worker/src/main.ts', system.childEnv);
     children.push(second);
     await waitFor(async () => (await system.queues['calendar-sync'].getJobState(jobId)) === 'failed', {
       timeoutMs: 60_000,
-      what: `job ${jobId} failed by the stalled check\n${second.output()}`,
+      what: () => `job ${jobId} failed by the stalled check\n${second.output()}`,
     });
     const job = await system.queues['calendar-sync'].getJob(jobId);
     expect(job?.failedReason).toMatch(/stalled/i);

@@ -46,12 +46,19 @@ export function startNode(args: readonly string[], env: Record<string, string>):
 }
 
 /** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs: number; what: string; intervalMs?: number }): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  // A function is asked at the timeout: for what only then is worth saying (a child's output so far).
+  options: { timeoutMs: number; what: string | (() => string); intervalMs?: number },
+): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}`);
+    if (Date.now() > deadline) {
+      const what = typeof options.what === 'function' ? options.what() : options.what;
+      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
   }
 }

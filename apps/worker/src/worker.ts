@@ -1,5 +1,6 @@
 import type { Config } from '@jobfleet/config';
-import { adminAuditRepository, classifyPostgresError, createTenantLimitsCache, postgresRefusal, type Database } from '@jobfleet/db';
+import { DependencyUnreachableError } from '@jobfleet/contracts';
+import { adminAuditRepository, classifyPostgresError, createTenantLimitsCache, isUnreachablePostgresQuery, postgresRefusal, type Database } from '@jobfleet/db';
 import { JOB_KINDS, QUEUE_NAMES, attemptHistory, recordAttemptDecision, recordUnprocessedFailure, type AnyJobKind, type KindRuntime } from '@jobfleet/kinds';
 import { createBufferedAuditSink, createLockManager, type LockManager } from '@jobfleet/locks';
 import type { Logger, Metrics } from '@jobfleet/observability';
@@ -67,6 +68,8 @@ export interface WorkerFleet {
 
 // A running slot outlives its attempt's timeout by this much, then frees itself (a crashed worker's).
 const RUNNING_SLOT_MARGIN_MS = 5000;
+// How long a job whose own query found Postgres unreachable waits before it runs again (no attempt spent).
+const POSTGRES_UNREACHABLE_WAIT_MS = 2000;
 
 /** The kinds named by QUEUES (every known kind when it is unset); an unknown name stops the boot. */
 function servedKinds(config: Config, kinds: readonly AnyJobKind[]): AnyJobKind[] {
@@ -150,6 +153,9 @@ export async function startWorkers(deps: WorkerFleetDeps): Promise<WorkerFleet> 
         runtime.onDecision ? runtime.onDecision(job, decision, error, attempt) : recordAttemptDecision(statusDeps, kind, job, decision, error, attempt),
       // A statement Postgres refuses for what it is (not for being unavailable) fails the same way every time.
       isPermanent: (error) => classifyPostgresError(error) === 'bug',
+      // A query that could not reach Postgres (a kind's own, unguarded: the backup's rows) waits,
+      // as the breaker-guarded status writes do, instead of spending the attempts of an outage.
+      asWait: (error) => (isUnreachablePostgresQuery(error) ? new DependencyUnreachableError('postgres', POSTGRES_UNREACHABLE_WAIT_MS, { cause: error }) : undefined),
       onUnprocessedFailure: (job, error) =>
         runtime.onUnprocessedFailure ? runtime.onUnprocessedFailure(job, error) : recordUnprocessedFailure(database, kind, job, error),
       telemetry: deps.telemetry,

@@ -134,6 +134,19 @@ export class CircuitOpenError extends DependencyWaitError {
   }
 }
 
+/**
+ * A call to `dependency` could not reach it or lost its connection (an untyped driver error, e.g.
+ * a Postgres query during an outage): nothing about the job is wrong, so it waits instead of
+ * spending an attempt, like a call an open breaker refused.
+ */
+export class DependencyUnreachableError extends DependencyWaitError {
+  readonly code = 'DEPENDENCY_UNREACHABLE';
+  constructor(dependency: string, retryAfterMs: number, options: { cause?: unknown } = {}) {
+    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super(dependency, retryAfterMs, `${dependency} unreachable${reason}`, options);
+  }
+}
+
 /** A failure as stored in Postgres (sync_status.last_error, backups.error): enough to explain it without the logs. */
 export interface StoredError {
   name: string;

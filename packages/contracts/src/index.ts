@@ -8,6 +8,7 @@ export {
   WaitError,
   DependencyWaitError,
   CircuitOpenError,
+  DependencyUnreachableError,
   coerceError,
   toStoredError,
   NETWORK_ERROR_CODES,

@@ -46,7 +46,7 @@ export {
   serviceAccountKeySchema,
 } from './connections';
 export type { CalendarAccess, GoogleCredential } from './connections';
-export { classifyPostgresError, postgresRefusal } from './postgres-errors';
+export { classifyPostgresError, isUnreachablePostgresQuery, postgresRefusal } from './postgres-errors';
 export { createTenantLimitsCache, tenantLimitsRepository } from './tenant-limits';
 export type { TenantLimitsCache } from './tenant-limits';
 export { adminAuditRepository } from './admin-audit';

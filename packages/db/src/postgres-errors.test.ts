@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/db';
-import { classifyPostgresError, postgresRefusal, retryLostRaces } from './postgres-errors';
+import { DependencyUnavailableError } from '@jobfleet/contracts';
+import { openDatabase } from './client';
+import { classifyPostgresError, isUnreachablePostgresQuery, postgresRefusal, retryLostRaces } from './postgres-errors';
 import { tenants } from './schema';
 
 describe('Postgres errors', () => {
@@ -37,6 +39,22 @@ describe('Postgres errors', () => {
     expect(['23505', '22023', '42601'].map((code) => classifyPostgresError(pg(code)))).toEqual(['bug', 'bug', 'bug']);
     expect(classifyPostgresError(new Error('Connection terminated unexpectedly'))).toBe('unavailable');
     expect(classifyPostgresError(new Error('boom'))).toBe('other');
+  });
+
+  it('tells a query that could not reach Postgres from a refused one and from a typed error made of one', async () => {
+    // Nothing listens on port 1: the pool cannot connect.
+    const nowhere = openDatabase({ url: 'postgres://postgres@127.0.0.1:1/postgres', dataDir: '.data', poolMax: 1 });
+    try {
+      const unreachable = await thrownBy(() => nowhere.db.execute(sql`select 1`));
+      expect(isUnreachablePostgresQuery(unreachable)).toBe(true);
+      // The typed error a guard makes of it is decided by its own class.
+      expect(isUnreachablePostgresQuery(new DependencyUnavailableError('postgres', 'down', { cause: unreachable }))).toBe(false);
+    } finally {
+      await nowhere.close();
+    }
+    const refused = await thrownBy(() => testDb.database.db.insert(tenants).values({ id: 't1', name: 'again' }));
+    expect(isUnreachablePostgresQuery(refused)).toBe(false);
+    expect(isUnreachablePostgresQuery(new Error('Connection terminated unexpectedly'))).toBe(false);
   });
 
   it('describes a refused statement by the server’s reason and SQLSTATE, not by the SQL text and its parameters', async () => {

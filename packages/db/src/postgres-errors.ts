@@ -1,4 +1,5 @@
 import { PermanentError } from '@jobfleet/contracts';
+import { DrizzleQueryError } from 'drizzle-orm';
 
 /**
  * What a Postgres error means for the caller, decided in one place for the API and the worker:
@@ -20,8 +21,13 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 // pg's own messages when it cannot reach or keep a connection (it gives them no code).
 const PG_CONNECTION_MESSAGE = /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i;
 
+/** An Error of any realm: Node's socket errors fail `instanceof Error` inside a vm context (jest's). */
+function isErrorLike(value: unknown): value is Error {
+  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
+}
+
 export function classifyPostgresError(error: unknown): PostgresErrorClass {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+  for (let e: unknown = error; isErrorLike(e); e = e.cause) {
     if (PG_CONNECTION_MESSAGE.test(e.message)) return 'unavailable';
     // Node's socket errors name the failed system call; an AggregateError of them (one per address) does not.
     if ('syscall' in e) return 'unavailable';
@@ -34,6 +40,14 @@ export function classifyPostgresError(error: unknown): PostgresErrorClass {
     if (/^E[A-Z]+$/.test(code)) return 'unavailable';
   }
   return 'other';
+}
+
+/**
+ * Whether `error` is a query itself (not a typed error made of one) that failed because Postgres
+ * could not be reached or the connection broke: a statement that never ran or was cut, whatever it was.
+ */
+export function isUnreachablePostgresQuery(error: unknown): boolean {
+  return error instanceof DrizzleQueryError && classifyPostgresError(error) === 'unavailable';
 }
 
 /** Runs `work` again (up to `tries` times in all) while it fails for a lost race (`transient`: a deadlock, a serialization failure). */
@@ -54,7 +68,7 @@ export async function retryLostRaces<T>(work: () => Promise<T>, tries = 3): Prom
  */
 export function postgresRefusal(error: unknown): PermanentError | undefined {
   if (classifyPostgresError(error) !== 'bug') return undefined;
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+  for (let e: unknown = error; isErrorLike(e); e = e.cause) {
     const { code, table, constraint, column } = e as { code?: unknown; table?: unknown; constraint?: unknown; column?: unknown };
     if (typeof code !== 'string' || !SQLSTATE.test(code)) continue;
     const details = { sqlstate: code, ...named({ table, constraint, column }) };

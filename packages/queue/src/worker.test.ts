@@ -1,5 +1,5 @@
 import { loadConfig, type WorkerQueueSettings } from '@jobfleet/config';
-import { CircuitOpenError, DependencyUnavailableError, PermanentError } from '@jobfleet/contracts';
+import { CircuitOpenError, DependencyUnavailableError, DependencyUnreachableError, PermanentError, type WaitError } from '@jobfleet/contracts';
 import { createMetrics, type Metrics } from '@jobfleet/observability';
 import { captureLogs, metricValue, type CapturedLogs } from '@jobfleet/observability/testing';
 import { DelayedError, type Job, type Queue, type Worker } from 'bullmq';
@@ -48,7 +48,13 @@ interface Harness {
 /** A worker and its queue under a prefix of their own, so tests never see each other's jobs. */
 function start<R>(
   processor: JobProcessor<unknown, R>,
-  options: { settings?: Partial<WorkerQueueSettings>; attemptTimeoutMs?: number; history?: AttemptHistory; gate?: AttemptGate } = {},
+  options: {
+    settings?: Partial<WorkerQueueSettings>;
+    attemptTimeoutMs?: number;
+    history?: AttemptHistory;
+    gate?: AttemptGate;
+    asWait?: (error: Error) => WaitError | undefined;
+  } = {},
 ): Harness {
   const prefix = `${root}:${++started}`;
   const metrics = createMetrics();
@@ -65,6 +71,7 @@ function start<R>(
     metrics,
     ...(options.history ? { history: options.history } : {}),
     ...(options.gate ? { gate: options.gate } : {}),
+    ...(options.asWait ? { asWait: options.asWait } : {}),
   });
   running.push({ worker, queues });
   const queue = queues[QUEUE];
@@ -325,6 +332,27 @@ describe('createWorker', () => {
     expect(attempts).toEqual([1, 2, 3]);
     expect([await old.count('delayed'), await old.count('retried')]).toEqual([undefined, 2]);
     expect(await metricValue(old.metrics, 'jobs_deferred_total', { queue: QUEUE, reason: 'dependency-unavailable', dependency: 'calendar' })).toBeUndefined();
+  });
+
+  it('makes an untyped error that asWait maps wait without spending an attempt, and leaves typed errors to their class', async () => {
+    const attempts: number[] = [];
+    const harness = start(
+      async (_job, { attempt }) => {
+        attempts.push(attempt);
+        if (attempts.length <= 2) throw new Error('socket gone');
+        // Typed: its class decides (a retry), whatever asWait would say of its cause.
+        if (attempts.length === 3) throw new DependencyUnavailableError('postgres', 'typed', { cause: new Error('socket gone') });
+        return 'done';
+      },
+      { asWait: (error) => (error.message === 'socket gone' ? new DependencyUnreachableError('postgres', 10, { cause: error }) : undefined) },
+    );
+    const done = await harness.finished(await harness.queue.add(QUEUE, { tenantId: 'acme' }, { attempts: 3 }));
+    expect(done.returnvalue).toBe('done');
+    expect(attempts).toEqual([1, 1, 1, 2]);
+    expect([await harness.count('delayed'), await harness.count('retried')]).toEqual([2, 1]);
+    expect(await metricValue(harness.metrics, 'jobs_deferred_total', { queue: QUEUE, reason: 'dependency-unavailable', dependency: 'postgres' })).toBe(2);
+    const waits = harness.logs.lines().filter((l) => l.msg === 'job waits: re-delayed, no attempt spent');
+    expect(waits.map((l) => l.code)).toEqual(['DEPENDENCY_UNREACHABLE', 'DEPENDENCY_UNREACHABLE']);
   });
 
   it("holds back a paused tenant's job without spending an attempt, counted as deferred for the pause, not for capacity", async () => {

@@ -1,5 +1,5 @@
 import type { WorkerQueueSettings } from '@jobfleet/config';
-import { DependencyWaitError, JobfleetError, PermanentError, RateLimitedError, coerceError } from '@jobfleet/contracts';
+import { DependencyWaitError, JobfleetError, PermanentError, RateLimitedError, coerceError, type WaitError } from '@jobfleet/contracts';
 import type { DeferralReason, JobOutcome, Logger, Metrics } from '@jobfleet/observability';
 import { trace } from '@opentelemetry/api';
 import { DelayedError, RATE_LIMIT_ERROR, UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
@@ -94,6 +94,11 @@ export interface CreateWorkerOptions<T, R> {
   onDecision?: (job: Job<T, R>, decision: AttemptDecision, error: Error, attempt: number) => Promise<void>;
   /** Errors that fail at once although untyped (see AttemptPolicySettings.isPermanent). */
   isPermanent?: (error: Error) => boolean;
+  /**
+   * The wait an untyped error stands for, if it does (a driver error of an unreachable
+   * dependency): the job then waits without spending an attempt, as for a typed wait.
+   */
+  asWait?: (error: Error) => WaitError | undefined;
   /**
    * A job failed without its processor deciding it (stalled more than maxStalledCount times):
    * record that wherever the processor would have, so the job's entity does not stay `running`.
@@ -237,7 +242,8 @@ export function createWorker<T, R>(options: CreateWorkerOptions<T, R>): Worker<T
       return result;
     } catch (thrown) {
       // Once the signal fired, its reason is the outcome, whatever the processor threw in reaction.
-      const error = coerceError(controller.signal.aborted ? controller.signal.reason : thrown);
+      const raw = coerceError(controller.signal.aborted ? controller.signal.reason : thrown);
+      const error = (raw instanceof JobfleetError ? undefined : options.asWait?.(raw)) ?? raw;
       if (error instanceof WorkerClosingError) {
         jobLogger().warn({ durationMs: record('interrupted', error) }, 'job interrupted by a hard close; stalled-job recovery will run it again');
         // DelayedError makes BullMQ leave the job as it is: active, with a lock nobody renews,
