@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
 import { bearerToken, secretEquals } from '@jobfleet/secrets';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
@@ -67,8 +67,6 @@ const CACHE_MAX_ENTRIES = 10_000;
 // last_used_at is for humans deciding which keys to retire: a minute's precision is plenty.
 const LAST_USE_WRITE_INTERVAL_MS = 60_000;
 
-const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
-
 function bearerChallenge(detail: string, error?: 'invalid_token'): HttpProblem {
   const challenge = error === undefined ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${error}"`;
   return new HttpProblem(401, detail, { headers: { 'www-authenticate': challenge } });
@@ -101,7 +99,8 @@ export function createAuth(options: AuthOptions): Auth {
   const lastUseWrites = new Map<string, number>();
 
   function lookup(key: string): Promise<ApiKeyPrincipal | null> {
-    const id = sha256(key).toString('hex');
+    // The one-shot hash, as for job ids and request hashes: on every request.
+    const id = hash('sha256', key, 'hex');
     const now = Date.now();
     const hit = cache.get(id);
     if (hit !== undefined && hit.expiresAt > now) return hit.lookup;
