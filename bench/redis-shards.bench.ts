@@ -11,7 +11,7 @@
  * there, and the capacity that implies: one core of Redis divided by its CPU per job.
  *
  * The pair of rows is measured `rounds` times, one Redis and two in turn, and the goal is the
- * median round's ratio: one pair on a noisy 2-core machine moved between 1.76x and 1.96x.
+ * median round's ratio: single pairs on a noisy 2-core machine moved between 1.57x and 2.25x.
  */
 import { randomBytes } from 'node:crypto';
 import type { QueueRedisInstance } from '@jobfleet/config';
