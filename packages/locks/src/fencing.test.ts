@@ -73,11 +73,13 @@ describe('fencing a paused lock holder out of the AFIP invoice rows', () => {
 
   it('lets the same holder keep writing while its lock is extended past the TTL', async () => {
     const [workerA] = bed.managers as [LockTestBed['managers'][number]];
-    const lock = await workerA.acquire(lockKey, { ttlMs: 600 });
+    // A TTL of 2 s: its auto-extension every 667 ms survives an event loop held up to about 1.3 s
+    // by a loaded CI machine (at 600 ms, a 400 ms stall lost the lock once).
+    const lock = await workerA.acquire(lockKey, { ttlMs: 2000 });
     if (!lock) throw new Error('the lock is not free');
     try {
-      // Auto-extension every 200 ms keeps it ours (and its token the newest) well past its 600 ms TTL.
-      await sleep(900);
+      // Auto-extension keeps it ours (and its token the newest) well past its TTL.
+      await sleep(3000);
       expect(lock.signal.aborted).toBe(false);
       await expect(reserve('inv-c', 2, lock.fencingToken)).resolves.toMatchObject({ status: 'reserved', cbteNro: 2 });
     } finally {
