@@ -11,6 +11,7 @@ const thresholds = {
   workersWindowMs: 600_000,
 };
 const calm: DegradationSignals = { openBreakers: [], oldestJobAgeMs: 0, redisMemoryRatio: 0.1, postgresAvailable: true, workers: { alive: 4, established: 4 } };
+const pgMiss: DegradationSignals = { ...calm, postgresAvailable: false };
 
 /** Runs the signals through the state machine, one evaluation every 5 s from t0; the levels seen. */
 function run(signals: readonly DegradationSignals[], start?: DegradationState): { levels: string[]; state: DegradationState | undefined } {
@@ -29,13 +30,14 @@ describe('nextDegradationState', () => {
     expect(run([{ ...calm, oldestJobAgeMs: 60_000 }]).levels).toEqual(['LIMITED']);
     expect(run([{ ...calm, redisMemoryRatio: 0.7 }]).levels).toEqual(['LIMITED']);
     expect(run([{ ...calm, redisMemoryRatio: 0.86 }]).levels).toEqual(['MINIMAL']);
-    expect(run([{ ...calm, postgresAvailable: false }]).levels).toEqual(['MINIMAL']);
+    expect(run([pgMiss, pgMiss]).levels).toEqual(['NORMAL', 'MINIMAL']);
     expect(run([{ ...calm, redisMemoryRatio: 0.96 }]).levels).toEqual(['EMERGENCY']);
     expect(run([calm, { ...calm, workers: { alive: 1, established: 1 } }]).levels).toEqual(['NORMAL', 'EMERGENCY']);
   });
 
   it('takes the highest level any raised condition points to', () => {
-    const { state } = run([{ ...calm, openBreakers: ['afip-wsfe'], oldestJobAgeMs: 120_000, postgresAvailable: false }]);
+    const everything = { ...pgMiss, openBreakers: ['afip-wsfe'], oldestJobAgeMs: 120_000 };
+    const { state } = run([everything, everything]);
     expect(state?.level).toBe('MINIMAL');
     expect(state?.raised).toEqual(['breakerOpen', 'oldestJobAge', 'postgresDown']);
   });
@@ -78,14 +80,23 @@ describe('nextDegradationState', () => {
   });
 
   it('restarts the hold when the signal comes back before it ends', () => {
-    const raised = run([{ ...calm, postgresAvailable: false }]).state;
-    const { levels } = run([calm, calm, { ...calm, postgresAvailable: false }, ...Array<DegradationSignals>(6).fill(calm), calm], raised);
-    expect(levels.slice(0, 9)).toEqual(Array(9).fill('MINIMAL'));
-    expect(levels[9]).toBe('NORMAL');
+    const raised = run([pgMiss, pgMiss]).state;
+    const { levels } = run([calm, calm, pgMiss, pgMiss, ...Array<DegradationSignals>(6).fill(calm), calm], raised);
+    expect(levels.slice(0, 10)).toEqual(Array(10).fill('MINIMAL'));
+    expect(levels[10]).toBe('NORMAL');
+  });
+
+  it('counts Postgres down only after two failed pings in a row: one late ping is not an outage', () => {
+    expect(run([pgMiss, calm, pgMiss, calm, pgMiss]).levels).toEqual(Array(5).fill('NORMAL'));
+    // A ping not tried (undefined) neither breaks nor extends the run of misses.
+    expect(run([pgMiss, { ...calm, postgresAvailable: undefined }, pgMiss]).levels).toEqual(['NORMAL', 'NORMAL', 'MINIMAL']);
+    // A state stored before misses were counted: the count starts from zero.
+    const { postgresMisses: _dropped, ...stored } = nextDegradationState(undefined, calm, thresholds, 0);
+    expect(run([pgMiss, pgMiss], stored).levels).toEqual(['NORMAL', 'MINIMAL']);
   });
 
   it('keeps a condition as it was when its signal could not be read', () => {
-    const raised = run([{ ...calm, postgresAvailable: false }]).state;
+    const raised = run([pgMiss, pgMiss]).state;
     const { levels } = run(Array<DegradationSignals>(10).fill({ ...calm, postgresAvailable: undefined, redisMemoryRatio: undefined }), raised);
     expect(new Set(levels)).toEqual(new Set(['MINIMAL']));
   });

@@ -53,6 +53,8 @@ export interface DegradationState {
   stepDown: { since: number; to: DegradationLevel } | null;
   /** The most workers seen per slice of the workers window: [slice start, count]. */
   workerPeaks: [number, number][];
+  /** Postgres pings failed in a row, up to the last evaluation (absent in a state stored before it was kept). */
+  postgresMisses?: number;
   signals: DegradationSignals;
   evaluatedAt: number;
 }
@@ -61,6 +63,17 @@ type Thresholds = Pick<DegradationConfig, 'holdMs' | 'clearRatio' | 'oldestJobAg
 
 // The workers window is kept as this many slices, so the stored state stays small.
 const WORKER_WINDOW_SLICES = 10;
+
+// Postgres counts as down after this many failed pings in a row. One ping late past its deadline is
+// a process or a pool starved for a moment (a burst, a long statement), not an outage; shedding
+// intake for it would refuse work Postgres could have taken. A real outage fails every ping.
+const POSTGRES_DOWN_AFTER_MISSES = 2;
+
+/** Failed pings in a row: reset by an answer, kept when the ping was not tried. */
+function postgresMisses(previous: number | undefined, available: boolean | undefined): number {
+  if (available === undefined) return previous ?? 0;
+  return available ? 0 : (previous ?? 0) + 1;
+}
 
 /** A Schmitt trigger: raised at the threshold, cleared below threshold × clearRatio, unchanged between or when unread. */
 function banded(value: number | null | undefined, threshold: number, clearRatio: number, wasRaised: boolean): boolean {
@@ -99,19 +112,20 @@ export function nextDegradationState(previous: DegradationState | undefined, sig
   const { clearRatio, redisMemoryRatio: memory } = thresholds;
   const workerPeaks = updatePeaks(previous?.workerPeaks ?? [], signals.workers?.established, now, thresholds.workersWindowMs);
   const peak = Math.max(0, ...workerPeaks.map(([, count]) => count));
+  const misses = postgresMisses(previous?.postgresMisses, signals.postgresAvailable);
   const raisedNow: Record<DegradationCondition, boolean> = {
     breakerOpen: observed(signals.openBreakers === undefined ? undefined : signals.openBreakers.length > 0, was.has('breakerOpen')),
     oldestJobAge: banded(signals.oldestJobAgeMs, thresholds.oldestJobAgeMs, clearRatio, was.has('oldestJobAge')),
     redisMemoryLimited: banded(signals.redisMemoryRatio, memory.limited, clearRatio, was.has('redisMemoryLimited')),
     redisMemoryMinimal: banded(signals.redisMemoryRatio, memory.minimal, clearRatio, was.has('redisMemoryMinimal')),
-    postgresDown: observed(signals.postgresAvailable === undefined ? undefined : !signals.postgresAvailable, was.has('postgresDown')),
+    postgresDown: observed(signals.postgresAvailable === undefined ? undefined : misses >= POSTGRES_DOWN_AFTER_MISSES, was.has('postgresDown')),
     redisMemoryEmergency: banded(signals.redisMemoryRatio, memory.emergency, clearRatio, was.has('redisMemoryEmergency')),
     // No workers ever seen (an API-only deployment, a fresh fleet) is not "workers gone".
     workersGone: observed(signals.workers === undefined ? undefined : peak > 0 && signals.workers.alive < peak * thresholds.workersGoneRatio, was.has('workersGone')),
   };
   const raised = (Object.keys(CONDITIONS) as DegradationCondition[]).filter((condition) => raisedNow[condition]);
   const target = raised.reduce<DegradationLevel>((level, condition) => higher(level, CONDITIONS[condition]), 'NORMAL');
-  const base = { raised, workerPeaks, signals, evaluatedAt: now };
+  const base = { raised, workerPeaks, postgresMisses: misses, signals, evaluatedAt: now };
   const current = previous?.level ?? 'NORMAL';
   if (levelRank(target) >= levelRank(current)) {
     return { ...base, level: target, since: target === current && previous ? previous.since : now, stepDown: null };
