@@ -142,7 +142,9 @@ export class CircuitOpenError extends DependencyWaitError {
 export class DependencyUnreachableError extends DependencyWaitError {
   readonly code = 'DEPENDENCY_UNREACHABLE';
   constructor(dependency: string, retryAfterMs: number, options: { cause?: unknown } = {}) {
-    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : '';
+    // Any object with a message: a cause from another realm (a vm context) is not `instanceof Error`.
+    const message: unknown = (options.cause as { message?: unknown } | null | undefined)?.message;
+    const reason = typeof message === 'string' ? `: ${message}` : '';
     super(dependency, retryAfterMs, `${dependency} unreachable${reason}`, options);
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from './client';
@@ -88,8 +88,9 @@ const info = {
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
-function hashKey(plaintext: string): string {
-  return createHash('sha256').update(plaintext, 'utf8').digest('hex');
+/** What is stored of a key: its SHA-256, hex. The one-shot hash: the API takes it on every request (its key cache). */
+export function hashApiKey(plaintext: string): string {
+  return hash('sha256', plaintext, 'hex');
 }
 
 function isScope(value: string): value is ApiKeyScope {
@@ -114,7 +115,7 @@ export async function createApiKey(
   input: { tenantId: string; name: string; scopes: readonly ApiKeyScope[]; key?: string; expiresAt?: Date | null },
 ): Promise<CreatedApiKey> {
   const key = input.key ?? `jf_${randomBytes(32).toString('base64url')}`;
-  const keyHash = hashKey(key);
+  const keyHash = hashApiKey(key);
   const inserted = await db
     .insert(apiKeys)
     .values({
@@ -157,7 +158,7 @@ export async function authenticateApiKey(db: Db, plaintextKey: string): Promise<
     .from(apiKeys)
     .where(
       and(
-        eq(apiKeys.keyHash, hashKey(plaintextKey)),
+        eq(apiKeys.keyHash, hashApiKey(plaintextKey)),
         isNull(apiKeys.revokedAt),
         or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, new Date())),
       ),

@@ -14,6 +14,7 @@ export {
   authenticateApiKey,
   createApiKey,
   findApiKey,
+  hashApiKey,
   listApiKeys,
   recordApiKeyUse,
   revokeApiKey,

@@ -1,5 +1,4 @@
-import { hash } from 'node:crypto';
-import { authenticateApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
+import { authenticateApiKey, hashApiKey, recordApiKeyUse, type ApiKeyPrincipal, type ApiKeyScope, type Db } from '@jobfleet/db';
 import { bearerToken, secretEquals } from '@jobfleet/secrets';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HttpProblem } from '../problem';
@@ -99,8 +98,7 @@ export function createAuth(options: AuthOptions): Auth {
   const lastUseWrites = new Map<string, number>();
 
   function lookup(key: string): Promise<ApiKeyPrincipal | null> {
-    // The one-shot hash, as for job ids and request hashes: on every request.
-    const id = hash('sha256', key, 'hex');
+    const id = hashApiKey(key);
     const now = Date.now();
     const hit = cache.get(id);
     if (hit !== undefined && hit.expiresAt > now) return hit.lookup;
