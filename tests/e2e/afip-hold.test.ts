@@ -1,6 +1,6 @@
-import { createInvoiceAuthorizer, createTicketProvider, createWsaaClient, createWsfeClient, type InvoiceStore } from '@jobfleet/afip';
+import { createInvoiceAuthorizer, createTicketProvider, RoundCallFailedError, createWsaaClient, createWsfeClient, type InvoiceStore } from '@jobfleet/afip';
 import { createTestCertificate, startAfipSimulator, type AfipSimulator } from '@jobfleet/afip/simulator';
-import { afipSyncRequestSchema } from '@jobfleet/contracts';
+import { afipSyncRequestSchema, DependencyWaitError } from '@jobfleet/contracts';
 import { afipInvoiceRepository } from '@jobfleet/db';
 import { createBufferedAuditSink, createLockManager } from '@jobfleet/locks';
 import { createLogger, createMetrics } from '@jobfleet/observability';
@@ -31,11 +31,12 @@ describe('afip-sync: one hold of a series lock', () => {
     await testDb.drop();
   });
 
-  it("reads the series' state from Postgres once per hold, however many rounds it serves, and numbers every invoice in turn", async () => {
+  /** One process's authorizer; `seriesReads` counts its reads of the series' state from Postgres. */
+  function startAuthorizer(options: { maxVouchersPerRequest?: number }) {
     const { db } = testDb.database;
     const logger = createLogger({ level: 'silent', serviceName: 'test' });
     const metrics = createMetrics();
-    audit = createBufferedAuditSink({ database: testDb.database, metrics, logger });
+    audit ??= createBufferedAuditSink({ database: testDb.database, metrics, logger });
     const locks = createLockManager({ redis, keyPrefix: `${prefix}:lock`, owner: 'afip-hold-test', audit, metrics, logger });
     const credentials = createTestCertificate({ cuit: CUIT });
     const tickets = createTicketProvider({
@@ -45,11 +46,11 @@ describe('afip-sync: one hold of a series lock', () => {
       credentials: () => credentials,
       withLock: (key, fn) => locks.withLock(key, { waitMs: 5000, ttlMs: 30_000 }, () => fn()),
     });
-    let seriesReads = 0;
+    const counts = { seriesReads: 0 };
     const invoices: InvoiceStore = {
       findByIdempotencyKeys: (tenantId, keys) => afipInvoiceRepository.findByIdempotencyKeys(db, tenantId, keys),
       seriesState: (key) => {
-        seriesReads++;
+        counts.seriesReads++;
         return afipInvoiceRepository.seriesState(db, key);
       },
       reserveLot: (key, fencingToken, lot) => afipInvoiceRepository.reserveLot(db, key, fencingToken, lot),
@@ -61,20 +62,46 @@ describe('afip-sync: one hold of a series lock', () => {
       tickets,
       invoices,
       withLock: (key, tenantId, fn) => locks.withLock(key, { waitMs: 5000, ttlMs: 30_000, tenantId }, fn),
-      // One voucher per request: each invoice is a round of the hold.
-      maxVouchersPerRequest: 1,
+      ...options,
     });
+    const authorizeAll = (ids: readonly string[]) =>
+      ids.map((id) => authorizer.authorize({ tenantId: 'acme', idempotencyKey: id, jobId: id, request: afipSyncRequestSchema.parse(invoiceRequest(id)) }));
+    return { authorizeAll, counts };
+  }
+
+  it("reads the series' state from Postgres once per hold, however many rounds it serves, and numbers every invoice in turn", async () => {
+    const { db } = testDb.database;
+    // One voucher per request: each invoice is a round of the hold.
+    const { authorizeAll, counts } = startAuthorizer({ maxVouchersPerRequest: 1 });
 
     // Three invoices of one series at once: one hold serves them in three rounds.
-    const results = await Promise.all(
-      ['hold-1', 'hold-2', 'hold-3'].map((id) =>
-        authorizer.authorize({ tenantId: 'acme', idempotencyKey: id, jobId: id, request: afipSyncRequestSchema.parse(invoiceRequest(id)) }),
-      ),
-    );
+    const results = await Promise.all(authorizeAll(['hold-1', 'hold-2', 'hold-3']));
     expect(results.map((result) => result.cbteNro)).toEqual([1, 2, 3]);
-    expect(seriesReads).toBe(1);
+    expect(counts.seriesReads).toBe(1);
     // What the hold kept in memory is what it wrote: the known last number, no reservation left open.
     expect(await afipInvoiceRepository.seriesState(db, { tenantId: 'acme', cuit: CUIT, ptoVta: 1, cbteTipo: 1 })).toMatchObject({ lastCbteNro: 3, reserved: [] });
     expect(simulator.requestCount('FECompUltimoAutorizado')).toBe(1);
+  });
+
+  it('charges a failed call made for a whole round to one invoice only: the others wait without spending an attempt', async () => {
+    const { db } = testDb.database;
+    // Lots: the round's first call asks WSFE for RegXReq (FECompTotXRequest), made for all three.
+    const { authorizeAll } = startAuthorizer({});
+    simulator.setOutage('service-unavailable', 'wsfe');
+    const outcomes = await Promise.allSettled(authorizeAll(['outage-1', 'outage-2', 'outage-3']));
+    simulator.setOutage(null, 'wsfe');
+    const reasons = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as Error) : undefined));
+    expect(reasons.map((reason) => reason?.constructor.name)).toEqual(['DependencyUnavailableError', 'RoundCallFailedError', 'RoundCallFailedError']);
+    expect(reasons[0]?.message).toMatch(/^afip-wsfe: FECompTotXRequest answered HTTP 503/);
+    // Waits: the attempt policy puts them back in delayed without spending an attempt.
+    for (const reason of reasons.slice(1)) {
+      expect(reason).toBeInstanceOf(RoundCallFailedError);
+      expect(reason).toBeInstanceOf(DependencyWaitError);
+      expect(reason).toMatchObject({ dependency: 'afip-wsfe', retryAfterMs: 1000, cause: reasons[0] });
+    }
+    // Nothing was numbered meanwhile; once WSFE answers, the three follow the first test's three.
+    expect(await afipInvoiceRepository.findByIdempotencyKeys(db, 'acme', ['outage-1', 'outage-2', 'outage-3'])).toEqual([]);
+    const results = await Promise.all(authorizeAll(['outage-1', 'outage-2', 'outage-3']));
+    expect(results.map((result) => result.cbteNro)).toEqual([4, 5, 6]);
   });
 });

@@ -1,5 +1,6 @@
 import { DependencyUnavailableError, PermanentError, type AfipSyncRequest, type AfipSyncResult } from '@jobfleet/contracts';
 import { z } from 'zod';
+import { RoundCallFailedError } from './errors';
 import type { TicketProvider } from './ticket-provider';
 import { vouchersPerRequest } from './voucher-lots';
 import { WsfeTokenRejectedError, type AfipMessage, type AuthorizedInvoice, type CaeLotResult, type WsfeAuth, type WsfeClient, type WsfeInvoice } from './wsfe';
@@ -161,6 +162,11 @@ const storedRequestSchema = z.object({
  * from Postgres, or from FECompUltimoAutorizado when unknown or after a numbering error (10016); the
  * lot's numbers are recorded in Postgres before the request is sent.
  */
+/** A failure of a call made for all of `jobs`: an outage is charged to the first of them only (see RoundCallFailedError). */
+function rejectRound(jobs: readonly Waiting[], error: unknown): void {
+  jobs.forEach((waiting, index) => waiting.reject(index > 0 && error instanceof DependencyUnavailableError ? new RoundCallFailedError(error) : error));
+}
+
 export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuthorizer {
   const queues = new Map<string, Waiting[]>();
   let regXReq: Promise<number> | undefined;
@@ -184,7 +190,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
         });
       } catch (error) {
         // The lock was not had (busy: the jobs wait their turn) or was lost: every job still waiting shares the outcome.
-        for (const waiting of queue.splice(0)) waiting.reject(error);
+        rejectRound(queue.splice(0), error);
       }
     }
     queues.delete(lockKey);
@@ -198,7 +204,7 @@ export function createInvoiceAuthorizer(deps: AuthorizeInvoiceDeps): InvoiceAuth
     try {
       await numberRound(key, lock, series, auth, round);
     } catch (error) {
-      for (const waiting of round) waiting.reject(error);
+      rejectRound(round, error);
     }
   }
 

@@ -42,6 +42,25 @@ export class WsaaTicketLostError extends DependencyWaitError {
   }
 }
 
+// A round's other invoices come back after this; the attempt policy waits at least 1 s anyway.
+const ROUND_CALL_RETRY_MS = 1000;
+
+/**
+ * A call made for a whole round of invoices of one series (RegXReq, the last number, a lot's
+ * FECAESolicitar) failed as an outage. One invoice of the round carries that failure and spends
+ * an attempt, as a call of its own would; the others get this wait and spend none. Were every
+ * invoice charged, each failure an outage lets through before the breakers open would cost an
+ * attempt of every invoice waiting on the series at once, and a few of them fail the invoices.
+ */
+export class RoundCallFailedError extends DependencyWaitError {
+  readonly code = 'AFIP_ROUND_CALL_FAILED';
+  constructor(failure: DependencyUnavailableError) {
+    super(failure.dependency, ROUND_CALL_RETRY_MS, `${failure.message} (a call made for this invoice's whole round; another invoice of the round spent the attempt)`, {
+      cause: failure,
+    });
+  }
+}
+
 /** What one failed SOAP call told us, read once from whatever the soap client threw. */
 export type SoapFailure =
   /** A SOAP Fault envelope; `faultCode` without its namespace prefix (`ns1:coe.alreadyAuthenticated` -> `coe.alreadyAuthenticated`). */

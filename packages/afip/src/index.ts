@@ -1,4 +1,4 @@
-export { WsaaTicketLostError } from './errors';
+export { RoundCallFailedError, WsaaTicketLostError } from './errors';
 export { createWsaaClient } from './wsaa';
 export type { WsaaClient, WsaaCredentials } from './wsaa';
 export { createTicketProvider } from './ticket-provider';
