@@ -63,6 +63,11 @@ export function parseRetryAfter(value: string | null | undefined): number | unde
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
+/** An Error of any realm: Node's socket errors fail `instanceof Error` inside a vm context (jest's). */
+export function isErrorLike(value: unknown): value is Error {
+  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
+}
+
 /** Turns whatever was thrown into an Error, once, at the boundary that catches it. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
@@ -142,9 +147,7 @@ export class CircuitOpenError extends DependencyWaitError {
 export class DependencyUnreachableError extends DependencyWaitError {
   readonly code = 'DEPENDENCY_UNREACHABLE';
   constructor(dependency: string, retryAfterMs: number, options: { cause?: unknown } = {}) {
-    // Any object with a message: a cause from another realm (a vm context) is not `instanceof Error`.
-    const message: unknown = (options.cause as { message?: unknown } | null | undefined)?.message;
-    const reason = typeof message === 'string' ? `: ${message}` : '';
+    const reason = isErrorLike(options.cause) ? `: ${options.cause.message}` : '';
     super(dependency, retryAfterMs, `${dependency} unreachable${reason}`, options);
   }
 }

@@ -10,6 +10,7 @@ export {
   CircuitOpenError,
   DependencyUnreachableError,
   coerceError,
+  isErrorLike,
   toStoredError,
   NETWORK_ERROR_CODES,
   parseRetryAfter,

@@ -1,4 +1,4 @@
-import { PermanentError } from '@jobfleet/contracts';
+import { PermanentError, isErrorLike } from '@jobfleet/contracts';
 import { DrizzleQueryError } from 'drizzle-orm';
 
 /**
@@ -20,11 +20,6 @@ const TRANSIENT_SQLSTATE = new Set(['40001', '40P01', '55P03']);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 // pg's own messages when it cannot reach or keep a connection (it gives them no code).
 const PG_CONNECTION_MESSAGE = /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i;
-
-/** An Error of any realm: Node's socket errors fail `instanceof Error` inside a vm context (jest's). */
-function isErrorLike(value: unknown): value is Error {
-  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
-}
 
 export function classifyPostgresError(error: unknown): PostgresErrorClass {
   for (let e: unknown = error; isErrorLike(e); e = e.cause) {
